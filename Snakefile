@@ -1,0 +1,20 @@
+# pico: PiCO (Pixel-level Correspondence, Sharma et al.) as one Snakemake workflow.
+# Stages live in rules/, one concern per file; the logic lives in the `pico` package.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/download.smk"
+include: "rules/shots.smk"
+include: "rules/frames.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.videos.input,

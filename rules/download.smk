@@ -1,0 +1,24 @@
+# Stage 1 (Section 3.1): fetch (youtube, kinetics), generate (synthetic) or list (local).
+# Download settings are read from the config, not params: tuning retries or timeouts must
+# not re-download a finished shard.
+
+
+rule download:
+    output:
+        table="results/{dataset}/download/{shard}.parquet",
+        media=directory("results/{dataset}/media/{shard}"),
+    params:
+        entries=shard_entries,
+        source=lambda w: dataset_config(w)["source"],
+        seed=config["seed"],
+    log:
+        "logs/download/{dataset}/{shard}.log",
+    benchmark:
+        "benchmarks/download/{dataset}/{shard}.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=lambda w: 10 + 2 * len(shard_entries(w)),
+    conda:
+        "../envs/video.yaml"
+    script:
+        "../workflow/scripts/download.py"

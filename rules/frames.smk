@@ -1,0 +1,33 @@
+# Stage 3 (Section 3.1): snippets at exactly frames.fps, resized, one frame store per snippet;
+# writes the shard's manifest results/{dataset}/videos/{shard}.parquet.
+
+
+rule extract_frames:
+    input:
+        "results/{dataset}/shots/{shard}.parquet",
+    output:
+        manifest="results/{dataset}/videos/{shard}.parquet",
+        frames=directory("results/{dataset}/frames/{shard}"),
+    params:
+        frames=config["frames"],
+    log:
+        "logs/extract_frames/{dataset}/{shard}.log",
+    benchmark:
+        "benchmarks/extract_frames/{dataset}/{shard}.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=lambda w: 10 + len(shard_entries(w)),
+    conda:
+        "../envs/video.yaml"
+    script:
+        "../workflow/scripts/extract_frames.py"
+
+
+rule videos:
+    input:
+        per_shard("results/{dataset}/videos/{shard}.parquet"),
+
+
+rule frames:
+    input:
+        per_shard("results/{dataset}/frames/{shard}"),

@@ -1,0 +1,26 @@
+# Stage 2 (Section 3.1, A.1): probe each video, TransNetV2 shots, one snippet per video.
+
+
+rule detect_shots:
+    input:
+        "results/{dataset}/download/{shard}.parquet",
+    output:
+        "results/{dataset}/shots/{shard}.parquet",
+    params:
+        dataset=lambda w: {
+            k: dataset_config(w)[k] for k in ("shots", "snippet_seconds", "min_seconds")
+        },
+        threshold=config["shot_detection"]["threshold"],
+        margin=config["shot_detection"]["margin_seconds"],
+        seed=config["seed"],
+    log:
+        "logs/detect_shots/{dataset}/{shard}.log",
+    benchmark:
+        "benchmarks/detect_shots/{dataset}/{shard}.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=lambda w: 10 + len(shard_entries(w)),
+    conda:
+        "../envs/video.yaml"
+    script:
+        "../workflow/scripts/detect_shots.py"

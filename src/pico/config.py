@@ -1,0 +1,62 @@
+"""Configuration: JSON-schema validation with defaults, plus checks that need the file system."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message names every offending key."""
+
+
+def _extend_with_defaults(cls):
+    """A validator class that fills each missing property from its schema ``default``."""
+    check_properties = cls.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in props.items():
+                if "default" in sub:
+                    instance.setdefault(key, copy.deepcopy(sub["default"]))
+        yield from check_properties(validator, props, instance, schema)
+
+    return jsonschema.validators.extend(cls, {"properties": properties})
+
+
+_Validator = _extend_with_defaults(jsonschema.Draft7Validator)
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def validate(config: dict, schema_path: str | os.PathLike) -> dict:
+    """Validate ``config`` in place against the schema, fill defaults, check paths exist.
+
+    Raises ConfigError listing every problem as ``key: reason``.
+    """
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    problems = [f"{_key(e.absolute_path)}: {e.message}" for e in errors]
+    if not problems:
+        problems = _missing_paths(config)
+    if problems:
+        raise ConfigError("invalid pico config:\n  " + "\n  ".join(problems))
+    return config
+
+
+def _missing_paths(config: dict) -> list[str]:
+    """Inputs named by the config must exist before any job starts."""
+    need = {"path": os.path.isdir, "ids": os.path.isfile, "csv": os.path.isfile, "root": os.path.isdir}
+    problems = []
+    for name, ds in config["datasets"].items():
+        for key, exists in need.items():
+            if key in ds and not exists(ds[key]):
+                kind = "folder" if exists is os.path.isdir else "file"
+                problems.append(f"datasets.{name}.{key}: {kind} '{ds[key]}' does not exist")
+    return problems

@@ -1,0 +1,32 @@
+"""Logging to a rule's log file, and progress lines for long loops."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup(log_file: str | None = None, level: int = logging.INFO) -> None:
+    """Send pico's log records to ``log_file`` (the rule's ``log:``) and to stderr."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file, mode="w"))
+    logging.basicConfig(level=level, format=FORMAT, handlers=handlers, force=True)
+    logging.captureWarnings(True)
+
+
+def progress(items: Iterable[T], total: int, desc: str, log: logging.Logger) -> Iterator[T]:
+    """Yield ``items`` and log ``desc: i/total`` with rate and ETA after each one."""
+    start = time.perf_counter()
+    for i, item in enumerate(items, 1):
+        yield item
+        elapsed = time.perf_counter() - start
+        eta = elapsed / i * (total - i)
+        log.info("%s: %d/%d (%.1f s elapsed, ETA %.1f s)", desc, i, total, elapsed, eta)

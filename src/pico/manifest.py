@@ -1,0 +1,60 @@
+"""Per-shard video tables: one row per input video, carried and extended stage by stage.
+
+The final table, ``results/{dataset}/videos/{shard}.parquet``, is the manifest: every input
+video appears exactly once with its ``status`` and, when not ``ok``, the ``reason``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pico.io import atomic_path
+
+#: Statuses a video can end in; only ``ok`` videos go on to later stages.
+STATUSES = ("ok", "unavailable", "corrupt", "no_video_stream", "too_short", "no_shot")
+
+SCHEMA = pa.schema(
+    [
+        ("video", pa.string()),  # id, unique within the dataset
+        ("status", pa.string()),
+        ("reason", pa.string()),  # why not ok (or a warning for ok rows); null otherwise
+        ("source", pa.string()),
+        ("url", pa.string()),  # youtube/kinetics download URL
+        ("path", pa.string()),  # the video file read by shots and frames
+        ("duration_s", pa.float64()),  # of the source video stream
+        ("src_fps", pa.float64()),
+        ("src_width", pa.int32()),
+        ("src_height", pa.int32()),
+        ("n_shots", pa.int32()),  # TransNetV2 shots found (null when shots: false)
+        ("start_s", pa.float64()),  # snippet, in source time
+        ("end_s", pa.float64()),
+        ("fps", pa.float64()),  # frame rate of the stored frames (frames.fps)
+        ("n_frames", pa.int32()),
+        ("width", pa.int32()),  # frame size after resizing
+        ("height", pa.int32()),
+        ("frames", pa.string()),  # the snippet's frame store, relative to the working directory
+        ("bytes", pa.int64()),  # size of that file
+    ]
+)
+
+
+def write(rows: list[dict], path: str | Path) -> None:
+    """Write ``rows`` (dicts with any subset of SCHEMA's columns) atomically."""
+    for row in rows:
+        if row["status"] not in STATUSES:
+            raise ValueError(f"{row['video']}: unknown status {row['status']!r}")
+    table = pa.Table.from_pylist([{k: row.get(k) for k in SCHEMA.names} for row in rows], schema=SCHEMA)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read(path: str | Path) -> list[dict]:
+    return pq.read_table(path, schema=SCHEMA).to_pylist()
+
+
+def fail(row: dict, status: str, reason: str) -> dict:
+    """``row`` marked as failed; later stages carry it through untouched."""
+    return {**row, "status": status, "reason": reason}
