@@ -7,18 +7,19 @@ rule download:
     output:
         table="results/{dataset}/download/{shard}.parquet",
         media=directory("results/{dataset}/media/{shard}"),
-    params:
-        entries=shard_entries,
-        source=lambda w: dataset_config(w)["source"],
-        seed=config["seed"],
     log:
         "logs/download/{dataset}/{shard}.log",
     benchmark:
         "benchmarks/download/{dataset}/{shard}.tsv"
+    conda:
+        "../envs/video.yaml"
     resources:
         mem_mb=2000,
         runtime=lambda w: 10 + 2 * len(shard_entries(w)),
-    conda:
-        "../envs/video.yaml"
+    params:
+        entries=shard_entries,
+        source=lambda w: dataset_config(w)["source"],
+        root=lambda w: dataset_config(w).get("root", ""),
+        seed=config["seed"],
     script:
         "../workflow/scripts/download.py"

@@ -8,17 +8,17 @@ rule extract_frames:
     output:
         manifest="results/{dataset}/videos/{shard}.parquet",
         frames=directory("results/{dataset}/frames/{shard}"),
-    params:
-        frames=config["frames"],
     log:
         "logs/extract_frames/{dataset}/{shard}.log",
     benchmark:
         "benchmarks/extract_frames/{dataset}/{shard}.tsv"
+    conda:
+        "../envs/video.yaml"
     resources:
         mem_mb=2000,
         runtime=lambda w: 10 + len(shard_entries(w)),
-    conda:
-        "../envs/video.yaml"
+    params:
+        frames=config["frames"],
     script:
         "../workflow/scripts/extract_frames.py"
 

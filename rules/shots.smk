@@ -6,21 +6,22 @@ rule detect_shots:
         "results/{dataset}/download/{shard}.parquet",
     output:
         "results/{dataset}/shots/{shard}.parquet",
-    params:
-        dataset=lambda w: {
-            k: dataset_config(w)[k] for k in ("shots", "snippet_seconds", "min_seconds")
-        },
-        threshold=config["shot_detection"]["threshold"],
-        margin=config["shot_detection"]["margin_seconds"],
-        seed=config["seed"],
     log:
         "logs/detect_shots/{dataset}/{shard}.log",
     benchmark:
         "benchmarks/detect_shots/{dataset}/{shard}.tsv"
+    conda:
+        "../envs/video.yaml"
     resources:
         mem_mb=4000,
         runtime=lambda w: 10 + len(shard_entries(w)),
-    conda:
-        "../envs/video.yaml"
+    params:
+        dataset=lambda w: {
+            k: dataset_config(w)[k]
+            for k in ("shots", "snippet_seconds", "min_seconds")
+        },
+        threshold=config["shot_detection"]["threshold"],
+        margin=config["shot_detection"]["margin_seconds"],
+        seed=config["seed"],
     script:
         "../workflow/scripts/detect_shots.py"

@@ -7,7 +7,9 @@ it never fails the shard.
 
 from __future__ import annotations
 
+import glob
 import logging
+import os
 from pathlib import Path
 
 from pico import logs, sources, synthetic
@@ -81,8 +83,9 @@ def _reason(error: Exception) -> str:
     return text[:500] or type(error).__name__
 
 
-def get(entry: dict, source: str, media: Path, cfg: dict, seed: int) -> dict:
-    """The download-stage row of one entry: where its file is, or why there is none."""
+def get(entry: dict, source: str, media: Path, cfg: dict, seed: int, root: str | None = None) -> dict:
+    """The download-stage row of one entry: where its file is, or why there is none.
+    ``root``: a kinetics dataset's folder of already downloaded clips."""
     from yt_dlp.utils import YoutubeDLError
 
     row = {"video": entry["video"], "source": source, "url": entry.get("url"), "status": "ok"}
@@ -93,20 +96,26 @@ def get(entry: dict, source: str, media: Path, cfg: dict, seed: int) -> dict:
         vid = synthetic.make_video(seed, entry["video"], entry["seconds"], entry["fps"], entry["width"], entry["height"], entry["cut"])
         synthetic.write(vid, stem.with_suffix(".mp4"))
         return {**row, "path": str(stem.with_suffix(".mp4"))}
-    if "candidates" in entry:  # kinetics with a local root: never download
-        found = [c for c in entry["candidates"] if Path(c).is_file()]
+    if root:  # kinetics with a local root: look the clip up, never download
+        candidates = sources.clip_candidates(root, entry)
+        found = [c for c in candidates if os.path.isfile(c)]
         if found:
             return {**row, "path": found[0]}
-        return {**row, "status": "unavailable", "reason": f"clip not found under the root (looked for {entry['candidates'][0]} and {len(entry['candidates']) - 1} more)"}
+        reason = f"clip not found under {root} (looked for {candidates[0]} and {len(candidates) - 1} more)"
+        return {**row, "status": "unavailable", "reason": reason}
     section = (entry["start"], entry["end"]) if source == "kinetics" else None
     try:
         return {**row, "path": str(fetch(entry["url"], stem, cfg, section))}
     except (YoutubeDLError, OSError) as e:
+        for partial in media.glob(glob.escape(stem.name) + ".*"):  # yt-dlp's .part/.ytdl leftovers
+            partial.unlink()
         return {**row, "status": "unavailable", "reason": _reason(e)}
 
 
-def run_shard(entries: list[dict], source: str, media: str | Path, cfg: dict, seed: int) -> list[dict]:
+def run_shard(
+    entries: list[dict], source: str, media: str | Path, cfg: dict, seed: int, root: str | None = None
+) -> list[dict]:
     """Rows for every entry of a shard; files go under ``media``."""
     media = Path(media)
     media.mkdir(parents=True, exist_ok=True)
-    return [get(e, source, media, cfg, seed) for e in logs.progress(entries, len(entries), "download", log)]
+    return [get(e, source, media, cfg, seed, root) for e in logs.progress(entries, len(entries), "download", log)]

@@ -10,11 +10,6 @@ from pico import framestore, logs, manifest, sources, video
 
 log = logging.getLogger(__name__)
 
-#: A decoded snippet may end this many seconds early (a video stream slightly shorter than its
-#: container says) and still be ok; the shortfall is noted in ``reason``.
-SHORTFALL_S = 0.5
-
-
 def run_shard(rows: list[dict], cfg: dict, out_dir: str | Path) -> list[dict]:
     """Extract the frames of every ok row into ``out_dir``; return the manifest rows."""
     out_dir = Path(out_dir)
@@ -39,9 +34,11 @@ def extract(row: dict, cfg: dict, path: Path) -> dict:
         return manifest.fail(row, e.status, e.reason)
     n = meta["n_frames"]
     row = {**row, "fps": fps, "n_frames": n, "width": width, "height": height}
-    if expected - n > SHORTFALL_S * fps:
+    try:
+        video.check_complete(row["path"], n, expected, fps)
+    except video.VideoError as e:
         path.unlink()
-        return manifest.fail(row, "corrupt", f"decoded only {n} of {expected} frames: truncated or damaged stream")
+        return manifest.fail(row, e.status, e.reason)
     if n < expected:
         row["reason"] = f"video stream ended {expected - n} frames before the snippet's end"
     return {**row, "end_s": row["start_s"] + n / fps, "frames": str(path), "bytes": path.stat().st_size}

@@ -63,9 +63,13 @@ class ShotDetector:
             single, _ = self.model.predict_frames(torch.from_numpy(frames).to(self.device), quiet=True)
         return single.float().cpu().numpy()
 
-    def shots(self, path: str, fps: float) -> list[tuple[float, float]]:
-        """Shots of the video at ``path`` as (start_s, end_s), decoded at its own rate ``fps``."""
+    def shots(self, path: str, info: video.Probe) -> list[tuple[float, float]]:
+        """Shots of the video at ``path`` as (start_s, end_s), decoded at its own frame rate.
+
+        Raises VideoError("corrupt") when the stream ends well before its stated duration."""
+        fps = info.fps
         frames = np.stack(list(video.decode(path, INPUT_SIZE, fps=fps)))
+        video.check_complete(path, len(frames), round(info.duration * fps), fps)
         scenes = self.model.predictions_to_scenes(self.predict(frames), self.threshold)
         return [(int(a) / fps, (int(b) + 1) / fps) for a, b in scenes]
 
@@ -108,7 +112,7 @@ def snippet_row(row: dict, dataset: dict, detection: dict, seed: int, detector: 
     if not dataset["shots"]:
         return {**row, "start_s": 0.0, "end_s": min(info.duration, length)}
     try:
-        shots = detector.shots(row["path"], info.fps)
+        shots = detector.shots(row["path"], info)
     except video.VideoError as e:
         return manifest.fail(row, e.status, e.reason)
     row["n_shots"] = len(shots)

@@ -1,7 +1,7 @@
 """Section 3.1's inputs: the list of videos of a dataset, fixed at parse time, and its shards.
 
 An entry is a small dict, ``{"video": id, ...}``, enough for the download stage to fetch or
-find the file: ``path`` (local), ``url`` (youtube), ``url``/``start``/``end``/``candidates``
+find the file: ``path`` (local), ``url`` (youtube), ``url``/``start``/``end``/``label``/``split``
 (kinetics), the generator's settings (synthetic).
 """
 
@@ -26,7 +26,7 @@ def entries(dataset: dict, seed: int) -> list[dict]:
     elif source == "youtube":
         found = youtube_entries(dataset["ids"], dataset["url_template"])
     elif source == "kinetics":
-        found = kinetics_entries(dataset["csv"], dataset["url_template"], dataset.get("root"))
+        found = kinetics_entries(dataset["csv"], dataset["url_template"])
     else:
         found = synthetic_entries(dataset["synthetic"])
     found = found[: dataset.get("limit")]
@@ -79,7 +79,7 @@ def youtube_entries(ids_file: str, url_template: str) -> list[dict]:
     return found
 
 
-def kinetics_entries(csv_file: str, url_template: str, root: str | None) -> list[dict]:
+def kinetics_entries(csv_file: str, url_template: str) -> list[dict]:
     """Rows of the official K400 CSV; ids follow the official clip naming
     ``{youtube_id}_{time_start:06d}_{time_end:06d}``."""
     found = []
@@ -93,20 +93,25 @@ def kinetics_entries(csv_file: str, url_template: str, root: str | None) -> list
                 start, end = float(row["time_start"]), float(row["time_end"])
             except ValueError:
                 raise ValueError(f"{csv_file}:{line}: time_start/time_end are not numbers") from None
-            clip = f"{row['youtube_id']}_{int(start):06d}_{int(end):06d}"
-            entry = {"video": clip, "url": url_template.format(id=row["youtube_id"]), "start": start, "end": end}
-            if root:
-                entry["candidates"] = _clip_candidates(root, clip, row.get("label"), row.get("split"))
-            found.append(entry)
+            found.append({
+                "video": f"{row['youtube_id']}_{int(start):06d}_{int(end):06d}",
+                "url": url_template.format(id=row["youtube_id"]),
+                "start": start,
+                "end": end,
+                "label": row.get("label"),
+                "split": row.get("split"),
+            })
     return found
 
 
-def _clip_candidates(root: str, clip: str, label: str | None, split: str | None) -> list[str]:
-    """Where downloaders put a clip: flat, per label (spaces or underscores), per split/label."""
-    folders = [Path(root)]
+def clip_candidates(root: str, entry: dict) -> list[str]:
+    """Where K400 downloaders put a clip: flat, per label (spaces or underscores), per
+    split/label; mp4, mkv or webm."""
+    label, split = entry.get("label"), entry.get("split")
+    folders = [root]
     for name in dict.fromkeys(filter(None, [label, label and label.replace(" ", "_")])):
-        folders += [Path(root) / name] + ([Path(root) / split / name] if split else [])
-    return [str(folder / (clip + ext)) for folder in folders for ext in (".mp4", ".mkv", ".webm")]
+        folders += [os.path.join(root, name)] + ([os.path.join(root, split, name)] if split else [])
+    return [os.path.join(folder, entry["video"] + ext) for folder in folders for ext in (".mp4", ".mkv", ".webm")]
 
 
 def synthetic_entries(settings: dict) -> list[dict]:

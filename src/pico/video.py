@@ -98,6 +98,17 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "no message"
 
 
+#: A decoded stream may end this many seconds before its container says (a video stream a bit
+#: shorter than the audio) and still count as complete; beyond that it is truncated or damaged.
+SHORTFALL_S = 0.5
+
+
+def check_complete(path: str | Path, n: int, expected: int, fps: float) -> None:
+    """Raise VideoError("corrupt") if only ``n`` of ``expected`` frames could be decoded."""
+    if expected - n > SHORTFALL_S * fps:
+        raise VideoError("corrupt", f"{path}: decoded only {n} of {expected} frames: truncated or damaged stream")
+
+
 def output_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     """Size with the short side scaled to ``short_side``, aspect kept (Section 3.1's resize)."""
     scale = short_side / min(width, height)

@@ -7,5 +7,6 @@ rows = download.run_shard(
     snakemake.output.media,
     snakemake.config["download"],
     snakemake.params.seed,
+    snakemake.params.root,
 )
 manifest.write(rows, snakemake.output.table)

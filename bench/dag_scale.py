@@ -1,0 +1,168 @@
+"""How long Snakemake takes to build the DAG at the paper's scale (config/paper.yaml).
+
+Builds a throw-away working directory with paper.yaml's inputs at full size -- a K400 train
+CSV of 240,000 rows (official columns, fake but well-formed distinct 11-character ids), an
+empty clip folder, and 240,000 distinct YT8M-S ids -- then times, wall clock, best of
+``--repeat``: a quiet dry run (``-n -q``), ``--rulegraph``, and a quiet dry run with
+``videos_per_shard: 50`` layered on top (the schema default, to show why paper.yaml uses 500).
+One more, untimed dry run per config with ``-q rules`` (which keeps the "Job stats" table but
+not the per-job listing, ~15 MB at 50 videos per shard) gives the job count. Prints a Markdown
+table; progress goes to stderr.
+
+    .venv/bin/python bench/dag_scale.py [-n 240000] [-r 2] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import hashlib
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+PAPER = REPO / "config" / "paper.yaml"
+K400_COLUMNS = ("label", "youtube_id", "time_start", "time_end", "split")
+
+
+def fake_ids(n: int, salt: str) -> list[str]:
+    """``n`` distinct, deterministic, well-formed YouTube ids (11 chars of [A-Za-z0-9_-])."""
+    ids = [base64.urlsafe_b64encode(hashlib.sha1(f"{salt}{i}".encode()).digest())[:11].decode() for i in range(n)]
+    if len(set(ids)) != n:
+        raise RuntimeError(f"fake ids of {salt!r} collide")
+    return ids
+
+
+def write_inputs(root: Path, n: int) -> None:
+    """paper.yaml's inputs under ``root``: the K400 CSV, its empty clip folder, the YT8M-S ids."""
+    k400 = root / "data" / "kinetics400"
+    (k400 / "train").mkdir(parents=True)
+    with open(k400 / "train.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(K400_COLUMNS)
+        for i, youtube_id in enumerate(fake_ids(n, "k400-")):
+            start = (i * 37) % 290
+            writer.writerow([f"action number {i % 400:03d}", youtube_id, start, start + 10, "train"])
+    yt8m = root / "data" / "yt8m_s"
+    yt8m.mkdir(parents=True)
+    (yt8m / "ids.txt").write_text("\n".join(fake_ids(n, "yt8m-")) + "\n")
+
+
+def write_override(root: Path, per_shard: int) -> Path:
+    """A config file that sets ``videos_per_shard`` of every paper.yaml dataset."""
+    datasets = yaml.safe_load(PAPER.read_text())["datasets"]
+    path = root / f"per_shard_{per_shard}.yaml"
+    path.write_text(yaml.safe_dump({"datasets": {name: {"videos_per_shard": per_shard} for name in datasets}}))
+    return path
+
+
+def snakemake(root: Path, configs: list[Path], *flags: str) -> subprocess.CompletedProcess:
+    """Run Snakemake on the repo's Snakefile in ``root``; raise with its output on failure."""
+    cmd = [str(SNAKEMAKE), *flags, "--cores", "1", "-s", str(REPO / "Snakefile"), "--directory", str(root)]
+    cmd += ["--configfile", *map(str, configs)]
+    out = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}{out.stderr[-3000:]}")
+    return out
+
+
+def best_time(repeat: int, run) -> float:
+    """The shortest wall-clock time of ``repeat`` calls of ``run()``."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def job_count(root: Path, configs: list[Path]) -> int:
+    """Jobs in the dry run's "Job stats" table (its ``total`` row)."""
+    out = snakemake(root, configs, "-n", "-q", "rules")
+    totals = re.findall(r"^total\s+(\d+)\s*$", out.stdout + out.stderr, re.MULTILINE)
+    if not totals:
+        raise RuntimeError("no 'total' row in the dry run's Job stats")
+    return int(totals[-1])
+
+
+def per_shard_settings(configs: list[Path]) -> set[int]:
+    """The ``videos_per_shard`` values that ``configs`` (layered) give paper.yaml's datasets."""
+    datasets = {}
+    for path in configs:
+        for name, settings in yaml.safe_load(path.read_text())["datasets"].items():
+            datasets.setdefault(name, {}).update(settings)
+    return {settings["videos_per_shard"] for settings in datasets.values()}
+
+
+def measure(root: Path, n: int, repeat: int) -> list[dict]:
+    """One row per (config, command): videos, shards, jobs, best wall-clock seconds."""
+    datasets = len(yaml.safe_load(PAPER.read_text())["datasets"])
+    settings = [
+        ("paper.yaml", [PAPER], ["-n -q", "--rulegraph"]),
+        ("paper.yaml + videos_per_shard: 50", [PAPER, write_override(root, 50)], ["-n -q"]),
+    ]
+    rows = []
+    for name, configs, commands in settings:
+        (per_shard,) = per_shard_settings(configs)
+        jobs = job_count(root, configs)
+        for command in commands:
+            seconds = best_time(repeat, lambda: snakemake(root, configs, *command.split()))
+            print(f"  {name}, {command}: {seconds:.1f} s", file=sys.stderr)
+            rows.append(
+                {
+                    "config": name,
+                    "command": f"`snakemake {command}`",
+                    "videos": datasets * n,
+                    "shards": datasets * math.ceil(n / per_shard),
+                    "jobs": jobs,
+                    "seconds": seconds,
+                }
+            )
+    return rows
+
+
+def table(rows: list[dict], n: int, repeat: int) -> str:
+    """The rows as a Markdown table, with a header naming the setup."""
+    lines = [
+        f"DAG build time, {os.cpu_count()} cores, Snakemake "
+        f"{subprocess.run([str(SNAKEMAKE), '--version'], capture_output=True, text=True).stdout.strip()}, "
+        f"{n:,} videos per dataset, wall clock, best of {repeat}: "
+        "`snakemake COMMAND --cores 1 -s Snakefile --directory TMP --configfile config/paper.yaml [override.yaml]`",
+        "",
+        "| config | command | videos | shards | jobs | seconds |",
+        "|---|---|--:|--:|--:|--:|",
+    ]
+    for r in rows:
+        counts = f"{r['videos']:,} | {r['shards']:,} | {r['jobs']:,}"
+        lines.append(f"| {r['config']} | {r['command']} | {counts} | {r['seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", "--videos", type=int, default=240_000, help="videos per dataset (default 240000)")
+    parser.add_argument("-r", "--repeat", type=int, default=2, help="timed runs per command, best kept (default 2)")
+    parser.add_argument("--keep", type=Path, help="build the working directory in this new folder and keep it")
+    args = parser.parse_args()
+    root = args.keep or Path(tempfile.mkdtemp(prefix="pico-dag-"))
+    try:
+        write_inputs(root, args.videos)
+        print(table(measure(root, args.videos, args.repeat), args.videos, args.repeat))
+    finally:
+        if not args.keep:
+            shutil.rmtree(root)
+
+
+if __name__ == "__main__":
+    main()

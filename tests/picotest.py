@@ -1,0 +1,35 @@
+"""Helpers shared by the tests (importable: pytest puts tests/ on sys.path)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_snakemake(workdir: Path, *args: str, config: dict | None = None, check: bool = True):
+    """Run the real workflow in ``workdir`` (its own .snakemake, results, logs)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    # targets and flags first: --configfile takes several values and would swallow them
+    cmd = [sys.executable, "-m", "snakemake", *args, "-s", str(REPO / "Snakefile"), "--directory", str(workdir)]
+    cmd += ["--cores", "2"]
+    if config is not None:
+        (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+        cmd += ["--configfile", str(workdir / "config.yaml")]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if check and out.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-5000:]}")
+    return out
+
+
+def scheduled(dry_run_stdout: str) -> dict[str, int]:
+    """Job counts per rule from a dry run's job stats table."""
+    table = dry_run_stdout.split("Job stats:")[1].split("\n\n")[0] if "Job stats:" in dry_run_stdout else ""
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"}

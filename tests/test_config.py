@@ -1,0 +1,65 @@
+"""The config contract: schema defaults, clear errors naming the key, checks before any job."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pico import config as pcfg
+
+from picotest import REPO, run_snakemake
+
+SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
+
+
+def validate(cfg):
+    return pcfg.validate(cfg, SCHEMA)
+
+
+def test_a_config_naming_only_datasets_gets_every_default():
+    cfg = validate({"datasets": {"d": {"source": "synthetic"}}})
+    assert cfg["seed"] == 0
+    assert cfg["frames"] == {"fps": 30, "short_side": 256, "jpeg_quality": 95}
+    d = cfg["datasets"]["d"]
+    assert (d["shots"], d["snippet_seconds"], d["min_seconds"], d["videos_per_shard"]) == (True, 10, 1, 50)
+    assert d["synthetic"]["fps"] == [30]
+    assert cfg["download"]["retries"] == 3 and cfg["shot_detection"]["threshold"] == 0.5
+
+
+@pytest.mark.parametrize(
+    "cfg, key, words",
+    [
+        ({"datasets": {"d": {"source": "vimeo"}}}, "datasets.d.source", "is not one of"),
+        ({"datasets": {"d": {"source": "synthetic"}}, "frames": {"fps": -30}}, "frames.fps", "-30"),
+        ({"datasets": {"d": {"source": "synthetic"}}, "frames": {"short_side": 0}}, "frames.short_side", "0"),
+        ({"datasets": {"d": {"source": "local"}}}, "datasets.d", "'path' is a required property"),
+        ({"datasets": {"d": {"source": "local", "path": "no/such/dir"}}}, "datasets.d.path", "does not exist"),
+        ({"datasets": {"d": {"source": "youtube", "ids": "no/such.txt"}}}, "datasets.d.ids", "does not exist"),
+        ({"datasets": {"d": {"source": "synthetic", "snippet_secs": 3}}}, "datasets.d", "snippet_secs"),
+        ({"datasets": {}}, "datasets", "non-empty"),
+        ({"datasets": {"bad name": {"source": "synthetic"}}}, "datasets", "bad name"),
+    ],
+)
+def test_invalid_configs_are_rejected_naming_the_key(cfg, key, words):
+    with pytest.raises(pcfg.ConfigError) as err:
+        validate(cfg)
+    message = str(err.value)
+    assert f"{key}:" in message and words in message, message
+
+
+def test_shipped_configs_are_valid(tmp_path, monkeypatch):
+    validate(yaml.safe_load((REPO / "config/config.yaml").read_text()))
+    monkeypatch.chdir(tmp_path)  # paper.yaml's inputs, as a user lays them out
+    for folder in ("data/kinetics400/train", "data/yt8m_s"):
+        Path(folder).mkdir(parents=True)
+    Path("data/kinetics400/train.csv").write_text("label,youtube_id,time_start,time_end,split\n")
+    Path("data/yt8m_s/ids.txt").write_text("")
+    cfg = validate(yaml.safe_load((REPO / "config/paper.yaml").read_text()))
+    assert cfg["frames"]["short_side"] == 256 and cfg["datasets"]["k400"]["shots"] is False
+
+
+def test_snakemake_stops_before_any_job_on_a_bad_config(tmp_path):
+    out = run_snakemake(tmp_path, "videos", config={"datasets": {"d": {"source": "synthetic"}}, "frames": {"fps": -1}}, check=False)
+    assert out.returncode != 0
+    assert "frames.fps" in out.stderr + out.stdout
+    assert not (tmp_path / "results").exists()

@@ -1,0 +1,89 @@
+"""Real Snakemake runs: the demo end to end, bad inputs, and what a config change reruns."""
+
+import subprocess
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from picotest import run_snakemake, scheduled
+
+from pico import framestore, manifest
+
+MANIFEST_COLUMNS = {"video", "status", "reason", "source", "start_s", "end_s", "fps", "n_frames", "width", "height"}
+
+
+def test_demo_gives_30hz_snippets_inside_one_shot_for_every_video(demo):
+    rows = [r for p in sorted((demo / "results/demo/videos").glob("*.parquet")) for r in manifest.read(p)]
+    assert MANIFEST_COLUMNS <= set(pq.read_schema(demo / "results/demo/videos/00000.parquet").names)
+    assert [r["video"] for r in rows] == [f"synth{i:04d}" for i in range(8)]
+    assert {r["status"] for r in rows} == {"ok"}
+    assert {r["src_fps"] for r in rows} == {24.0, 25.0, 30.0, 60.0}
+    for r in rows:
+        assert (r["n_frames"], r["fps"], r["width"], r["height"], r["n_shots"]) == (60, 30.0, 171, 128, 2)
+        with framestore.FrameStore(demo / r["frames"]) as store:
+            assert len(store) == 60 and store[37].shape == (128, 171, 3)
+    for stage in ("download", "detect_shots", "extract_frames"):
+        log = (demo / f"logs/{stage}/demo/00000.log").read_text()
+        assert "4/4" in log, log  # progress lines reach the rule's log
+        assert (demo / f"benchmarks/{stage}/demo/00000.tsv").exists()
+
+
+def test_a_finished_demo_has_nothing_left_to_do(demo):
+    out = run_snakemake(demo, "videos", "-n")
+    assert "Nothing to be done" in out.stdout + out.stderr
+
+
+def test_changing_frame_settings_reruns_only_frame_extraction(demo):
+    (demo / "override.yaml").write_text(yaml.safe_dump({"frames": {"jpeg_quality": 90}}))
+    out = run_snakemake(demo, "videos", "-n", "--configfile", str(demo / "config/config.yaml"), str(demo / "override.yaml"))
+    assert scheduled(out.stdout + out.stderr) == {"extract_frames": 2, "videos": 1}
+
+
+@pytest.fixture(scope="module")
+def messy_folder(tmp_path_factory, make_video):
+    """A local folder of good videos and every kind of bad input."""
+    root = tmp_path_factory.mktemp("messy")
+    (root / "nested/deeper").mkdir(parents=True)
+    for name, (path, _) in {
+        "good.mp4": make_video(fps=25, seconds=3.0),
+        "nested/deeper/good60.mov": make_video(fps=60, seconds=3.0),
+        "cut.mkv": make_video(fps=30, seconds=3.0, cut=True, video_id="c"),
+        "short.mp4": make_video(fps=30, seconds=0.5),
+    }.items():
+        (root / name).write_bytes(path.read_bytes())
+    good = (root / "good.mp4").read_bytes()
+    (root / "truncated.mp4").write_bytes(good[: len(good) // 2])
+    (root / "zero.mp4").write_bytes(b"")
+    (root / "text.webm").write_text("not a video at all\n")
+    (root / "notes.txt").write_text("ignored: not a video extension\n")
+    ffmpeg = ["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i"]
+    subprocess.run([*ffmpeg, "sine=duration=2", str(root / "audio_only.mp4")], check=True)
+    subprocess.run([*ffmpeg, "testsrc2=size=64x48:rate=30", "-frames:v", "1", "-pix_fmt", "yuv420p", str(root / "one_frame.mp4")], check=True)
+    subprocess.run([*ffmpeg, "testsrc2=size=64x48", "-frames:v", "1", "-f", "image2", "-c:v", "png", str(root / "still.avi")], check=True)
+    return root
+
+
+def test_bad_inputs_get_their_status_and_the_rest_of_the_shard_finishes(tmp_path, messy_folder):
+    config = {
+        "datasets": {"mine": {"source": "local", "path": str(messy_folder), "shots": True, "snippet_seconds": 2.0,
+                              "videos_per_shard": 6}},
+        "frames": {"short_side": 32},
+    }
+    run_snakemake(tmp_path, "videos", config=config)
+    rows = {r["video"]: r for p in sorted((tmp_path / "results/mine/videos").glob("*.parquet")) for r in manifest.read(p)}
+    assert {v: r["status"] for v, r in rows.items()} == {
+        "audio_only.mp4": "no_video_stream",
+        "cut.mkv": "no_shot",
+        "good.mp4": "ok",
+        "nested/deeper/good60.mov": "ok",
+        "one_frame.mp4": "too_short",
+        "short.mp4": "too_short",
+        "still.avi": "no_video_stream",
+        "text.webm": "corrupt",
+        "truncated.mp4": "corrupt",
+        "zero.mp4": "corrupt",
+    }
+    for video, row in rows.items():
+        assert (row["status"] == "ok") == (row["reason"] is None), (video, row["reason"])
+    assert rows["good.mp4"]["n_frames"] == 60 and rows["nested/deeper/good60.mov"]["n_frames"] == 60
+    assert "0 bytes" in rows["zero.mp4"]["reason"] and "audio" in rows["audio_only.mp4"]["reason"]
