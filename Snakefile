@@ -12,9 +12,10 @@ include: "rules/common.smk"
 include: "rules/download.smk"
 include: "rules/shots.smk"
 include: "rules/frames.smk"
+include: "rules/flow.smk"
 
 
 rule all:
     default_target: True
     input:
-        rules.videos.input,
+        rules.flow.input,

@@ -39,3 +39,11 @@ def shard_entries(wildcards):
 
 def dataset_config(wildcards):
     return config["datasets"][wildcards.dataset]
+
+
+# RAFT backends run on a GPU when the job gets one (rules/flow.smk declares it for SLURM).
+FLOW_ON_GPU = config["flow"]["backend"] != "dis" and config["flow"]["device"] != "cpu"
+# Generous minutes per 10-second snippet (300 frames at the paper's 256 short side).
+FLOW_MINUTES_PER_VIDEO = (
+    0.5 if FLOW_ON_GPU else 1 if config["flow"]["backend"] == "dis" else 20
+)

@@ -43,8 +43,8 @@ def make_video(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory):
-    """The embedded demo (config/config.yaml) run to its manifests in a fresh folder."""
+    """The embedded demo (config/config.yaml) run to its default target in a fresh folder."""
     workdir = tmp_path_factory.mktemp("demo")
     shutil.copytree(REPO / "config", workdir / "config")
-    run_snakemake(workdir, "videos")
+    run_snakemake(workdir)
     return workdir

@@ -2,12 +2,14 @@
 
 import subprocess
 
+import cv2
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
 from picotest import run_snakemake, scheduled
 
-from pico import framestore, manifest
+from pico import flowstore, framestore, manifest, synthetic
 
 MANIFEST_COLUMNS = {"video", "status", "reason", "source", "start_s", "end_s", "fps", "n_frames", "width", "height"}
 
@@ -34,9 +36,38 @@ def test_a_finished_demo_has_nothing_left_to_do(demo):
 
 
 def test_changing_frame_settings_reruns_only_frame_extraction(demo):
-    (demo / "override.yaml").write_text(yaml.safe_dump({"frames": {"jpeg_quality": 90}}))
-    out = run_snakemake(demo, "videos", "-n", "--configfile", str(demo / "config/config.yaml"), str(demo / "override.yaml"))
+    out = dry_run_with(demo, {"frames": {"jpeg_quality": 80}}, "videos")
     assert scheduled(out.stdout + out.stderr) == {"extract_frames": 2, "videos": 1}
+
+
+def test_changing_the_flow_codec_reruns_only_flow(demo):
+    out = dry_run_with(demo, {"flow": {"codec": {"quality": 80}}}, "flow")
+    assert scheduled(out.stdout + out.stderr) == {"estimate_flow": 2, "flow": 1}
+    out = dry_run_with(demo, {"flow": {"batch_size": 3}}, "flow")  # speed settings rerun nothing
+    assert "Nothing to be done" in out.stdout + out.stderr
+
+
+def dry_run_with(workdir, override: dict, target: str):
+    """``snakemake -n target`` with ``override`` layered over the demo config."""
+    (workdir / "override.yaml").write_text(yaml.safe_dump(override))
+    return run_snakemake(workdir, target, "-n", "--configfile", str(workdir / "config/config.yaml"), str(workdir / "override.yaml"))
+
+
+def test_demo_flow_matches_the_generators_true_motion(demo):
+    """Frames -> DIS -> JPEG codec -> decoded flow against the synthetic world's exact motion."""
+    (row,) = [r for r in manifest.read(demo / "results/demo/flow/00000.parquet") if r["video"] == "synth0000"]
+    assert row["src_fps"] == 30 and row["flow_bytes"] > 0
+    vid = synthetic.make_video(0, "synth0000", 4, 30, 320, 240, cut=True)
+    first = round(row["start_s"] * 30)  # output frame k shows source frame first + k
+    with flowstore.FlowStore(demo / row["flow"]) as store:
+        assert len(store) == row["n_frames"] - 1 == 59
+        for k in (5, 30, 58):
+            scene, t = vid.at((first + k) / 30)
+            truth = scene.render(t, dt=1 / 30)["flow"]
+            truth = np.stack([cv2.resize(c, (171, 128), interpolation=cv2.INTER_AREA) for c in truth])
+            truth *= np.array([171 / 320, 128 / 240], np.float32)[:, None, None]
+            epe = np.hypot(*(store.field("fwd", k) - truth))
+            assert np.median(epe) < 0.25, (k, np.median(epe))
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +100,7 @@ def test_bad_inputs_get_their_status_and_the_rest_of_the_shard_finishes(tmp_path
                               "videos_per_shard": 6}},
         "frames": {"short_side": 32},
     }
-    run_snakemake(tmp_path, "videos", config=config)
+    run_snakemake(tmp_path, "flow", config={**config, "flow": {"backend": "dis"}})
     rows = {r["video"]: r for p in sorted((tmp_path / "results/mine/videos").glob("*.parquet")) for r in manifest.read(p)}
     assert {v: r["status"] for v, r in rows.items()} == {
         "audio_only.mp4": "no_video_stream",
@@ -87,3 +118,6 @@ def test_bad_inputs_get_their_status_and_the_rest_of_the_shard_finishes(tmp_path
         assert (row["status"] == "ok") == (row["reason"] is None), (video, row["reason"])
     assert rows["good.mp4"]["n_frames"] == 60 and rows["nested/deeper/good60.mov"]["n_frames"] == 60
     assert "0 bytes" in rows["zero.mp4"]["reason"] and "audio" in rows["audio_only.mp4"]["reason"]
+    flows = {r["video"]: r for p in sorted((tmp_path / "results/mine/flow").glob("*.parquet")) for r in manifest.read(p)}
+    assert {v: r["status"] for v, r in flows.items()} == {v: r["status"] for v, r in rows.items()}  # carried through
+    assert {v for v, r in flows.items() if r["flow"]} == {"good.mp4", "nested/deeper/good60.mov"}

@@ -1,12 +1,17 @@
-"""Atomic file output: nothing half-written is ever visible under its final name."""
+"""File plumbing: atomic outputs (nothing half-written is ever visible under its final
+name) and read-ahead of the next input while the current one is processed."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @contextmanager
@@ -42,3 +47,18 @@ def _umask() -> int:
 def _fsync(path: Path) -> None:
     with open(path, "rb+") as f:
         os.fsync(f.fileno())
+
+
+def prefetched(load: Callable[[T], R], items: Iterable[T]) -> Iterator[tuple[T, R]]:
+    """Yield ``(item, load(item))``, loading the next item in a background thread meanwhile,
+    so decoding overlaps with the caller's compute."""
+    with ThreadPoolExecutor(1) as pool:
+        items = iter(items)
+        pending = None
+        for item in items:
+            future = pool.submit(load, item)
+            if pending is not None:
+                yield pending[0], pending[1].result()
+            pending = (item, future)
+        if pending is not None:
+            yield pending[0], pending[1].result()

@@ -37,6 +37,8 @@ SCHEMA = pa.schema(
         ("height", pa.int32()),
         ("frames", pa.string()),  # the snippet's frame store, relative to the working directory
         ("bytes", pa.int64()),  # size of that file
+        ("flow", pa.string()),  # the snippet's flow store (flow stage)
+        ("flow_bytes", pa.int64()),
     ]
 )
 

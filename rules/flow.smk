@@ -1,0 +1,35 @@
+# Stage 4 (Section 3.2): forward and backward optical flow of every snippet, stored with the
+# paper's codec, one file per snippet. RAFT asks SLURM for a GPU; DIS runs on CPUs.
+
+
+rule estimate_flow:
+    input:
+        "results/{dataset}/videos/{shard}.parquet",
+        "results/{dataset}/frames/{shard}",
+    output:
+        table="results/{dataset}/flow/{shard}.parquet",
+        flow=directory("results/{dataset}/flow/{shard}"),
+    log:
+        "logs/estimate_flow/{dataset}/{shard}.log",
+    benchmark:
+        "benchmarks/estimate_flow/{dataset}/{shard}.tsv"
+    conda:
+        "../envs/flow.yaml"
+    threads: 2 if FLOW_ON_GPU else 1
+    resources:
+        gpu=1 if FLOW_ON_GPU else 0,
+        mem_mb=16000 if FLOW_ON_GPU else 4000,
+        runtime=lambda w: 30 + int(FLOW_MINUTES_PER_VIDEO * len(shard_entries(w))),
+    params:
+        flow={
+            k: v
+            for k, v in config["flow"].items()
+            if k not in ("device", "batch_size")
+        },
+    script:
+        "../workflow/scripts/estimate_flow.py"
+
+
+rule flow:
+    input:
+        per_shard("results/{dataset}/flow/{shard}.parquet"),

@@ -1,0 +1,164 @@
+"""Section 3.2: dense optical flow between consecutive 30 Hz frames, forward and backward.
+
+Backends: RAFT (Teed & Deng 2020; torchvision's, with the weights trained on FlyingChairs +
+FlyingThings3D and fine-tuned on the Sintel/KITTI/HD1K/Things mix, the paper's mixture), RAFT
+small, and OpenCV's DIS (Kroeger et al. 2016) for CPUs. Every backend maps a snippet's frames
+(T, H, W, 3) uint8 to forward flow (frame t -> t+1) and backward flow (frame t+1 -> t), each
+float32 (T-1, 2, H, W) in pixels, x right and y down.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pico import flowstore, framestore, io, logs, sources
+
+log = logging.getLogger(__name__)
+
+#: OpenCV's presets, plus ``fine``: ``medium`` with its finest scale at full resolution
+#: (bench/flow_speed.py: about half medium's error for about 2.7x its time).
+DIS_PRESETS = {
+    "ultrafast": (cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, None),
+    "fast": (cv2.DISOPTICAL_FLOW_PRESET_FAST, None),
+    "medium": (cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, None),
+    "fine": (cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, 0),
+}
+
+
+class DIS:
+    """OpenCV's Dense Inverse Search flow on grayscale frames (CPU)."""
+
+    def __init__(self, preset: str = "fine"):
+        base, finest_scale = DIS_PRESETS[preset]
+        self.dis = cv2.DISOpticalFlow_create(base)
+        if finest_scale is not None:
+            self.dis.setFinestScale(finest_scale)
+
+    def __call__(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+        fwd = [self.dis.calc(a, b, None) for a, b in zip(gray[:-1], gray[1:])]
+        bwd = [self.dis.calc(b, a, None) for a, b in zip(gray[:-1], gray[1:])]
+        return _channels_first(fwd), _channels_first(bwd)
+
+
+def _channels_first(fields: list[np.ndarray]) -> np.ndarray:
+    """[(H, W, 2)] -> (T-1, 2, H, W) float32."""
+    return np.ascontiguousarray(np.stack(fields).transpose(0, 3, 1, 2), dtype=np.float32)
+
+
+def load_raft(variant: str, weights: str):
+    """torchvision's RAFT (``raft`` = large, ``raft_small``) in eval mode.
+
+    ``weights="default"``: the mixed-dataset weights through torchvision's cache (downloaded
+    once; clusters without internet pre-fill ``$TORCH_HOME``); otherwise a local ``.pth`` with
+    the model's state dict, whose keys must match exactly.
+    """
+    import torch
+    from torchvision.models import optical_flow as of
+
+    build, default = {
+        "raft": (of.raft_large, of.Raft_Large_Weights.C_T_SKHT_V2),
+        "raft_small": (of.raft_small, of.Raft_Small_Weights.C_T_V2),
+    }[variant]
+    if weights == "default":
+        return build(weights=default, progress=False).eval()
+    path = Path(weights)
+    if not path.is_file():
+        raise FileNotFoundError(f"flow.weights: {path} does not exist")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    model = build(weights=None)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:  # missing, unexpected or mis-shaped keys
+        detail = str(e).splitlines()[1].strip()
+        raise ValueError(f"{path}: not {variant} weights: {detail[:300]}{'...' if len(detail) > 300 else ''}") from None
+    return model.eval()
+
+
+class RAFT:
+    """RAFT on batches of frame pairs; both directions of a snippet share the batches.
+
+    Frames are padded (replicate) to a multiple of 8 and the flow cropped back. With
+    ``precision`` fp16 or bf16 the model runs under CUDA autocast; on CPU it runs in fp32.
+    """
+
+    def __init__(self, variant="raft", weights="default", iters=12, device="auto", precision="fp32", batch_size=8):
+        import torch
+
+        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                                   "cpu" if device == "auto" else device)
+        self.dtype = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+        if self.device.type != "cuda" and self.dtype is not None:
+            log.info("flow.precision %s applies on CUDA only; running fp32 on %s", precision, self.device)
+            self.dtype = None
+        self.model = load_raft(variant, weights).to(self.device)
+        self.iters, self.batch_size = iters, batch_size
+
+    def __call__(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+        import torch.nn.functional as F
+
+        n, height, width = len(frames), frames.shape[1], frames.shape[2]
+        src = list(range(n - 1)) + list(range(1, n))  # forward pairs, then backward pairs
+        dst = list(range(1, n)) + list(range(n - 1))
+        with torch.inference_mode():
+            x = torch.from_numpy(frames).to(self.device).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+            x = F.pad(x, (0, -width % 8, 0, -height % 8), mode="replicate")
+            out = []
+            for i in range(0, len(src), self.batch_size):
+                a, b = x[src[i : i + self.batch_size]], x[dst[i : i + self.batch_size]]
+                with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+                    flow = self.model(a, b, num_flow_updates=self.iters)[-1]
+                out.append(flow[..., :height, :width].float().cpu())
+            flows = torch.cat(out).numpy()
+        return flows[: n - 1], flows[n - 1 :]
+
+
+def estimator(cfg: dict):
+    """The configured backend (config ``flow``)."""
+    if cfg["backend"] == "dis":
+        return DIS(cfg["dis_preset"])
+    return RAFT(cfg["backend"], cfg["weights"], cfg["iters"], cfg["device"], cfg["precision"], cfg["batch_size"])
+
+
+def run_shard(rows: list[dict], cfg: dict, out_dir: str | Path) -> list[dict]:
+    """Flow for every ok snippet of a shard into ``out_dir``; rows gain ``flow``/``flow_bytes``.
+
+    Frames of the next snippet are decoded while the current one computes; writing (JPEG
+    encoding) runs in a thread too, at most two snippets behind.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    todo = [r for r in rows if r["status"] == "ok"]
+    estimate = estimator(cfg)
+    codec = cfg["codec"]
+    meta = {"backend": cfg["backend"]}
+    done, writes = {}, []
+    with ThreadPoolExecutor(1) as writer:
+        for row, frames in logs.progress(io.prefetched(_load_frames, todo), len(todo), "flow", log):
+            fwd, bwd = estimate(frames)
+            path = out_dir / (sources.file_name(row["video"]) + flowstore.SUFFIX)
+            job = writer.submit(flowstore.write, path, fwd, bwd, {**meta, "video": row["video"]}, **codec)
+            writes.append((row, path, job))
+            if len(writes) > 2:
+                _finish(writes.pop(0), done)
+        for pending in writes:
+            _finish(pending, done)
+    return [done.get(r["video"], r) for r in rows]
+
+
+def _load_frames(row: dict) -> np.ndarray:
+    with framestore.FrameStore(row["frames"]) as store:
+        return store.all()
+
+
+def _finish(pending: tuple, done: dict) -> None:
+    row, path, job = pending
+    done[row["video"]] = {**row, "flow": str(path), "flow_bytes": job.result()}

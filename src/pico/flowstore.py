@@ -1,0 +1,113 @@
+"""Section 3.2's flow codec: each flow component linearly rescaled to [0, 255] and stored as a
+grayscale JPEG; decompression rescales back. One file per snippet holds both directions.
+
+Two rescalings (``scheme``):
+
+- ``frame_range``: per field and component, [min, max] of the values -> [0, 255]. No value is
+  ever clipped; the quantisation step is range / 255, so it is fine for slow motion and
+  coarser for fast motion.
+- ``fixed``: [-bound, bound] -> [0, 255] for every field, values beyond it clipped (as
+  two-stream networks store flow with bound 20). Step 2 * bound / 255 everywhere.
+
+bench/flow_codec.py measures both on real flows; the README gives the numbers and the choice.
+The [lo, hi] of every component of every field are stored with the data (``ranges.npy``),
+so decoding never depends on the config.
+
+Members: ``meta.json`` ({video, n_fields, height, width, scheme, bound, quality, backend}),
+``ranges.npy`` (float32, (n_fields, 2 directions, 2 components, [lo, hi])),
+``fwd/000000_u.jpg``, ``fwd/000000_v.jpg``, ``bwd/...``: field t is frame t <-> t + 1.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from pico import zipstore
+
+SUFFIX = ".flow.zip"
+DIRECTIONS = ("fwd", "bwd")
+COMPONENTS = ("u", "v")
+
+
+def _member(direction: str, t: int, component: str) -> str:
+    return f"{direction}/{t:06d}_{component}.jpg"
+
+
+def value_range(component: np.ndarray, scheme: str, bound: float) -> tuple[float, float]:
+    """The [lo, hi] mapped onto [0, 255] for one flow component (H, W)."""
+    if scheme == "fixed":
+        return -bound, bound
+    lo, hi = float(component.min()), float(component.max())
+    return lo, max(hi, lo + 1e-3)  # a constant field still decodes to itself
+
+
+def quantize(component: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """float -> uint8 by the linear map [lo, hi] -> [0, 255], clipping outside."""
+    scaled = (component - lo) * (255.0 / (hi - lo))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def dequantize(codes: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """uint8 -> float32 by the inverse map."""
+    return (lo + codes.astype(np.float32) * np.float32((hi - lo) / 255.0)).astype(np.float32)
+
+
+def write(path: str | Path, fwd: np.ndarray, bwd: np.ndarray, meta: dict, scheme: str, bound: float, quality: int) -> int:
+    """Store forward and backward flow, each (T-1, 2, H, W) float, atomically; bytes written."""
+    if fwd.shape != bwd.shape or fwd.ndim != 4 or fwd.shape[1] != 2:
+        raise ValueError(f"flow must be two (T-1, 2, H, W) arrays, got {fwd.shape} and {bwd.shape}")
+    n, _, height, width = fwd.shape
+    ranges = np.zeros((n, 2, 2, 2), np.float32)
+    with zipstore.writer(path) as put:
+        for d, (direction, flow) in enumerate(zip(DIRECTIONS, (fwd, bwd))):
+            for t in range(n):
+                for c, component in enumerate(COMPONENTS):
+                    lo, hi = value_range(flow[t, c], scheme, bound)
+                    ranges[t, d, c] = lo, hi
+                    put(_member(direction, t, component), zipstore.encode_jpeg(quantize(flow[t, c], lo, hi), quality))
+        buf = io.BytesIO()
+        np.save(buf, ranges)
+        put("ranges.npy", buf.getvalue())
+        info = {**meta, "n_fields": n, "height": height, "width": width, "scheme": scheme, "bound": bound, "quality": quality}
+        put("meta.json", json.dumps(info, sort_keys=True).encode())
+    return Path(path).stat().st_size
+
+
+class FlowStore:
+    """Decoded access to one snippet's stored flow."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._archive = zipstore.Reader(path)
+        self.meta = json.loads(self._archive.read("meta.json"))
+        self.ranges = np.load(io.BytesIO(self._archive.read("ranges.npy")))
+
+    def __len__(self) -> int:
+        return self.meta["n_fields"]
+
+    def field(self, direction: str, t: int) -> np.ndarray:
+        """Flow ``fwd`` (frame t -> t+1) or ``bwd`` (frame t+1 -> t), float32 (2, H, W)."""
+        if not 0 <= t < len(self):
+            raise IndexError(f"{self.path}: flow field {t} outside 0..{len(self) - 1}")
+        d = DIRECTIONS.index(direction)
+        return np.stack([
+            dequantize(zipstore.decode_jpeg(self._archive.read(_member(direction, t, name)), gray=True), *self.ranges[t, d, c])
+            for c, name in enumerate(COMPONENTS)
+        ])
+
+    def read(self) -> tuple[np.ndarray, np.ndarray]:
+        """Forward and backward flow of the snippet, each float32 (T-1, 2, H, W)."""
+        return tuple(np.stack([self.field(d, t) for t in range(len(self))]) for d in DIRECTIONS)
+
+    def close(self) -> None:
+        self._archive.close()
+
+    def __enter__(self) -> "FlowStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

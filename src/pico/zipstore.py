@@ -1,0 +1,66 @@
+"""Uncompressed ZIP archives as per-snippet containers (frames, flow): one file per snippet,
+O(1) access to a member through the central directory, standard tools can list them.
+
+Written atomically with fixed member timestamps, so the same content gives the same bytes;
+read through a handle that reopens itself after ``fork`` (data-loader workers), since
+processes must not share one file offset.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from pico.io import atomic_path
+
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+@contextmanager
+def writer(path: str | Path) -> Iterator[Callable[[str, bytes], None]]:
+    """Yield ``put(name, data)``; the archive appears at ``path`` only when the block ends."""
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+        yield lambda name, data: zf.writestr(zipfile.ZipInfo(name, date_time=_EPOCH), data)
+
+
+class Reader:
+    """Members of an archive by name; safe across ``fork``."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._open()
+
+    def _open(self) -> None:
+        self._zip, self._pid = zipfile.ZipFile(self.path), os.getpid()
+
+    def read(self, name: str) -> bytes:
+        if self._pid != os.getpid():
+            self._open()
+        return self._zip.read(name)
+
+    def close(self) -> None:
+        self._zip.close()
+
+
+def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
+    """uint8 RGB (H, W, 3) or grayscale (H, W) -> baseline JPEG bytes."""
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def decode_jpeg(data: bytes, gray: bool = False) -> np.ndarray:
+    """JPEG bytes -> uint8 RGB (H, W, 3), or (H, W) with ``gray``; contiguous."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError("not a JPEG image")
+    return image if gray else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -1,0 +1,112 @@
+"""Section 3.2: flow forward and backward (DIS, RAFT) and the JPEG flow codec."""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torchvision.models.optical_flow import raft_small
+
+from pico import flow, flowstore, synthetic
+
+SHIFT = (2.5, -1.25)  # px, subpixel in both directions
+
+
+@pytest.fixture(scope="module")
+def translated():
+    """A textured image and its copy translated by SHIFT (bicubic): known flow everywhere."""
+    rng = np.random.default_rng(0)
+    image = np.clip(synthetic._colorize(synthetic._noise(rng, 160, 208, octaves=7, roughness=0.75), rng), 0, 255)
+    image = image.astype(np.uint8)
+    moved = cv2.warpAffine(image, np.float32([[1, 0, SHIFT[0]], [0, 1, SHIFT[1]]]), (208, 160),
+                           flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    return np.stack([image, moved])
+
+
+def textured(image: np.ndarray, margin: int = 16) -> np.ndarray:
+    """Interior pixels with above-median gradient magnitude."""
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    grad = np.hypot(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
+    mask = np.zeros(gray.shape, bool)
+    mask[margin:-margin, margin:-margin] = True
+    return mask & (grad > np.median(grad[mask]))
+
+
+def test_dis_recovers_a_known_translation_within_a_tenth_of_a_pixel(translated):
+    fwd, bwd = flow.DIS("fine")(translated)
+    assert fwd.shape == bwd.shape == (1, 2, 160, 208) and fwd.dtype == np.float32
+    mask = textured(translated[0])
+    epe = np.hypot(fwd[0, 0] - SHIFT[0], fwd[0, 1] - SHIFT[1])
+    assert epe[mask].mean() < 0.1, epe[mask].mean()
+    back = np.hypot(bwd[0, 0] + SHIFT[0], bwd[0, 1] + SHIFT[1])
+    assert back[mask].mean() < 0.1, back[mask].mean()
+
+
+def test_forward_and_backward_flow_are_consistent_on_the_synthetic_world():
+    """|w + w_hat(x + w)| is small where nothing is occluded (Section 3.2's test, Eq. 3)."""
+    vid = synthetic.make_video(3, "fb", 1.0, 30, 208, 160, cut=False)
+    scene, _ = vid.at(0.0)
+    frames = np.stack([scene.render(t)["rgb"] for t in (0.0, 1 / 30)])
+    truth = scene.render(0.0, dt=1 / 30)["flow"]
+    fwd, bwd = flow.DIS("fine")(frames)
+    h, w = truth.shape[1:]
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    mx, my = x + fwd[0, 0], y + fwd[0, 1]
+    back = np.stack([cv2.remap(bwd[0, c], mx, my, cv2.INTER_LINEAR) for c in range(2)])
+    mask = textured(frames[0]) & (np.hypot(*(fwd[0] - truth)) < 0.5)  # well-estimated, unoccluded
+    assert mask.mean() > 0.25
+    assert np.hypot(*(fwd[0] + back))[mask].mean() < 0.2
+    assert np.hypot(*(fwd[0] - truth))[textured(frames[0])].mean() < 0.3  # and close to the truth
+
+
+@pytest.fixture(scope="module")
+def raft_weights(tmp_path_factory):
+    """Random RAFT-small weights in a local file: the weight-loading path, no network."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "raft_small.pth"
+    torch.save(raft_small(weights=None).state_dict(), path)
+    return path
+
+
+def test_raft_runs_end_to_end_on_cpu_from_local_weights(raft_weights):
+    frames = np.random.default_rng(0).integers(0, 255, (3, 130, 140, 3), dtype=np.uint8)  # not multiples of 8
+    model = flow.RAFT("raft_small", str(raft_weights), iters=2, device="cpu", precision="bf16", batch_size=3)
+    fwd, bwd = model(frames)
+    assert fwd.shape == bwd.shape == (2, 2, 130, 140) and fwd.dtype == np.float32
+    assert np.isfinite(fwd).all() and np.isfinite(bwd).all()
+    again, _ = flow.RAFT("raft_small", str(raft_weights), iters=2, device="cpu", batch_size=1)(frames)
+    np.testing.assert_allclose(fwd, again, atol=1e-3)  # batching does not change the result
+
+
+def test_raft_weights_must_match_exactly(tmp_path, raft_weights):
+    with pytest.raises(FileNotFoundError, match="flow.weights"):
+        flow.load_raft("raft_small", str(tmp_path / "missing.pth"))
+    with pytest.raises(ValueError, match="not raft weights"):
+        flow.load_raft("raft", str(raft_weights))  # small weights for the large model
+
+
+@pytest.mark.parametrize("scheme, bound", [("frame_range", 0.1), ("fixed", 2 * 20 / 255)])
+def test_codec_round_trip_is_within_its_documented_bound(tmp_path, scheme, bound):
+    """Smooth random flows inside the bound, quality 90: mean added EPE <= 0.1 px with
+    frame_range; within one quantisation step (2 * bound / 255) with fixed."""
+    rng = np.random.default_rng(1)
+    fields = np.stack([cv2.resize(rng.normal(0, 4, (6, 8)).astype(np.float32), (96, 64), interpolation=cv2.INTER_CUBIC)
+                       for _ in range(2 * 3 * 2)]).reshape(2, 3, 2, 64, 96)
+    path = tmp_path / f"{scheme}.flow.zip"
+    size = flowstore.write(path, fields[0], fields[1], {"video": "v"}, scheme=scheme, bound=20, quality=90)
+    assert size < fields[0].size * 2 * 2 / 8  # under 1/8 of float16, both directions
+    with flowstore.FlowStore(path) as store:
+        fwd, bwd = store.read()
+        assert store.meta["scheme"] == scheme and len(store) == 3
+        np.testing.assert_array_equal(store.field("bwd", 2), bwd[2])
+    for got, want in ((fwd, fields[0]), (bwd, fields[1])):
+        assert got.shape == want.shape and got.dtype == np.float32
+        assert np.hypot(*(got - want).transpose(1, 0, 2, 3)).mean() <= bound
+
+
+def test_fixed_scheme_clips_beyond_the_bound_and_frame_range_does_not(tmp_path):
+    field = np.zeros((1, 2, 16, 16), np.float32)
+    field[0, 0, :, 8:] = 35.0  # beyond the bound of 20
+    for scheme, expected in (("fixed", 20.0), ("frame_range", 35.0)):
+        flowstore.write(tmp_path / "f.flow.zip", field, field, {}, scheme=scheme, bound=20, quality=100)
+        with flowstore.FlowStore(tmp_path / "f.flow.zip") as store:
+            assert store.field("fwd", 0)[0, 4, 12] == pytest.approx(expected, abs=0.15)

@@ -1,0 +1,10 @@
+from pico import flow, logs, manifest
+
+logs.setup(snakemake.log[0])
+settings = {
+    **snakemake.params.flow,
+    "device": snakemake.config["flow"]["device"],
+    "batch_size": snakemake.config["flow"]["batch_size"],
+}
+rows = flow.run_shard(manifest.read(snakemake.input[0]), settings, snakemake.output.flow)
+manifest.write(rows, snakemake.output.table)
