@@ -13,9 +13,11 @@ include: "rules/download.smk"
 include: "rules/shots.smk"
 include: "rules/frames.smk"
 include: "rules/flow.smk"
+include: "rules/tracks.smk"
+include: "rules/pairs.smk"
 
 
 rule all:
     default_target: True
     input:
-        rules.flow.input,
+        rules.pairs.input,

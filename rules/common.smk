@@ -2,6 +2,7 @@
 import re
 
 import pico.config
+import pico.pairs
 import pico.sources
 from snakemake.exceptions import WorkflowError
 
@@ -47,3 +48,15 @@ FLOW_ON_GPU = config["flow"]["backend"] != "dis" and config["flow"]["device"] !=
 FLOW_MINUTES_PER_VIDEO = (
     0.5 if FLOW_ON_GPU else 1 if config["flow"]["backend"] == "dis" else 20
 )
+# The (gamma, delta) cuts as they appear in paths: g{gamma}_d{delta}, numbers as format(x, "g").
+THRESHOLDS = [
+    (format(gamma, "g"), format(delta, "g"))
+    for gamma, delta in config["tracking"]["thresholds"]
+]
+
+
+wildcard_constraints:
+    gamma=r"[0-9.e+-]+",
+    delta=r"[0-9.e+-]+",
+    method="|".join(pico.pairs.METHODS),
+    sampling="anchor|random",

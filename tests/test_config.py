@@ -38,6 +38,8 @@ def test_a_config_naming_only_datasets_gets_every_default():
         ({"datasets": {"d": {"source": "synthetic", "snippet_secs": 3}}}, "datasets.d", "snippet_secs"),
         ({"datasets": {}}, "datasets", "non-empty"),
         ({"datasets": {"bad name": {"source": "synthetic"}}}, "datasets", "bad name"),
+        ({"datasets": {"d": {"source": "synthetic"}}, "tracking": {"thresholds": [[0, 20]]}}, "tracking.thresholds.0", "max_delta 16"),
+        ({"datasets": {"d": {"source": "synthetic"}}, "flow": {"backend": "pwc"}}, "flow.backend", "is not one of"),
     ],
 )
 def test_invalid_configs_are_rejected_naming_the_key(cfg, key, words):

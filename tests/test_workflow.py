@@ -121,3 +121,39 @@ def test_bad_inputs_get_their_status_and_the_rest_of_the_shard_finishes(tmp_path
     flows = {r["video"]: r for p in sorted((tmp_path / "results/mine/flow").glob("*.parquet")) for r in manifest.read(p)}
     assert {v: r["status"] for v, r in flows.items()} == {v: r["status"] for v, r in rows.items()}  # carried through
     assert {v for v, r in flows.items() if r["flow"]} == {"good.mp4", "nested/deeper/good60.mov"}
+
+
+def test_demo_pairs_for_every_method(demo):
+    base = demo / "results/demo/pairs"
+    for method in ("pico", "static_video", "static_frame"):
+        for shard in ("00000", "00001"):
+            table = pq.read_table(base / f"{method}/anchor/g0_d4/{shard}.parquet").to_pandas()
+            frames = pq.read_table(base / f"{method}/anchor/g0_d4/{shard}.frames.parquet").to_pandas()
+            assert table.groupby("video").size().max() <= 1024 // 4  # max_pairs / videos_per_batch
+            assert set(table.video) <= set(frames.video) and len(set(frames.video)) == 4
+            for video, group in table.groupby("video"):
+                selected = set(frames[frames.video == video].frame)
+                assert set(group.frame_a) | set(group.frame_b) <= selected
+            assert frames.jpeg.map(lambda b: b[:2] == b"\xff\xd8").all()
+            if method == "pico":
+                tracked = pq.read_table(demo / f"results/demo/tracks/g0_d4/{shard}.parquet").to_pandas()
+                tracked = tracked.set_index(["video", "track", "t"])
+                row = table.iloc[len(table) // 2]
+                assert tracked.loc[(row.video, row.track, row.frame_b), "x"] == row.xb
+            else:
+                assert (table.xa == table.xb).all() and (table.track == -1).all()
+            assert (table.frame_a == table.frame_b).all() == (method == "static_frame")
+
+
+@pytest.mark.parametrize(
+    "tracking, expected",
+    [
+        ({"thresholds": [[0, 2]]}, {"cut_tracks": 2, "point_pairs": 6}),  # one delta changed
+        ({"thresholds": [[0.1, 4]]}, {"cut_tracks": 2, "point_pairs": 6}),  # one gamma changed
+        ({"thresholds": [[0, 4], [0, 8]]}, {"cut_tracks": 2, "point_pairs": 6}),  # a delta added
+        ({"max_delta": 12}, {"raw_tracks": 2, "cut_tracks": 2, "point_pairs": 6}),  # the bound moved
+    ],
+)
+def test_threshold_changes_rerun_only_what_depends_on_them(demo, tracking, expected):
+    out = dry_run_with(demo, {"tracking": tracking}, "pairs")
+    assert scheduled(out.stdout + out.stderr) == {**expected, "pairs": 1}

@@ -44,10 +44,21 @@ def validate(config: dict, schema_path: str | os.PathLike) -> dict:
     errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     problems = [f"{_key(e.absolute_path)}: {e.message}" for e in errors]
     if not problems:
-        problems = _missing_paths(config)
+        problems = _missing_paths(config) + _thresholds_outside_bounds(config)
     if problems:
         raise ConfigError("invalid pico config:\n  " + "\n  ".join(problems))
     return config
+
+
+def _thresholds_outside_bounds(config: dict) -> list[str]:
+    """Raw tracks stop at the loosest test, so every cut must be within it."""
+    tracking = config["tracking"]
+    return [
+        f"tracking.thresholds.{i}: [{gamma:g}, {delta:g}] exceeds max_gamma {tracking['max_gamma']:g} "
+        f"or max_delta {tracking['max_delta']:g}"
+        for i, (gamma, delta) in enumerate(tracking["thresholds"])
+        if gamma > tracking["max_gamma"] or delta > tracking["max_delta"]
+    ]
 
 
 def _missing_paths(config: dict) -> list[str]:

@@ -1,0 +1,42 @@
+# Stage 6 (Section 3.3): frame selection and point pairs per method, sampling and cut, plus the
+# selected frames' JPEGs beside them so pretraining never opens the full snippets.
+
+
+rule point_pairs:
+    input:
+        table="results/{dataset}/flow/{shard}.parquet",
+        frames="results/{dataset}/frames/{shard}",
+        tracks="results/{dataset}/tracks/g{gamma}_d{delta}/{shard}.parquet",
+    output:
+        pairs="results/{dataset}/pairs/{method}/{sampling}/g{gamma}_d{delta}/{shard}.parquet",
+        frames="results/{dataset}/pairs/{method}/{sampling}/g{gamma}_d{delta}/{shard}.frames.parquet",
+    log:
+        "logs/point_pairs/{dataset}/{method}/{sampling}/g{gamma}_d{delta}/{shard}.log",
+    benchmark:
+        "benchmarks/point_pairs/{dataset}/{method}/{sampling}/g{gamma}_d{delta}/{shard}.tsv"
+    conda:
+        "../envs/video.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    params:
+        pairs={
+            "seed": config["seed"],
+            "frames_per_video": config["sampling"]["frames_per_video"],
+            **config["pretrain"],
+        },
+    script:
+        "../workflow/scripts/point_pairs.py"
+
+
+rule pairs:
+    input:
+        [
+            path
+            for method in config["methods"]
+            for gamma, delta in THRESHOLDS
+            for path in per_shard(
+                f"results/{{dataset}}/pairs/{method}/{config['sampling']['strategy']}"
+                f"/g{gamma}_d{delta}/{{shard}}.parquet"
+            )
+        ],

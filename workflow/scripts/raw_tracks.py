@@ -1,0 +1,4 @@
+from pico import logs, manifest, tracks
+
+logs.setup(snakemake.log[0])
+tracks.run_shard(manifest.read(snakemake.input[0]), snakemake.params.tracking, snakemake.output[0])
