@@ -25,12 +25,21 @@ wildcard_constraints:
     shard=r"\d{5}",
 
 
-def per_shard(pattern):
-    """``pattern`` for every shard of every configured dataset."""
+def per_shard(pattern, **fixed):
+    """``pattern`` for every shard of every configured dataset (other fields from ``fixed``)."""
     return [
-        pattern.format(dataset=name, shard=shard)
+        pattern.format(dataset=name, shard=shard, **fixed)
         for name, shards in SHARDS.items()
         for shard in shards
+    ]
+
+
+def per_cut(pattern, **fixed):
+    """``per_shard(pattern)`` for every configured (gamma, delta) cut."""
+    return [
+        path
+        for gamma, delta in THRESHOLDS
+        for path in per_shard(pattern, gamma=gamma, delta=delta, **fixed)
     ]
 
 

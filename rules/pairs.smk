@@ -32,11 +32,10 @@ rule point_pairs:
 rule pairs:
     input:
         [
-            path
-            for method in config["methods"]
-            for gamma, delta in THRESHOLDS
-            for path in per_shard(
-                f"results/{{dataset}}/pairs/{method}/{config['sampling']['strategy']}"
-                f"/g{gamma}_d{delta}/{{shard}}.parquet"
+            per_cut(
+                "results/{dataset}/pairs/{method}/{sampling}/g{gamma}_d{delta}/{shard}.parquet",
+                method=method,
+                sampling=config["sampling"]["strategy"],
             )
+            for method in config["methods"]
         ],

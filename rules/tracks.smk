@@ -50,10 +50,4 @@ rule cut_tracks:
 rule tracks:
     input:
         per_shard("results/{dataset}/tracks/raw/{shard}.parquet"),
-        [
-            path
-            for gamma, delta in THRESHOLDS
-            for path in per_shard(
-                f"results/{{dataset}}/tracks/g{gamma}_d{delta}/{{shard}}.parquet"
-            )
-        ],
+        per_cut("results/{dataset}/tracks/g{gamma}_d{delta}/{shard}.parquet"),
