@@ -204,6 +204,15 @@ def shard_rows(frames: np.ndarray, weights: dict[str, Path], folder: Path, args:
     return found
 
 
+def cpu_seconds() -> tuple[float, float]:
+    """CPU seconds used so far by the whole machine (``/proc/stat``) and by this process with its
+    finished children; their difference over a run is other processes' load."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    busy = sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait
+    own = os.times()
+    return busy / os.sysconf("SC_CLK_TCK"), own.user + own.system + own.children_user + own.children_system
+
+
 def machine() -> str:
     """Cores, CPU model, library versions and the CUDA device, if any."""
     import torch
@@ -219,10 +228,10 @@ def machine() -> str:
             f"torchvision {torchvision.__version__}, OpenCV {cv2.__version__}, {gpu}")
 
 
-def table(rows: list[dict], zero_epe: float, args: argparse.Namespace) -> str:
+def table(rows: list[dict], zero_epe: float, other_load: float, args: argparse.Namespace) -> str:
     """The rows as a Markdown table, with a header naming the machine and setup."""
     lines = [
-        f"Flow speed, {machine()}; synthetic demo frames {WIDTH}x{HEIGHT}; wall clock, best of {args.repeat} "
+        f"Flow speed, {machine()}; other processes used {other_load:.0%} of the cores meanwhile; synthetic demo frames {WIDTH}x{HEIGHT}; wall clock, best of {args.repeat} "
         f"after a warm-up call; pair = one field in one direction (T frames -> 2 (T-1) pairs); RAFT with random "
         f"weights ({ITERS} updates; same compute as trained weights, so no EPE); fwd EPE against the true flow "
         f"(zero flow: {zero_epe:.3f} px); run_shard rows: fresh process per run, s/snippet includes decoding, "
@@ -264,6 +273,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
+    start, (busy, own) = time.perf_counter(), cpu_seconds()
     cuda = torch.cuda.is_available()
     needed = max(args.dis_frames, args.cpu_frames, args.snippets * args.shard_frames, args.gpu_frames if cuda else 0)
     frames, truth = render(needed)
@@ -274,7 +284,9 @@ def main() -> None:
         rows = dis_rows(clip, truth, args.repeat)
         rows += raft_rows(weights, frames, args, cuda)
         rows += shard_rows(frames, weights, folder, args, cuda)
-    print(table(rows, end_point_error(np.zeros_like(truth[: len(clip) - 1]), truth), args))
+    busy_end, own_end = cpu_seconds()
+    other_load = (busy_end - busy - (own_end - own)) / ((time.perf_counter() - start) * os.cpu_count())
+    print(table(rows, end_point_error(np.zeros_like(truth[: len(clip) - 1]), truth), max(other_load, 0.0), args))
 
 
 if __name__ == "__main__":

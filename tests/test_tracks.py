@@ -12,7 +12,7 @@ H, W = 48, 64
 
 def constant(u, v, n_fields):
     field = np.stack([np.full((H, W), u, np.float32), np.full((H, W), v, np.float32)])
-    return lambda t: (field, -field)
+    return [(field, -field)] * n_fields
 
 
 def test_constant_flow_moves_points_exactly_and_stops_them_at_the_border():
@@ -32,7 +32,7 @@ def test_affine_flow_is_followed_exactly():
     A, b = np.array([[0.02, -0.01], [0.015, 0.01]], np.float32), np.array([0.3, -0.2], np.float32)
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
     fwd = np.stack([A[0, 0] * xx + A[0, 1] * yy + b[0], A[1, 0] * xx + A[1, 1] * yy + b[1]])
-    rows = tracks.track(lambda t: (fwd, -fwd), 6, np.zeros(1, np.int32), np.array([20.3], np.float32),
+    rows = tracks.track([(fwd, -fwd)] * 5, 6, np.zeros(1, np.int32), np.array([20.3], np.float32),
                         np.array([15.7], np.float32), 10.0, 1e6)
     p = np.array([20.3, 15.7], np.float64)
     for t in range(6):
@@ -57,7 +57,7 @@ def test_background_points_stop_where_a_moving_square_covers_them():
         return fwd, bwd
 
     xs = np.array([30.0, 40.0, 50.0, 60.0], np.float32)  # row y = 15, right of the square
-    raw = tracks.track(fields, n, np.zeros(4, np.int32), xs, np.full(4, 15.0, np.float32), 0.5, 16)
+    raw = tracks.track(map(fields, range(n - 1)), n, np.zeros(4, np.int32), xs, np.full(4, 15.0, np.float32), 0.5, 16)
     cut = tracks.cut(tracks.table("v", raw), 0, 4).to_pandas()
     for k, x in enumerate(xs):
         covered = next((t for t in range(n) if left(t) <= x < left(t) + 10), n)  # first frame the square covers it
@@ -72,7 +72,7 @@ def raw_table():
     rng = np.random.default_rng(0)
     flows = [(rng.normal(0, 2, (2, H, W)).astype(np.float32), rng.normal(0, 2, (2, H, W)).astype(np.float32)) for _ in range(15)]
     t0, x, y = tracks.start_points(300, 16, W, H, rng)
-    return tracks.table("v", tracks.track(lambda t: flows[t], 16, t0, x, y, 0.5, 16))
+    return tracks.table("v", tracks.track(flows, 16, t0, x, y, 0.5, 16))
 
 
 def same(a, b) -> bool:
@@ -110,7 +110,7 @@ def test_tracking_is_identical_on_rerun(raw_table, tmp_path):
     rng = np.random.default_rng(0)
     flows = [(rng.normal(0, 2, (2, H, W)).astype(np.float32), rng.normal(0, 2, (2, H, W)).astype(np.float32)) for _ in range(15)]
     t0, x, y = tracks.start_points(300, 16, W, H, rng)
-    again = tracks.table("v", tracks.track(lambda t: flows[t], 16, t0, x, y, 0.5, 16))
+    again = tracks.table("v", tracks.track(flows, 16, t0, x, y, 0.5, 16))
     assert same(again, raw_table)
     tracks.write(again, tmp_path / "a.parquet")
     tracks.write(raw_table, tmp_path / "b.parquet")
@@ -154,3 +154,20 @@ def test_pairs_per_method_follow_the_tracks_and_the_cap(raw_table):
     assert (static["frame_a"] < static["frame_b"]).all()
     frames, single = pairs.video_pairs("static_frame", "anchor", row, cols, cfg)
     assert len(frames) == 1 and (single["frame_a"] == frames[0]).all() and (single["frame_b"] == frames[0]).all()
+
+
+def test_tracking_from_stored_codes_equals_tracking_the_decoded_flow(tmp_path):
+    """StoredField samples the uint8 codes and dequantizes after: the codec's map is affine."""
+    from pico import flowstore
+
+    rng = np.random.default_rng(3)
+    fwd, bwd = (rng.normal(0, 2, (5, 2, H, W)).astype(np.float32) for _ in range(2))
+    flowstore.write(tmp_path / "f.flow.zip", fwd, bwd, {}, scheme="frame_range", bound=20, quality=90)
+    t0, x, y = tracks.start_points(200, 6, W, H, rng)
+    with flowstore.FlowStore(tmp_path / "f.flow.zip") as store:
+        decoded = [(store.field("fwd", t), store.field("bwd", t)) for t in range(5)]
+        stored = [(tracks.StoredField(*store.quantized("fwd", t)), tracks.StoredField(*store.quantized("bwd", t))) for t in range(5)]
+    a, b = tracks.track(decoded, 6, t0, x, y, 0.5, 16), tracks.track(stored, 6, t0, x, y, 0.5, 16)
+    assert (a["track"] == b["track"]).all() and (a["t"] == b["t"]).all()
+    np.testing.assert_allclose(a["x"], b["x"], atol=1e-3)
+    np.testing.assert_allclose(a["mag_sq"], b["mag_sq"], rtol=2e-3)

@@ -89,15 +89,19 @@ class FlowStore:
     def __len__(self) -> int:
         return self.meta["n_fields"]
 
-    def field(self, direction: str, t: int) -> np.ndarray:
-        """Flow ``fwd`` (frame t -> t+1) or ``bwd`` (frame t+1 -> t), float32 (2, H, W)."""
+    def quantized(self, direction: str, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Field ``t`` as stored: uint8 codes (2, H, W) and each component's [lo, hi] (2, 2).
+        ``dequantize`` is affine, so interpolating codes and then dequantizing equals
+        interpolating the flow: tracking samples codes and never decodes whole fields to float."""
         if not 0 <= t < len(self):
             raise IndexError(f"{self.path}: flow field {t} outside 0..{len(self) - 1}")
-        d = DIRECTIONS.index(direction)
-        return np.stack([
-            dequantize(zipstore.decode_jpeg(self._archive.read(_member(direction, t, name)), gray=True), *self.ranges[t, d, c])
-            for c, name in enumerate(COMPONENTS)
-        ])
+        codes = np.stack([zipstore.decode_jpeg(self._archive.read(_member(direction, t, name)), gray=True) for name in COMPONENTS])
+        return codes, self.ranges[t, DIRECTIONS.index(direction)]
+
+    def field(self, direction: str, t: int) -> np.ndarray:
+        """Flow ``fwd`` (frame t -> t+1) or ``bwd`` (frame t+1 -> t), float32 (2, H, W)."""
+        codes, ranges = self.quantized(direction, t)
+        return np.stack([dequantize(code, *span) for code, span in zip(codes, ranges)])
 
     def read(self) -> tuple[np.ndarray, np.ndarray]:
         """Forward and backward flow of the snippet, each float32 (T-1, 2, H, W)."""

@@ -13,9 +13,10 @@ track's last row.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from pathlib import Path
-from typing import Callable
+from typing import Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -35,15 +36,37 @@ F16_MAX = float(np.finfo(np.float16).max)
 
 
 def bilinear(field: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Sample ``field`` (C, H, W) at points inside [0, W-1] x [0, H-1]; (C, n).
+    """Sample ``field`` (C, H, W) at points inside [0, W-1] x [0, H-1]; float32 (C, n).
     Bilinear interpolation between pixel centres (Section 3.2)."""
-    _, h, w = field.shape
-    x0 = np.minimum(np.floor(x).astype(np.int64), w - 2)
-    y0 = np.minimum(np.floor(y).astype(np.int64), h - 2)
-    ax, ay = (x - x0).astype(np.float32), (y - y0).astype(np.float32)
-    top = field[:, y0, x0] * (1 - ax) + field[:, y0, x0 + 1] * ax
-    bottom = field[:, y0 + 1, x0] * (1 - ax) + field[:, y0 + 1, x0 + 1] * ax
-    return top * (1 - ay) + bottom * ay
+    c, h, w = field.shape
+    x0 = np.minimum(np.floor(x), w - 2)
+    y0 = np.minimum(np.floor(y), h - 2)
+    ax, ay = x - x0, y - y0
+    i = y0.astype(np.intp) * w + x0.astype(np.intp)
+    flat = field.reshape(c, -1)
+    top_left, top_right = (flat.take(j, axis=1).astype(np.float32) for j in (i, i + 1))
+    bottom_left, bottom_right = (flat.take(j, axis=1).astype(np.float32) for j in (i + w, i + w + 1))
+    top = top_left + (top_right - top_left) * ax
+    bottom = bottom_left + (bottom_right - bottom_left) * ax
+    return top + (bottom - top) * ay
+
+
+class StoredField:
+    """A flow field as stored (uint8 codes and ranges), sampled without decoding it to float:
+    dequantization is affine, so it commutes with bilinear interpolation."""
+
+    def __init__(self, codes: np.ndarray, ranges: np.ndarray):
+        self.codes, self.ranges = codes, ranges
+        self.shape = codes.shape
+
+    def sample(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        sampled = bilinear(self.codes, x, y)
+        return np.stack([flowstore.dequantize(s, *span) for s, span in zip(sampled, self.ranges)])
+
+
+def sample(field, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Flow at the points: from a float array (C, H, W) or a StoredField."""
+    return field.sample(x, y) if isinstance(field, StoredField) else bilinear(field, x, y)
 
 
 def start_points(n: int, n_frames: int, width: int, height: int, rng: np.random.Generator):
@@ -65,46 +88,46 @@ def passes(fb_sq: np.ndarray, mag_sq: np.ndarray, gamma: float, delta: float) ->
 
 
 def track(
-    fields: Callable[[int], tuple[np.ndarray, np.ndarray]],
+    fields: Iterable[tuple[np.ndarray, np.ndarray]],
     n_frames: int, t0: np.ndarray, x: np.ndarray, y: np.ndarray, max_gamma: float, max_delta: float,
 ) -> dict[str, np.ndarray]:
     """Chain points through the flow (Eq. 2), vectorised over the points alive at each step.
 
-    ``fields(t)`` gives forward flow t -> t+1 and backward flow t+1 -> t, (2, H, W) each; it is
-    called only for steps some point takes. A track stops when its point leaves the frame, at
+    ``fields`` yields, for t = 0 .. n_frames - 2 in order, the forward flow t -> t+1 and the
+    backward flow t+1 -> t: float arrays (2, H, W) or StoredFields. A track stops when its point leaves the frame, at
     the snippet's end, or when the loosest test (max_gamma, max_delta) fails; the test uses the
     float16 values that are stored, so the cut at the max bounds is the raw track itself.
     Returns the rows as columns (track, t, x, y, fb_sq, mag_sq), sorted by track and t.
     """
     x, y = x.astype(np.float32).copy(), y.astype(np.float32).copy()
     alive = np.ones(len(t0), bool)
+    steps = itertools.chain(fields, [None])  # None: the last frame, where every track ends
     parts = []
-    for t in range(int(t0.min(initial=n_frames)), n_frames):
+    for t, step_fields in zip(range(n_frames), steps):
         idx = np.flatnonzero(alive & (t0 <= t))
         if len(idx) == 0:
             continue
         fb = np.full(len(idx), np.nan, np.float32)
         mag = np.full(len(idx), np.nan, np.float32)
-        if t < n_frames - 1:
-            fwd, bwd = fields(t)
+        cont = np.array([], np.int64)
+        if step_fields is not None:
+            fwd, bwd = step_fields
             h, w = fwd.shape[1:]
-            step = bilinear(fwd, x[idx], y[idx])
+            step = sample(fwd, x[idx], y[idx])
             nx, ny = x[idx] + step[0], y[idx] + step[1]
             inside = (nx >= 0) & (nx <= w - 1) & (ny >= 0) & (ny <= h - 1)
-            back = bilinear(bwd, nx[inside], ny[inside])
+            back = sample(bwd, nx[inside], ny[inside])
             fwd_in = step[:, inside]
             fb_in = half(((fwd_in + back) ** 2).sum(0))
             mag_in = half((fwd_in**2).sum(0) + (back**2).sum(0))
             ok = passes(fb_in, mag_in, max_gamma, max_delta)
             cont = np.flatnonzero(inside)[ok]
             fb[cont], mag[cont] = fb_in[ok], mag_in[ok]
-        else:
-            cont = np.array([], np.int64)
         parts.append((idx, np.full(len(idx), t, np.int32), x[idx].copy(), y[idx].copy(), fb, mag))
         moving = idx[cont]
         x[moving], y[moving] = nx[cont], ny[cont]
-        stopped = np.setdiff1d(idx, moving, assume_unique=True)
-        alive[stopped] = False
+        alive[idx] = False
+        alive[moving] = True
     if not parts:
         empty = np.array([], np.float32)
         return {"track": np.array([], np.int32), "t": np.array([], np.int32), "x": empty, "y": empty, "fb_sq": empty, "mag_sq": empty}
@@ -131,8 +154,8 @@ def video_tracks(row: dict, cfg: dict) -> pa.Table:
     rng = seeding.rng(cfg["seed"], "tracks", row["video"])
     t0, x, y = start_points(cfg["points_per_video"], row["n_frames"], row["width"], row["height"], rng)
     with flowstore.FlowStore(row["flow"]) as store:
-        rows = track(lambda t: (store.field("fwd", t), store.field("bwd", t)),
-                     row["n_frames"], t0, x, y, cfg["max_gamma"], cfg["max_delta"])
+        fields = ((StoredField(*store.quantized("fwd", t)), StoredField(*store.quantized("bwd", t))) for t in range(len(store)))
+        rows = track(fields, row["n_frames"], t0, x, y, cfg["max_gamma"], cfg["max_delta"])
     return table(row["video"], rows)
 
 
