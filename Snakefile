@@ -15,9 +15,11 @@ include: "rules/frames.smk"
 include: "rules/flow.smk"
 include: "rules/tracks.smk"
 include: "rules/pairs.smk"
+include: "rules/figures.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.pairs.input,
+        rules.figures.input,

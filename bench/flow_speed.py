@@ -22,8 +22,9 @@ storage, best of ``--repeat``, and that process's peak RSS (the most of any run)
 before ``run_shard`` in brackets. DIS ``--dis-preset`` on the CPU; on CUDA also RAFT fp32,
 batch 16 (the config's defaults). Prints a Markdown table; progress goes to stderr.
 
-    .venv/bin/python bench/flow_speed.py [--dis-frames 31] [--cpu-frames 5] [--gpu-frames 33]
-        [--snippets 4] [--shard-frames 60] [-r 3] [--seed 0]
+    .venv/bin/python bench/flow_speed.py [--dis-frames 31] [--cpu-frames 5] [--cpu-batch 8]
+        [--gpu-frames 33] [--gpu-batch 4 8 16 32] [--snippets 4] [--shard-frames 60]
+        [--dis-preset fine] [-r 3] [--seed 0]
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ def dis_rows(frames: np.ndarray, truth: np.ndarray, repeat: int) -> list[dict]:
     return rows
 
 
-def raft_row(variant: str, weights: Path, frames: np.ndarray, device: str, precision: str, batch: int, repeat: int) -> dict:
+def raft_row(variant: str, weights: Path, frames: np.ndarray, device: str, precision: str, batch: int,
+             repeat: int) -> dict:
     """One RAFT configuration; on CUDA with torch's peak memory allocated (weights included)."""
     import torch
 
@@ -131,10 +133,11 @@ def raft_rows(weights: dict[str, Path], frames: np.ndarray, args: argparse.Names
         for batch in args.cpu_batch:
             rows.append(raft_row(variant, path, frames[: args.cpu_frames], "cpu", "fp32", batch, args.repeat))
     if cuda:
+        clip = frames[: args.gpu_frames]
         for variant, path in weights.items():
             for precision in ("fp32", "fp16", "bf16"):
                 for batch in args.gpu_batch:
-                    rows.append(raft_row(variant, path, frames[: args.gpu_frames], "cuda", precision, batch, args.repeat))
+                    rows.append(raft_row(variant, path, clip, "cuda", precision, batch, args.repeat))
     return rows
 
 
@@ -174,13 +177,13 @@ def shard_child(rows: list[dict], cfg: dict, out_dir: str) -> dict:
     return result
 
 
-def shard_row(rows: list[dict], cfg: dict, out_dir: Path, repeat: int, label: str) -> dict:
-    """``run_shard`` in ``repeat`` fresh spawned processes: the fastest run, the highest peak RSS."""
+def shard_row(rows: list[dict], length: int, cfg: dict, out_dir: Path, repeat: int, label: str) -> dict:
+    """``run_shard`` on snippets of ``length`` frames in ``repeat`` fresh spawned processes: the
+    fastest run, the highest peak RSS."""
     runs = []
     for _ in range(repeat):
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             runs.append(pool.submit(shard_child, rows, cfg, str(out_dir)).result())
-    length = framestore.FrameStore(rows[0]["frames"]).meta["n_frames"]
     row = {"backend": label, "device": cfg.get("device", "cpu"), "precision": cfg.get("precision"),
            "batch": cfg.get("batch_size"), "frames": f"{len(rows)}x{length}", "pairs": len(rows) * 2 * (length - 1),
            "seconds": min(r["seconds"] for r in runs), "snippets": len(rows),
@@ -191,16 +194,17 @@ def shard_row(rows: list[dict], cfg: dict, out_dir: Path, repeat: int, label: st
     return row
 
 
-def shard_rows(frames: np.ndarray, weights: dict[str, Path], folder: Path, args: argparse.Namespace, cuda: bool) -> list[dict]:
+def shard_rows(frames: np.ndarray, weights: dict[str, Path], folder: Path, args: argparse.Namespace,
+               cuda: bool) -> list[dict]:
     """``run_shard`` with DIS, and with RAFT on CUDA when available."""
     rows = write_shard(frames, folder, args.snippets, args.shard_frames)
     out_dir = folder / "flow"
-    found = [shard_row(rows, {"backend": "dis", "dis_preset": args.dis_preset, "codec": CODEC}, out_dir,
-                       args.repeat, f"dis {args.dis_preset}, run_shard")]
+    dis = {"backend": "dis", "dis_preset": args.dis_preset, "codec": CODEC}
+    found = [shard_row(rows, args.shard_frames, dis, out_dir, args.repeat, f"dis {args.dis_preset}, run_shard")]
     if cuda:
         cfg = {"backend": "raft", "weights": str(weights["raft"]), "iters": ITERS, "device": "cuda",
                "precision": "fp32", "batch_size": 16, "codec": CODEC}
-        found.append(shard_row(rows, cfg, out_dir, args.repeat, "raft, run_shard"))
+        found.append(shard_row(rows, args.shard_frames, cfg, out_dir, args.repeat, "raft, run_shard"))
     return found
 
 
@@ -231,11 +235,12 @@ def machine() -> str:
 def table(rows: list[dict], zero_epe: float, other_load: float, args: argparse.Namespace) -> str:
     """The rows as a Markdown table, with a header naming the machine and setup."""
     lines = [
-        f"Flow speed, {machine()}; other processes used {other_load:.0%} of the cores meanwhile; synthetic demo frames {WIDTH}x{HEIGHT}; wall clock, best of {args.repeat} "
-        f"after a warm-up call; pair = one field in one direction (T frames -> 2 (T-1) pairs); RAFT with random "
-        f"weights ({ITERS} updates; same compute as trained weights, so no EPE); fwd EPE against the true flow "
-        f"(zero flow: {zero_epe:.3f} px); run_shard rows: fresh process per run, s/snippet includes decoding, "
-        f"model set-up and storage (codec {CODEC['scheme']} q{CODEC['quality']}), peak RSS of that process "
+        f"Flow speed, {machine()}; other processes used {other_load:.0%} of the cores meanwhile; synthetic "
+        f"demo frames {WIDTH}x{HEIGHT}; wall clock, best of {args.repeat} after a warm-up call; pair = one field "
+        f"in one direction (T frames -> 2 (T-1) pairs); RAFT with random weights ({ITERS} updates; same compute "
+        f"as trained weights, so no EPE); fwd EPE against the true flow (zero flow: {zero_epe:.3f} px); run_shard "
+        f"rows: fresh process per run, s/snippet includes decoding, model set-up and storage (codec "
+        f"{CODEC['scheme']} q{CODEC['quality']}), peak RSS of that process "
         "(RSS before run_shard in brackets)",
         "",
         "| backend | device | precision | batch | frames | frame size | pairs/s | ms/pair | fwd EPE px "
@@ -257,6 +262,8 @@ def table(rows: list[dict], zero_epe: float, other_load: float, args: argparse.N
 
 
 def main() -> None:
+    import torch
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dis-frames", type=int, default=31, help="frames per DIS call (default 31)")
     parser.add_argument("--cpu-frames", type=int, default=5, help="frames per RAFT call on the CPU (default 5)")
@@ -271,8 +278,6 @@ def main() -> None:
     parser.add_argument("-r", "--repeat", type=int, default=3, help="timed runs, best kept (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random RAFT weights (default 0)")
     args = parser.parse_args()
-    import torch
-
     start, (busy, own) = time.perf_counter(), cpu_seconds()
     cuda = torch.cuda.is_available()
     needed = max(args.dis_frames, args.cpu_frames, args.snippets * args.shard_frames, args.gpu_frames if cuda else 0)

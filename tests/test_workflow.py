@@ -9,7 +9,7 @@ import pytest
 import yaml
 from picotest import run_snakemake, scheduled
 
-from pico import flowstore, framestore, manifest, synthetic
+from pico import figures, flowstore, framestore, manifest, synthetic
 
 MANIFEST_COLUMNS = {"video", "status", "reason", "source", "start_s", "end_s", "fps", "n_frames", "width", "height"}
 
@@ -157,3 +157,15 @@ def test_demo_pairs_for_every_method(demo):
 def test_threshold_changes_rerun_only_what_depends_on_them(demo, tracking, expected):
     out = dry_run_with(demo, {"tracking": tracking}, "pairs")
     assert scheduled(out.stdout + out.stderr) == {**expected, "pairs": 1}
+
+
+def test_figure1_shows_patches_along_long_trajectories(demo):
+    image = cv2.imread(str(demo / "results/demo/figures/figure1.png"))
+    assert image.shape == (6 * (96 + 4) + 4, 8 * (96 + 4) + 4, 3)
+    cut = pq.read_table(demo / "results/demo/tracks/g0_d4/00000.parquet")
+    (video, trk), *_ = figures.long_moving_tracks(cut, 6)
+    first = cut.to_pandas().query("video == @video and track == @trk").sort_values("t").iloc[0]
+    (row,) = [r for r in manifest.read(demo / "results/demo/videos/00000.parquet") if r["video"] == video]
+    with framestore.FrameStore(demo / row["frames"]) as store:
+        expected = cv2.resize(figures.patch(store[int(first.t)], first.x, first.y, 32), (96, 96), interpolation=cv2.INTER_NEAREST)
+    np.testing.assert_array_equal(image[4:100, 4:100, ::-1], expected)

@@ -1,0 +1,30 @@
+# The paper's figures from the workflow's own data, registered for `snakemake --report`.
+
+
+rule figure1:
+    input:
+        table="results/{dataset}/flow/00000.parquet",
+        frames="results/{dataset}/frames/00000",
+        tracks=f"results/{{dataset}}/tracks/g{THRESHOLDS[0][0]}_d{THRESHOLDS[0][1]}/00000.parquet",
+    output:
+        report(
+            "results/{dataset}/figures/figure1.png",
+            caption="../report/figure1.rst",
+            category="Figure 1",
+        ),
+    log:
+        "logs/figure1/{dataset}.log",
+    benchmark:
+        "benchmarks/figure1/{dataset}.tsv"
+    conda:
+        "../envs/video.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    script:
+        "../workflow/scripts/figure1.py"
+
+
+rule figures:
+    input:
+        expand("results/{dataset}/figures/figure1.png", dataset=SHARDS),
