@@ -1,0 +1,170 @@
+"""Sections 2 and 3.4: the dense embedding f (frozen ResNet + FPN + Panoptic-FPN semantic
+branch, 128-d at 1/4 resolution), MoCo-v2's projection head as 1x1 convolutions, and pixel
+contrast with a momentum key network and a queue of pixel keys (Eq. 1, MoCo-v2's design).
+
+The encoder and FPN are torchvision's ``BackboneWithFPN``, the backbone of torchvision's Mask
+R-CNN, so pretrained weights plug into the detection benchmark unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
+#: Channels of the four ResNet stages (C2..C5) per architecture.
+STAGE_CHANNELS = {"resnet18": [64, 128, 256, 512], "resnet50": [256, 512, 1024, 2048]}
+STRIDE = 4  # the dense output's resolution, 1/4 (A.1: point coordinates are scaled by 1/4)
+
+
+def load_moco_encoder(arch: str, checkpoint: str | None) -> nn.Module:
+    """A torchvision ResNet initialised from a MoCo(-v2) checkpoint's query encoder
+    (``state_dict`` keys ``module.encoder_q.*``; the fc/MLP head is dropped). Every other
+    weight must match exactly: a missing or unexpected key is an error naming the file."""
+    encoder = getattr(torchvision.models, arch)(weights=None)
+    if checkpoint is None:
+        return encoder
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state)
+    prefix = "module.encoder_q."
+    weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix) and not k.startswith(prefix + "fc.")}
+    if not weights:
+        raise ValueError(f"{checkpoint}: no '{prefix}*' weights (not a MoCo checkpoint)")
+    expected = {k for k in encoder.state_dict() if not k.startswith("fc.")}
+    missing, unexpected = expected - weights.keys(), weights.keys() - expected
+    if missing or unexpected:
+        raise ValueError(f"{checkpoint}: {len(missing)} missing keys (e.g. {sorted(missing)[:2]}), "
+                         f"{len(unexpected)} unexpected (e.g. {sorted(unexpected)[:2]}) for {arch}")
+    encoder.load_state_dict(weights, strict=False)  # fc stays at its (unused) initialisation
+    return encoder
+
+
+def backbone(arch: str, checkpoint: str | None, freeze: bool) -> BackboneWithFPN:
+    """Encoder (C2..C5) + FPN (P2..P5, 256 channels, plus the max-pool level for Mask R-CNN)."""
+    encoder = load_moco_encoder(arch, checkpoint)
+    layers = {f"layer{i + 1}": str(i) for i in range(4)}
+    net = BackboneWithFPN(encoder, layers, STAGE_CHANNELS[arch], 256, extra_blocks=LastLevelMaxPool())
+    if freeze:
+        net.body.requires_grad_(False)
+    return net
+
+
+class SemanticBranch(nn.Module):
+    """Panoptic FPN's semantic branch (Kirillov et al. 2019): from each level P2..P5 a stack of
+    (3x3 conv, GroupNorm, ReLU, 2x bilinear upsampling) blocks to 1/4, summed: one map of
+    ``dim`` channels at 1/4 resolution."""
+
+    def __init__(self, in_channels: int = 256, dim: int = 128):
+        super().__init__()
+
+        def block(c_in: int, upsample: bool) -> list[nn.Module]:
+            layers = [nn.Conv2d(c_in, dim, 3, padding=1, bias=False), nn.GroupNorm(32, dim), nn.ReLU(inplace=True)]
+            return layers + ([nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)] if upsample else [])
+
+        self.levels = nn.ModuleList(
+            nn.Sequential(*block(in_channels, level > 0), *[m for k in range(1, level) for m in block(dim, True)])
+            for level in range(4)
+        )
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        out = self.levels[0](features["0"])
+        for level in range(1, 4):
+            out = out + self.levels[level](features[str(level)])
+        return out
+
+
+def projection_head(dim: int = 128, hidden: int = 2048) -> nn.Sequential:
+    """MoCo-v2's MLP head with its linear layers as 1x1 convolutions (Section 3.4)."""
+    return nn.Sequential(nn.Conv2d(dim, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, dim, 1))
+
+
+class DenseNet(nn.Module):
+    """f: image -> 128-d embedding per pixel at 1/4 resolution (Section 2)."""
+
+    def __init__(self, arch: str = "resnet50", checkpoint: str | None = None, freeze_encoder: bool = True, dim: int = 128):
+        super().__init__()
+        self.backbone = backbone(arch, checkpoint, freeze_encoder)
+        self.branch = SemanticBranch(256, dim)
+        self.freeze_encoder = freeze_encoder
+
+    def train(self, mode: bool = True) -> "DenseNet":
+        super().train(mode)
+        if self.freeze_encoder:
+            self.backbone.body.eval()  # frozen BatchNorm statistics too
+        return self
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.branch(self.backbone(images))
+
+
+def point_features(maps: torch.Tensor, batch: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Embeddings (n, C) of points (pixel coordinates in the input view) of images ``batch``:
+    coordinates scaled by 1/4 onto the feature map (A.1)."""
+    _, _, h, w = maps.shape
+    col = (x / STRIDE).long().clamp(0, w - 1)
+    row = (y / STRIDE).long().clamp(0, h - 1)
+    return maps[batch, :, row, col]
+
+
+def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Eq. 1: -log exp(q.k / T) / (exp(q.k / T) + sum_j exp(q.n_j / T)), the positive among
+    the denominators; q, k (n, C) and the queue's negatives (C, K), all L2-normalised."""
+    positive = (q * k).sum(dim=1, keepdim=True)
+    negative = q @ queue
+    logits = torch.cat([positive, negative], dim=1) / temperature
+    return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
+
+
+class PixelMoCo(nn.Module):
+    """Pixel-level MoCo-v2: query network (f + head, trained), key network (momentum copy of
+    the trainable parts; the frozen encoder is shared), queue of ``queue_size`` pixel keys."""
+
+    def __init__(self, net: DenseNet, dim: int = 128, hidden: int = 2048, queue_size: int = 65536,
+                 momentum: float = 0.999, temperature: float = 0.2):
+        super().__init__()
+        self.query = nn.ModuleDict({"net": net, "head": projection_head(dim, hidden)})
+        self.key = copy.deepcopy(self.query)
+        self.key.requires_grad_(False)
+        self.momentum, self.temperature = momentum, temperature
+        self.register_buffer("queue", F.normalize(torch.randn(dim, queue_size), dim=0))
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+
+    def embed(self, branch: nn.ModuleDict, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(branch["head"](branch["net"](images)), dim=1)
+
+    @torch.no_grad()
+    def momentum_update(self) -> None:
+        """key <- m * key + (1 - m) * query, for every trainable parameter."""
+        for q, k in zip(self.query.parameters(), self.key.parameters()):
+            if q.requires_grad:
+                k.mul_(self.momentum).add_(q.detach(), alpha=1 - self.momentum)
+
+    @torch.no_grad()
+    def enqueue(self, keys: torch.Tensor) -> None:
+        """Replace the oldest keys (ring buffer); keys (n, C)."""
+        size = self.queue.shape[1]
+        keys = keys[-size:]
+        idx = (self.queue_ptr + torch.arange(len(keys), device=keys.device)) % size
+        self.queue[:, idx] = keys.T.to(self.queue.dtype)
+        self.queue_ptr.copy_((self.queue_ptr + len(keys)) % size)
+
+    def forward(self, view_a: torch.Tensor, view_b: torch.Tensor, batch: torch.Tensor,
+                xa: torch.Tensor, ya: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        """Loss for point pairs (xa, ya) in view_a[batch] <-> (xb, yb) in view_b[batch]."""
+        q = point_features(self.embed(self.query, view_a), batch, xa, ya)
+        with torch.no_grad():
+            self.momentum_update()
+            k = point_features(self.embed(self.key, view_b), batch, xb, yb)
+        loss = info_nce(q, k, self.queue.clone().detach(), self.temperature)
+        self.enqueue(k)
+        return loss
+
+
+def trainable_state(model: PixelMoCo) -> dict[str, torch.Tensor]:
+    """What pretraining learns (decoder = FPN + semantic branch, head), for model.pt."""
+    return {k: v for k, v in model.query.state_dict().items() if not k.startswith("net.backbone.body.")}

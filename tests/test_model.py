@@ -1,0 +1,100 @@
+"""Section 2/3.4: the dense network, pixel MoCo (Eq. 1), and augmentations that move points."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pico import augment, model
+
+
+@pytest.fixture(scope="module")
+def moco():
+    torch.manual_seed(0)
+    return model.PixelMoCo(model.DenseNet("resnet18", None, freeze_encoder=True), hidden=64, queue_size=8, momentum=0.9)
+
+
+def test_dense_output_is_128d_at_quarter_resolution(moco):
+    out = moco.query["net"](torch.randn(2, 3, 64, 96))
+    assert out.shape == (2, 128, 16, 24)
+
+
+def test_info_nce_equals_a_hand_computed_value():
+    q = F.normalize(torch.tensor([[1.0, 0.0], [0.6, 0.8]]), dim=1)
+    k = F.normalize(torch.tensor([[0.8, 0.6], [0.0, 1.0]]), dim=1)
+    queue = F.normalize(torch.tensor([[1.0, 0.0, -1.0], [0.0, 1.0, 0.0]]), dim=0)
+    t = 0.5
+    by_hand = 0.0
+    for qi, ki in zip(q.tolist(), k.tolist()):
+        pos = math.exp((qi[0] * ki[0] + qi[1] * ki[1]) / t)
+        neg = sum(math.exp((qi[0] * queue[0, j].item() + qi[1] * queue[1, j].item()) / t) for j in range(3))
+        by_hand += -math.log(pos / (pos + neg)) / 2
+    assert model.info_nce(q, k, queue, t).item() == pytest.approx(by_hand, rel=1e-6)
+
+
+def test_only_decoder_and_head_learn_when_the_encoder_is_frozen(moco):
+    images = torch.randn(2, 3, 64, 64)
+    pts = torch.tensor([5.0, 30.0, 60.0])
+    moco.zero_grad()
+    moco(images, images, torch.tensor([0, 1, 1]), pts, pts, pts, pts).backward()
+    grads = {n for n, p in moco.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert grads and all(n.startswith(("query.net.backbone.fpn", "query.net.branch", "query.head")) for n in grads)
+    assert not any(p.requires_grad for n, p in moco.named_parameters() if ".body." in n or n.startswith("key."))
+
+
+def test_momentum_update_and_queue_wrap_around(moco):
+    with torch.no_grad():
+        for p in moco.query.parameters():
+            p.add_(1.0)
+    before = [k.clone() for k in moco.key.parameters()]
+    moco.momentum_update()
+    for (name, q), k0, k1 in zip(moco.query.named_parameters(), before, moco.key.parameters()):
+        expected = 0.9 * k0 + 0.1 * q if q.requires_grad else k0
+        torch.testing.assert_close(k1, expected, msg=name)
+    moco.queue_ptr.zero_()
+    keys = F.normalize(torch.randn(5, 128), dim=1)
+    moco.enqueue(keys)
+    moco.enqueue(keys * -1)  # 10 keys into a queue of 8: wraps, ptr = 2
+    torch.testing.assert_close(moco.queue[:, :2], -keys[3:].T)
+    torch.testing.assert_close(moco.queue[:, 5:8], -keys[:3].T)
+    torch.testing.assert_close(moco.queue[:, 2:5], keys[2:].T)
+    assert moco.queue_ptr.item() == 2
+
+
+def test_a_marked_pixel_lands_where_its_mapped_coordinate_says():
+    g = torch.Generator().manual_seed(1)
+    image = torch.zeros(3, 90, 120, dtype=torch.uint8)
+    for seed in range(20):
+        g.manual_seed(seed)
+        crop = augment.random_crop(90, 120, 64, g)
+        x, y = torch.tensor([float(crop.left + crop.width // 3)]), torch.tensor([float(crop.top + crop.height // 2)])
+        marked = image.clone()
+        marked[:, int(y), int(x)] = 255
+        out = augment.view(marked, crop, g, colour=False)
+        vx, vy, inside = crop.map_points(x, y)
+        assert inside.all()
+        peak = torch.nonzero(out[0] == out[0].max())[0]
+        assert abs(peak[0].item() - vy.item()) <= 1 and abs(peak[1].item() - vx.item()) <= 1, (seed, peak, vx, vy)
+    far = crop.map_points(torch.tensor([crop.left - 5.0]), torch.tensor([float(crop.top)]))[2]
+    assert not far.any()
+
+
+def test_the_loss_falls_when_overfitting_one_batch(monkeypatch):
+    """With the negatives held fixed (a repeated batch would otherwise queue its own keys as
+    negatives), optimising one batch of two views drives Eq. 1 down."""
+    torch.manual_seed(0)
+    moco = model.PixelMoCo(model.DenseNet("resnet18", None, True), hidden=64, queue_size=64, momentum=0.5)
+    monkeypatch.setattr(moco, "enqueue", lambda keys: None)
+    images = torch.randn(2, 3, 64, 64)
+    pts = torch.rand(32) * 63
+    batch = torch.arange(32) % 2
+    opt = torch.optim.SGD([p for p in moco.parameters() if p.requires_grad], lr=0.5, momentum=0.9)
+    losses = []
+    for _ in range(15):
+        opt.zero_grad()
+        loss = moco(images, images.flip(-1), batch, pts, pts, 63 - pts, pts)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
