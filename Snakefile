@@ -16,10 +16,11 @@ include: "rules/flow.smk"
 include: "rules/tracks.smk"
 include: "rules/pairs.smk"
 include: "rules/figures.smk"
+include: "rules/pretrain.smk"
 
 
 rule all:
     default_target: True
     input:
-        rules.pairs.input,
+        rules.pretrain.input,
         rules.figures.input,

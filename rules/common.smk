@@ -69,3 +69,14 @@ wildcard_constraints:
     delta=r"[0-9.e+-]+",
     method="|".join(pico.pairs.METHODS),
     sampling="anchor|random",
+
+
+# Pretraining runs on a GPU when the job gets one (rules/pretrain.smk declares it for SLURM).
+PRETRAIN_ON_GPU = config["pretrain"]["device"] != "cpu"
+
+
+def per_dataset_shard(pattern):
+    """Input function: ``pattern`` for every shard of the job's dataset."""
+    return lambda w: [
+        pattern.format(shard=s, **dict(w.items())) for s in SHARDS[w.dataset]
+    ]

@@ -23,7 +23,8 @@ rule point_pairs:
         pairs={
             "seed": config["seed"],
             "frames_per_video": config["sampling"]["frames_per_video"],
-            **config["pretrain"],
+            "videos_per_batch": config["pretrain"]["videos_per_batch"],
+            "max_pairs": config["pretrain"]["max_pairs"],
         },
     script:
         "../workflow/scripts/point_pairs.py"

@@ -169,3 +169,16 @@ def test_figure1_shows_patches_along_long_trajectories(demo):
     with framestore.FrameStore(demo / row["frames"]) as store:
         expected = cv2.resize(figures.patch(store[int(first.t)], first.x, first.y, 32), (96, 96), interpolation=cv2.INTER_NEAREST)
     np.testing.assert_array_equal(image[4:100, 4:100, ::-1], expected)
+
+
+def test_demo_pretrains_all_three_methods(demo):
+    import torch
+
+    for method in ("pico", "static_video", "static_frame"):
+        folder = demo / f"results/models/{method}/demo/anchor/g0_d4"
+        saved = torch.load(folder / "model.pt", weights_only=True)
+        assert saved["iteration"] == 20 and saved["encoder"]["arch"] == "resnet18"
+        assert {k.split(".")[0] for k in saved["decoder"]} == {"net", "head"}
+        assert any(k.startswith("net.branch.") for k in saved["decoder"])
+        rows = (folder / "work/metrics.csv").read_text().splitlines()
+        assert len(rows) == 21 and all(np.isfinite(float(r.split(",")[1])) for r in rows[1:])

@@ -74,7 +74,10 @@ class SemanticBranch(nn.Module):
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         out = self.levels[0](features["0"])
         for level in range(1, 4):
-            out = out + self.levels[level](features[str(level)])
+            up = self.levels[level](features[str(level)])
+            if up.shape[-2:] != out.shape[-2:]:  # inputs not a multiple of 32: odd level sizes
+                up = F.interpolate(up, size=out.shape[-2:], mode="bilinear", align_corners=False)
+            out = out + up
         return out
 
 

@@ -1,0 +1,44 @@
+# Stage 7 (Section 3.4): pixel contrastive pretraining of decoder + head on a frozen encoder,
+# one model per method, dataset, sampling and cut. Checkpoints live in work/ beside the model
+# (not an output, so a failed or pre-empted job keeps them and its rerun resumes).
+
+
+rule pretrain_model:
+    input:
+        per_dataset_shard(
+            "results/{dataset}/pairs/{method}/{sampling}/g{gamma}_d{delta}/{shard}.parquet"
+        ),
+    output:
+        "results/models/{method}/{dataset}/{sampling}/g{gamma}_d{delta}/model.pt",
+    log:
+        "logs/pretrain/{method}/{dataset}/{sampling}/g{gamma}_d{delta}.log",
+    benchmark:
+        "benchmarks/pretrain/{method}/{dataset}/{sampling}/g{gamma}_d{delta}.tsv"
+    conda:
+        "../envs/flow.yaml"
+    threads: max(1, config["pretrain"]["workers"])
+    resources:
+        gpu=1 if PRETRAIN_ON_GPU else 0,
+        mem_mb=64000 if PRETRAIN_ON_GPU else 8000,
+        runtime=lambda w: 60
+        + config["pretrain"]["iterations"] // (60 if PRETRAIN_ON_GPU else 10),
+    params:
+        model=config["model"],
+        pretrain={
+            k: v
+            for k, v in config["pretrain"].items()
+            if k not in ("workers", "device")
+        },
+        work=subpath(output[0], parent=True),
+    script:
+        "../workflow/scripts/pretrain.py"
+
+
+rule pretrain:
+    input:
+        [
+            f"results/models/{method}/{dataset}/{config['sampling']['strategy']}/g{gamma}_d{delta}/model.pt"
+            for method in config["methods"]
+            for dataset in SHARDS
+            for gamma, delta in THRESHOLDS
+        ],

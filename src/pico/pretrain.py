@@ -1,0 +1,192 @@
+"""Section 3.4: pretraining the decoder and head with pixel MoCo-v2 on the point pairs.
+
+Stateless data order: the videos of iteration i and every random choice of their views
+derive from (seed, i, slot), so a run resumed from a checkpoint sees exactly the batches the
+uninterrupted run would have, and ends with the same weights. SGD with MoCo-v2's defaults
+(momentum 0.9, weight decay 1e-4) and a cosine learning-rate schedule over ``iterations``.
+A checkpoint is written every ``checkpoint_every`` iterations and when SLURM's pre-emption
+signals (SIGTERM, SIGUSR1) arrive; the run then exits and a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from pico import augment, model, pairs, seeding, zipstore
+from pico.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+class PairData(Dataset):
+    """The videos of the pairs shards: pairs grouped by video, selected frames as JPEG bytes.
+    Item (iteration, slot, video index) -> two augmented views and the points in both."""
+
+    def __init__(self, pair_files: list[str], crop_size: int, seed: int):
+        self.crop_size, self.seed = crop_size, seed
+        self.pairs, self.jpegs = {}, {}
+        for path in pair_files:
+            for video, table in pairs.by_video(pq.read_table(path)).items():
+                self.pairs[video] = {k: table[k].to_numpy() for k in ("frame_a", "frame_b", "xa", "ya", "xb", "yb")}
+            frames = pq.read_table(str(path).removesuffix(".parquet") + ".frames.parquet").to_pydict()
+            for video, frame, jpeg in zip(frames["video"], frames["frame"], frames["jpeg"]):
+                self.jpegs[video, frame] = jpeg
+        self.videos = sorted(v for v, p in self.pairs.items() if len(p["xa"]))
+        if not self.videos:
+            raise ValueError(f"no point pairs in {len(pair_files)} pair files: nothing to pretrain on")
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, key: tuple[int, int, int]):
+        iteration, slot, index = key
+        g = torch.Generator().manual_seed(int(seeding.rng(self.seed, "views", iteration, slot).integers(2**62)))
+        video = self.videos[index]
+        p = self.pairs[video]
+        frame_pairs = sorted(set(zip(p["frame_a"].tolist(), p["frame_b"].tolist())))
+        a, b = frame_pairs[int(torch.randint(len(frame_pairs), (1,), generator=g))]
+        on = (p["frame_a"] == a) & (p["frame_b"] == b)
+        views, points = [], []
+        for frame, (x, y) in ((a, ("xa", "ya")), (b, ("xb", "yb"))):
+            image = torch.from_numpy(zipstore.decode_jpeg(self.jpegs[video, frame])).permute(2, 0, 1)
+            crop = augment.random_crop(image.shape[1], image.shape[2], self.crop_size, g)
+            views.append(augment.view(image, crop, g))
+            points.append(crop.map_points(torch.from_numpy(p[x][on]), torch.from_numpy(p[y][on])))
+        keep = points[0][2] & points[1][2]
+        return views[0], views[1], points[0][0][keep], points[0][1][keep], points[1][0][keep], points[1][1][keep]
+
+
+class IterationSampler(Sampler):
+    """Batches of ``videos_per_batch`` video indices for iterations start, start+1, ...; this
+    process's share (rank::world) of each, so DDP ranks split a global batch."""
+
+    def __init__(self, n_videos: int, videos_per_batch: int, start: int, stop: int, seed: int, rank: int = 0, world: int = 1):
+        self.n, self.per_batch, self.start, self.stop, self.seed = n_videos, videos_per_batch, start, stop, seed
+        self.rank, self.world = rank, world
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __iter__(self):
+        for i in range(self.start, self.stop):
+            rng = seeding.rng(self.seed, "batch", i)
+            picks = rng.choice(self.n, self.per_batch, replace=self.n < self.per_batch)
+            yield [(i, slot, int(v)) for slot, v in enumerate(picks)][self.rank :: self.world]
+
+
+def collate(samples):
+    """Stack views; concatenate points with the index of their image in the batch."""
+    view_a, view_b = (torch.stack(s) for s in list(zip(*samples))[:2])
+    batch = torch.cat([torch.full((len(s[2]),), i, dtype=torch.long) for i, s in enumerate(samples)])
+    coords = [torch.cat([s[k] for s in samples]) for k in range(2, 6)]
+    return view_a, view_b, batch, *coords
+
+
+def build(cfg: dict) -> model.PixelMoCo:
+    """The model of config ``model`` / ``pretrain``, initialised from ``cfg['seed']``."""
+    torch.manual_seed(cfg["pretrain"]["seed"])
+    m, p = cfg["model"], cfg["pretrain"]
+    net = model.DenseNet(m["arch"], m["encoder_checkpoint"], m["freeze_encoder"], m["dim"])
+    return model.PixelMoCo(net, m["dim"], m["hidden"], p["queue_size"], p["key_momentum"], p["temperature"])
+
+
+def learning_rate(cfg: dict, iteration: int) -> float:
+    """Cosine schedule from ``lr`` to 0 over ``iterations`` (MoCo-v2)."""
+    return cfg["lr"] * 0.5 * (1 + math.cos(math.pi * iteration / cfg["iterations"]))
+
+
+class Preemption:
+    """Remembers SIGTERM / SIGUSR1 (SLURM's pre-emption and time-limit warnings)."""
+
+    def __init__(self):
+        self.signal = None
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            signal.signal(sig, self._note)
+
+    def _note(self, signum, frame) -> None:
+        self.signal = signal.Signals(signum).name
+
+
+def _learned(moco: model.PixelMoCo) -> dict[str, torch.Tensor]:
+    """The model's state without the frozen encoder (rebuilt identically from the config)."""
+    frozen = moco.query["net"].freeze_encoder
+    return {k: v for k, v in moco.state_dict().items() if not (frozen and ".net.backbone.body." in k)}
+
+
+def save(path: Path, moco: model.PixelMoCo, optimizer: torch.optim.Optimizer, iteration: int) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({"moco": _learned(moco), "optimizer": optimizer.state_dict(), "iteration": iteration}, tmp)
+
+
+def restore(path: Path, moco: model.PixelMoCo, optimizer: torch.optim.Optimizer) -> int:
+    """Load a checkpoint written by ``save``; the iteration it was taken after."""
+    state = torch.load(path, map_location=next(moco.parameters()).device, weights_only=True)
+    missing, unexpected = moco.load_state_dict(state["moco"], strict=False)
+    if unexpected or set(missing) - (set(moco.state_dict()) - set(_learned(moco))):
+        raise ValueError(f"{path}: checkpoint does not fit this model ({len(missing)} missing, {len(unexpected)} unexpected keys)")
+    optimizer.load_state_dict(state["optimizer"])
+    return state["iteration"]
+
+
+def train(pair_files: list[str], cfg: dict, out: str | Path, work_dir: str | Path, on_iteration=None) -> Path:
+    """Pretrain on ``pair_files``; checkpoints in ``work_dir``; the final model at ``out``.
+    ``on_iteration(i)`` is called after each step (progress hooks, tests)."""
+    p = cfg["pretrain"]
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device("cuda" if torch.cuda.is_available() and p["device"] != "cpu" else "cpu")
+    moco = build(cfg).to(device)
+    params = [q for q in moco.parameters() if q.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=p["lr"], momentum=0.9, weight_decay=p["weight_decay"])
+    ckpt, start = work_dir / "checkpoint.pt", 0
+    if ckpt.exists():
+        start = restore(ckpt, moco, optimizer)
+        log.info("resuming from %s at iteration %d", ckpt, start)
+    data = PairData(pair_files, p["crop_size"], p["seed"])
+    sampler = IterationSampler(len(data), p["videos_per_batch"], start, p["iterations"], p["seed"])
+    loader = DataLoader(data, batch_sampler=sampler, collate_fn=collate, num_workers=p["workers"],
+                        persistent_workers=False, pin_memory=device.type == "cuda")
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(p["precision"])
+    preempt = Preemption()
+    moco.train()
+    metrics = work_dir / "metrics.csv"
+    with open(metrics, "a", newline="") as f:
+        writer = csv.writer(f)
+        if start == 0:
+            writer.writerow(["iteration", "loss", "lr", "pairs", "seconds", "pairs_per_s"])
+        tick = time.perf_counter()
+        for i, (view_a, view_b, batch, xa, ya, xb, yb) in enumerate(loader, start):
+            lr = learning_rate(p, i)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None and device.type == "cuda"):
+                loss = moco(*(t.to(device, non_blocking=True) for t in (view_a, view_b, batch, xa, ya, xb, yb)))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            seconds, tick = time.perf_counter() - tick, time.perf_counter()
+            writer.writerow([i + 1, f"{loss.item():.5f}", f"{lr:.6g}", len(xa), f"{seconds:.4f}", f"{len(xa) / seconds:.1f}"])
+            log.info("pretrain: %d/%d loss %.4f lr %.4g %d pairs (%.2f s)", i + 1, p["iterations"], loss.item(), lr, len(xa), seconds)
+            if on_iteration:
+                on_iteration(i + 1)
+            if (i + 1) % p["checkpoint_every"] == 0 or preempt.signal:
+                f.flush()
+                save(ckpt, moco, optimizer, i + 1)
+            if preempt.signal:
+                log.warning("%s at iteration %d: checkpoint saved, exiting for a rerun to resume", preempt.signal, i + 1)
+                raise SystemExit(f"pre-empted by {preempt.signal} at iteration {i + 1}")
+    result = {"decoder": model.trainable_state(moco), "config": cfg, "iteration": p["iterations"],
+              "encoder": {"arch": cfg["model"]["arch"], "checkpoint": cfg["model"]["encoder_checkpoint"]}}
+    with atomic_path(out) as tmp:
+        torch.save(result, tmp)
+    return Path(out)

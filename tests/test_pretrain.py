@@ -1,0 +1,90 @@
+"""Section 3.4's training loop: deterministic data, checkpoints, pre-emption and resume."""
+
+import os
+import signal
+
+import cv2
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+import torchvision
+from picotest import REPO
+
+from pico import config as pcfg
+from pico import model, pairs, pretrain, zipstore
+
+
+@pytest.fixture(scope="module")
+def pair_files(tmp_path_factory):
+    """Two videos of two smooth random frames each, with identity point pairs."""
+    folder = tmp_path_factory.mktemp("pairs")
+    rng = np.random.default_rng(0)
+    rows, frames = [], []
+    for video in ("a", "b"):
+        for frame in (0, 5):
+            image = cv2.resize(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8), (80, 64), interpolation=cv2.INTER_CUBIC)
+            frames.append({"video": video, "frame": frame, "jpeg": zipstore.encode_jpeg(image, 95)})
+        x, y = rng.uniform(0, 79, 40).astype(np.float32), rng.uniform(0, 63, 40).astype(np.float32)
+        rows += [{"video": video, "frame_a": 0, "frame_b": 5, "track": k, "xa": x[k], "ya": y[k], "xb": x[k], "yb": y[k]} for k in range(40)]
+    pq.write_table(pa.Table.from_pylist(rows, schema=pairs.SCHEMA), folder / "00000.parquet")
+    pq.write_table(pa.Table.from_pylist(frames, schema=pairs.FRAMES_SCHEMA), folder / "00000.frames.parquet")
+    return [str(folder / "00000.parquet")]
+
+
+def config(**pretrain):
+    cfg = {"datasets": {"d": {"source": "synthetic"}}, "model": {"arch": "resnet18", "hidden": 64},
+           "pretrain": {"iterations": 4, "videos_per_batch": 2, "queue_size": 64, "crop_size": 48,
+                        "checkpoint_every": 100, "workers": 0, "device": "cpu", **pretrain}}
+    return pcfg.validate(cfg, REPO / "workflow/schemas/config.schema.yaml")
+
+
+def weights(path):
+    return torch.load(path, weights_only=True)["decoder"]
+
+
+def test_views_keep_only_points_inside_both_crops(pair_files):
+    data = pretrain.PairData(pair_files, 48, seed=0)
+    view_a, view_b, xa, ya, xb, yb = data[(3, 0, 1)]
+    assert view_a.shape == view_b.shape == (3, 48, 48)
+    assert 0 < len(xa) <= 40 and ((xa >= -0.5) & (xa < 47.5) & (yb >= -0.5) & (yb < 47.5)).all()
+    again = data[(3, 0, 1)]
+    assert torch.equal(again[0], view_a) and torch.equal(again[2], xa)  # determined by (seed, iteration, slot)
+
+
+def test_a_preempted_run_resumes_to_the_uninterrupted_weights(pair_files, tmp_path):
+    cfg = config(checkpoint_every=100)
+    whole = pretrain.train(pair_files, cfg, tmp_path / "whole/model.pt", tmp_path / "whole")
+
+    def preempt(i):
+        if i == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # SLURM's pre-emption signal, mid-run
+
+    with pytest.raises(SystemExit, match="SIGTERM at iteration 2"):
+        pretrain.train(pair_files, cfg, tmp_path / "cut/model.pt", tmp_path / "cut", on_iteration=preempt)
+    assert not (tmp_path / "cut/model.pt").exists() and (tmp_path / "cut/checkpoint.pt").exists()
+    resumed = pretrain.train(pair_files, cfg, tmp_path / "cut/model.pt", tmp_path / "cut")
+    a, b = weights(whole), weights(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not any(k.startswith("net.backbone.body") for k in a)  # the frozen encoder is referenced, not stored
+    saved = torch.load(resumed, weights_only=True)
+    assert saved["iteration"] == 4 and saved["encoder"] == {"arch": "resnet18", "checkpoint": None}
+    lines = (tmp_path / "whole/metrics.csv").read_text().splitlines()
+    assert lines[0] == "iteration,loss,lr,pairs,seconds,pairs_per_s" and len(lines) == 5
+
+
+def test_moco_checkpoints_load_strictly(tmp_path):
+    encoder = torchvision.models.resnet18(weights=None)
+    state = {f"module.encoder_q.{k}": v for k, v in encoder.state_dict().items()}
+    state["module.encoder_q.fc.0.weight"] = torch.zeros(1)  # MoCo-v2's MLP head: dropped
+    torch.save({"state_dict": state, "epoch": 200}, tmp_path / "moco.pth.tar")
+    loaded = model.load_moco_encoder("resnet18", str(tmp_path / "moco.pth.tar"))
+    torch.testing.assert_close(loaded.conv1.weight, encoder.conv1.weight)
+    del state["module.encoder_q.layer1.0.conv1.weight"]
+    torch.save({"state_dict": state}, tmp_path / "broken.pth.tar")
+    with pytest.raises(ValueError, match="1 missing keys"):
+        model.load_moco_encoder("resnet18", str(tmp_path / "broken.pth.tar"))
+    with pytest.raises(ValueError, match="not a MoCo checkpoint"):
+        torch.save({"state_dict": encoder.state_dict()}, tmp_path / "plain.pth")
+        model.load_moco_encoder("resnet18", str(tmp_path / "plain.pth"))

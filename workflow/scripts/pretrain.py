@@ -1,0 +1,14 @@
+from pathlib import Path
+
+from pico import logs, pretrain
+
+logs.setup(snakemake.log[0])
+cfg = {
+    "model": snakemake.params.model,
+    "pretrain": {
+        **snakemake.params.pretrain,
+        "workers": snakemake.config["pretrain"]["workers"],
+        "device": snakemake.config["pretrain"]["device"],
+    },
+}
+pretrain.train(list(snakemake.input), cfg, snakemake.output[0], Path(snakemake.params.work) / "work")
