@@ -18,7 +18,7 @@ rule pretrain_model:
         "../envs/flow.yaml"
     threads: max(1, config["pretrain"]["workers"])
     resources:
-        gpu=1 if PRETRAIN_ON_GPU else 0,
+        gpu=config["pretrain"]["gpus"] if PRETRAIN_ON_GPU else 0,
         mem_mb=64000 if PRETRAIN_ON_GPU else 8000,
         runtime=lambda w: 60
         + config["pretrain"]["iterations"] // (60 if PRETRAIN_ON_GPU else 10),
@@ -27,7 +27,7 @@ rule pretrain_model:
         pretrain={
             k: v
             for k, v in config["pretrain"].items()
-            if k not in ("workers", "device")
+            if k not in ("workers", "device", "gpus")
         },
         work=subpath(output[0], parent=True),
     script:

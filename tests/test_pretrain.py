@@ -1,7 +1,10 @@
 """Section 3.4's training loop: deterministic data, checkpoints, pre-emption and resume."""
 
+import json
 import os
 import signal
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -88,3 +91,19 @@ def test_moco_checkpoints_load_strictly(tmp_path):
     with pytest.raises(ValueError, match="not a MoCo checkpoint"):
         torch.save({"state_dict": encoder.state_dict()}, tmp_path / "plain.pth")
         model.load_moco_encoder("resnet18", str(tmp_path / "plain.pth"))
+
+
+def test_two_process_ddp_on_cpu(pair_files, tmp_path):
+    """torchrun, 2 processes, gloo: each takes half of every batch; rank 0 writes the model."""
+    cfg = config(iterations=3, checkpoint_every=2)
+    (tmp_path / "pairs.txt").write_text("\n".join(pair_files))
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "pico.pretrain",
+           str(tmp_path / "pairs.txt"), str(tmp_path / "config.json"), str(tmp_path / "model.pt"), str(tmp_path / "work")]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert torch.load(tmp_path / "model.pt", weights_only=True)["iteration"] == 3
+    assert len((tmp_path / "work/metrics.csv").read_text().splitlines()) == 4
+    assert len((tmp_path / "work/metrics.rank1.csv").read_text().splitlines()) == 4
+    assert (tmp_path / "work/checkpoint.pt").exists()

@@ -164,8 +164,26 @@ class PixelMoCo(nn.Module):
             self.momentum_update()
             k = point_features(self.embed(self.key, view_b), batch, xb, yb)
         loss = info_nce(q, k, self.queue.clone().detach(), self.temperature)
-        self.enqueue(k)
+        self.enqueue(gather(k))
         return loss
+
+
+@torch.no_grad()
+def gather(keys: torch.Tensor) -> torch.Tensor:
+    """Keys of every DDP process, concatenated in rank order (each process may have a different
+    number of points), so every process enqueues the same keys; the keys as-is without DDP."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return keys
+    world = torch.distributed.get_world_size()
+    count = torch.tensor([len(keys)], device=keys.device)
+    counts = [torch.zeros_like(count) for _ in range(world)]
+    torch.distributed.all_gather(counts, count)
+    most = int(max(c.item() for c in counts))
+    padded = torch.zeros(most, keys.shape[1], device=keys.device, dtype=keys.dtype)
+    padded[: len(keys)] = keys
+    parts = [torch.zeros_like(padded) for _ in range(world)]
+    torch.distributed.all_gather(parts, padded)
+    return torch.cat([part[: int(c.item())] for part, c in zip(parts, counts)])
 
 
 def trainable_state(model: PixelMoCo) -> dict[str, torch.Tensor]:

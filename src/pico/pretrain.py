@@ -11,16 +11,23 @@ signals (SIGTERM, SIGUSR1) arrive; the run then exits and a rerun resumes.
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import math
+import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.tensorboard import SummaryWriter
 
 from pico import augment, model, pairs, seeding, zipstore
 from pico.io import atomic_path
@@ -116,6 +123,14 @@ class Preemption:
     def _note(self, signum, frame) -> None:
         self.signal = signal.Signals(signum).name
 
+    def agreed(self, world: int) -> str | None:
+        """The signal, once any process got one: all DDP processes stop at the same step."""
+        if world == 1:
+            return self.signal
+        flag = torch.tensor([self.signal is not None], dtype=torch.int32)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return (self.signal or "SIGTERM") if flag.item() else None
+
 
 def _learned(moco: model.PixelMoCo) -> dict[str, torch.Tensor]:
     """The model's state without the frozen encoder (rebuilt identically from the config)."""
@@ -138,28 +153,43 @@ def restore(path: Path, moco: model.PixelMoCo, optimizer: torch.optim.Optimizer)
     return state["iteration"]
 
 
+def distributed(use_cuda: bool) -> tuple[int, int, torch.device]:
+    """(rank, world size, device); joins the process group when started by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device(f"cuda:{local}" if use_cuda else "cpu")
+    if world > 1 and not dist.is_initialized():
+        if use_cuda:
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return (dist.get_rank() if world > 1 else 0), world, device
+
+
 def train(pair_files: list[str], cfg: dict, out: str | Path, work_dir: str | Path, on_iteration=None) -> Path:
     """Pretrain on ``pair_files``; checkpoints in ``work_dir``; the final model at ``out``.
-    ``on_iteration(i)`` is called after each step (progress hooks, tests)."""
+    ``on_iteration(i)`` is called after each step (progress hooks, tests). Under torchrun every
+    process takes its share of each batch (DDP); rank 0 writes checkpoints, metrics and model."""
     p = cfg["pretrain"]
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    device = torch.device("cuda" if torch.cuda.is_available() and p["device"] != "cpu" else "cpu")
+    rank, world, device = distributed(torch.cuda.is_available() and p["device"] != "cpu")
     moco = build(cfg).to(device)
     params = [q for q in moco.parameters() if q.requires_grad]
+    step = DistributedDataParallel(moco, broadcast_buffers=False) if world > 1 else moco
     optimizer = torch.optim.SGD(params, lr=p["lr"], momentum=0.9, weight_decay=p["weight_decay"])
     ckpt, start = work_dir / "checkpoint.pt", 0
     if ckpt.exists():
         start = restore(ckpt, moco, optimizer)
         log.info("resuming from %s at iteration %d", ckpt, start)
     data = PairData(pair_files, p["crop_size"], p["seed"])
-    sampler = IterationSampler(len(data), p["videos_per_batch"], start, p["iterations"], p["seed"])
+    sampler = IterationSampler(len(data), p["videos_per_batch"], start, p["iterations"], p["seed"], rank, world)
     loader = DataLoader(data, batch_sampler=sampler, collate_fn=collate, num_workers=p["workers"],
                         persistent_workers=False, pin_memory=device.type == "cuda")
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(p["precision"])
     preempt = Preemption()
     moco.train()
-    metrics = work_dir / "metrics.csv"
+    metrics = work_dir / ("metrics.csv" if rank == 0 else f"metrics.rank{rank}.csv")
+    board = SummaryWriter(str(work_dir / "tensorboard")) if rank == 0 else None
     with open(metrics, "a", newline="") as f:
         writer = csv.writer(f)
         if start == 0:
@@ -170,23 +200,62 @@ def train(pair_files: list[str], cfg: dict, out: str | Path, work_dir: str | Pat
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None and device.type == "cuda"):
-                loss = moco(*(t.to(device, non_blocking=True) for t in (view_a, view_b, batch, xa, ya, xb, yb)))
+                loss = step(*(t.to(device, non_blocking=True) for t in (view_a, view_b, batch, xa, ya, xb, yb)))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             seconds, tick = time.perf_counter() - tick, time.perf_counter()
             writer.writerow([i + 1, f"{loss.item():.5f}", f"{lr:.6g}", len(xa), f"{seconds:.4f}", f"{len(xa) / seconds:.1f}"])
             log.info("pretrain: %d/%d loss %.4f lr %.4g %d pairs (%.2f s)", i + 1, p["iterations"], loss.item(), lr, len(xa), seconds)
+            if board:
+                for name, value in (("loss", loss.item()), ("lr", lr), ("pairs_per_s", len(xa) / seconds)):
+                    board.add_scalar(f"pretrain/{name}", value, i + 1)
             if on_iteration:
                 on_iteration(i + 1)
-            if (i + 1) % p["checkpoint_every"] == 0 or preempt.signal:
+            stop = preempt.agreed(world)
+            if (i + 1) % p["checkpoint_every"] == 0 or stop:
                 f.flush()
-                save(ckpt, moco, optimizer, i + 1)
-            if preempt.signal:
-                log.warning("%s at iteration %d: checkpoint saved, exiting for a rerun to resume", preempt.signal, i + 1)
-                raise SystemExit(f"pre-empted by {preempt.signal} at iteration {i + 1}")
-    result = {"decoder": model.trainable_state(moco), "config": cfg, "iteration": p["iterations"],
-              "encoder": {"arch": cfg["model"]["arch"], "checkpoint": cfg["model"]["encoder_checkpoint"]}}
-    with atomic_path(out) as tmp:
-        torch.save(result, tmp)
+                if rank == 0:
+                    save(ckpt, moco, optimizer, i + 1)
+                if world > 1:
+                    dist.barrier()
+            if stop:
+                log.warning("%s at iteration %d: checkpoint saved, exiting for a rerun to resume", stop, i + 1)
+                raise SystemExit(f"pre-empted by {stop} at iteration {i + 1}")
+    if board:
+        board.close()
+    if rank == 0:
+        result = {"decoder": model.trainable_state(moco), "config": cfg, "iteration": p["iterations"],
+                  "encoder": {"arch": cfg["model"]["arch"], "checkpoint": cfg["model"]["encoder_checkpoint"]}}
+        with atomic_path(out) as tmp:
+            torch.save(result, tmp)
     return Path(out)
+
+
+def launch(pair_files: list[str], cfg: dict, out: str | Path, work_dir: str | Path, processes: int) -> None:
+    """Train in this process, or with ``processes`` > 1 through torchrun, one process per GPU
+    (multi-node jobs: run ``torchrun`` with a rendezvous endpoint under ``srun`` instead)."""
+    if processes <= 1:
+        train(pair_files, cfg, out, work_dir)
+        return
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / "pairs.txt").write_text("\n".join(map(str, pair_files)))
+    (work_dir / "config.json").write_text(json.dumps(cfg))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+           "-m", "pico.pretrain", str(work_dir / "pairs.txt"), str(work_dir / "config.json"), str(out), str(work_dir)]
+    log.info("starting %s", " ".join(cmd))
+    subprocess.run(cmd, check=True)
+
+
+def main() -> None:
+    """Entry point of each torchrun process: PAIRS.txt CONFIG.json OUT WORK."""
+    from pico import logs
+
+    pairs_list, config_file, out, work = sys.argv[1:5]
+    logs.setup(None)
+    train(Path(pairs_list).read_text().split(), json.loads(Path(config_file).read_text()), out, work)
+
+
+if __name__ == "__main__":
+    main()

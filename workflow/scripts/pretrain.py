@@ -11,4 +11,10 @@ cfg = {
         "device": snakemake.config["pretrain"]["device"],
     },
 }
-pretrain.train(list(snakemake.input), cfg, snakemake.output[0], Path(snakemake.params.work) / "work")
+pretrain.launch(
+    list(snakemake.input),
+    cfg,
+    snakemake.output[0],
+    Path(snakemake.params.work) / "work",
+    snakemake.resources.gpu,
+)
