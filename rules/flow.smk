@@ -15,7 +15,7 @@ rule estimate_flow:
         "benchmarks/estimate_flow/{dataset}/{shard}.tsv"
     conda:
         "../envs/flow.yaml"
-    threads: 2 if FLOW_ON_GPU else 1
+    threads: 2
     resources:
         gpu=1 if FLOW_ON_GPU else 0,
         mem_mb=16000 if FLOW_ON_GPU else 4000,

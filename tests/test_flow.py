@@ -110,3 +110,11 @@ def test_fixed_scheme_clips_beyond_the_bound_and_frame_range_does_not(tmp_path):
         flowstore.write(tmp_path / "f.flow.zip", field, field, {}, scheme=scheme, bound=20, quality=100)
         with flowstore.FlowStore(tmp_path / "f.flow.zip") as store:
             assert store.field("fwd", 0)[0, 4, 12] == pytest.approx(expected, abs=0.15)
+
+
+def test_non_finite_flow_is_refused_not_stored(tmp_path):
+    field = np.zeros((1, 2, 8, 8), np.float32)
+    field[0, 0, 3, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        flowstore.write(tmp_path / "n.flow.zip", field, np.zeros_like(field), {}, scheme="frame_range", bound=20, quality=90)
+    assert not (tmp_path / "n.flow.zip").exists()

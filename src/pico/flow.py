@@ -21,7 +21,7 @@ from pico import flowstore, framestore, io, logs, sources
 log = logging.getLogger(__name__)
 
 #: OpenCV's presets, plus ``fine``: ``medium`` with its finest scale at full resolution
-#: (bench/flow_speed.py: about half medium's error for about 2.7x its time).
+#: (bench/flow_speed.py at 455x256: 0.61x medium's end-point error for 3.4x its time).
 DIS_PRESETS = {
     "ultrafast": (cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, None),
     "fast": (cv2.DISOPTICAL_FLOW_PRESET_FAST, None),
@@ -41,14 +41,12 @@ class DIS:
 
     def __call__(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
-        fwd = [self.dis.calc(a, b, None) for a, b in zip(gray[:-1], gray[1:])]
-        bwd = [self.dis.calc(b, a, None) for a, b in zip(gray[:-1], gray[1:])]
-        return _channels_first(fwd), _channels_first(bwd)
-
-
-def _channels_first(fields: list[np.ndarray]) -> np.ndarray:
-    """[(H, W, 2)] -> (T-1, 2, H, W) float32."""
-    return np.ascontiguousarray(np.stack(fields).transpose(0, 3, 1, 2), dtype=np.float32)
+        n, h, w = len(gray) - 1, *gray[0].shape
+        fwd, bwd = np.empty((n, 2, h, w), np.float32), np.empty((n, 2, h, w), np.float32)
+        for t, (a, b) in enumerate(zip(gray[:-1], gray[1:])):
+            fwd[t] = self.dis.calc(a, b, None).transpose(2, 0, 1)
+            bwd[t] = self.dis.calc(b, a, None).transpose(2, 0, 1)
+        return fwd, bwd
 
 
 def load_raft(variant: str, weights: str):
@@ -132,11 +130,14 @@ def run_shard(rows: list[dict], cfg: dict, out_dir: str | Path) -> list[dict]:
     """Flow for every ok snippet of a shard into ``out_dir``; rows gain ``flow``/``flow_bytes``.
 
     Frames of the next snippet are decoded while the current one computes; writing (JPEG
-    encoding) runs in a thread too, at most two snippets behind.
+    encoding) runs in a thread too, at most one snippet behind (a 300-frame snippet's flow is
+    about 0.56 GB in float32).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     todo = [r for r in rows if r["status"] == "ok"]
+    if not todo:
+        return rows
     estimate = estimator(cfg)
     codec = cfg["codec"]
     meta = {"backend": cfg["backend"]}
@@ -147,7 +148,7 @@ def run_shard(rows: list[dict], cfg: dict, out_dir: str | Path) -> list[dict]:
             path = out_dir / (sources.file_name(row["video"]) + flowstore.SUFFIX)
             job = writer.submit(flowstore.write, path, fwd, bwd, {**meta, "video": row["video"]}, **codec)
             writes.append((row, path, job))
-            if len(writes) > 2:
+            if len(writes) > 1:
                 _finish(writes.pop(0), done)
         for pending in writes:
             _finish(pending, done)

@@ -59,7 +59,9 @@ def dequantize(codes: np.ndarray, lo: float, hi: float) -> np.ndarray:
 def write(path: str | Path, fwd: np.ndarray, bwd: np.ndarray, meta: dict, scheme: str, bound: float, quality: int) -> int:
     """Store forward and backward flow, each (T-1, 2, H, W) float, atomically; bytes written."""
     if fwd.shape != bwd.shape or fwd.ndim != 4 or fwd.shape[1] != 2:
-        raise ValueError(f"flow must be two (T-1, 2, H, W) arrays, got {fwd.shape} and {bwd.shape}")
+        raise ValueError(f"{path}: flow must be two (T-1, 2, H, W) arrays, got {fwd.shape} and {bwd.shape}")
+    if not (np.isfinite(fwd).all() and np.isfinite(bwd).all()):
+        raise ValueError(f"{path}: flow has NaN or infinite values (an fp16 overflow?); not stored")
     n, _, height, width = fwd.shape
     ranges = np.zeros((n, 2, 2, 2), np.float32)
     with zipstore.writer(path) as put:

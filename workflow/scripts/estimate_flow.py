@@ -1,6 +1,11 @@
+import cv2
+import torch
+
 from pico import flow, logs, manifest
 
 logs.setup(snakemake.log[0])
+cv2.setNumThreads(snakemake.threads)
+torch.set_num_threads(snakemake.threads)
 settings = {
     **snakemake.params.flow,
     "device": snakemake.config["flow"]["device"],
