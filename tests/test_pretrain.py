@@ -72,7 +72,7 @@ def test_a_preempted_run_resumes_to_the_uninterrupted_weights(pair_files, tmp_pa
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not any(k.startswith("net.backbone.body") for k in a)  # the frozen encoder is referenced, not stored
     saved = torch.load(resumed, weights_only=True)
-    assert saved["iteration"] == 4 and saved["encoder"] == {"arch": "resnet18", "checkpoint": None}
+    assert saved["iteration"] == 4 and saved["encoder"] == {"arch": "resnet18", "checkpoint": None, "sha256": None}
     lines = (tmp_path / "whole/metrics.csv").read_text().splitlines()
     assert lines[0] == "iteration,loss,lr,pairs,seconds,pairs_per_s" and len(lines) == 5
 
@@ -107,3 +107,18 @@ def test_two_process_ddp_on_cpu(pair_files, tmp_path):
     assert len((tmp_path / "work/metrics.csv").read_text().splitlines()) == 4
     assert len((tmp_path / "work/metrics.rank1.csv").read_text().splitlines()) == 4
     assert (tmp_path / "work/checkpoint.pt").exists()
+
+
+def test_a_checkpoint_of_other_settings_is_not_resumed(pair_files, tmp_path):
+    pretrain.train(pair_files, config(iterations=2, checkpoint_every=1), tmp_path / "a.pt", tmp_path)
+    again = pretrain.train(pair_files, config(iterations=3, checkpoint_every=1, lr=0.01), tmp_path / "b.pt", tmp_path)
+    assert torch.load(again, weights_only=True)["iteration"] == 3
+    assert len((tmp_path / "metrics.csv").read_text().splitlines()) == 4  # started over: 3 rows + header
+
+
+def test_the_pretrained_backbone_plugs_into_torchvision_mask_rcnn():
+    net = model.DenseNet("resnet18", None, freeze_encoder=True)
+    detector = torchvision.models.detection.MaskRCNN(net.backbone, num_classes=3, min_size=128, max_size=160).eval()
+    with torch.no_grad():
+        (out,) = detector([torch.rand(3, 120, 160)])
+    assert {"boxes", "labels", "scores", "masks"} <= out.keys()

@@ -11,6 +11,7 @@ signals (SIGTERM, SIGUSR1) arrive; the run then exits and a rerun resumes.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import math
@@ -138,14 +139,25 @@ def _learned(moco: model.PixelMoCo) -> dict[str, torch.Tensor]:
     return {k: v for k, v in moco.state_dict().items() if not (frozen and ".net.backbone.body." in k)}
 
 
-def save(path: Path, moco: model.PixelMoCo, optimizer: torch.optim.Optimizer, iteration: int) -> None:
+def _fingerprint(cfg: dict) -> str:
+    """What a checkpoint must agree on to be resumed: everything but where and how fast it runs."""
+    keep = {"model": cfg["model"], "pretrain": {k: v for k, v in cfg["pretrain"].items() if k not in ("workers", "device", "gpus")}}
+    return json.dumps(keep, sort_keys=True)
+
+
+def save(path: Path, moco: model.PixelMoCo, optimizer: torch.optim.Optimizer, iteration: int, cfg: dict) -> None:
+    state = {"moco": _learned(moco), "optimizer": optimizer.state_dict(), "iteration": iteration, "config": _fingerprint(cfg)}
     with atomic_path(path) as tmp:
-        torch.save({"moco": _learned(moco), "optimizer": optimizer.state_dict(), "iteration": iteration}, tmp)
+        torch.save(state, tmp)
 
 
-def restore(path: Path, moco: model.PixelMoCo, optimizer: torch.optim.Optimizer) -> int:
-    """Load a checkpoint written by ``save``; the iteration it was taken after."""
+def restore(path: Path, moco: model.PixelMoCo, optimizer: torch.optim.Optimizer, cfg: dict) -> int:
+    """Load a checkpoint written by ``save``; the iteration it was taken after, or 0 when it
+    belongs to other settings (it is then ignored: a changed config starts over)."""
     state = torch.load(path, map_location=next(moco.parameters()).device, weights_only=True)
+    if state.get("config") != _fingerprint(cfg):
+        log.warning("%s was written with other settings; starting over", path)
+        return 0
     missing, unexpected = moco.load_state_dict(state["moco"], strict=False)
     if unexpected or set(missing) - (set(moco.state_dict()) - set(_learned(moco))):
         raise ValueError(f"{path}: checkpoint does not fit this model ({len(missing)} missing, {len(unexpected)} unexpected keys)")
@@ -179,8 +191,9 @@ def train(pair_files: list[str], cfg: dict, out: str | Path, work_dir: str | Pat
     optimizer = torch.optim.SGD(params, lr=p["lr"], momentum=0.9, weight_decay=p["weight_decay"])
     ckpt, start = work_dir / "checkpoint.pt", 0
     if ckpt.exists():
-        start = restore(ckpt, moco, optimizer)
-        log.info("resuming from %s at iteration %d", ckpt, start)
+        start = restore(ckpt, moco, optimizer, cfg)
+        if start:
+            log.info("resuming from %s at iteration %d", ckpt, start)
     data = PairData(pair_files, p["crop_size"], p["seed"])
     sampler = IterationSampler(len(data), p["videos_per_batch"], start, p["iterations"], p["seed"], rank, world)
     loader = DataLoader(data, batch_sampler=sampler, collate_fn=collate, num_workers=p["workers"],
@@ -190,7 +203,7 @@ def train(pair_files: list[str], cfg: dict, out: str | Path, work_dir: str | Pat
     moco.train()
     metrics = work_dir / ("metrics.csv" if rank == 0 else f"metrics.rank{rank}.csv")
     board = SummaryWriter(str(work_dir / "tensorboard")) if rank == 0 else None
-    with open(metrics, "a", newline="") as f:
+    with open(metrics, "a" if start else "w", newline="") as f:
         writer = csv.writer(f)
         if start == 0:
             writer.writerow(["iteration", "loss", "lr", "pairs", "seconds", "pairs_per_s"])
@@ -216,7 +229,7 @@ def train(pair_files: list[str], cfg: dict, out: str | Path, work_dir: str | Pat
             if (i + 1) % p["checkpoint_every"] == 0 or stop:
                 f.flush()
                 if rank == 0:
-                    save(ckpt, moco, optimizer, i + 1)
+                    save(ckpt, moco, optimizer, i + 1, cfg)
                 if world > 1:
                     dist.barrier()
             if stop:
@@ -225,8 +238,10 @@ def train(pair_files: list[str], cfg: dict, out: str | Path, work_dir: str | Pat
     if board:
         board.close()
     if rank == 0:
+        encoder = cfg["model"]["encoder_checkpoint"]
         result = {"decoder": model.trainable_state(moco), "config": cfg, "iteration": p["iterations"],
-                  "encoder": {"arch": cfg["model"]["arch"], "checkpoint": cfg["model"]["encoder_checkpoint"]}}
+                  "encoder": {"arch": cfg["model"]["arch"], "checkpoint": encoder,
+                              "sha256": encoder and hashlib.sha256(Path(encoder).read_bytes()).hexdigest()}}
         with atomic_path(out) as tmp:
             torch.save(result, tmp)
     return Path(out)
