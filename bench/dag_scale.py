@@ -25,10 +25,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
+from timing import best_time
 
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
@@ -76,15 +76,6 @@ def snakemake(root: Path, configs: list[Path], *flags: str) -> subprocess.Comple
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}{out.stderr[-3000:]}")
     return out
 
-
-def best_time(repeat: int, run) -> float:
-    """The shortest wall-clock time of ``repeat`` calls of ``run()``."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def job_count(root: Path, configs: list[Path]) -> int:

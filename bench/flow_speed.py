@@ -42,6 +42,7 @@ from typing import Callable
 
 import cv2
 import numpy as np
+from timing import best_time
 
 from pico import flow, framestore, synthetic
 
@@ -77,15 +78,6 @@ def save_weights(folder: Path, seed: int) -> dict[str, Path]:
         torch.save(build(weights=None).state_dict(), paths[variant])
     return paths
 
-
-def best_time(repeat: int, run: Callable[[], object]) -> float:
-    """The shortest wall-clock time of ``repeat`` calls of ``run()``."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def throughput(estimate: Callable, frames: np.ndarray, repeat: int) -> tuple[float, np.ndarray]:

@@ -24,12 +24,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from timing import best_time
 
 from pico import framestore, synthetic, video
 
@@ -47,15 +47,6 @@ def make_inputs(folder: Path, seconds: float) -> dict[str, Path]:
     subprocess.run(cmd + [str(paths["mandelbrot"])], check=True, stdin=subprocess.DEVNULL)
     return paths
 
-
-def best_time(repeat: int, run: Callable[[], object]) -> float:
-    """The shortest wall-clock time of ``repeat`` calls of ``run()``."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def extract(src: Path, dst: Path, short_side: int, quality: int) -> dict:

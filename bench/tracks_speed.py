@@ -17,27 +17,17 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from timing import best_time
 
 from pico import flow, flowstore, synthetic, tracks
 
 WIDTH, HEIGHT = 456, 256
 
-
-def best_time(repeat: int, run: Callable[[], object]) -> float:
-    """The shortest wall-clock time of ``repeat`` calls of ``run()``."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def make_flow(folder: Path, n_frames: int) -> Path:

@@ -4,10 +4,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from picotest import REPO, run_snakemake
 
 from pico import config as pcfg
-
-from picotest import REPO, run_snakemake
 
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 

@@ -2,7 +2,6 @@
 point pairs for PiCO and the static baselines."""
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
 from pico import pairs, sampling, tracks
