@@ -44,6 +44,16 @@ def load_moco_encoder(arch: str, checkpoint: str | None) -> nn.Module:
     return encoder
 
 
+def dilated_encoder(arch: str, checkpoint: str | None) -> nn.Module:
+    """The MoCo-v2 baseline of Table 1 (A.2.1): the ResNet with every stride-2 stage made
+    stride 1 and its dilation doubled (Chen et al. 2017, Yu et al. 2017), so its last stage is
+    at 1/4 resolution like the decoders; returns that stage's map (B, C5, H/4, W/4).
+    torchvision dilates Bottleneck ResNets only (resnet50, the paper's)."""
+    dilated = getattr(torchvision.models, arch)(weights=None, replace_stride_with_dilation=[True, True, True])
+    dilated.load_state_dict(load_moco_encoder(arch, checkpoint).state_dict())  # dilation has no weights
+    return nn.Sequential(*list(dilated.children())[:-2])
+
+
 def backbone(arch: str, checkpoint: str | None, freeze: bool) -> BackboneWithFPN:
     """Encoder (C2..C5) + FPN (P2..P5, 256 channels, plus the max-pool level for Mask R-CNN)."""
     encoder = load_moco_encoder(arch, checkpoint)
