@@ -19,6 +19,7 @@ rule pretrain_model:
     threads: max(1, config["pretrain"]["workers"])
     resources:
         gpu=config["pretrain"]["gpus"] if PRETRAIN_ON_GPU else 0,
+        nodes=config["pretrain"]["nodes"],
         mem_mb=64000 if PRETRAIN_ON_GPU else 8000,
         runtime=lambda w: 60
         + config["pretrain"]["iterations"] // (60 if PRETRAIN_ON_GPU else 10),
@@ -27,7 +28,7 @@ rule pretrain_model:
         pretrain={
             k: v
             for k, v in config["pretrain"].items()
-            if k not in ("workers", "device", "gpus")
+            if k not in ("workers", "device", "gpus", "nodes")
         },
         work=subpath(output[0], parent=True),
     script:

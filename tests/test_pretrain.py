@@ -122,3 +122,13 @@ def test_the_pretrained_backbone_plugs_into_torchvision_mask_rcnn():
     with torch.no_grad():
         (out,) = detector([torch.rand(3, 120, 160)])
     assert {"boxes", "labels", "scores", "masks"} <= out.keys()
+
+
+def test_torchrun_commands_for_one_and_several_nodes():
+    args = ["pairs.txt", "config.json", "model.pt", "work"]
+    single = pretrain.torchrun_command(4, 1, None, args)
+    assert single[1:] == ["-m", "torch.distributed.run", "--nproc_per_node=4", "--standalone", "-m", "pico.pretrain", *args]
+    multi = pretrain.torchrun_command(8, 2, "gpu-node-07", args)
+    assert multi[:3] == ["srun", "--nodes=2", "--ntasks-per-node=1"]
+    assert {"--nnodes=2", "--nproc_per_node=8", "--rdzv_backend=c10d", "--rdzv_endpoint=gpu-node-07:29500"} <= set(multi)
+    assert multi[-5:] == ["pico.pretrain", *args]

@@ -140,7 +140,7 @@ def _learned(moco: model.PixelMoCo) -> dict[str, torch.Tensor]:
 
 def _fingerprint(cfg: dict) -> str:
     """What a checkpoint must agree on to be resumed: everything but where and how fast it runs."""
-    keep = {"model": cfg["model"], "pretrain": {k: v for k, v in cfg["pretrain"].items() if k not in ("workers", "device", "gpus")}}
+    keep = {"model": cfg["model"], "pretrain": {k: v for k, v in cfg["pretrain"].items() if k not in ("workers", "device", "gpus", "nodes")}}
     return json.dumps(keep, sort_keys=True)
 
 
@@ -246,18 +246,35 @@ def train(pair_files: list[str], cfg: dict, out: str | Path, work_dir: str | Pat
     return Path(out)
 
 
-def launch(pair_files: list[str], cfg: dict, out: str | Path, work_dir: str | Path, processes: int) -> None:
-    """Train in this process, or with ``processes`` > 1 through torchrun, one process per GPU
-    (multi-node jobs: run ``torchrun`` with a rendezvous endpoint under ``srun`` instead)."""
-    if processes <= 1:
+def torchrun_command(processes: int, nodes: int, head_node: str | None, args: list[str]) -> list[str]:
+    """The command that starts ``processes`` training processes per node on ``nodes`` nodes:
+    torchrun on this node, or, across nodes of a SLURM allocation, one torchrun per node under
+    ``srun`` meeting at ``head_node`` (c10d rendezvous)."""
+    run = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}"]
+    if nodes <= 1:
+        return [*run, "--standalone", "-m", "pico.pretrain", *args]
+    return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", *run, f"--nnodes={nodes}", "--rdzv_backend=c10d",
+            f"--rdzv_endpoint={head_node}:29500", "-m", "pico.pretrain", *args]
+
+
+def head_node() -> str:
+    """First host of this SLURM job (``scontrol show hostnames``)."""
+    hosts = subprocess.run(["scontrol", "show", "hostnames", os.environ["SLURM_JOB_NODELIST"]],
+                           capture_output=True, text=True, check=True).stdout.split()
+    return hosts[0]
+
+
+def launch(pair_files: list[str], cfg: dict, out: str | Path, work_dir: str | Path, processes: int, nodes: int = 1) -> None:
+    """Train in this process, or with several processes (GPUs) or nodes through torchrun."""
+    if processes <= 1 and nodes <= 1:
         train(pair_files, cfg, out, work_dir)
         return
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "pairs.txt").write_text("\n".join(map(str, pair_files)))
     (work_dir / "config.json").write_text(json.dumps(cfg))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-           "-m", "pico.pretrain", str(work_dir / "pairs.txt"), str(work_dir / "config.json"), str(out), str(work_dir)]
+    args = [str(work_dir / "pairs.txt"), str(work_dir / "config.json"), str(out), str(work_dir)]
+    cmd = torchrun_command(max(1, processes), nodes, head_node() if nodes > 1 else None, args)
     log.info("starting %s", " ".join(cmd))
     subprocess.run(cmd, check=True)
 

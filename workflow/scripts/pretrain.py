@@ -17,4 +17,5 @@ pretrain.launch(
     snakemake.output[0],
     Path(snakemake.params.work) / "work",
     snakemake.resources.gpu,
+    snakemake.resources.nodes,
 )
