@@ -3,6 +3,7 @@ import re
 
 import pico.config
 import pico.pairs
+import pico.pretrain
 import pico.sources
 from snakemake.exceptions import WorkflowError
 
@@ -53,6 +54,25 @@ def dataset_config(wildcards):
 
 # RAFT backends run on a GPU when the job gets one (rules/flow.smk declares it for SLURM).
 FLOW_ON_GPU = config["flow"]["backend"] != "dis" and config["flow"]["device"] != "cpu"
+
+
+def flow_settings():
+    """The flow settings that change the stored flow, as rerun triggers: those of the chosen
+    backend and codec scheme only (device and batch size change nothing)."""
+    flow = config["flow"]
+    keys = (
+        ["dis_preset"]
+        if flow["backend"] == "dis"
+        else ["weights", "iters", "precision"]
+    )
+    codec = {
+        k: v
+        for k, v in flow["codec"].items()
+        if k != "bound" or flow["codec"]["scheme"] == "fixed"
+    }
+    return {"backend": flow["backend"], **{k: flow[k] for k in keys}, "codec": codec}
+
+
 # Generous minutes per 10-second snippet (300 frames at the paper's 256 short side).
 FLOW_MINUTES_PER_VIDEO = (
     0.5 if FLOW_ON_GPU else 1 if config["flow"]["backend"] == "dis" else 20
@@ -73,6 +93,13 @@ wildcard_constraints:
 
 # Pretraining runs on a GPU when the job gets one (rules/pretrain.smk declares it for SLURM).
 PRETRAIN_ON_GPU = config["pretrain"]["device"] != "cpu"
+PRETRAIN_RUNTIME_KEYS = pico.pretrain.RUNTIME_KEYS
+
+
+def local_file(path):
+    """A weights file named by the config as an input (replacing it reruns its users), or
+    nothing for torchvision's default weights / no checkpoint."""
+    return [] if path in (None, "default") else [path]
 
 
 def per_dataset_shard(pattern):

@@ -20,6 +20,8 @@ rule download:
         entries=shard_entries,
         source=lambda w: dataset_config(w)["source"],
         root=lambda w: dataset_config(w).get("root", ""),
-        seed=config["seed"],
+        seed=lambda w: (
+            config["seed"] if dataset_config(w)["source"] == "synthetic" else None
+        ),
     script:
         "../workflow/scripts/download.py"

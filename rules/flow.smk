@@ -6,6 +6,9 @@ rule estimate_flow:
     input:
         "results/{dataset}/videos/{shard}.parquet",
         "results/{dataset}/frames/{shard}",
+        local_file(
+            config["flow"]["weights"] if config["flow"]["backend"] != "dis" else None
+        ),
     output:
         table="results/{dataset}/flow/{shard}.parquet",
         flow=directory("results/{dataset}/flow/{shard}"),
@@ -21,11 +24,7 @@ rule estimate_flow:
         mem_mb=16000 if FLOW_ON_GPU else 4000,
         runtime=lambda w: 30 + int(FLOW_MINUTES_PER_VIDEO * len(shard_entries(w))),
     params:
-        flow={
-            k: v
-            for k, v in config["flow"].items()
-            if k not in ("device", "batch_size")
-        },
+        flow=flow_settings(),
     script:
         "../workflow/scripts/estimate_flow.py"
 

@@ -5,9 +5,10 @@
 
 rule pretrain_model:
     input:
-        per_dataset_shard(
+        pairs=per_dataset_shard(
             "results/{dataset}/pairs/{method}/{sampling}/g{gamma}_d{delta}/{shard}.parquet"
         ),
+        encoder=local_file(config["model"]["encoder_checkpoint"]),
     output:
         "results/models/{method}/{dataset}/{sampling}/g{gamma}_d{delta}/model.pt",
     log:
@@ -28,7 +29,7 @@ rule pretrain_model:
         pretrain={
             k: v
             for k, v in config["pretrain"].items()
-            if k not in ("workers", "device", "gpus", "nodes")
+            if k not in PRETRAIN_RUNTIME_KEYS
         },
         work=subpath(output[0], parent=True),
     script:

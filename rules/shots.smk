@@ -20,8 +20,15 @@ rule detect_shots:
             k: dataset_config(w)[k]
             for k in ("shots", "snippet_seconds", "min_seconds")
         },
-        threshold=config["shot_detection"]["threshold"],
-        margin=config["shot_detection"]["margin_seconds"],
-        seed=config["seed"],
+        # TransNetV2's settings and the seed choose the snippet only with shots: true
+        detection=lambda w: (
+            {
+                "threshold": config["shot_detection"]["threshold"],
+                "margin_seconds": config["shot_detection"]["margin_seconds"],
+                "seed": config["seed"],
+            }
+            if dataset_config(w)["shots"]
+            else None
+        ),
     script:
         "../workflow/scripts/detect_shots.py"

@@ -39,6 +39,7 @@ def test_a_config_naming_only_datasets_gets_every_default():
         ({"datasets": {"bad name": {"source": "synthetic"}}}, "datasets", "bad name"),
         ({"datasets": {"d": {"source": "synthetic"}}, "tracking": {"thresholds": [[0, 20]]}}, "tracking.thresholds.0", "max_delta 16"),
         ({"datasets": {"d": {"source": "synthetic"}}, "flow": {"backend": "pwc"}}, "flow.backend", "is not one of"),
+        ({"datasets": {"d": {"source": "synthetic"}}, "pretrain": {"videos_per_batch": 2, "gpus": 4}}, "pretrain.videos_per_batch", "4 processes"),
     ],
 )
 def test_invalid_configs_are_rejected_naming_the_key(cfg, key, words):

@@ -45,6 +45,7 @@ class _Server:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}  # path -> body, served whole (Range honoured)
         self.truncated: set[str] = set()  # paths whose body is cut in half, then the socket closed
+        self.errors: dict[str, int] = {}  # paths answered with this HTTP error status
         self.requests: list[tuple[str, str]] = []  # (method, path), in arrival order
         self.lock = threading.Lock()
         self.port = 0
@@ -77,6 +78,9 @@ def _handler(state: _Server) -> type[BaseHTTPRequestHandler]:
         def _serve(self, body: bool) -> None:
             with state.lock:
                 state.requests.append((self.command, self.path))
+            if self.path in state.errors:
+                self.send_error(state.errors[self.path])
+                return
             data = state.files.get(self.path)
             if data is None:
                 self.send_error(404, "Not Found")
@@ -353,3 +357,26 @@ def test_manifest_round_trip(youtube_rows, tmp_path):
 def test_offline_guard_refuses_other_hosts():
     with pytest.raises(OSError, match="offline test"):
         socket.create_connection(("192.0.2.1", 80), timeout=1)  # TEST-NET-1, never routed
+
+
+def test_a_transient_failure_fails_the_shard_instead_of_losing_the_video(srv, tmp_path):
+    """HTTP 503 (an overloaded server) says nothing about the video: the shard fails, so that
+    Snakemake's retry fetches it later, and no row records it as unavailable for good."""
+    srv.errors["/busy.mp4"] = 503
+    entry = {"video": "busy", "url": srv.url("/busy.mp4")}
+    with pytest.raises(RuntimeError, match="busy.*transient"):
+        download.run_shard([entry], "youtube", tmp_path / "media", CFG, seed=0)
+    assert not list((tmp_path / "media").glob("busy*"))
+
+
+@pytest.mark.parametrize("reason, expected", [
+    ("Unable to download webpage: <urlopen error [Errno -3] Temporary failure in name resolution>", True),
+    ("Unable to download webpage: The read operation timed out", True),
+    ("Unable to download webpage: HTTP Error 429: Too Many Requests", True),
+    ("Unable to download webpage: HTTP Error 502: Bad Gateway", True),
+    ("Video unavailable. This video has been removed by the uploader", False),
+    ("Private video. Sign in if you've been granted access to this video", False),
+    ("Unable to download webpage: HTTP Error 404: Not Found", False),
+])
+def test_which_download_errors_are_transient(reason, expected):
+    assert download.transient(reason) is expected

@@ -75,6 +75,8 @@ def test_a_preempted_run_resumes_to_the_uninterrupted_weights(pair_files, tmp_pa
     assert saved["iteration"] == 4 and saved["encoder"] == {"arch": "resnet18", "checkpoint": None, "sha256": None}
     lines = (tmp_path / "whole/metrics.csv").read_text().splitlines()
     assert lines[0] == "iteration,loss,lr,pairs,seconds,pairs_per_s" and len(lines) == 5
+    assert (tmp_path / "cut/metrics.csv").read_text().splitlines()[1:] != []
+    assert [r.split(",")[0] for r in (tmp_path / "cut/metrics.csv").read_text().splitlines()[1:]] == ["1", "2", "3", "4"]
 
 
 def test_moco_checkpoints_load_strictly(tmp_path):
@@ -107,6 +109,19 @@ def test_two_process_ddp_on_cpu(pair_files, tmp_path):
     assert len((tmp_path / "work/metrics.csv").read_text().splitlines()) == 4
     assert len((tmp_path / "work/metrics.rank1.csv").read_text().splitlines()) == 4
     assert (tmp_path / "work/checkpoint.pt").exists()
+
+
+def test_new_pairs_are_trained_on_not_answered_with_the_old_model(pair_files, tmp_path):
+    """A finished run's checkpoint is at the last iteration; when the pairs stage reruns, the
+    pretraining rerun must train again, not return the stale weights."""
+    cfg = config(iterations=2, checkpoint_every=1)
+    first = weights(pretrain.train(pair_files, cfg, tmp_path / "a.pt", tmp_path))
+    path = pair_files[0]
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))  # the pairs were rewritten
+    pretrain.train(pair_files, cfg, tmp_path / "b.pt", tmp_path)
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"]  # trained from the start again
+    assert weights(tmp_path / "b.pt").keys() == first.keys()
 
 
 def test_a_checkpoint_of_other_settings_is_not_resumed(pair_files, tmp_path):

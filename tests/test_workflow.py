@@ -43,8 +43,9 @@ def test_changing_frame_settings_reruns_only_frame_extraction(demo):
 def test_changing_the_flow_codec_reruns_only_flow(demo):
     out = dry_run_with(demo, {"flow": {"codec": {"quality": 80}}}, "flow")
     assert scheduled(out.stdout + out.stderr) == {"estimate_flow": 2, "flow": 1}
-    out = dry_run_with(demo, {"flow": {"batch_size": 3}}, "flow")  # speed settings rerun nothing
-    assert "Nothing to be done" in out.stdout + out.stderr
+    for irrelevant in ({"batch_size": 3}, {"iters": 20}, {"codec": {"bound": 5}}):  # speed, RAFT-only, fixed-only
+        out = dry_run_with(demo, {"flow": irrelevant}, "flow")
+        assert "Nothing to be done" in out.stdout + out.stderr, irrelevant
 
 
 def dry_run_with(workdir, override: dict, target: str):
@@ -118,6 +119,8 @@ def test_bad_inputs_get_their_status_and_the_rest_of_the_shard_finishes(tmp_path
         assert (row["status"] == "ok") == (row["reason"] is None), (video, row["reason"])
     assert rows["good.mp4"]["n_frames"] == 60 and rows["nested/deeper/good60.mov"]["n_frames"] == 60
     assert "0 bytes" in rows["zero.mp4"]["reason"] and "audio" in rows["audio_only.mp4"]["reason"]
+    reseeded = run_snakemake(tmp_path, "flow", "-n", config={**config, "flow": {"backend": "dis"}, "seed": 7})
+    assert "download" not in scheduled(reseeded.stdout + reseeded.stderr)  # local files are not re-fetched
     flows = {r["video"]: r for p in sorted((tmp_path / "results/mine/flow").glob("*.parquet")) for r in manifest.read(p)}
     assert {v: r["status"] for v, r in flows.items()} == {v: r["status"] for v, r in rows.items()}  # carried through
     assert {v for v, r in flows.items() if r["flow"]} == {"good.mp4", "nested/deeper/good60.mov"}

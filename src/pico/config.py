@@ -44,7 +44,7 @@ def validate(config: dict, schema_path: str | os.PathLike) -> dict:
     errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     problems = [f"{_key(e.absolute_path)}: {e.message}" for e in errors]
     if not problems:
-        problems = _missing_paths(config) + _thresholds_outside_bounds(config)
+        problems = _missing_paths(config) + _thresholds_outside_bounds(config) + _processes_exceed_batch(config)
     if problems:
         raise ConfigError("invalid pico config:\n  " + "\n  ".join(problems))
     return config
@@ -59,6 +59,14 @@ def _thresholds_outside_bounds(config: dict) -> list[str]:
         for i, (gamma, delta) in enumerate(tracking["thresholds"])
         if gamma > tracking["max_gamma"] or delta > tracking["max_delta"]
     ]
+
+
+def _processes_exceed_batch(config: dict) -> list[str]:
+    """Each DDP process takes its share of a batch's videos: none may be left without."""
+    p = config["pretrain"]
+    if p["gpus"] * p["nodes"] > p["videos_per_batch"]:
+        return [f"pretrain.videos_per_batch: {p['videos_per_batch']} videos cannot feed {p['gpus'] * p['nodes']} processes (gpus x nodes)"]
+    return []
 
 
 def _missing_paths(config: dict) -> list[str]:

@@ -1,8 +1,10 @@
 """Section 3.1 / A.1: getting the videos. yt-dlp (Python API) for YouTube and Kinetics,
 the generator for the synthetic demo, and a pass-through for local folders.
 
-A video that cannot be had becomes a row with status ``unavailable`` and yt-dlp's reason;
-it never fails the shard.
+A video that cannot be had (removed, private, 404, a truncated file after the retries)
+becomes a row with status ``unavailable`` and yt-dlp's reason; it never fails the shard.
+Transient failures (DNS, timeouts, HTTP 429/5xx) and local errors (a full disk) do fail the
+shard, so that its retry fetches the videos instead of losing them.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import re
 from pathlib import Path
 
 from pico import logs, sources, synthetic
@@ -78,6 +81,20 @@ def fetch(url: str, stem: Path, cfg: dict, section: tuple[float, float] | None =
     return Path(info["requested_downloads"][0]["filepath"])
 
 
+#: yt-dlp messages of failures that say nothing about the video: the network, the server's
+#: load, rate limits. A shard with one of these fails (and is retried) instead of recording
+#: the video as unavailable for good.
+TRANSIENT = re.compile(
+    r"Temporary failure in name resolution|Name or service not known|timed out|Connection (refused|reset)|"
+    r"Network is unreachable|HTTP Error (429|5\d\d)|Too Many Requests",
+    re.IGNORECASE,
+)
+
+
+def transient(reason: str) -> bool:
+    return bool(TRANSIENT.search(reason))
+
+
 def _reason(error: Exception) -> str:
     text = str(error).removeprefix("ERROR: ").strip()
     return text[:500] or type(error).__name__
@@ -106,9 +123,12 @@ def get(entry: dict, source: str, media: Path, cfg: dict, seed: int, root: str |
     section = (entry["start"], entry["end"]) if source == "kinetics" else None
     try:
         return {**row, "path": str(fetch(entry["url"], stem, cfg, section))}
-    except (YoutubeDLError, OSError) as e:
+    except YoutubeDLError as e:
         for partial in media.glob(glob.escape(stem.name) + ".*"):  # yt-dlp's .part/.ytdl leftovers
             partial.unlink()
+        if transient(_reason(e)):
+            raise RuntimeError(f"{entry['video']} ({entry['url']}): {_reason(e)} -- a transient failure: "
+                               "the shard fails so that a retry fetches it, rather than record it unavailable") from e
         return {**row, "status": "unavailable", "reason": _reason(e)}
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pico import flowstore, framestore, io, logs, sources
+from pico import flowstore, framestore, io, logs, manifest, sources
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,9 @@ def run_shard(rows: list[dict], cfg: dict, out_dir: str | Path) -> list[dict]:
     with ThreadPoolExecutor(1) as writer:
         for row, frames in logs.progress(io.prefetched(_load_frames, todo), len(todo), "flow", log):
             fwd, bwd = estimate(frames)
+            if not (np.isfinite(fwd).all() and np.isfinite(bwd).all()):  # e.g. an fp16 overflow
+                done[row["video"]] = manifest.fail(row, "flow_failed", f"{cfg['backend']} gave NaN or infinite flow")
+                continue
             path = out_dir / (sources.file_name(row["video"]) + flowstore.SUFFIX)
             job = writer.submit(flowstore.write, path, fwd, bwd, {**meta, "video": row["video"]}, **codec)
             writes.append((row, path, job))

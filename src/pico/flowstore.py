@@ -97,7 +97,7 @@ class FlowStore:
         interpolating the flow: tracking samples codes and never decodes whole fields to float."""
         if not 0 <= t < len(self):
             raise IndexError(f"{self.path}: flow field {t} outside 0..{len(self) - 1}")
-        codes = np.stack([zipstore.decode_jpeg(self._archive.read(_member(direction, t, name)), gray=True) for name in COMPONENTS])
+        codes = np.stack([self._archive.jpeg(_member(direction, t, name), gray=True) for name in COMPONENTS])
         return codes, self.ranges[t, DIRECTIONS.index(direction)]
 
     def field(self, direction: str, t: int) -> np.ndarray:

@@ -61,7 +61,8 @@ class FrameStore:
         return self._archive.read(_member(i))
 
     def __getitem__(self, i: int) -> np.ndarray:
-        return zipstore.decode_jpeg(self.jpeg(i))
+        self.jpeg(i)  # bounds check
+        return self._archive.jpeg(_member(i))
 
     def all(self) -> np.ndarray:
         """Every frame, (T, H, W, 3) uint8."""

@@ -13,8 +13,9 @@ import pyarrow.parquet as pq
 
 from pico.io import atomic_path
 
-#: Statuses a video can end in; only ``ok`` videos go on to later stages.
-STATUSES = ("ok", "unavailable", "corrupt", "no_video_stream", "too_short", "no_shot")
+#: Statuses a video can end in; only ``ok`` videos go on to later stages. ``flow_failed``: the
+#: flow backend produced non-finite values for this snippet (the rest of the shard goes on).
+STATUSES = ("ok", "unavailable", "corrupt", "no_video_stream", "too_short", "no_shot", "flow_failed")
 
 SCHEMA = pa.schema(
     [

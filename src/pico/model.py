@@ -127,6 +127,8 @@ def point_features(maps: torch.Tensor, batch: torch.Tensor, x: torch.Tensor, y: 
 def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
     """Eq. 1: -log exp(q.k / T) / (exp(q.k / T) + sum_j exp(q.n_j / T)), the positive among
     the denominators; q, k (n, C) and the queue's negatives (C, K), all L2-normalised."""
+    if len(q) == 0:  # no point survived the crops: a zero loss, still connected (DDP all-reduces)
+        return q.sum() * 0.0
     positive = (q * k).sum(dim=1, keepdim=True)
     negative = q @ queue
     logits = torch.cat([positive, negative], dim=1) / temperature
@@ -197,5 +199,7 @@ def gather(keys: torch.Tensor) -> torch.Tensor:
 
 
 def trainable_state(model: PixelMoCo) -> dict[str, torch.Tensor]:
-    """What pretraining learns (decoder = FPN + semantic branch, head), for model.pt."""
-    return {k: v for k, v in model.query.state_dict().items() if not k.startswith("net.backbone.body.")}
+    """What pretraining learns, for model.pt: decoder (FPN + semantic branch) and head, and the
+    encoder too when it was not frozen."""
+    frozen = model.query["net"].freeze_encoder
+    return {k: v for k, v in model.query.state_dict().items() if not (frozen and k.startswith("net.backbone.body."))}

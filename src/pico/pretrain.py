@@ -123,11 +123,11 @@ class Preemption:
     def _note(self, signum, frame) -> None:
         self.signal = signal.Signals(signum).name
 
-    def agreed(self, world: int) -> str | None:
+    def agreed(self, world: int, device: torch.device) -> str | None:
         """The signal, once any process got one: all DDP processes stop at the same step."""
         if world == 1:
             return self.signal
-        flag = torch.tensor([self.signal is not None], dtype=torch.int32)
+        flag = torch.tensor([self.signal is not None], dtype=torch.int32, device=device)  # NCCL: on the GPU
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return (self.signal or "SIGTERM") if flag.item() else None
 
@@ -138,23 +138,44 @@ def _learned(moco: model.PixelMoCo) -> dict[str, torch.Tensor]:
     return {k: v for k, v in moco.state_dict().items() if not (frozen and ".net.backbone.body." in k)}
 
 
-def _fingerprint(cfg: dict) -> str:
-    """What a checkpoint must agree on to be resumed: everything but where and how fast it runs."""
-    keep = {"model": cfg["model"], "pretrain": {k: v for k, v in cfg["pretrain"].items() if k not in ("workers", "device", "gpus", "nodes")}}
+#: Settings that change how a run is executed, not what it learns: neither rerun triggers nor
+#: part of a checkpoint's fingerprint. (max_pairs acts through the pairs stage.)
+RUNTIME_KEYS = ("workers", "device", "gpus", "nodes", "checkpoint_every", "max_pairs")
+
+
+def _fingerprint(cfg: dict, pair_files: list[str]) -> str:
+    """What a checkpoint must agree on to be resumed: the settings that shape learning, the
+    encoder file's content and the pair files (path, size, modification time): new pairs or a
+    changed config start over instead of resuming, or returning, a stale model."""
+    encoder = cfg["model"]["encoder_checkpoint"]
+    keep = {
+        "model": cfg["model"],
+        "pretrain": {k: v for k, v in cfg["pretrain"].items() if k not in RUNTIME_KEYS},
+        "encoder_sha256": encoder and _sha256(encoder),
+        "pairs": [(str(p), os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in sorted(map(str, pair_files))],
+    }
     return json.dumps(keep, sort_keys=True)
 
 
-def save(path: Path, moco: model.PixelMoCo, optimizer: torch.optim.Optimizer, iteration: int, cfg: dict) -> None:
-    state = {"moco": _learned(moco), "optimizer": optimizer.state_dict(), "iteration": iteration, "config": _fingerprint(cfg)}
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save(path: Path, moco: model.PixelMoCo, optimizer: torch.optim.Optimizer, iteration: int, fingerprint: str) -> None:
+    state = {"moco": _learned(moco), "optimizer": optimizer.state_dict(), "iteration": iteration, "config": fingerprint}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
-def restore(path: Path, moco: model.PixelMoCo, optimizer: torch.optim.Optimizer, cfg: dict) -> int:
+def restore(path: Path, moco: model.PixelMoCo, optimizer: torch.optim.Optimizer, fingerprint: str) -> int:
     """Load a checkpoint written by ``save``; the iteration it was taken after, or 0 when it
-    belongs to other settings (it is then ignored: a changed config starts over)."""
+    belongs to other settings or data (it is then ignored: the run starts over)."""
     state = torch.load(path, map_location=next(moco.parameters()).device, weights_only=True)
-    if state.get("config") != _fingerprint(cfg):
+    if state.get("config") != fingerprint:
         log.warning("%s was written with other settings; starting over", path)
         return 0
     missing, unexpected = moco.load_state_dict(state["moco"], strict=False)
@@ -176,6 +197,14 @@ def distributed(use_cuda: bool) -> tuple[int, int, torch.device]:
     return (dist.get_rank() if world > 1 else 0), world, device
 
 
+def _truncate_metrics(path: Path, start: int) -> None:
+    """Drop rows past the checkpoint a run resumes from (a kill -9 leaves some behind)."""
+    if start and path.exists():
+        rows = path.read_text().splitlines()
+        with atomic_path(path) as tmp:
+            tmp.write_text("\n".join(rows[: start + 1]) + "\n")
+
+
 def train(pair_files: list[str], cfg: dict, out: str | Path, work_dir: str | Path, on_iteration=None) -> Path:
     """Pretrain on ``pair_files``; checkpoints in ``work_dir``; the final model at ``out``.
     ``on_iteration(i)`` is called after each step (progress hooks, tests). Under torchrun every
@@ -189,8 +218,9 @@ def train(pair_files: list[str], cfg: dict, out: str | Path, work_dir: str | Pat
     step = DistributedDataParallel(moco, broadcast_buffers=False) if world > 1 else moco
     optimizer = torch.optim.SGD(params, lr=p["lr"], momentum=0.9, weight_decay=p["weight_decay"])
     ckpt, start = work_dir / "checkpoint.pt", 0
+    fingerprint = _fingerprint(cfg, pair_files)
     if ckpt.exists():
-        start = restore(ckpt, moco, optimizer, cfg)
+        start = restore(ckpt, moco, optimizer, fingerprint)
         if start:
             log.info("resuming from %s at iteration %d", ckpt, start)
     data = PairData(pair_files, p["crop_size"], p["seed"])
@@ -198,10 +228,12 @@ def train(pair_files: list[str], cfg: dict, out: str | Path, work_dir: str | Pat
     loader = DataLoader(data, batch_sampler=sampler, collate_fn=collate, num_workers=p["workers"],
                         persistent_workers=False, pin_memory=device.type == "cuda")
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(p["precision"])
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16 and device.type == "cuda")  # fp16 underflow
     preempt = Preemption()
     moco.train()
     metrics = work_dir / ("metrics.csv" if rank == 0 else f"metrics.rank{rank}.csv")
-    board = SummaryWriter(str(work_dir / "tensorboard")) if rank == 0 else None
+    _truncate_metrics(metrics, start)
+    board = SummaryWriter(str(work_dir / "tensorboard"), purge_step=start + 1) if rank == 0 else None
     with open(metrics, "a" if start else "w", newline="") as f:
         writer = csv.writer(f)
         if start == 0:
@@ -214,8 +246,9 @@ def train(pair_files: list[str], cfg: dict, out: str | Path, work_dir: str | Pat
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None and device.type == "cuda"):
                 loss = step(*(t.to(device, non_blocking=True) for t in (view_a, view_b, batch, xa, ya, xb, yb)))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             seconds, tick = time.perf_counter() - tick, time.perf_counter()
             writer.writerow([i + 1, f"{loss.item():.5f}", f"{lr:.6g}", len(xa), f"{seconds:.4f}", f"{len(xa) / seconds:.1f}"])
             log.info("pretrain: %d/%d loss %.4f lr %.4g %d pairs (%.2f s)", i + 1, p["iterations"], loss.item(), lr, len(xa), seconds)
@@ -224,11 +257,11 @@ def train(pair_files: list[str], cfg: dict, out: str | Path, work_dir: str | Pat
                     board.add_scalar(f"pretrain/{name}", value, i + 1)
             if on_iteration:
                 on_iteration(i + 1)
-            stop = preempt.agreed(world)
+            stop = preempt.agreed(world, device)
             if (i + 1) % p["checkpoint_every"] == 0 or stop:
                 f.flush()
                 if rank == 0:
-                    save(ckpt, moco, optimizer, i + 1, cfg)
+                    save(ckpt, moco, optimizer, i + 1, fingerprint)
                 if world > 1:
                     dist.barrier()
             if stop:

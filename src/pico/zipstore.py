@@ -37,12 +37,27 @@ class Reader:
         self._open()
 
     def _open(self) -> None:
-        self._zip, self._pid = zipfile.ZipFile(self.path), os.getpid()
+        try:
+            self._zip = zipfile.ZipFile(self.path)
+        except (zipfile.BadZipFile, OSError) as e:
+            raise ValueError(f"{self.path}: not a readable archive ({e}); delete it to rebuild") from e
+        self._pid = os.getpid()
 
     def read(self, name: str) -> bytes:
         if self._pid != os.getpid():
             self._open()
-        return self._zip.read(name)
+        try:
+            return self._zip.read(name)
+        except (KeyError, zipfile.BadZipFile, OSError) as e:
+            raise ValueError(f"{self.path}:{name}: cannot be read ({e})") from e
+
+    def jpeg(self, name: str, gray: bool = False) -> np.ndarray:
+        """Member ``name`` decoded as a JPEG (see ``decode_jpeg``)."""
+        data = self.read(name)
+        try:
+            return decode_jpeg(data, gray)
+        except ValueError as e:
+            raise ValueError(f"{self.path}:{name}: {e}") from e
 
     def close(self) -> None:
         self._zip.close()

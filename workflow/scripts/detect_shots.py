@@ -1,15 +1,11 @@
 from pico import logs, manifest, shots
 
 logs.setup(snakemake.log[0])
-detection = {
-    "threshold": snakemake.params.threshold,
-    "margin_seconds": snakemake.params.margin,
-    "device": snakemake.config["shot_detection"]["device"],
-}
+settings = snakemake.config["shot_detection"]
 rows = shots.run_shard(
     manifest.read(snakemake.input[0]),
     snakemake.params.dataset,
-    detection,
-    snakemake.params.seed,
+    settings,
+    snakemake.config["seed"],
 )
 manifest.write(rows, snakemake.output[0])

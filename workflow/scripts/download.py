@@ -6,7 +6,7 @@ rows = download.run_shard(
     snakemake.params.source,
     snakemake.output.media,
     snakemake.config["download"],
-    snakemake.params.seed,
+    snakemake.config["seed"],
     snakemake.params.root,
 )
 manifest.write(rows, snakemake.output.table)

@@ -6,10 +6,5 @@ from pico import flow, logs, manifest
 logs.setup(snakemake.log[0])
 cv2.setNumThreads(snakemake.threads)
 torch.set_num_threads(snakemake.threads)
-settings = {
-    **snakemake.params.flow,
-    "device": snakemake.config["flow"]["device"],
-    "batch_size": snakemake.config["flow"]["batch_size"],
-}
-rows = flow.run_shard(manifest.read(snakemake.input[0]), settings, snakemake.output.flow)
+rows = flow.run_shard(manifest.read(snakemake.input[0]), snakemake.config["flow"], snakemake.output.flow)
 manifest.write(rows, snakemake.output.table)

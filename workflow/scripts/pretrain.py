@@ -5,14 +5,10 @@ from pico import logs, pretrain
 logs.setup(snakemake.log[0])
 cfg = {
     "model": snakemake.params.model,
-    "pretrain": {
-        **snakemake.params.pretrain,
-        "workers": snakemake.config["pretrain"]["workers"],
-        "device": snakemake.config["pretrain"]["device"],
-    },
+    "pretrain": snakemake.config["pretrain"],
 }
 pretrain.launch(
-    list(snakemake.input),
+    list(snakemake.input.pairs),
     cfg,
     snakemake.output[0],
     Path(snakemake.params.work) / "work",
