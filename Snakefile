@@ -17,10 +17,11 @@ include: "rules/tracks.smk"
 include: "rules/pairs.smk"
 include: "rules/figures.smk"
 include: "rules/pretrain.smk"
+include: "rules/benchmarks.smk"
 
 
 rule all:
     default_target: True
     input:
-        rules.pretrain.input,
+        rules.coco_probe.output,
         rules.figures.input,

@@ -107,3 +107,15 @@ def per_dataset_shard(pattern):
     return lambda w: [
         pattern.format(shard=s, **dict(w.items())) for s in SHARDS[w.dataset]
     ]
+
+
+def per_model(pattern):
+    """``pattern`` with {model} = method/dataset/sampling/g{gamma}_d{delta} of every configured model."""
+    return [
+        pattern.format(
+            model=f"{method}/{dataset}/{config['sampling']['strategy']}/g{gamma}_d{delta}"
+        )
+        for method in config["methods"]
+        for dataset in SHARDS
+        for gamma, delta in THRESHOLDS
+    ]

@@ -38,9 +38,4 @@ rule pretrain_model:
 
 rule pretrain:
     input:
-        [
-            f"results/models/{method}/{dataset}/{config['sampling']['strategy']}/g{gamma}_d{delta}/model.pt"
-            for method in config["methods"]
-            for dataset in SHARDS
-            for gamma, delta in THRESHOLDS
-        ],
+        per_model("results/models/{model}/model.pt"),

@@ -1,11 +1,13 @@
 """Section 4 / A.2's protocol pieces: panoptic -> semantic labels, IoU metrics, the dilated
 MoCo-v2 baseline."""
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
 
-from pico import metrics, model, panoptic
+from pico import datasets, metrics, model, panoptic, probe
 
 CATEGORIES = [
     {"id": 1, "name": "person", "isthing": 1},
@@ -59,3 +61,45 @@ def test_dilated_resnet_gives_a_quarter_resolution_map():
     assert out.shape == (1, 2048, 16, 24)
     dilations = [m.dilation for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
     assert max(dilations) == (8, 8)  # layer2 x2, layer3 x4, layer4 x8
+
+
+@pytest.fixture(scope="module")
+def demo_coco(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo_coco")
+    datasets.write_demo_coco(root, 0, 6, 3, 96, 64)
+    return root
+
+
+def test_the_coco_reader_takes_the_official_panoptic_layout(demo_coco):
+    train = datasets.CocoPanoptic(demo_coco, "train")
+    assert len(train) == 6 and train.names == ["things", "sky", "ground"]
+    image, labels = train[0]
+    assert image.shape == (64, 96, 3) and labels.shape == (64, 96)
+    assert set(np.unique(labels)) <= {0, 1, 2} and (labels == 0).any()  # objects are visible
+    assert (demo_coco / "annotations/panoptic_val2017.json").exists() and len(list((demo_coco / "val2017").glob("*.jpg"))) == 3
+
+
+def test_a_missing_or_malformed_dataset_names_the_path(tmp_path, demo_coco):
+    with pytest.raises(datasets.DatasetError, match=r"train2017: missing.*JPEG images"):
+        datasets.CocoPanoptic(tmp_path, "train")
+    broken = tmp_path / "broken"
+    shutil.copytree(demo_coco, broken)
+    (broken / "annotations/panoptic_val2017.json").write_text('{"images": []}')
+    with pytest.raises(datasets.DatasetError, match="panoptic_val2017.json: not COCO panoptic annotations"):
+        datasets.CocoPanoptic(broken, "val")
+
+
+def test_the_probe_trains_only_its_classifier(demo_coco):
+    net = model.DenseNet("resnet18", None, freeze_encoder=True)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    cfg = {"iterations": 3, "batch_size": 2, "lr": 0.1, "weight_decay": 0.0, "milestones": [2], "min_size_train": [64],
+           "min_size_test": 64, "max_size": 200, "crop_size": 48, "device": "cpu"}
+    train = datasets.CocoPanoptic(demo_coco, "train")
+    linear = probe.LinearProbe(net, 128, train.n_classes)
+    head_before = linear.classifier.weight.clone()
+    probe.train(linear, train, cfg, seed=0)
+    after = net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # weights and BatchNorm statistics
+    assert not torch.equal(head_before, linear.classifier.weight)
+    scores = probe.evaluate(linear, datasets.CocoPanoptic(demo_coco, "val"), cfg)
+    assert 0 <= scores["mIoU"] <= 100 and 0 <= scores["fIoU"] <= 100

@@ -185,3 +185,15 @@ def test_demo_pretrains_all_three_methods(demo):
         assert any(k.startswith("net.branch.") for k in saved["decoder"])
         rows = (folder / "work/metrics.csv").read_text().splitlines()
         assert len(rows) == 21 and all(np.isfinite(float(r.split(",")[1])) for r in rows[1:])
+
+
+def test_demo_produces_the_headline_coco_probe_table(demo):
+    import json
+
+    table = json.loads((demo / "results/coco_probe.json").read_text())
+    assert table["demo"] is True and "DEMO" in table["benchmark"]
+    assert [r["method"] for r in table["rows"]] == ["moco_v2", "pico", "static_frame", "static_video"]
+    for row in table["rows"]:
+        assert 0 < row["mIoU"] <= 100 and 0 < row["fIoU"] <= 100
+    one = json.loads((demo / "results/benchmarks/coco_probe/pico/demo/anchor/g0_d4.json").read_text())
+    assert one["checkpoint_sha256"] and one["config"]["crop_size"] == 96 and one["gamma"] == 0.0

@@ -21,7 +21,7 @@ def iou(conf: np.ndarray) -> dict[str, float]:
     present = union > 0
     per_class = np.where(present, tp / np.maximum(union, 1), 0.0)
     frequency = conf.sum(1) / max(conf.sum(), 1)
-    return {"mIoU": 100 * per_class[present].mean(), "fIoU": 100 * (frequency * per_class).sum()}
+    return {"mIoU": float(100 * per_class[present].mean()), "fIoU": float(100 * (frequency * per_class).sum())}
 
 
 def rmse(target: np.ndarray, prediction: np.ndarray, valid: np.ndarray | None = None) -> float:

@@ -6,8 +6,9 @@ ground truth: per-pixel class labels, depth (painter's order: nearer objects occ
 true motion (forward flow) from t to t + dt. Later stages use the ground truth for the demo's
 segmentation and depth benchmark and to test flow and tracking.
 
-Each object has its own class-specific texture pattern and moves by translation, rotation and
-scaling; objects overlap, so they occlude each other. With ``cut`` a video is two shots of
+Each object (a "thing": disc, box, triangle, ring) has its own class-specific texture
+pattern and moves by translation, rotation and scaling; objects overlap, so they occlude each
+other. The background is "stuff": a smooth sky above a horizon, rough ground below it. With ``cut`` a video is two shots of
 unrelated scenes joined by a hard cut (what TransNetV2 must find).
 """
 
@@ -23,7 +24,9 @@ import numpy as np
 from pico import seeding, video
 from pico.io import atomic_path
 
-CLASSES = ("background", "disc", "box", "triangle", "ring")
+CLASSES = ("void", "disc", "box", "triangle", "ring", "sky", "ground")
+THINGS = (1, 2, 3, 4)  # objects; the background is "stuff": sky above a horizon, ground below
+SKY, GROUND = 5, 6
 TEXTURE = 128  # object texture side, covering local coordinates [-1, 1]^2
 
 
@@ -72,22 +75,29 @@ class Thing:
 class Scene:
     width: int
     height: int
-    background: np.ndarray  # (H_b, W_b, 3) float32, sampled with reflection at the borders
+    background: np.ndarray  # ground texture (H_b, W_b, 3) float32, sampled with reflection
+    sky: np.ndarray  # sky texture, same size
+    horizon: float  # background content row above which the sky is
     pan: tuple[float, float]  # background content velocity, px / s
     things: tuple[Thing, ...]  # far to near
 
     def render(self, t: float, dt: float | None = None) -> dict[str, np.ndarray]:
-        """Frame ``rgb`` (H,W,3 uint8), ``labels`` (H,W uint8), ``depth`` (H,W float32) at time
-        ``t``; with ``dt`` also ``flow`` (2,H,W float32): where each pixel's content is at t+dt."""
+        """Frame ``rgb`` (H,W,3 uint8), ``labels`` (H,W uint8), ``instances`` (H,W uint8: index of
+        the visible object + 1, 0 for the background), ``depth`` (H,W float32) at time ``t``;
+        with ``dt`` also ``flow`` (2,H,W float32): where each pixel's content is at t+dt."""
         h, w = self.height, self.width
         y, x = np.mgrid[0:h, 0:w].astype(np.float32)
         px, py = self.pan
         bx, by = (x - px * t).astype(np.float32), (y - py * t).astype(np.float32)
-        rgb = cv2.remap(self.background, bx, by, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
-        labels = np.zeros((h, w), np.uint8)
-        depth = (20.0 - 12.0 * y / h).astype(np.float32)  # a ground plane: nearer at the bottom
+        ground = cv2.remap(self.background, bx, by, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        sky = cv2.remap(self.sky, bx, by, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        above = by < self.horizon
+        rgb = np.where(above[..., None], sky, ground)
+        labels = np.where(above, SKY, GROUND).astype(np.uint8)
+        instances = np.zeros((h, w), np.uint8)
+        depth = np.where(above, 50.0, 20.0 - 12.0 * y / h).astype(np.float32)  # ground: nearer at the bottom
         flow = np.stack([np.full((h, w), px * dt), np.full((h, w), py * dt)]) if dt else None
-        for thing in self.things:
+        for k, thing in enumerate(self.things, 1):
             u, v = thing.to_local(x, y, t)
             mask = thing.inside(u, v)
             if not mask.any():
@@ -96,11 +106,12 @@ class Scene:
             tv = ((v + 1) * 0.5 * (TEXTURE - 1)).astype(np.float32)
             rgb[mask] = cv2.remap(thing.texture, tu, tv, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)[mask]
             labels[mask] = thing.label
+            instances[mask] = k
             depth[mask] = thing.depth
             if dt:
                 x2, y2 = thing.to_image(u[mask], v[mask], t + dt)
                 flow[0][mask], flow[1][mask] = x2 - x[mask], y2 - y[mask]
-        out = {"rgb": np.clip(rgb, 0, 255).astype(np.uint8), "labels": labels, "depth": depth}
+        out = {"rgb": np.clip(rgb, 0, 255).astype(np.uint8), "labels": labels, "instances": instances, "depth": depth}
         if dt:
             out["flow"] = flow.astype(np.float32)
         return out
@@ -179,7 +190,7 @@ def _texture(label: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _thing(rng: np.random.Generator, width: int, height: int, depth: float) -> Thing:
-    label = int(rng.integers(1, len(CLASSES)))
+    label = int(rng.choice(THINGS))
     side = min(width, height)
     speed = rng.uniform(0.08, 0.25) * side  # px / s
     heading = rng.uniform(0, 2 * np.pi)
@@ -197,15 +208,18 @@ def _thing(rng: np.random.Generator, width: int, height: int, depth: float) -> T
 
 
 def make_scene(rng: np.random.Generator, width: int, height: int) -> Scene:
-    """A textured background panning slowly, and 3-5 objects at distinct depths."""
+    """A textured background (rough ground below a smoother sky) panning slowly, and 3-5
+    objects at distinct depths."""
     background = _colorize(_noise(rng, 2 * height, 2 * width, octaves=7, roughness=0.75), rng)
     background += 40 * (_noise(rng, 2 * height, 2 * width, octaves=3)[..., None] - 0.5)
+    sky = _colorize(_noise(rng, 2 * height, 2 * width, octaves=6, roughness=0.55), rng)
+    horizon = float(rng.uniform(0.25, 0.6) * height)
     heading = rng.uniform(0, 2 * np.pi)
     speed = rng.uniform(0.0, 0.08) * min(width, height)
     n = int(rng.integers(3, 6))
     depths = np.sort(rng.uniform(2.0, 7.5, size=n))[::-1]  # far to near
     things = tuple(_thing(rng, width, height, float(d)) for d in depths)
-    return Scene(width, height, background, (speed * np.cos(heading), speed * np.sin(heading)), things)
+    return Scene(width, height, background, sky, horizon, (speed * np.cos(heading), speed * np.sin(heading)), things)
 
 
 def make_video(seed: int, video_id: str, seconds: float, fps: float, width: int, height: int, cut: bool) -> Video:
