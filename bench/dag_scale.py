@@ -45,7 +45,8 @@ def fake_ids(n: int, salt: str) -> list[str]:
 
 
 def write_inputs(root: Path, n: int) -> None:
-    """paper.yaml's inputs under ``root``: the K400 CSV, its empty clip folder, the YT8M-S ids."""
+    """paper.yaml's inputs under ``root``: the K400 CSV, its empty clip folder, the YT8M-S ids,
+    an empty COCO folder and MoCo-v2 checkpoint."""
     k400 = root / "data" / "kinetics400"
     (k400 / "train").mkdir(parents=True)
     with open(k400 / "train.csv", "w", newline="") as f:
@@ -57,6 +58,8 @@ def write_inputs(root: Path, n: int) -> None:
     yt8m = root / "data" / "yt8m_s"
     yt8m.mkdir(parents=True)
     (yt8m / "ids.txt").write_text("\n".join(fake_ids(n, "yt8m-")) + "\n")
+    (root / "data" / "coco").mkdir()  # the benchmark's and the encoder's inputs, empty: a dry run
+    (root / "data" / "moco_v2_800ep_pretrain.pth.tar").write_bytes(b"")
 
 
 def write_override(root: Path, per_shard: int) -> Path:

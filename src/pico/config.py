@@ -78,4 +78,13 @@ def _missing_paths(config: dict) -> list[str]:
             if key in ds and not exists(ds[key]):
                 kind = "folder" if exists is os.path.isdir else "file"
                 problems.append(f"datasets.{name}.{key}: {kind} '{ds[key]}' does not exist")
+    files = {
+        "model.encoder_checkpoint": config["model"]["encoder_checkpoint"],
+        "benchmarks.moco_v2_checkpoint": config["benchmarks"]["moco_v2_checkpoint"],
+        "flow.weights": None if config["flow"]["weights"] == "default" else config["flow"]["weights"],
+    }
+    problems += [f"{key}: file '{path}' does not exist" for key, path in files.items() if path and not os.path.isfile(path)]
+    root = config["benchmarks"]["coco_root"]
+    if root and not os.path.isdir(root):
+        problems.append(f"benchmarks.coco_root: folder '{root}' does not exist")
     return problems
