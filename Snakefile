@@ -23,5 +23,6 @@ include: "rules/benchmarks.smk"
 rule all:
     default_target: True
     input:
-        rules.coco_probe.output,
+        rules.coco_probe.input,
+        rules.benchmarks.input,
         rules.figures.input,

@@ -1,9 +1,26 @@
-# Stage 8 (Section 4, A.2): benchmarks of every pretrained model and the MoCo-v2 baseline.
-# Without benchmarks.coco_root the COCO probe runs on the demo benchmark generated from the
-# synthetic world, and says so in every output.
+# Stage 8 (Section 4, A.2): linear probes of every pretrained model and of the MoCo-v2
+# baseline. Without benchmarks.coco_root the COCO probe runs on the demo benchmark generated
+# from the synthetic world, and says so in every output; VOC and Cityscapes run when their
+# roots are configured.
 
-COCO_ROOT = config["benchmarks"]["coco_root"] or "results/benchmark_data/demo_coco"
+BENCHMARK_ROOTS = {
+    "coco_probe": config["benchmarks"]["coco_root"]
+    or "results/benchmark_data/demo_coco",
+    "voc": config["benchmarks"]["voc"]["root"],
+    "cityscapes": config["benchmarks"]["cityscapes"]["root"],
+}
+BENCHMARK_PROBES = {
+    "coco_probe": config["benchmarks"]["probe"],
+    "voc": config["benchmarks"]["voc"]["probe"],
+    "cityscapes": config["benchmarks"]["cityscapes"]["probe"],
+}
+BENCHMARKS = [name for name, root in BENCHMARK_ROOTS.items() if root]
+DEMO_BENCHMARK = config["benchmarks"]["coco_root"] is None
 PROBE_ON_GPU = config["benchmarks"]["probe"]["device"] != "cpu"
+
+
+wildcard_constraints:
+    benchmark="|".join(BENCHMARKS),
 
 
 rule demo_coco:
@@ -25,16 +42,16 @@ rule demo_coco:
         "../workflow/scripts/demo_coco.py"
 
 
-rule coco_probe_model:
+rule probe_model:
     input:
         model="results/models/{method}/{dataset}/{sampling}/g{gamma}_d{delta}/model.pt",
-        data=COCO_ROOT,
+        data=lambda w: BENCHMARK_ROOTS[w.benchmark],
     output:
-        "results/benchmarks/coco_probe/{method}/{dataset}/{sampling}/g{gamma}_d{delta}.json",
+        "results/benchmarks/{benchmark}/{method}/{dataset}/{sampling}/g{gamma}_d{delta}.json",
     log:
-        "logs/coco_probe/{method}/{dataset}/{sampling}/g{gamma}_d{delta}.log",
+        "logs/probe/{benchmark}/{method}/{dataset}/{sampling}/g{gamma}_d{delta}.log",
     benchmark:
-        "benchmarks/coco_probe/{method}/{dataset}/{sampling}/g{gamma}_d{delta}.tsv"
+        "benchmarks/probe/{benchmark}/{method}/{dataset}/{sampling}/g{gamma}_d{delta}.tsv"
     conda:
         "../envs/flow.yaml"
     resources:
@@ -42,26 +59,26 @@ rule coco_probe_model:
         mem_mb=32000 if PROBE_ON_GPU else 8000,
         runtime=720 if PROBE_ON_GPU else 60,
     params:
-        probe=config["benchmarks"]["probe"],
+        probe=lambda w: BENCHMARK_PROBES[w.benchmark],
         seed=config["seed"],
-        demo=config["benchmarks"]["coco_root"] is None,
+        demo=lambda w: w.benchmark == "coco_probe" and DEMO_BENCHMARK,
     script:
-        "../workflow/scripts/coco_probe.py"
+        "../workflow/scripts/probe.py"
 
 
-rule coco_probe_moco_v2:
+rule probe_moco_v2:
     input:
-        data=COCO_ROOT,
+        data=lambda w: BENCHMARK_ROOTS[w.benchmark],
         encoder=local_file(
             config["benchmarks"]["moco_v2_checkpoint"]
             or config["model"]["encoder_checkpoint"]
         ),
     output:
-        "results/benchmarks/coco_probe/moco_v2.json",
+        "results/benchmarks/{benchmark}/moco_v2.json",
     log:
-        "logs/coco_probe/moco_v2.log",
+        "logs/probe/{benchmark}/moco_v2.log",
     benchmark:
-        "benchmarks/coco_probe/moco_v2.tsv"
+        "benchmarks/probe/{benchmark}/moco_v2.tsv"
     conda:
         "../envs/flow.yaml"
     resources:
@@ -69,26 +86,36 @@ rule coco_probe_moco_v2:
         mem_mb=32000 if PROBE_ON_GPU else 8000,
         runtime=720 if PROBE_ON_GPU else 60,
     params:
-        probe=config["benchmarks"]["probe"],
+        probe=lambda w: BENCHMARK_PROBES[w.benchmark],
         seed=config["seed"],
-        demo=config["benchmarks"]["coco_root"] is None,
+        demo=lambda w: w.benchmark == "coco_probe" and DEMO_BENCHMARK,
     script:
-        "../workflow/scripts/coco_probe.py"
+        "../workflow/scripts/probe.py"
+
+
+rule probe_table:
+    input:
+        lambda w: per_model(f"results/benchmarks/{w.benchmark}/{{model}}.json")
+        + [f"results/benchmarks/{w.benchmark}/moco_v2.json"],
+    output:
+        "results/{benchmark}.json",
+    log:
+        "logs/probe_table/{benchmark}.log",
+    benchmark:
+        "benchmarks/probe_table/{benchmark}.tsv"
+    conda:
+        "../envs/video.yaml"
+    params:
+        demo=lambda w: w.benchmark == "coco_probe" and DEMO_BENCHMARK,
+    script:
+        "../workflow/scripts/probe_table.py"
 
 
 rule coco_probe:
     input:
-        per_model("results/benchmarks/coco_probe/{model}.json"),
-        "results/benchmarks/coco_probe/moco_v2.json",
-    output:
         "results/coco_probe.json",
-    log:
-        "logs/coco_probe.log",
-    benchmark:
-        "benchmarks/coco_probe_table.tsv"
-    conda:
-        "../envs/video.yaml"
-    params:
-        demo=config["benchmarks"]["coco_root"] is None,
-    script:
-        "../workflow/scripts/coco_probe_table.py"
+
+
+rule benchmarks:
+    input:
+        expand("results/{benchmark}.json", benchmark=BENCHMARKS),

@@ -103,3 +103,44 @@ def test_the_probe_trains_only_its_classifier(demo_coco):
     assert not torch.equal(head_before, linear.classifier.weight)
     scores = probe.evaluate(linear, datasets.CocoPanoptic(demo_coco, "val"), cfg)
     assert 0 <= scores["mIoU"] <= 100 and 0 <= scores["fIoU"] <= 100
+
+
+def write_png(path, array):
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), array)
+
+
+def test_voc_reader_on_a_tiny_copy_of_its_layout(tmp_path):
+    root = tmp_path / "VOC2012"
+    with pytest.raises(datasets.DatasetError, match="train_aug.txt: missing"):
+        datasets.voc(root, "train_aug")
+    (root / "ImageSets/Segmentation").mkdir(parents=True)
+    (root / "ImageSets/Segmentation/train_aug.txt").write_text("2007_000032\n2007_000039\n")
+    for name, cls in (("2007_000032", 1), ("2007_000039", 15)):
+        write_png(root / "JPEGImages" / f"{name}.jpg", np.full((20, 30, 3), 128, np.uint8))
+        labels = np.zeros((20, 30), np.uint8)
+        labels[5:10, 5:10], labels[0, :] = cls, 255
+        write_png(root / "SegmentationClassAug" / f"{name}.png", labels)
+    data = datasets.voc(root, "train_aug")
+    assert len(data) == 2 and data.n_classes == 21
+    image, labels = data[1]
+    assert image.shape == (20, 30, 3) and set(np.unique(labels)) == {0, 15, 255}
+
+
+def test_cityscapes_reader_maps_label_ids_to_train_ids(tmp_path):
+    root = tmp_path / "cityscapes"
+    with pytest.raises(datasets.DatasetError, match="leftImg8bit/val: missing"):
+        datasets.cityscapes(root, "val")
+    image = root / "leftImg8bit/val/frankfurt/frankfurt_000000_000294_leftImg8bit.png"
+    write_png(image, np.zeros((8, 16, 3), np.uint8))
+    (root / "gtFine/val/frankfurt").mkdir(parents=True)
+    with pytest.raises(datasets.DatasetError, match="_gtFine_labelIds.png: missing"):
+        datasets.cityscapes(root, "val")
+    ids = np.array([[7, 26, 0, 33]] * 8, np.uint8).repeat(4, axis=1)  # road, car, unlabeled, bicycle
+    write_png(root / "gtFine/val/frankfurt/frankfurt_000000_000294_gtFine_labelIds.png", ids)
+    data = datasets.cityscapes(root, "val")
+    assert data.n_classes == 19
+    _, labels = data[0]
+    assert labels[0, ::4].tolist() == [0, 13, 255, 18]

@@ -197,3 +197,11 @@ def test_demo_produces_the_headline_coco_probe_table(demo):
         assert 0 < row["mIoU"] <= 100 and 0 < row["fIoU"] <= 100
     one = json.loads((demo / "results/benchmarks/coco_probe/pico/demo/anchor/g0_d4.json").read_text())
     assert one["checkpoint_sha256"] and one["config"]["crop_size"] == 96 and one["gamma"] == 0.0
+
+
+def test_configuring_a_voc_root_schedules_its_probes(demo, tmp_path):
+    root = tmp_path / "VOC2012"
+    for folder in ("ImageSets/Segmentation", "JPEGImages", "SegmentationClassAug"):
+        (root / folder).mkdir(parents=True)
+    out = dry_run_with(demo, {"benchmarks": {"voc": {"root": str(root)}}}, "benchmarks")
+    assert scheduled(out.stdout + out.stderr) == {"probe_model": 3, "probe_moco_v2": 1, "probe_table": 1, "benchmarks": 1}

@@ -1,5 +1,7 @@
-"""Benchmark datasets read from their official on-disk layouts (Section 4, A.2), and the demo's
-own COCO-style benchmark made by the synthetic world.
+"""Benchmark datasets read from their official on-disk layouts (Section 4, A.2): COCO
+panoptic, Pascal VOC 2012 (train_aug), Cityscapes; and the demo's own COCO-style benchmark
+made by the synthetic world. Every reader yields (image RGB uint8 (H, W, 3), labels uint8
+(H, W), 255 = void) and names its classes.
 
 COCO 2017 panoptic (what the linear probe uses), under ``root``:
 ``{split}2017/*.jpg``, ``annotations/panoptic_{split}2017.json`` and the PNGs in
@@ -107,3 +109,76 @@ def _write_image(path: Path, rgb: np.ndarray) -> None:
         params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix == ".jpg" else []  # PNGs are lossless
         if not cv2.imwrite(str(tmp), rgb[:, :, ::-1], params):
             raise OSError(f"could not write {path}")
+
+
+class SegmentationFolder:
+    """(image, labels) pairs from a list of (image path, label PNG path); labels mapped through
+    ``lut`` (256 entries, IGNORE for void) when given."""
+
+    def __init__(self, pairs: list[tuple[Path, Path]], names: list[str], lut: np.ndarray | None = None):
+        self.items, self.names, self.lut = pairs, names, lut
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.names)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        image_path, label_path = self.items[i]
+        image, labels = cv2.imread(str(image_path), cv2.IMREAD_COLOR), cv2.imread(str(label_path), cv2.IMREAD_UNCHANGED)
+        if image is None or labels is None:
+            raise DatasetError(f"{image_path if image is None else label_path}: unreadable image")
+        if labels.ndim != 2:
+            raise DatasetError(f"{label_path}: expected a single-channel label PNG, got shape {labels.shape}")
+        return image[:, :, ::-1].copy(), (self.lut[labels] if self.lut is not None else labels)
+
+
+VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
+
+
+def voc(root: str | Path, split: str) -> SegmentationFolder:
+    """Pascal VOC 2012 with the augmented labels (A.2.3 trains on ``train_aug``), under ``root``:
+    ``JPEGImages/*.jpg``, ``SegmentationClassAug/*.png`` (class indices, 255 = void) and
+    ``ImageSets/Segmentation/{train_aug,val}.txt``."""
+    root = Path(root)
+    listing = root / "ImageSets" / "Segmentation" / f"{split}.txt"
+    for path, what in ((listing, "the image list"), (root / "JPEGImages", "the JPEG images"),
+                       (root / "SegmentationClassAug", "the augmented label PNGs (SBD + VOC)")):
+        if not path.exists():
+            raise DatasetError(f"{path}: missing; VOC 2012 (train_aug) needs {what} there")
+    names = [line.split()[0] for line in listing.read_text().split("\n") if line.strip()]
+    return SegmentationFolder([(root / "JPEGImages" / f"{n}.jpg", root / "SegmentationClassAug" / f"{n}.png") for n in names],
+                              VOC_CLASSES)
+
+
+#: Cityscapes labelIds -> trainIds of the 19 evaluated classes (cityscapesScripts' labels.py).
+CITYSCAPES_TRAIN_IDS = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12,
+                        26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
+CITYSCAPES_CLASSES = ["road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+                      "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle",
+                      "bicycle"]
+
+
+def cityscapes(root: str | Path, split: str) -> SegmentationFolder:
+    """Cityscapes fine annotations under ``root``: ``leftImg8bit/{split}/{city}/*_leftImg8bit.png``
+    and ``gtFine/{split}/{city}/*_gtFine_labelIds.png``, mapped to the 19 trainIds."""
+    root = Path(root)
+    images, labels = root / "leftImg8bit" / split, root / "gtFine" / split
+    for path, what in ((images, "the leftImg8bit images"), (labels, "the gtFine labelIds PNGs")):
+        if not path.is_dir():
+            raise DatasetError(f"{path}: missing; Cityscapes needs {what} there")
+    pairs = []
+    for image in sorted(images.glob("*/*_leftImg8bit.png")):
+        label = labels / image.parent.name / image.name.replace("_leftImg8bit.png", "_gtFine_labelIds.png")
+        if not label.exists():
+            raise DatasetError(f"{label}: missing, the label of {image}")
+        pairs.append((image, label))
+    if not pairs:
+        raise DatasetError(f"{images}: no */*_leftImg8bit.png images")
+    lut = np.full(256, panoptic.IGNORE, np.uint8)
+    for label_id, train_id in CITYSCAPES_TRAIN_IDS.items():
+        lut[label_id] = train_id
+    return SegmentationFolder(pairs, CITYSCAPES_CLASSES, lut)

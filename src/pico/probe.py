@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from pico import augment, metrics, model, panoptic, seeding
+from pico import augment, datasets, metrics, model, panoptic, seeding
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +73,13 @@ def training_sample(dataset, index: int, cfg: dict, rng: np.random.Generator) ->
     the image is smaller), random flip."""
     image, labels = dataset[index]
     image, labels = resize(image, labels, int(rng.choice(cfg["min_size_train"])), cfg["max_size"])
-    crop = cfg["crop_size"]
+    ch, cw = (cfg["crop_size"],) * 2 if isinstance(cfg["crop_size"], int) else cfg["crop_size"]  # Cityscapes: 512x1024
     h, w = labels.shape
-    ph, pw = max(0, crop - h), max(0, crop - w)
+    ph, pw = max(0, ch - h), max(0, cw - w)
     image = np.pad(image, ((0, ph), (0, pw), (0, 0)))
     labels = np.pad(labels, ((0, ph), (0, pw)), constant_values=panoptic.IGNORE)
-    top, left = int(rng.integers(0, labels.shape[0] - crop + 1)), int(rng.integers(0, labels.shape[1] - crop + 1))
-    image, labels = image[top : top + crop, left : left + crop], labels[top : top + crop, left : left + crop]
+    top, left = int(rng.integers(0, labels.shape[0] - ch + 1)), int(rng.integers(0, labels.shape[1] - cw + 1))
+    image, labels = image[top : top + ch, left : left + cw], labels[top : top + ch, left : left + cw]
     if rng.random() < 0.5:
         image, labels = image[:, ::-1], labels[:, ::-1]
     return to_tensor(np.ascontiguousarray(image)), torch.from_numpy(np.ascontiguousarray(labels)).long()
@@ -126,16 +126,23 @@ def evaluate(probe: LinearProbe, dataset, cfg: dict) -> dict[str, float]:
     return metrics.iou(conf)
 
 
-def run(features: nn.Module, channels: int, root: str | Path, cfg: dict, seed: int) -> dict[str, float]:
-    """Train the probe on COCO-layout ``root``'s train split, evaluate on val."""
-    from pico import datasets
+#: Benchmark name -> (reader of a root and split, train split, evaluation split).
+SEMANTIC = {
+    "coco_probe": (datasets.CocoPanoptic, "train", "val"),
+    "voc": (datasets.voc, "train_aug", "val"),
+    "cityscapes": (datasets.cityscapes, "train", "val"),
+}
 
-    train_set, val_set = datasets.CocoPanoptic(root, "train"), datasets.CocoPanoptic(root, "val")
+
+def run(features: nn.Module, channels: int, benchmark: str, root: str | Path, cfg: dict, seed: int) -> dict[str, float]:
+    """Train the probe on the benchmark's training split at ``root``, evaluate on its val split."""
+    read, train_split, val_split = SEMANTIC[benchmark]
+    train_set, val_set = read(root, train_split), read(root, val_split)
     probe = train(LinearProbe(features, channels, train_set.n_classes), train_set, cfg, seed)
     return evaluate(probe, val_set, cfg)
 
 
-def result(metrics_: dict, model_name: str, model_path: str | None, cfg: dict, demo: bool, seconds: float) -> dict:
+def result(metrics_: dict, benchmark: str, model_name: str, model_path: str | None, cfg: dict, demo: bool, seconds: float) -> dict:
     """One benchmark result: metrics, the model (and its file's sha256), settings, time."""
     import hashlib
 
@@ -146,14 +153,19 @@ def result(metrics_: dict, model_name: str, model_path: str | None, cfg: dict, d
         row.update(sampling=parts[2], gamma=float(gamma), delta=float(delta))
     sha = model_path and hashlib.sha256(Path(model_path).read_bytes()).hexdigest()
     return {**row, **metrics_, "model": model_name, "checkpoint": model_path, "checkpoint_sha256": sha,
-            "benchmark": "coco_probe", "demo": demo, "config": cfg, "seconds": round(seconds, 1)}
+            "benchmark": benchmark, "demo": demo, "config": cfg, "seconds": round(seconds, 1)}
 
 
-def table(results: list[dict], demo: bool) -> dict:
-    """Table 1: the MoCo-v2 baseline first, then every pretrained model; mIoU, fIoU in percent."""
-    name = "COCO semantic segmentation, linear probe (Table 1)"
-    if demo:
-        name += " -- DEMO: the synthetic world's benchmark, not COCO"
+TITLES = {
+    "coco_probe": "COCO semantic segmentation, linear probe (Table 1)",
+    "voc": "Pascal VOC 2012 semantic segmentation, linear probe (Table 3)",
+    "cityscapes": "Cityscapes semantic segmentation, linear probe (Table 3)",
+}
+
+
+def table(results: list[dict], benchmark: str, demo: bool) -> dict:
+    """A results table: the MoCo-v2 baseline first, then every pretrained model; percent."""
+    name = TITLES[benchmark] + (" -- DEMO: the synthetic world's benchmark, not COCO" if demo else "")
     keys = ("method", "dataset", "sampling", "gamma", "delta", "mIoU", "fIoU", "model")
     rows = sorted(results, key=lambda r: (r["method"] != "moco_v2", r["dataset"] or "", r["method"]))
     return {"benchmark": name, "demo": demo, "rows": [{k: r.get(k) for k in keys} for r in rows]}

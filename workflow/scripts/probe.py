@@ -15,7 +15,8 @@ else:
     name, path = "moco_v2", None
     checkpoint = snakemake.config["benchmarks"]["moco_v2_checkpoint"] or snakemake.config["model"]["encoder_checkpoint"]
     features, channels = model.dilated_encoder("resnet50", checkpoint), 2048
-scores = probe.run(features, channels, snakemake.input.data, snakemake.params.probe, snakemake.params.seed)
-row = probe.result(scores, name, path, snakemake.params.probe, snakemake.params.demo, time.perf_counter() - start)
+benchmark = snakemake.wildcards.benchmark
+scores = probe.run(features, channels, benchmark, snakemake.input.data, snakemake.params.probe, snakemake.params.seed)
+row = probe.result(scores, benchmark, name, path, snakemake.params.probe, snakemake.params.demo, time.perf_counter() - start)
 with atomic_path(snakemake.output[0]) as tmp:
     tmp.write_text(json.dumps(row, indent=2))

@@ -6,4 +6,4 @@ from pico.io import atomic_path
 logs.setup(snakemake.log[0])
 results = [json.loads(open(path).read()) for path in snakemake.input]
 with atomic_path(snakemake.output[0]) as tmp:
-    tmp.write_text(json.dumps(probe.table(results, snakemake.params.demo), indent=2))
+    tmp.write_text(json.dumps(probe.table(results, snakemake.wildcards.benchmark, snakemake.params.demo), indent=2))
