@@ -58,7 +58,8 @@ def write_inputs(root: Path, n: int) -> None:
     yt8m = root / "data" / "yt8m_s"
     yt8m.mkdir(parents=True)
     (yt8m / "ids.txt").write_text("\n".join(fake_ids(n, "yt8m-")) + "\n")
-    (root / "data" / "coco").mkdir()  # the benchmark's and the encoder's inputs, empty: a dry run
+    for folder in ("coco", "VOCdevkit/VOC2012", "cityscapes"):  # benchmarks and encoder, empty: a dry run
+        (root / "data" / folder).mkdir(parents=True)
     (root / "data" / "moco_v2_800ep_pretrain.pth.tar").write_bytes(b"")
 
 

@@ -2,8 +2,6 @@
 import re
 
 import pico.config
-import pico.pairs
-import pico.pretrain
 import pico.sources
 from snakemake.exceptions import WorkflowError
 
@@ -87,13 +85,13 @@ THRESHOLDS = [
 wildcard_constraints:
     gamma=r"[0-9.e+-]+",
     delta=r"[0-9.e+-]+",
-    method="|".join(pico.pairs.METHODS),
+    method="|".join(pico.config.METHODS),
     sampling="anchor|random",
 
 
 # Pretraining runs on a GPU when the job gets one (rules/pretrain.smk declares it for SLURM).
 PRETRAIN_ON_GPU = config["pretrain"]["device"] != "cpu"
-PRETRAIN_RUNTIME_KEYS = pico.pretrain.RUNTIME_KEYS
+PRETRAIN_RUNTIME_KEYS = pico.config.PRETRAIN_RUNTIME_KEYS
 
 
 def local_file(path):

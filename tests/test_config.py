@@ -42,6 +42,7 @@ def test_a_config_naming_only_datasets_gets_every_default():
         ({"datasets": {"d": {"source": "synthetic"}}, "pretrain": {"videos_per_batch": 2, "gpus": 4}}, "pretrain.videos_per_batch", "4 processes"),
         ({"datasets": {"d": {"source": "synthetic"}}, "model": {"encoder_checkpoint": "no/moco.pth"}}, "model.encoder_checkpoint", "does not exist"),
         ({"datasets": {"d": {"source": "synthetic"}}, "benchmarks": {"coco_root": "no/coco"}}, "benchmarks.coco_root", "does not exist"),
+        ({"datasets": {"d": {"source": "synthetic"}}, "benchmarks": {"voc": {"root": "no/voc"}}}, "benchmarks.voc.root", "does not exist"),
     ],
 )
 def test_invalid_configs_are_rejected_naming_the_key(cfg, key, words):
@@ -54,7 +55,7 @@ def test_invalid_configs_are_rejected_naming_the_key(cfg, key, words):
 def test_shipped_configs_are_valid(tmp_path, monkeypatch):
     validate(yaml.safe_load((REPO / "config/config.yaml").read_text()))
     monkeypatch.chdir(tmp_path)  # paper.yaml's inputs, as a user lays them out
-    for folder in ("data/kinetics400/train", "data/yt8m_s", "data/coco"):
+    for folder in ("data/kinetics400/train", "data/yt8m_s", "data/coco", "data/VOCdevkit/VOC2012", "data/cityscapes"):
         Path(folder).mkdir(parents=True)
     Path("data/kinetics400/train.csv").write_text("label,youtube_id,time_start,time_end,split\n")
     Path("data/yt8m_s/ids.txt").write_text("")

@@ -10,6 +10,14 @@ import jsonschema
 import yaml
 
 
+#: Pretraining methods (Sections 3-4): PiCO and the two static baselines.
+METHODS = ("pico", "static_video", "static_frame")
+
+#: Pretraining settings that change how a run is executed, not what it learns: neither rerun
+#: triggers nor part of a checkpoint's fingerprint. (max_pairs acts through the pairs stage.)
+PRETRAIN_RUNTIME_KEYS = ("workers", "device", "gpus", "nodes", "checkpoint_every", "max_pairs")
+
+
 class ConfigError(ValueError):
     """An invalid configuration; the message names every offending key."""
 
@@ -84,7 +92,8 @@ def _missing_paths(config: dict) -> list[str]:
         "flow.weights": None if config["flow"]["weights"] == "default" else config["flow"]["weights"],
     }
     problems += [f"{key}: file '{path}' does not exist" for key, path in files.items() if path and not os.path.isfile(path)]
-    root = config["benchmarks"]["coco_root"]
-    if root and not os.path.isdir(root):
-        problems.append(f"benchmarks.coco_root: folder '{root}' does not exist")
+    b = config["benchmarks"]
+    roots = {"benchmarks.coco_root": b["coco_root"], "benchmarks.voc.root": b["voc"]["root"],
+             "benchmarks.cityscapes.root": b["cityscapes"]["root"]}
+    problems += [f"{key}: folder '{root}' does not exist" for key, root in roots.items() if root and not os.path.isdir(root)]
     return problems

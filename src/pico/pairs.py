@@ -26,11 +26,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pico import framestore, logs, sampling, seeding
+from pico.config import METHODS
 from pico.io import atomic_path
 
 log = logging.getLogger(__name__)
 
-METHODS = ("pico", "static_video", "static_frame")
 SCHEMA = pa.schema([
     ("video", pa.string()), ("frame_a", pa.int32()), ("frame_b", pa.int32()), ("track", pa.int32()),
     ("xa", pa.float32()), ("ya", pa.float32()), ("xb", pa.float32()), ("yb", pa.float32()),

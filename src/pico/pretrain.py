@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.tensorboard import SummaryWriter
 
 from pico import augment, model, pairs, seeding, zipstore
+from pico.config import PRETRAIN_RUNTIME_KEYS
 from pico.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -138,11 +139,6 @@ def _learned(moco: model.PixelMoCo) -> dict[str, torch.Tensor]:
     return {k: v for k, v in moco.state_dict().items() if not (frozen and ".net.backbone.body." in k)}
 
 
-#: Settings that change how a run is executed, not what it learns: neither rerun triggers nor
-#: part of a checkpoint's fingerprint. (max_pairs acts through the pairs stage.)
-RUNTIME_KEYS = ("workers", "device", "gpus", "nodes", "checkpoint_every", "max_pairs")
-
-
 def _fingerprint(cfg: dict, pair_files: list[str]) -> str:
     """What a checkpoint must agree on to be resumed: the settings that shape learning, the
     encoder file's content and the pair files (path, size, modification time): new pairs or a
@@ -150,7 +146,7 @@ def _fingerprint(cfg: dict, pair_files: list[str]) -> str:
     encoder = cfg["model"]["encoder_checkpoint"]
     keep = {
         "model": cfg["model"],
-        "pretrain": {k: v for k, v in cfg["pretrain"].items() if k not in RUNTIME_KEYS},
+        "pretrain": {k: v for k, v in cfg["pretrain"].items() if k not in PRETRAIN_RUNTIME_KEYS},
         "encoder_sha256": encoder and _sha256(encoder),
         "pairs": [(str(p), os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in sorted(map(str, pair_files))],
     }
