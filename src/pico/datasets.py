@@ -24,7 +24,28 @@ class DatasetError(ValueError):
     """A missing or malformed dataset; the message names the path and what was expected."""
 
 
-class CocoPanoptic:
+class LabelledImages:
+    """Base of the readers: ``items`` (one per image) and class ``names``."""
+
+    items: list
+    names: list[str]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.names)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def _read(path: Path, flags: int) -> np.ndarray:
+    image = cv2.imread(str(path), flags)
+    if image is None:
+        raise DatasetError(f"{path}: unreadable image")
+    return image
+
+
+class CocoPanoptic(LabelledImages):
     """(image RGB uint8 (H, W, 3), semantic labels uint8 (H, W)) pairs of one split."""
 
     def __init__(self, root: str | Path, split: str):
@@ -44,18 +65,9 @@ class CocoPanoptic:
         except (KeyError, TypeError, json.JSONDecodeError) as e:
             raise DatasetError(f"{annotations}: not COCO panoptic annotations ({type(e).__name__}: {e})") from None
 
-    @property
-    def n_classes(self) -> int:
-        return len(self.names)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         image_path, png_path, segments = self.items[i]
-        image, png = cv2.imread(str(image_path), cv2.IMREAD_COLOR), cv2.imread(str(png_path), cv2.IMREAD_COLOR)
-        if image is None or png is None:
-            raise DatasetError(f"{image_path if image is None else png_path}: unreadable image")
+        image, png = _read(image_path, cv2.IMREAD_COLOR), _read(png_path, cv2.IMREAD_COLOR)
         return image[:, :, ::-1].copy(), panoptic.semantic(png[:, :, ::-1], segments, self.labels)
 
 
@@ -111,25 +123,16 @@ def _write_image(path: Path, rgb: np.ndarray) -> None:
             raise OSError(f"could not write {path}")
 
 
-class SegmentationFolder:
+class SegmentationFolder(LabelledImages):
     """(image, labels) pairs from a list of (image path, label PNG path); labels mapped through
     ``lut`` (256 entries, IGNORE for void) when given."""
 
     def __init__(self, pairs: list[tuple[Path, Path]], names: list[str], lut: np.ndarray | None = None):
         self.items, self.names, self.lut = pairs, names, lut
 
-    @property
-    def n_classes(self) -> int:
-        return len(self.names)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         image_path, label_path = self.items[i]
-        image, labels = cv2.imread(str(image_path), cv2.IMREAD_COLOR), cv2.imread(str(label_path), cv2.IMREAD_UNCHANGED)
-        if image is None or labels is None:
-            raise DatasetError(f"{image_path if image is None else label_path}: unreadable image")
+        image, labels = _read(image_path, cv2.IMREAD_COLOR), _read(label_path, cv2.IMREAD_UNCHANGED)
         if labels.ndim != 2:
             raise DatasetError(f"{label_path}: expected a single-channel label PNG, got shape {labels.shape}")
         return image[:, :, ::-1].copy(), (self.lut[labels] if self.lut is not None else labels)
