@@ -79,13 +79,11 @@ def write(path: str | Path, fwd: np.ndarray, bwd: np.ndarray, meta: dict, scheme
     return Path(path).stat().st_size
 
 
-class FlowStore:
+class FlowStore(zipstore.Store):
     """Decoded access to one snippet's stored flow."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self._archive = zipstore.Reader(path)
-        self.meta = json.loads(self._archive.read("meta.json"))
+        super().__init__(path)
         self.ranges = np.load(io.BytesIO(self._archive.read("ranges.npy")))
 
     def __len__(self) -> int:
@@ -108,12 +106,3 @@ class FlowStore:
     def read(self) -> tuple[np.ndarray, np.ndarray]:
         """Forward and backward flow of the snippet, each float32 (T-1, 2, H, W)."""
         return tuple(np.stack([self.field(d, t) for t in range(len(self))]) for d in DIRECTIONS)
-
-    def close(self) -> None:
-        self._archive.close()
-
-    def __enter__(self) -> "FlowStore":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

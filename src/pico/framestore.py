@@ -39,13 +39,8 @@ def write(path: str | Path, frames: Iterable[np.ndarray], meta: dict, quality: i
     return meta
 
 
-class FrameStore:
+class FrameStore(zipstore.Store):
     """Random access to the frames of one snippet file."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self._archive = zipstore.Reader(path)
-        self.meta = json.loads(self._archive.read("meta.json"))
 
     def __len__(self) -> int:
         return self.meta["n_frames"]
@@ -54,25 +49,18 @@ class FrameStore:
     def fps(self) -> float:
         return self.meta["fps"]
 
-    def jpeg(self, i: int) -> bytes:
-        """The stored JPEG bytes of frame ``i`` (no decoding)."""
+    def _member(self, i: int) -> str:
         if not 0 <= i < len(self):
             raise IndexError(f"{self.path}: frame {i} outside 0..{len(self) - 1}")
-        return self._archive.read(_member(i))
+        return _member(i)
+
+    def jpeg(self, i: int) -> bytes:
+        """The stored JPEG bytes of frame ``i`` (no decoding)."""
+        return self._archive.read(self._member(i))
 
     def __getitem__(self, i: int) -> np.ndarray:
-        self.jpeg(i)  # bounds check
-        return self._archive.jpeg(_member(i))
+        return self._archive.jpeg(self._member(i))
 
     def all(self) -> np.ndarray:
         """Every frame, (T, H, W, 3) uint8."""
         return np.stack([self[i] for i in range(len(self))])
-
-    def close(self) -> None:
-        self._archive.close()
-
-    def __enter__(self) -> "FrameStore":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -1,5 +1,4 @@
-"""Section 4's metrics: mean and frequency-weighted IoU from a confusion matrix (in percent),
-and depth RMSE."""
+"""Section 4's metrics: mean and frequency-weighted IoU from a confusion matrix, in percent."""
 
 from __future__ import annotations
 
@@ -22,9 +21,3 @@ def iou(conf: np.ndarray) -> dict[str, float]:
     per_class = np.where(present, tp / np.maximum(union, 1), 0.0)
     frequency = conf.sum(1) / max(conf.sum(), 1)
     return {"mIoU": float(100 * per_class[present].mean()), "fIoU": float(100 * (frequency * per_class).sum())}
-
-
-def rmse(target: np.ndarray, prediction: np.ndarray, valid: np.ndarray | None = None) -> float:
-    """Root-mean-square error over valid pixels (depth, NYU-depth v2)."""
-    valid = np.isfinite(target) if valid is None else valid
-    return float(np.sqrt(np.mean((target[valid] - prediction[valid]) ** 2)))

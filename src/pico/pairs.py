@@ -26,7 +26,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pico import framestore, logs, sampling, seeding
-from pico.config import METHODS
 from pico.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -109,11 +108,12 @@ def by_video(table: pa.Table) -> dict[str, pa.Table]:
 
 def run_shard(rows: list[dict], tracks_path: str | Path, method: str, strategy: str, cfg: dict, out: str | Path, frames_out: str | Path) -> None:
     """Pairs and selected frames of every ok video of a shard (``cfg``: sampling + caps)."""
-    tracks = by_video(pq.read_table(tracks_path))
+    table = pq.read_table(tracks_path)
+    tracks, untracked = by_video(table), table.schema.empty_table()
     todo = [r for r in rows if r["status"] == "ok"]
     pair_tables, frame_tables = [], []
     for row in logs.progress(todo, len(todo), f"pairs {method}/{strategy}", log):
-        mine = tracks.get(row["video"], pq.read_schema(tracks_path).empty_table())
+        mine = tracks.get(row["video"], untracked)
         cols = {k: mine[k].to_numpy() for k in ("track", "t", "x", "y")}
         frames, pairs = video_pairs(method, strategy, row, cols, cfg)
         n = len(pairs["xa"])

@@ -8,6 +8,7 @@ processes must not share one file offset.
 
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from contextlib import contextmanager
@@ -61,6 +62,24 @@ class Reader:
 
     def close(self) -> None:
         self._zip.close()
+
+
+class Store:
+    """A per-snippet archive opened for reading, with its ``meta.json``; a context manager."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._archive = Reader(path)
+        self.meta = json.loads(self._archive.read("meta.json"))
+
+    def close(self) -> None:
+        self._archive.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
