@@ -75,7 +75,6 @@ def test_a_preempted_run_resumes_to_the_uninterrupted_weights(pair_files, tmp_pa
     assert saved["iteration"] == 4 and saved["encoder"] == {"arch": "resnet18", "checkpoint": None, "sha256": None}
     lines = (tmp_path / "whole/metrics.csv").read_text().splitlines()
     assert lines[0] == "iteration,loss,lr,pairs,seconds,pairs_per_s" and len(lines) == 5
-    assert (tmp_path / "cut/metrics.csv").read_text().splitlines()[1:] != []
     assert [r.split(",")[0] for r in (tmp_path / "cut/metrics.csv").read_text().splitlines()[1:]] == ["1", "2", "3", "4"]
 
 
