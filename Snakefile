@@ -18,6 +18,9 @@ include: "rules/pairs.smk"
 include: "rules/figures.smk"
 include: "rules/pretrain.smk"
 include: "rules/benchmarks.smk"
+include: "rules/ablations.smk"
+include: "rules/health.smk"
+include: "rules/report.smk"
 
 
 rule all:
@@ -26,3 +29,6 @@ rule all:
         rules.coco_probe.input,
         rules.benchmarks.input,
         rules.figures.input,
+        rules.ablations.input,
+        rules.health.input,
+        rules.tables.input,

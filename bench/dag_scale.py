@@ -33,6 +33,7 @@ from timing import best_time
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 PAPER = REPO / "config" / "paper.yaml"
+ABLATIONS = REPO / "config" / "paper_ablations.yaml"
 K400_COLUMNS = ("label", "youtube_id", "time_start", "time_end", "split")
 
 
@@ -58,7 +59,7 @@ def write_inputs(root: Path, n: int) -> None:
     yt8m = root / "data" / "yt8m_s"
     yt8m.mkdir(parents=True)
     (yt8m / "ids.txt").write_text("\n".join(fake_ids(n, "yt8m-")) + "\n")
-    for folder in ("coco", "VOCdevkit/VOC2012", "cityscapes"):  # benchmarks and encoder, empty: a dry run
+    for folder in ("coco", "VOCdevkit/VOC2012", "cityscapes", "nyu"):  # benchmarks and encoder, empty: a dry run
         (root / "data" / folder).mkdir(parents=True)
     (root / "data" / "moco_v2_800ep_pretrain.pth.tar").write_bytes(b"")
 
@@ -95,7 +96,7 @@ def per_shard_settings(configs: list[Path]) -> set[int]:
     """The ``videos_per_shard`` values that ``configs`` (layered) give paper.yaml's datasets."""
     datasets = {}
     for path in configs:
-        for name, settings in yaml.safe_load(path.read_text())["datasets"].items():
+        for name, settings in yaml.safe_load(path.read_text()).get("datasets", {}).items():
             datasets.setdefault(name, {}).update(settings)
     return {settings["videos_per_shard"] for settings in datasets.values()}
 
@@ -106,6 +107,7 @@ def measure(root: Path, n: int, repeat: int) -> list[dict]:
     settings = [
         ("paper.yaml", [PAPER], ["-n -q", "--rulegraph"]),
         ("paper.yaml + videos_per_shard: 50", [PAPER, write_override(root, 50)], ["-n -q"]),
+        ("paper.yaml + paper_ablations.yaml", [PAPER, ABLATIONS], ["-n -q"]),
     ]
     rows = []
     for name, configs, commands in settings:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pico import flow, flowstore, synthetic, video, zipstore
+from pico import flow, flowstore, synthetic, video
 
 SCHEMES = ("frame_range", "fixed")
 
@@ -42,13 +42,8 @@ def demo_clip(n: int) -> np.ndarray:
 
 def round_trip(field: np.ndarray, scheme: str, bound: float, quality: int) -> tuple[np.ndarray, int]:
     """Encode and decode one field (2, H, W) as pico.flowstore does; (decoded, bytes)."""
-    decoded, size = [], 0
-    for component in field:
-        lo, hi = flowstore.value_range(component, scheme, bound)
-        data = zipstore.encode_jpeg(flowstore.quantize(component, lo, hi), quality)
-        size += len(data)
-        decoded.append(flowstore.dequantize(zipstore.decode_jpeg(data, gray=True), lo, hi))
-    return np.stack(decoded), size
+    jpegs, _, decoded = flowstore.encode_field(field, scheme, bound, quality)
+    return decoded, sum(map(len, jpegs))
 
 
 def rows(name: str, fields: np.ndarray, args: argparse.Namespace) -> list[dict]:

@@ -1,22 +1,9 @@
-# Stage 8 (Section 4, A.2): linear probes of every pretrained model and of the MoCo-v2
-# baseline. Without benchmarks.coco_root the COCO probe runs on the demo benchmark generated
-# from the synthetic world, and says so in every output; VOC and Cityscapes run when their
-# roots are configured.
-
-BENCHMARK_ROOTS = {
-    "coco_probe": config["benchmarks"]["coco_root"]
-    or "results/benchmark_data/demo_coco",
-    "voc": config["benchmarks"]["voc"]["root"],
-    "cityscapes": config["benchmarks"]["cityscapes"]["root"],
-}
-BENCHMARK_PROBES = {
-    "coco_probe": config["benchmarks"]["probe"],
-    "voc": config["benchmarks"]["voc"]["probe"],
-    "cityscapes": config["benchmarks"]["cityscapes"]["probe"],
-}
-BENCHMARKS = [name for name, root in BENCHMARK_ROOTS.items() if root]
-DEMO_BENCHMARK = config["benchmarks"]["coco_root"] is None
-PROBE_ON_GPU = config["benchmarks"]["probe"]["device"] != "cpu"
+# Stage 8 (Section 4, A.2): every pretrained model and the MoCo-v2 baseline on the benchmarks
+# (pico.benchmark): COCO linear probe (Table 1), Mask R-CNN with frozen FPN (Table 2), VOC,
+# Cityscapes and NYU-depth v2 linear probes (Table 3). Without benchmarks.coco_root the COCO
+# benchmarks (and NYU, unless its root is set) run on demo data generated from the synthetic
+# world, and say so in every output; VOC and Cityscapes run when their roots are configured.
+# Checkpoints live in work/ beside the results, so a failed or pre-empted job resumes.
 
 
 wildcard_constraints:
@@ -38,8 +25,29 @@ rule demo_coco:
     params:
         demo=config["benchmarks"]["demo"],
         seed=config["seed"],
+        writer="write_demo_coco",
     script:
-        "../workflow/scripts/demo_coco.py"
+        "../workflow/scripts/demo_benchmark.py"
+
+
+rule demo_nyu:
+    output:
+        directory("results/benchmark_data/demo_nyu"),
+    log:
+        "logs/demo_nyu.log",
+    benchmark:
+        "benchmarks/demo_nyu.tsv"
+    conda:
+        "../envs/video.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        demo=config["benchmarks"]["demo"],
+        seed=config["seed"],
+        writer="write_demo_nyu",
+    script:
+        "../workflow/scripts/demo_benchmark.py"
 
 
 rule probe_model:
@@ -55,13 +63,14 @@ rule probe_model:
     conda:
         "../envs/flow.yaml"
     resources:
-        gpu=1 if PROBE_ON_GPU else 0,
-        mem_mb=32000 if PROBE_ON_GPU else 8000,
-        runtime=720 if PROBE_ON_GPU else 60,
+        gpu=lambda w: 1 if on_gpu(w) else 0,
+        mem_mb=lambda w: 32000 if on_gpu(w) else 8000,
+        runtime=lambda w: 720 if on_gpu(w) else 60,
     params:
-        probe=lambda w: BENCHMARK_PROBES[w.benchmark],
+        settings=result_settings,
         seed=config["seed"],
-        demo=lambda w: w.benchmark == "coco_probe" and DEMO_BENCHMARK,
+        demo=demo_data,
+        work="results/benchmarks/{benchmark}/work/{method}/{dataset}/{sampling}/g{gamma}_d{delta}",
     script:
         "../workflow/scripts/probe.py"
 
@@ -82,13 +91,14 @@ rule probe_moco_v2:
     conda:
         "../envs/flow.yaml"
     resources:
-        gpu=1 if PROBE_ON_GPU else 0,
-        mem_mb=32000 if PROBE_ON_GPU else 8000,
-        runtime=720 if PROBE_ON_GPU else 60,
+        gpu=lambda w: 1 if on_gpu(w) else 0,
+        mem_mb=lambda w: 32000 if on_gpu(w) else 8000,
+        runtime=lambda w: 720 if on_gpu(w) else 60,
     params:
-        probe=lambda w: BENCHMARK_PROBES[w.benchmark],
+        settings=result_settings,
         seed=config["seed"],
-        demo=lambda w: w.benchmark == "coco_probe" and DEMO_BENCHMARK,
+        demo=demo_data,
+        work="results/benchmarks/{benchmark}/work/moco_v2",
     script:
         "../workflow/scripts/probe.py"
 
@@ -96,7 +106,11 @@ rule probe_moco_v2:
 rule probe_table:
     input:
         lambda w: per_model(f"results/benchmarks/{w.benchmark}/{{model}}.json")
-        + [f"results/benchmarks/{w.benchmark}/moco_v2.json"],
+        + (
+            [f"results/benchmarks/{w.benchmark}/moco_v2.json"]
+            if w.benchmark not in pico.config.WITHOUT_MOCO_V2
+            else []
+        ),
     output:
         "results/{benchmark}.json",
     log:
@@ -105,10 +119,31 @@ rule probe_table:
         "benchmarks/probe_table/{benchmark}.tsv"
     conda:
         "../envs/video.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
     params:
-        demo=lambda w: w.benchmark == "coco_probe" and DEMO_BENCHMARK,
+        demo=demo_data,
     script:
         "../workflow/scripts/probe_table.py"
+
+
+rule export_detectron2:
+    input:
+        "results/models/{model}/model.pt",
+    output:
+        "results/models/{model}/detectron2.pth",
+    log:
+        "logs/export_detectron2/{model}.log",
+    benchmark:
+        "benchmarks/export_detectron2/{model}.tsv"
+    conda:
+        "../envs/flow.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    script:
+        "../workflow/scripts/export_detectron2.py"
 
 
 rule coco_probe:
@@ -116,6 +151,16 @@ rule coco_probe:
         "results/coco_probe.json",
 
 
-rule benchmarks:
+rule probe:
     input:
         expand("results/{benchmark}.json", benchmark=BENCHMARKS),
+
+
+rule benchmarks:
+    input:
+        rules.probe.input,
+
+
+rule detectron2:
+    input:
+        per_model("results/models/{model}/detectron2.pth"),

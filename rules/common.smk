@@ -117,3 +117,41 @@ def per_model(pattern):
         for dataset in SHARDS
         for gamma, delta in THRESHOLDS
     ]
+
+
+# The benchmarks (rules/benchmarks.smk): data roots, demo data and settings per benchmark.
+DEMO_BENCHMARK = config["benchmarks"]["coco_root"] is None
+COCO_ROOT = config["benchmarks"]["coco_root"] or "results/benchmark_data/demo_coco"
+NYU_ROOT = config["benchmarks"]["nyu"]["root"] or (
+    "results/benchmark_data/demo_nyu" if DEMO_BENCHMARK else None
+)
+BENCHMARK_ROOTS = {
+    "coco_probe": COCO_ROOT,
+    "coco_maskrcnn": COCO_ROOT,
+    "voc": config["benchmarks"]["voc"]["root"],
+    "cityscapes": config["benchmarks"]["cityscapes"]["root"],
+    "nyu_depth": NYU_ROOT,
+}
+BENCHMARKS = [name for name, root in BENCHMARK_ROOTS.items() if root]
+
+
+def demo_data(wildcards):
+    return DEMO_BENCHMARK and BENCHMARK_ROOTS[wildcards.benchmark].startswith(
+        "results/benchmark_data/"
+    )
+
+
+def on_gpu(wildcards):
+    return (
+        pico.config.benchmark_settings(config, wildcards.benchmark)["device"] != "cpu"
+    )
+
+
+def result_settings(wildcards):
+    """The settings that change a benchmark's result, as rerun triggers (the job reads the
+    runtime ones, device and checkpoint_every, from the config)."""
+    return {
+        k: v
+        for k, v in pico.config.benchmark_settings(config, wildcards.benchmark).items()
+        if k not in pico.config.BENCHMARK_RUNTIME_KEYS
+    }

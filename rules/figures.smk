@@ -1,4 +1,5 @@
-# The paper's figures from the workflow's own data, registered for `snakemake --report`.
+# The paper's Figure 1 from the workflow's own data, registered for `snakemake --report`
+# (Figures 3-5, the ablations, are in rules/ablations.smk).
 
 
 rule figure1:
@@ -10,7 +11,8 @@ rule figure1:
         report(
             "results/{dataset}/figures/figure1.png",
             caption="../report/figure1.rst",
-            category="Figure 1",
+            category="Figures",
+            labels={"figure": "figure1 ({dataset})"},
         ),
     log:
         "logs/figure1/{dataset}.log",

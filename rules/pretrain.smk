@@ -19,8 +19,29 @@ rule pretrain_model:
         "../envs/flow.yaml"
     threads: max(1, config["pretrain"]["workers"])
     resources:
-        gpu=config["pretrain"]["gpus"] if PRETRAIN_ON_GPU else 0,
+        # Several nodes: one task per node with `gpus` GPUs each (--gres counts per node,
+        # --gpus for the whole job), and the job runs in its batch step (the SLURM plugin's
+        # `mpi` path: no srun around it), where pico.pretrain starts torchrun on every node
+        # through srun.
+        **(
+            {
+                "mpi": "srun",
+                "tasks": config["pretrain"]["nodes"],
+                "tasks_per_gpu": 0,
+                "gres": f"gpu:{config['pretrain']['gpus']}" if PRETRAIN_ON_GPU else "",
+            }
+            if config["pretrain"]["nodes"] > 1
+            else {}
+        ),
+        gpu=(
+            config["pretrain"]["gpus"] * config["pretrain"]["nodes"]
+            if PRETRAIN_ON_GPU
+            else 0
+        ),
         nodes=config["pretrain"]["nodes"],
+        # per node: each training process and its data-loader workers
+        cpus_per_task=(config["pretrain"]["gpus"] if PRETRAIN_ON_GPU else 1)
+        * (config["pretrain"]["workers"] + 1),
         mem_mb=64000 if PRETRAIN_ON_GPU else 8000,
         runtime=lambda w: 60
         + config["pretrain"]["iterations"] // (60 if PRETRAIN_ON_GPU else 10),

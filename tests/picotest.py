@@ -13,8 +13,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_snakemake(workdir: Path, *args: str, config: dict | None = None, check: bool = True):
-    """Run the real workflow in ``workdir`` (its own .snakemake, results, logs)."""
+def snakemake_command(workdir: Path, *args: str, config: dict | None = None) -> tuple[list[str], dict]:
+    """The command and environment that run the real workflow in ``workdir``."""
     workdir.mkdir(parents=True, exist_ok=True)
     # targets and flags first: --configfile takes several values and would swallow them
     cmd = [sys.executable, "-m", "snakemake", *args, "-s", str(REPO / "Snakefile"), "--directory", str(workdir)]
@@ -22,8 +22,14 @@ def run_snakemake(workdir: Path, *args: str, config: dict | None = None, check: 
     if config is not None:
         (workdir / "config.yaml").write_text(yaml.safe_dump(config))
         cmd += ["--configfile", str(workdir / "config.yaml")]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    return cmd, {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def run_snakemake(workdir: Path, *args: str, config: dict | None = None, check: bool = True, **popen):
+    """Run the real workflow in ``workdir`` (its own .snakemake, results, logs); ``popen``:
+    more arguments for ``subprocess.run`` (a ``preexec_fn`` setting limits, say)."""
+    cmd, env = snakemake_command(workdir, *args, config=config)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, **popen)
     if check and out.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-5000:]}")
     return out

@@ -1,13 +1,19 @@
 """Section 4 / A.2's protocol pieces: panoptic -> semantic labels, IoU metrics, the dilated
-MoCo-v2 baseline, the dataset readers and the linear probe."""
+MoCo-v2 baseline, the dataset readers, the linear probes (semantic and depth), Mask R-CNN on a
+frozen FPN with COCOeval, checkpoint/resume and the detectron2 export."""
 
+import json
+import os
 import shutil
+import signal
 
 import numpy as np
 import pytest
 import torch
 
-from pico import datasets, metrics, model, panoptic, probe
+from pico import benchmark, datasets, detection, metrics, model, panoptic, probe
+from pico.resume import Resumable
+from picotest import run_snakemake, scheduled
 
 CATEGORIES = [
     {"id": 1, "name": "person", "isthing": 1},
@@ -66,6 +72,13 @@ def demo_coco(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="module")
+def demo_nyu(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo_nyu")
+    datasets.write_demo_nyu(root, 0, 6, 3, 64, 48)
+    return root
+
+
 def test_the_coco_reader_takes_the_official_panoptic_layout(demo_coco):
     train = datasets.CocoPanoptic(demo_coco, "train")
     assert len(train) == 6 and train.names == ["things", "sky", "ground"]
@@ -93,7 +106,7 @@ def test_the_probe_trains_only_its_classifier(demo_coco):
     train = datasets.CocoPanoptic(demo_coco, "train")
     linear = probe.LinearProbe(net, 128, train.n_classes)
     head_before = linear.classifier.weight.clone()
-    probe.train(linear, train, cfg, seed=0)
+    probe.train(linear, train, cfg, 0, probe.SEGMENTATION)
     after = net.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # weights and BatchNorm statistics
     assert not torch.equal(head_before, linear.classifier.weight)
@@ -140,3 +153,153 @@ def test_cityscapes_reader_maps_label_ids_to_train_ids(tmp_path):
     assert data.n_classes == 19
     _, labels = data[0]
     assert labels[0, ::4].tolist() == [0, 13, 255, 18]
+
+
+PROBE = {"iterations": 4, "batch_size": 2, "lr": 0.1, "weight_decay": 0.0, "milestones": [3], "min_size_train": [64],
+         "min_size_test": 64, "max_size": 200, "crop_size": 48, "device": "cpu", "checkpoint_every": 2}
+
+
+def test_a_preempted_probe_resumes_exactly_where_it_stopped(demo_coco, tmp_path):
+    train = datasets.CocoPanoptic(demo_coco, "train")
+
+    def probe_after(resume, stop_at=None):
+        torch.manual_seed(0)
+        linear = probe.LinearProbe(model.DenseNet("resnet18", None, True), 128, train.n_classes)
+        calls = []
+
+        def sample(*args):  # SLURM's SIGTERM arrives during iteration ``stop_at``
+            calls.append(1)
+            if len(calls) == 2 * stop_at if stop_at else False:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return probe.training_sample(*args)
+
+        task = probe.Task(sample, probe.segmentation_loss, probe.evaluate)
+        probe.train(linear, train, PROBE, 0, task, resume)
+        return linear.classifier.weight.detach().clone()
+
+    straight = probe_after(None)
+    path = tmp_path / "checkpoint.pt"
+    with pytest.raises(SystemExit, match="pre-empted by SIGTERM at iteration 1"):
+        probe_after(Resumable(path, "settings", PROBE["checkpoint_every"], {}), stop_at=1)
+    assert path.exists() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers given back
+    assert torch.equal(probe_after(Resumable(path, "settings", 2, {})), straight)
+    # a checkpoint of other settings is not resumed from: the run starts over (same result)
+    assert torch.equal(probe_after(Resumable(path, "other settings", 2, {})), straight)
+
+
+def test_the_nyu_reader_takes_the_virb_layout(tmp_path, demo_nyu):
+    data = datasets.NyuDepth(demo_nyu, "train", depth_scale=0.001)
+    image, depth = data[0]
+    assert len(data) == 6 and image.shape == (48, 64, 3) and depth.dtype == np.float32
+    assert 1.0 < depth.min() and depth.max() <= 50.0  # metres: objects, ground, sky at 50 m
+    root = tmp_path / "nyu"
+    with pytest.raises(datasets.DatasetError, match=r"test/images: missing or empty.*ViRB"):
+        datasets.NyuDepth(root, "test")
+    write_png(root / "test/images/0001.png", np.zeros((6, 8, 3), np.uint8))
+    write_png(root / "test/images/0002.png", np.zeros((6, 8, 3), np.uint8))
+    write_png(root / "test/depths/0001.png", np.full((6, 8), 1500, np.uint16))
+    with pytest.raises(datasets.DatasetError, match="2 images but 1 depth maps"):
+        datasets.NyuDepth(root, "test")
+    import cv2
+
+    assert cv2.imwrite(str(root / "test/depths/0002.tiff"), np.full((6, 8), 2.5, np.float32))
+    data = datasets.NyuDepth(root, "test")
+    assert data[0][1][0, 0] == 1500 and data[1][1][0, 0] == pytest.approx(2.5)
+    write_png(root / "test/depths/0001.png", np.zeros((6, 8, 3), np.uint8))
+    with pytest.raises(datasets.DatasetError, match="0001.png: expected a single-channel depth map"):
+        data[0]
+
+
+def test_the_depth_probe_learns_l1_on_measured_pixels_and_scores_rmse(demo_nyu):
+    prediction = torch.tensor([[[[1.0, 2.0], [3.0, 9.0]]]])
+    depth = torch.tensor([[[[2.0, 2.0], [1.0, 0.0]]]])  # 0: not measured
+    assert probe.depth_loss(prediction, depth).item() == pytest.approx((1 + 0 + 2) / 3)
+    assert metrics.rmse(np.array([1.0, 2.0, 3.0]), np.array([2.0, 2.0, 1.0])) == pytest.approx(np.sqrt(5 / 3))
+    net = model.DenseNet("resnet18", None, freeze_encoder=True)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    cfg = {"iterations": 3, "batch_size": 2, "lr": 0.001, "weight_decay": 0.0, "milestones": [2], "size": 32,
+           "device": "cpu", "depth_scale": 0.001, "checkpoint_every": 10}
+    scores = probe.run(net, 128, "nyu_depth", demo_nyu, cfg, 0)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert set(scores) == {"RMSE"} and 0 < scores["RMSE"] < 50
+
+
+def test_cocoeval_scores_perfect_and_shifted_detections(demo_coco):
+    val = datasets.CocoInstances(demo_coco, "val")
+    assert val.names == ["background", "disc", "box", "triangle", "ring"] and len(val) == 3
+    anns = [a for a in val.coco.dataset["annotations"]]
+    perfect = [{"image_id": a["image_id"], "category_id": a["category_id"], "score": 1.0, "bbox": a["bbox"]} for a in anns]
+    masks = [{"image_id": a["image_id"], "category_id": a["category_id"], "score": 1.0,
+              "segmentation": a["segmentation"]} for a in anns]
+    assert detection.coco_ap(val.coco, perfect, masks) == pytest.approx(dict.fromkeys(detection.METRICS, 100.0))
+    shifted = [{**d, "bbox": [d["bbox"][0] + d["bbox"][2] / 3, *d["bbox"][1:]]} for d in perfect]  # IoU 0.5
+    scores = detection.coco_ap(val.coco, shifted, [])
+    assert scores["AP75_bb"] == 0 and 0 < scores["AP_bb"] < scores["AP50_bb"] <= 100 and scores["AP_mk"] == 0
+
+
+def test_coco_instances_reader_gives_torchvision_targets(demo_coco, tmp_path):
+    train = datasets.CocoInstances(demo_coco, "train")
+    target = train.target(0)
+    n = len(target["labels"])
+    assert n > 0 and target["boxes"].shape == (n, 4) and target["masks"].shape == (n, 64, 96)
+    x0, y0, x1, y1 = target["boxes"][0]
+    ys, xs = np.nonzero(target["masks"][0])
+    assert (x0, y0, x1 - 1, y1 - 1) == pytest.approx((xs.min(), ys.min(), xs.max(), ys.max()), abs=1)
+    assert set(target["labels"]) <= {1, 2, 3, 4}
+    with pytest.raises(datasets.DatasetError, match="val2017: missing; COCO instances need a folder of JPEG images"):
+        datasets.CocoInstances(tmp_path, "val")
+    broken = tmp_path / "broken"
+    shutil.copytree(demo_coco, broken)
+    (broken / "annotations/instances_val2017.json").write_text('{"images": [')
+    with pytest.raises(datasets.DatasetError, match="instances_val2017.json: not COCO instance annotations"):
+        datasets.CocoInstances(broken, "val")
+
+
+def test_mask_rcnn_trains_its_heads_only_on_a_frozen_fpn(demo_coco):
+    net = model.DenseNet("resnet18", None, freeze_encoder=True)
+    frozen = {k: v.clone() for k, v in net.backbone.state_dict().items()}
+    cfg = {"iterations": 2, "batch_size": 2, "lr": 0.005, "weight_decay": 1e-4, "milestones": [1], "warmup_iterations": 1,
+           "min_size_train": [64], "min_size_test": 64, "max_size": 128, "proposals_train": 50, "proposals_test": 50,
+           "rois_per_image": 32, "device": "cpu"}
+    train = datasets.CocoInstances(demo_coco, "train")
+    torch.manual_seed(0)
+    detector = detection.FrozenFPNMaskRCNN(net.backbone, train.n_classes, cfg)
+    heads = {k: v.clone() for k, v in detector.roi_heads.state_dict().items()}
+    detection.train(detector, train, cfg, 0)
+    assert all(torch.equal(frozen[k], v) for k, v in net.backbone.state_dict().items())  # BatchNorm statistics too
+    assert any(not torch.equal(heads[k], v) for k, v in detector.roi_heads.state_dict().items())
+    assert detector.training and not detector.backbone.training
+
+
+def test_detectron2_export_renames_every_backbone_and_fpn_weight():
+    backbone = model.backbone("resnet50", None, freeze=True)
+    state = backbone.state_dict()
+    exported = detection.detectron2_state(backbone)["model"]
+    assert len(exported) == sum(not k.endswith("num_batches_tracked") for k in state)
+    assert {k.split(".")[2] for k in exported if k.startswith("backbone.bottom_up.")} == {"stem", "res2", "res3", "res4", "res5"}
+    assert {k.split(".")[1] for k in exported if "fpn" in k} == {f"fpn_{kind}{i}" for kind in ("lateral", "output") for i in (2, 3, 4, 5)}
+    assert torch.equal(exported["backbone.bottom_up.res3.0.shortcut.norm.running_var"], state["body.layer2.0.downsample.1.running_var"])
+    assert torch.equal(exported["backbone.bottom_up.res5.2.conv3.weight"], state["body.layer4.2.conv3.weight"])
+    assert torch.equal(exported["backbone.fpn_output2.bias"], state["fpn.layer_blocks.0.0.bias"])
+
+
+def test_the_demo_yields_every_benchmark_table(demo):
+    tables = {name: json.loads((demo / f"results/{name}.json").read_text()) for name in ("coco_probe", "coco_maskrcnn", "nyu_depth")}
+    for name, table in tables.items():
+        assert table["demo"] and "DEMO" in table["benchmark"]
+        methods = [r["method"] for r in table["rows"]]
+        assert set(methods) >= {"pico", "static_video", "static_frame"}
+        assert ("moco_v2" in methods) == (name != "coco_maskrcnn")
+        assert all(isinstance(r[m], float) for r in table["rows"] for m in benchmark.METRICS[name])
+    row = json.loads((demo / "results/benchmarks/coco_maskrcnn/pico/demo/anchor/g0_d4.json").read_text())
+    assert row["checkpoint_sha256"] and "device" not in row["config"]
+
+
+def test_detectron2_export_and_runtime_settings_through_snakemake(demo):
+    run_snakemake(demo, "detectron2")
+    saved = torch.load(demo / "results/models/pico/demo/anchor/g0_d4/detectron2.pth", weights_only=True)  # plain torch.load
+    assert "backbone.bottom_up.stem.conv1.weight" in saved["model"] and "backbone.fpn_lateral5.bias" in saved["model"]
+    # where and how often a benchmark checkpoints change no result: nothing reruns
+    runtime = {"benchmarks": {"probe": {"device": "auto", "checkpoint_every": 7}, "maskrcnn": {"device": "auto"}}}
+    out = run_snakemake(demo, "benchmarks", "-n", config=runtime)
+    assert scheduled(out.stdout) == {}, out.stdout

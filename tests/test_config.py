@@ -1,5 +1,6 @@
 """The config contract: schema defaults, clear errors naming the key, checks before any job."""
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -55,13 +56,16 @@ def test_invalid_configs_are_rejected_naming_the_key(cfg, key, words):
 def test_shipped_configs_are_valid(tmp_path, monkeypatch):
     validate(yaml.safe_load((REPO / "config/config.yaml").read_text()))
     monkeypatch.chdir(tmp_path)  # paper.yaml's inputs, as a user lays them out
-    for folder in ("data/kinetics400/train", "data/yt8m_s", "data/coco", "data/VOCdevkit/VOC2012", "data/cityscapes"):
+    for folder in ("data/kinetics400/train", "data/yt8m_s", "data/coco", "data/VOCdevkit/VOC2012", "data/cityscapes", "data/nyu"):
         Path(folder).mkdir(parents=True)
     Path("data/kinetics400/train.csv").write_text("label,youtube_id,time_start,time_end,split\n")
     Path("data/yt8m_s/ids.txt").write_text("")
     Path("data/moco_v2_800ep_pretrain.pth.tar").write_bytes(b"")
-    cfg = validate(yaml.safe_load((REPO / "config/paper.yaml").read_text()))
+    paper = yaml.safe_load((REPO / "config/paper.yaml").read_text())
+    cfg = validate(copy.deepcopy(paper))
     assert cfg["frames"]["short_side"] == 256 and cfg["datasets"]["k400"]["shots"] is False
+    cfg = validate({**paper, **yaml.safe_load((REPO / "config/paper_ablations.yaml").read_text())})
+    assert set(cfg["ablations"]) == {"figure3", "figure4", "figure5"}
 
 
 def test_snakemake_stops_before_any_job_on_a_bad_config(tmp_path):

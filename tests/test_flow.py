@@ -92,8 +92,8 @@ def test_codec_round_trip_is_within_its_documented_bound(tmp_path, scheme, bound
     fields = np.stack([cv2.resize(rng.normal(0, 4, (6, 8)).astype(np.float32), (96, 64), interpolation=cv2.INTER_CUBIC)
                        for _ in range(2 * 3 * 2)]).reshape(2, 3, 2, 64, 96)
     path = tmp_path / f"{scheme}.flow.zip"
-    size = flowstore.write(path, fields[0], fields[1], {"video": "v"}, scheme=scheme, bound=20, quality=90)
-    assert size < fields[0].size * 2 * 2 / 8  # under 1/8 of float16, both directions
+    stored = flowstore.write(path, fields[0], fields[1], {"video": "v"}, scheme=scheme, bound=20, quality=90)
+    assert stored.bytes < fields[0].size * 2 * 2 / 8  # under 1/8 of float16, both directions
     with flowstore.FlowStore(path) as store:
         fwd, bwd = store.read()
         assert store.meta["scheme"] == scheme and len(store) == 3
@@ -101,6 +101,9 @@ def test_codec_round_trip_is_within_its_documented_bound(tmp_path, scheme, bound
     for got, want in ((fwd, fields[0]), (bwd, fields[1])):
         assert got.shape == want.shape and got.dtype == np.float32
         assert np.hypot(*(got - want).transpose(1, 0, 2, 3)).mean() <= bound
+    # the error write() reports (the flow manifest's flow_epe) is the one a reader gets
+    epe = np.hypot(*(np.stack([fwd, bwd]) - fields).transpose(2, 0, 1, 3, 4)).mean()
+    assert 0 < stored.epe == pytest.approx(epe, rel=1e-5)
 
 
 def test_fixed_scheme_clips_beyond_the_bound_and_frame_range_does_not(tmp_path):

@@ -152,7 +152,7 @@ def test_demo_pairs_for_every_method(demo):
     "tracking, expected",
     [
         ({"thresholds": [[0, 2]]}, {"cut_tracks": 2, "point_pairs": 6}),  # one delta changed
-        ({"thresholds": [[0.1, 4]]}, {"cut_tracks": 2, "point_pairs": 6}),  # one gamma changed
+        ({"thresholds": [[0.05, 4]]}, {"cut_tracks": 2, "point_pairs": 6}),  # one gamma changed (0.1 is the demo ablations')
         ({"thresholds": [[0, 4], [0, 8]]}, {"cut_tracks": 2, "point_pairs": 6}),  # a delta added
         ({"max_delta": 12}, {"raw_tracks": 2, "cut_tracks": 2, "point_pairs": 6}),  # the bound moved
     ],
@@ -160,6 +160,14 @@ def test_demo_pairs_for_every_method(demo):
 def test_threshold_changes_rerun_only_what_depends_on_them(demo, tracking, expected):
     out = dry_run_with(demo, {"tracking": tracking}, "pairs")
     assert scheduled(out.stdout + out.stderr) == {**expected, "pairs": 1}
+
+
+def test_adding_a_delta_to_an_ablation_sweep_builds_only_the_new_point(demo):
+    out = dry_run_with(demo, {"ablations": {"figure4": {"deltas": [1, 4, 8]}}}, "all")
+    assert scheduled(out.stdout + out.stderr) == {
+        "cut_tracks": 2, "point_pairs": 2, "pretrain_model": 1, "probe_model": 1,  # the new point
+        "ablation": 1, "shard_health": 2, "dataset_health": 1, "pretraining_loss": 1, "all": 1,  # what shows it
+    }
 
 
 def test_figure1_shows_patches_along_long_trajectories(demo):

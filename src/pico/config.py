@@ -17,6 +17,23 @@ METHODS = ("pico", "static_video", "static_frame")
 #: triggers nor part of a checkpoint's fingerprint. (max_pairs acts through the pairs stage.)
 PRETRAIN_RUNTIME_KEYS = ("workers", "device", "gpus", "nodes", "checkpoint_every", "max_pairs")
 
+#: Benchmark settings that change where or how fast a benchmark runs, not its result.
+BENCHMARK_RUNTIME_KEYS = ("device", "checkpoint_every")
+#: Benchmarks without a MoCo-v2 row: Mask R-CNN's FPN would be untrained (Table 2 has none).
+WITHOUT_MOCO_V2 = ("coco_maskrcnn",)
+
+
+def benchmark_settings(config: dict, benchmark: str) -> dict:
+    """The settings of one benchmark (``pico.benchmark.TITLES`` names them) from ``benchmarks``."""
+    b = config["benchmarks"]
+    return {
+        "coco_probe": b["probe"],
+        "coco_maskrcnn": b["maskrcnn"],
+        "voc": b["voc"]["probe"],
+        "cityscapes": b["cityscapes"]["probe"],
+        "nyu_depth": {**b["nyu"]["probe"], "depth_scale": b["nyu"]["depth_scale"]},
+    }[benchmark]
+
 
 class ConfigError(ValueError):
     """An invalid configuration; the message names every offending key."""
@@ -53,6 +70,7 @@ def validate(config: dict, schema_path: str | os.PathLike) -> dict:
     problems = [f"{_key(e.absolute_path)}: {e.message}" for e in errors]
     if not problems:
         problems = _missing_paths(config) + _thresholds_outside_bounds(config) + _processes_exceed_batch(config)
+        problems += _ablations_outside_config(config)
     if problems:
         raise ConfigError("invalid pico config:\n  " + "\n  ".join(problems))
     return config
@@ -67,6 +85,18 @@ def _thresholds_outside_bounds(config: dict) -> list[str]:
         for i, (gamma, delta) in enumerate(tracking["thresholds"])
         if gamma > tracking["max_gamma"] or delta > tracking["max_delta"]
     ]
+
+
+def _ablations_outside_config(config: dict) -> list[str]:
+    """An ablation pretrains on a configured dataset, on cuts within the raw tracks' bounds."""
+    tracking, problems = config["tracking"], []
+    for figure, spec in config["ablations"].items():
+        if spec["dataset"] not in config["datasets"]:
+            problems.append(f"ablations.{figure}.dataset: '{spec['dataset']}' is not one of datasets ({', '.join(config['datasets'])})")
+        for axis, bound in (("gammas", "max_gamma"), ("deltas", "max_delta")):
+            problems += [f"ablations.{figure}.{axis}.{i}: {v:g} exceeds tracking.{bound} {tracking[bound]:g}"
+                         for i, v in enumerate(spec[axis]) if v > tracking[bound]]
+    return problems
 
 
 def _processes_exceed_batch(config: dict) -> list[str]:
@@ -94,6 +124,6 @@ def _missing_paths(config: dict) -> list[str]:
     problems += [f"{key}: file '{path}' does not exist" for key, path in files.items() if path and not os.path.isfile(path)]
     b = config["benchmarks"]
     roots = {"benchmarks.coco_root": b["coco_root"], "benchmarks.voc.root": b["voc"]["root"],
-             "benchmarks.cityscapes.root": b["cityscapes"]["root"]}
+             "benchmarks.cityscapes.root": b["cityscapes"]["root"], "benchmarks.nyu.root": b["nyu"]["root"]}
     problems += [f"{key}: folder '{root}' does not exist" for key, root in roots.items() if root and not os.path.isdir(root)]
     return problems

@@ -1,7 +1,8 @@
 """Benchmark datasets read from their official on-disk layouts (Section 4, A.2): COCO
-panoptic, Pascal VOC 2012 (train_aug), Cityscapes; and the demo's own COCO-style benchmark
-made by the synthetic world. Every reader yields (image RGB uint8 (H, W, 3), labels uint8
-(H, W), 255 = void) and names its classes.
+panoptic and instances, Pascal VOC 2012 (train_aug), Cityscapes, NYU-depth v2 (ViRB's
+release); and the demo's own COCO- and NYU-style benchmarks made by the synthetic world. The
+semantic readers yield (image RGB uint8 (H, W, 3), labels uint8 (H, W), 255 = void) and name
+their classes.
 
 COCO 2017 panoptic (what the linear probe uses), under ``root``:
 ``{split}2017/*.jpg``, ``annotations/panoptic_{split}2017.json`` and the PNGs in
@@ -10,6 +11,8 @@ COCO 2017 panoptic (what the linear probe uses), under ``root``:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -71,32 +74,64 @@ class CocoPanoptic(LabelledImages):
         return image[:, :, ::-1].copy(), panoptic.semantic(png[:, :, ::-1], segments, self.labels)
 
 
+def _demo_frames(seed: int, split: str, count: int, width: int, height: int):
+    """(name, frame) of fresh synthetic scenes (never the pretraining videos), one per image."""
+    for i in range(count):
+        rng = seeding.rng(seed, "demo-benchmark", split, i)
+        scene = synthetic.make_scene(rng, width, height)
+        yield f"{split}{i:06d}", scene.render(float(rng.uniform(0, 3)))
+
+
 def write_demo_coco(root: str | Path, seed: int, n_train: int, n_val: int, width: int, height: int) -> None:
-    """The demo's segmentation benchmark in COCO's panoptic layout: frames of fresh synthetic
-    scenes (never the pretraining videos), each visible object a "thing" segment of its class,
-    sky and ground "stuff" segments. Also writes ``depth/{split}2017/*.npy`` (metres)."""
+    """The demo's COCO: frames of the synthetic world in COCO's official layout, with panoptic
+    annotations (each visible object a "thing" segment of its class, sky and ground "stuff")
+    for the linear probe and instance annotations (RLE masks, boxes) for Mask R-CNN."""
     root = Path(root)
     categories = [{"id": c, "name": synthetic.CLASSES[c], "isthing": int(c in synthetic.THINGS), "supercategory": "demo"}
                   for c in range(1, len(synthetic.CLASSES))]
     for split, count in (("train", n_train), ("val", n_val)):
-        images, annotations = [], []
-        for i in range(count):
-            rng = seeding.rng(seed, "demo-benchmark", split, i)
-            scene = synthetic.make_scene(rng, width, height)
-            frame = scene.render(float(rng.uniform(0, 3)))
+        images, annotations, instances = [], [], []
+        for i, (name, frame) in enumerate(_demo_frames(seed, split, count, width, height)):
             ids, segments = _panoptic_segments(frame)
-            name = f"{split}{i:06d}"
             _write_image(root / f"{split}2017" / f"{name}.jpg", frame["rgb"])
             _write_image(root / "annotations" / f"panoptic_{split}2017" / f"{name}.png",
                          np.stack([ids % 256, ids // 256 % 256, ids // 65536], -1).astype(np.uint8))
-            (root / "depth" / f"{split}2017").mkdir(parents=True, exist_ok=True)
-            with atomic_path(root / "depth" / f"{split}2017" / f"{name}.npy") as tmp:
-                np.save(tmp, frame["depth"], allow_pickle=False)
             images.append({"id": i, "file_name": f"{name}.jpg", "width": width, "height": height})
             annotations.append({"image_id": i, "file_name": f"{name}.png", "segments_info": segments})
+            instances += [{**a, "id": len(instances) + k + 1, "image_id": i}
+                          for k, a in enumerate(_instance_annotations(ids, segments))]
         spec = {"images": images, "annotations": annotations, "categories": categories}
-        with atomic_path(root / "annotations" / f"panoptic_{split}2017.json") as tmp:
-            tmp.write_text(json.dumps(spec))
+        things = {"images": images, "annotations": instances, "categories": [c for c in categories if c["isthing"]]}
+        for kind, content in (("panoptic", spec), ("instances", things)):
+            with atomic_path(root / "annotations" / f"{kind}_{split}2017.json") as tmp:
+                tmp.write_text(json.dumps(content))
+
+
+def _instance_annotations(ids: np.ndarray, segments: list[dict]) -> list[dict]:
+    """COCO instance annotations (RLE mask, xywh box, area) of the "thing" segments."""
+    from pycocotools import mask as rle
+
+    out = []
+    for seg in segments:
+        if seg["category_id"] not in synthetic.THINGS:
+            continue
+        encoded = rle.encode(np.asfortranarray(ids == seg["id"], dtype=np.uint8))
+        out.append({"category_id": seg["category_id"], "iscrowd": 0, "area": int(rle.area(encoded)),
+                    "bbox": [float(v) for v in rle.toBbox(encoded)],
+                    "segmentation": {"size": encoded["size"], "counts": encoded["counts"].decode()}})
+    return out
+
+
+def write_demo_nyu(root: str | Path, seed: int, n_train: int, n_test: int, width: int, height: int) -> None:
+    """The demo's NYU-depth v2 in the ViRB release's layout (see ``NyuDepth``): frames of the
+    synthetic world and their depth as 16-bit PNGs in millimetres (``depth_scale`` 0.001)."""
+    root = Path(root)
+    for split, count in (("train", n_train), ("test", n_test)):
+        for name, frame in _demo_frames(seed, f"nyu-{split}", count, width, height):
+            _write_image(root / split / "images" / f"{name}.png", frame["rgb"])
+            with atomic_path(root / split / "depths" / f"{name}.png") as tmp:
+                if not cv2.imwrite(str(tmp), np.round(frame["depth"] * 1000).astype(np.uint16)):
+                    raise OSError(f"could not write {root / split / 'depths' / name}.png")
 
 
 def _panoptic_segments(frame: dict) -> tuple[np.ndarray, list[dict]]:
@@ -185,3 +220,75 @@ def cityscapes(root: str | Path, split: str) -> SegmentationFolder:
     for label_id, train_id in CITYSCAPES_TRAIN_IDS.items():
         lut[label_id] = train_id
     return SegmentationFolder(pairs, CITYSCAPES_CLASSES, lut)
+
+
+class CocoInstances(LabelledImages):
+    """COCO 2017 instances for Mask R-CNN (A.2.2) under ``root``: ``{split}2017/*.jpg`` and
+    ``annotations/instances_{split}2017.json``. Items are image ids; ``target(i)`` gives
+    detectron2's training view: crowd regions dropped, boxes xyxy, masks decoded, labels
+    1..K (0 is the background) in ascending category id."""
+
+    def __init__(self, root: str | Path, split: str):
+        from pycocotools.coco import COCO
+
+        self.root = Path(root)
+        self.images, self.annotations = self.root / f"{split}2017", self.root / "annotations" / f"instances_{split}2017.json"
+        for path, what in ((self.images, "a folder of JPEG images"), (self.annotations, "the instances JSON")):
+            if not path.exists():
+                raise DatasetError(f"{path}: missing; COCO instances need {what} there (official 2017 layout)")
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
+                self.coco = COCO(str(self.annotations))
+            categories = sorted(self.coco.getCatIds())
+            self.names = ["background"] + [self.coco.cats[c]["name"] for c in categories]
+            self.label_of = {c: k + 1 for k, c in enumerate(categories)}
+            self.category_of = {k: c for c, k in self.label_of.items()}
+            self.items = sorted(self.coco.getImgIds())
+        except (KeyError, TypeError, ValueError, AssertionError) as e:
+            raise DatasetError(f"{self.annotations}: not COCO instance annotations ({type(e).__name__}: {e})") from None
+
+    def annotated(self) -> list[int]:
+        """Indices of the images with at least one non-crowd object (the ones trained on)."""
+        usable = [i for i, image_id in enumerate(self.items) if any(not a.get("iscrowd") for a in self.coco.imgToAnns[image_id])]
+        if not usable:
+            raise DatasetError(f"{self.annotations}: no image has a non-crowd object to train on")
+        return usable
+
+    def image(self, i: int) -> np.ndarray:
+        info = self.coco.imgs[self.items[i]]
+        return _read(self.images / info["file_name"], cv2.IMREAD_COLOR)[:, :, ::-1].copy()
+
+    def target(self, i: int) -> dict[str, np.ndarray]:
+        """boxes (N, 4) xyxy float32, labels (N,) int64, masks (N, H, W) uint8; crowds dropped."""
+        info = self.coco.imgs[self.items[i]]
+        anns = [a for a in self.coco.imgToAnns[self.items[i]] if not a.get("iscrowd") and a["bbox"][2] > 0 and a["bbox"][3] > 0]
+        boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)], np.float32).reshape(-1, 4)
+        masks = np.stack([self.coco.annToMask(a) for a in anns]) if anns else np.zeros((0, info["height"], info["width"]), np.uint8)
+        return {"boxes": boxes, "labels": np.array([self.label_of[a["category_id"]] for a in anns], np.int64), "masks": masks}
+
+
+class NyuDepth(LabelledImages):
+    """NYU-depth v2 as released with ViRB (Kotar et al. 2021; A.2.4) under ``root``:
+    ``{train,test}/images/*.png`` and ``{train,test}/depths/*.png`` (or ``*.tiff``), image and
+    depth paired in sorted order as ViRB pairs them. Yields (image RGB uint8 (H, W, 3), depth
+    float32 (H, W) = file value x ``depth_scale``; 0 = no measurement)."""
+
+    names = ["depth"]
+
+    def __init__(self, root: str | Path, split: str, depth_scale: float = 1.0):
+        root = Path(root) / split
+        images = sorted((root / "images").glob("*.png"))
+        depths = sorted(p for p in (root / "depths").glob("*") if p.suffix in (".png", ".tiff", ".tif"))
+        for path, found, what in ((root / "images", images, "PNG images"), (root / "depths", depths, "depth PNG or TIFF files")):
+            if not found:
+                raise DatasetError(f"{path}: missing or empty; NYU-depth v2 (ViRB release) needs {what} there")
+        if len(images) != len(depths):
+            raise DatasetError(f"{root}: {len(images)} images but {len(depths)} depth maps; they pair one to one")
+        self.items, self.depth_scale = list(zip(images, depths)), depth_scale
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        image_path, depth_path = self.items[i]
+        depth = _read(depth_path, cv2.IMREAD_UNCHANGED)
+        if depth.ndim != 2:
+            raise DatasetError(f"{depth_path}: expected a single-channel depth map, got shape {depth.shape}")
+        return _read(image_path, cv2.IMREAD_COLOR)[:, :, ::-1].copy(), (depth * self.depth_scale).astype(np.float32)

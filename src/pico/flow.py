@@ -127,7 +127,8 @@ def estimator(cfg: dict):
 
 
 def run_shard(rows: list[dict], cfg: dict, out_dir: str | Path) -> list[dict]:
-    """Flow for every ok snippet of a shard into ``out_dir``; rows gain ``flow``/``flow_bytes``.
+    """Flow for every ok snippet of a shard into ``out_dir``; rows gain ``flow``, ``flow_bytes``
+    and ``flow_epe`` (the codec's mean end-point error on this snippet, px).
 
     Frames of the next snippet are decoded while the current one computes; writing (JPEG
     encoding) runs in a thread too, at most one snippet behind (a 300-frame snippet's flow is
@@ -165,4 +166,5 @@ def _load_frames(row: dict) -> np.ndarray:
 
 def _finish(pending: tuple, done: dict) -> None:
     row, path, job = pending
-    done[row["video"]] = {**row, "flow": str(path), "flow_bytes": job.result()}
+    stored = job.result()
+    done[row["video"]] = {**row, "flow": str(path), "flow_bytes": stored.bytes, "flow_epe": stored.epe}

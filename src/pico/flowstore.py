@@ -11,7 +11,8 @@ Two rescalings (``scheme``):
 
 bench/flow_codec.py measures both on real flows; the README gives the numbers and the choice.
 The [lo, hi] of every component of every field are stored with the data (``ranges.npy``),
-so decoding never depends on the config.
+so decoding never depends on the config. ``write`` decodes what it stores and returns the
+codec's own mean end-point error, which the flow stage records per video (``flow_epe``).
 
 Members: ``meta.json`` ({video, n_fields, height, width, scheme, bound, quality, backend}),
 ``ranges.npy`` (float32, (n_fields, 2 directions, 2 components, [lo, hi])),
@@ -23,6 +24,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -56,27 +58,51 @@ def dequantize(codes: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return (lo + codes.astype(np.float32) * np.float32((hi - lo) / 255.0)).astype(np.float32)
 
 
-def write(path: str | Path, fwd: np.ndarray, bwd: np.ndarray, meta: dict, scheme: str, bound: float, quality: int) -> int:
-    """Store forward and backward flow, each (T-1, 2, H, W) float, atomically; bytes written."""
+def encode_field(field: np.ndarray, scheme: str, bound: float, quality: int) -> tuple[list[bytes], np.ndarray, np.ndarray]:
+    """One field (2, H, W) as stored: its two JPEGs, their [lo, hi] (2, 2), and the float32
+    field a reader decodes from them, so the codec's own error is known when writing."""
+    jpegs, ranges, decoded = [], np.zeros((2, 2), np.float32), []
+    for c, component in enumerate(field):
+        lo, hi = value_range(component, scheme, bound)
+        data = zipstore.encode_jpeg(quantize(component, lo, hi), quality)
+        jpegs.append(data)
+        ranges[c] = lo, hi
+        decoded.append(dequantize(zipstore.decode_jpeg(data, gray=True), lo, hi))
+    return jpegs, ranges, np.stack(decoded)
+
+
+class Stored(NamedTuple):
+    """What ``write`` stored: the file's size and the codec's mean end-point error (px) over
+    every pixel of every field of both directions (quantisation + JPEG, clipping included)."""
+
+    bytes: int
+    epe: float
+
+
+def write(path: str | Path, fwd: np.ndarray, bwd: np.ndarray, meta: dict, scheme: str, bound: float, quality: int) -> Stored:
+    """Store forward and backward flow, each (T-1, 2, H, W) float, atomically."""
     if fwd.shape != bwd.shape or fwd.ndim != 4 or fwd.shape[1] != 2:
         raise ValueError(f"{path}: flow must be two (T-1, 2, H, W) arrays, got {fwd.shape} and {bwd.shape}")
     if not (np.isfinite(fwd).all() and np.isfinite(bwd).all()):
         raise ValueError(f"{path}: flow has NaN or infinite values (an fp16 overflow?); not stored")
     n, _, height, width = fwd.shape
     ranges = np.zeros((n, 2, 2, 2), np.float32)
+    epe_sum = 0.0
     with zipstore.writer(path) as put:
         for d, (direction, flow) in enumerate(zip(DIRECTIONS, (fwd, bwd))):
             for t in range(n):
-                for c, component in enumerate(COMPONENTS):
-                    lo, hi = value_range(flow[t, c], scheme, bound)
-                    ranges[t, d, c] = lo, hi
-                    put(_member(direction, t, component), zipstore.encode_jpeg(quantize(flow[t, c], lo, hi), quality))
+                jpegs, ranges[t, d], decoded = encode_field(flow[t], scheme, bound, quality)
+                for component, data in zip(COMPONENTS, jpegs):
+                    put(_member(direction, t, component), data)
+                error = decoded - flow[t]
+                # np.hypot, not cv2.magnitude: OpenCV's result depends on the buffer's alignment
+                epe_sum += float(np.hypot(*error).sum(dtype=np.float64))
         buf = io.BytesIO()
         np.save(buf, ranges)
         put("ranges.npy", buf.getvalue())
         info = {**meta, "n_fields": n, "height": height, "width": width, "scheme": scheme, "bound": bound, "quality": quality}
         put("meta.json", json.dumps(info, sort_keys=True).encode())
-    return Path(path).stat().st_size
+    return Stored(Path(path).stat().st_size, epe_sum / (2 * n * height * width))
 
 
 class FlowStore(zipstore.Store):

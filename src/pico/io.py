@@ -1,5 +1,6 @@
 """File plumbing: atomic outputs (nothing half-written is ever visible under its final
-name) and read-ahead of the next input while the current one is processed."""
+name), Parquet tables whose damage is detected when read, and read-ahead of the next input
+while the current one is processed."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -21,7 +25,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     The temporary name keeps the final name as its suffix (``.tmp-XXXX-clip.mp4``) so tools
     that pick a format from the extension (ffmpeg) still do. On any exception, or a kill
     before the rename, the final path is untouched and the temporary file is removed
-    (or, after ``kill -9``, left as a dot-file that nothing reads).
+    (or, after ``kill -9``, left as a dot-file that nothing reads). An error gets a note
+    naming the output it interrupted (a full disk raises deep inside a writer).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,8 +38,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         _fsync(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if isinstance(e, Exception):
+            e.add_note(f"while writing {path} (nothing was left under that name)")
         raise
 
 
@@ -47,6 +54,40 @@ def _umask() -> int:
 def _fsync(path: Path) -> None:
     with open(path, "rb+") as f:
         os.fsync(f.fileno())
+
+
+@contextmanager
+def parquet_writer(path: str | os.PathLike, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
+    """A Parquet writer whose file appears at ``path`` only when the block ends; every data
+    page carries a CRC-32 (``read_parquet`` verifies them: a flipped bit is an error, not data)."""
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, write_page_checksum=True) as writer:
+        yield writer
+
+
+def write_parquet(table: pa.Table, path: str | os.PathLike) -> None:
+    """``table`` to ``path`` atomically, with page checksums (``parquet_writer``)."""
+    with parquet_writer(path, table.schema) as writer:
+        writer.write_table(table)
+
+
+def read_parquet(path: str | os.PathLike, schema: pa.Schema) -> pa.Table:
+    """The columns of ``schema`` from a flat Parquet file, checked: a truncated file (no
+    footer), a page whose CRC-32 fails, a row group whose row count disagrees with its columns'
+    value counts (the footer has no checksum), or a missing or mistyped column is a ValueError
+    naming the file."""
+    try:
+        with pq.ParquetFile(path, page_checksum_verification=True) as f:
+            table = f.read()
+            groups = [f.metadata.row_group(i) for i in range(f.metadata.num_row_groups)]
+    except (pa.ArrowException, OSError) as e:
+        raise ValueError(f"{path}: not a readable Parquet file ({e}); delete it to rebuild") from e
+    if any({g.column(j).num_values for j in range(g.num_columns)} - {g.num_rows} for g in groups):
+        raise ValueError(f"{path}: row counts in its footer disagree (corrupted); delete it to rebuild")
+    found = dict(zip(table.schema.names, table.schema.types))
+    wrong = [f"{f.name} ({found.get(f.name, 'missing')}, expected {f.type})" for f in schema if found.get(f.name) != f.type]
+    if wrong:
+        raise ValueError(f"{path}: unexpected columns: {', '.join(wrong)}; delete it to rebuild")
+    return table.select(schema.names)
 
 
 def prefetched(load: Callable[[T], R], items: Iterable[T]) -> Iterator[tuple[T, R]]:

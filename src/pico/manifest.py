@@ -9,9 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from pico.io import atomic_path
+from pico.io import read_parquet, write_parquet
 
 #: Statuses a video can end in; only ``ok`` videos go on to later stages. ``flow_failed``: the
 #: flow backend produced non-finite values for this snippet (the rest of the shard goes on).
@@ -40,6 +39,7 @@ SCHEMA = pa.schema(
         ("bytes", pa.int64()),  # size of that file
         ("flow", pa.string()),  # the snippet's flow store (flow stage)
         ("flow_bytes", pa.int64()),
+        ("flow_epe", pa.float64()),  # mean end-point error (px) the flow codec added, both directions
     ]
 )
 
@@ -49,13 +49,12 @@ def write(rows: list[dict], path: str | Path) -> None:
     for row in rows:
         if row["status"] not in STATUSES:
             raise ValueError(f"{row['video']}: unknown status {row['status']!r}")
-    table = pa.Table.from_pylist([{k: row.get(k) for k in SCHEMA.names} for row in rows], schema=SCHEMA)
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+    write_parquet(pa.Table.from_pylist([{k: row.get(k) for k in SCHEMA.names} for row in rows], schema=SCHEMA), path)
 
 
 def read(path: str | Path) -> list[dict]:
-    return pq.read_table(path, schema=SCHEMA).to_pylist()
+    """The rows of a table ``write`` wrote, checked (``pico.io.read_parquet``)."""
+    return read_parquet(path, SCHEMA).to_pylist()
 
 
 def fail(row: dict, status: str, reason: str) -> dict:

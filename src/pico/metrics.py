@@ -1,4 +1,5 @@
-"""Section 4's metrics: mean and frequency-weighted IoU from a confusion matrix, in percent."""
+"""Section 4's metrics: mean and frequency-weighted IoU from a confusion matrix, in percent;
+RMSE for depth."""
 
 from __future__ import annotations
 
@@ -21,3 +22,8 @@ def iou(conf: np.ndarray) -> dict[str, float]:
     per_class = np.where(present, tp / np.maximum(union, 1), 0.0)
     frequency = conf.sum(1) / max(conf.sum(), 1)
     return {"mIoU": float(100 * per_class[present].mean()), "fIoU": float(100 * (frequency * per_class).sum())}
+
+
+def rmse(prediction: np.ndarray, target: np.ndarray) -> float:
+    """Root mean squared error (Table 3's depth metric)."""
+    return float(np.sqrt(np.mean((prediction.astype(np.float64) - target) ** 2)))

@@ -103,7 +103,7 @@ class DenseNet(nn.Module):
         super().__init__()
         self.backbone = backbone(arch, checkpoint, freeze_encoder)
         self.branch = SemanticBranch(256, dim)
-        self.freeze_encoder = freeze_encoder
+        self.freeze_encoder, self.dim = freeze_encoder, dim
 
     def train(self, mode: bool = True) -> "DenseNet":
         super().train(mode)

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from pico import framestore, logs, sampling, seeding
-from pico.io import atomic_path
+from pico.io import read_parquet, write_parquet
+from pico.tracks import read as read_tracks
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +106,19 @@ def by_video(table: pa.Table) -> dict[str, pa.Table]:
     return {names[codes[a]]: table.slice(a, b - a) for a, b in zip(starts, stops)}
 
 
+def frames_path(path: str | Path) -> str:
+    """The selected frames' file beside a pairs file."""
+    return str(path).removesuffix(".parquet") + ".frames.parquet"
+
+
+def read(path: str | Path) -> tuple[pa.Table, pa.Table]:
+    """A pairs shard and its selected frames, checked (``pico.io.read_parquet``)."""
+    return read_parquet(path, SCHEMA), read_parquet(frames_path(path), FRAMES_SCHEMA)
+
+
 def run_shard(rows: list[dict], tracks_path: str | Path, method: str, strategy: str, cfg: dict, out: str | Path, frames_out: str | Path) -> None:
     """Pairs and selected frames of every ok video of a shard (``cfg``: sampling + caps)."""
-    table = pq.read_table(tracks_path)
+    table = read_tracks(tracks_path)
     tracks, untracked = by_video(table), table.schema.empty_table()
     todo = [r for r in rows if r["status"] == "ok"]
     pair_tables, frame_tables = [], []
@@ -122,5 +132,4 @@ def run_shard(rows: list[dict], tracks_path: str | Path, method: str, strategy: 
             jpegs = [store.jpeg(f) for f in frames]
         frame_tables.append(pa.table({"video": [row["video"]] * len(frames), "frame": frames, "jpeg": jpegs}).cast(FRAMES_SCHEMA))
     for tables, schema, path in ((pair_tables, SCHEMA, out), (frame_tables, FRAMES_SCHEMA, frames_out)):
-        with atomic_path(path) as tmp:
-            pq.write_table(pa.concat_tables([schema.empty_table(), *tables]), tmp)
+        write_parquet(pa.concat_tables([schema.empty_table(), *tables]), path)

@@ -11,7 +11,6 @@ signals (SIGTERM, SIGUSR1) arrive; the run then exits and a rerun resumes.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import math
@@ -22,14 +21,13 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.tensorboard import SummaryWriter
 
-from pico import augment, model, pairs, seeding, zipstore
+from pico import augment, checkpoint, model, pairs, seeding, zipstore
 from pico.config import PRETRAIN_RUNTIME_KEYS
 from pico.io import atomic_path
 
@@ -44,9 +42,10 @@ class PairData(Dataset):
         self.crop_size, self.seed = crop_size, seed
         self.pairs, self.jpegs = {}, {}
         for path in pair_files:
-            for video, table in pairs.by_video(pq.read_table(path)).items():
-                self.pairs[video] = {k: table[k].to_numpy() for k in ("frame_a", "frame_b", "xa", "ya", "xb", "yb")}
-            frames = pq.read_table(str(path).removesuffix(".parquet") + ".frames.parquet").to_pydict()
+            table, frames = pairs.read(path)
+            for video, mine in pairs.by_video(table).items():
+                self.pairs[video] = {k: mine[k].to_numpy() for k in ("frame_a", "frame_b", "xa", "ya", "xb", "yb")}
+            frames = frames.to_pydict()
             for video, frame, jpeg in zip(frames["video"], frames["frame"], frames["jpeg"]):
                 self.jpegs[video, frame] = jpeg
         self.videos = sorted(v for v, p in self.pairs.items() if len(p["xa"]))
@@ -147,30 +146,22 @@ def _fingerprint(cfg: dict, pair_files: list[str]) -> str:
     keep = {
         "model": cfg["model"],
         "pretrain": {k: v for k, v in cfg["pretrain"].items() if k not in PRETRAIN_RUNTIME_KEYS},
-        "encoder_sha256": encoder and _sha256(encoder),
+        "encoder_sha256": encoder and checkpoint.sha256(encoder),
         "pairs": [(str(p), os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in sorted(map(str, pair_files))],
     }
     return json.dumps(keep, sort_keys=True)
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def save(path: Path, moco: model.PixelMoCo, optimizer: torch.optim.Optimizer, iteration: int, fingerprint: str) -> None:
     state = {"moco": _learned(moco), "optimizer": optimizer.state_dict(), "iteration": iteration, "config": fingerprint}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    checkpoint.save(state, path)
 
 
 def restore(path: Path, moco: model.PixelMoCo, optimizer: torch.optim.Optimizer, fingerprint: str) -> int:
     """Load a checkpoint written by ``save``; the iteration it was taken after, or 0 when it
-    belongs to other settings or data (it is then ignored: the run starts over)."""
-    state = torch.load(path, map_location=next(moco.parameters()).device, weights_only=True)
+    belongs to other settings or data (it is then ignored: the run starts over). A damaged
+    checkpoint is an error naming it (``pico.checkpoint``), never resumed from."""
+    state = checkpoint.load(path, map_location=next(moco.parameters()).device)
     if state.get("config") != fingerprint:
         log.warning("%s was written with other settings; starting over", path)
         return 0
@@ -269,9 +260,8 @@ def train(pair_files: list[str], cfg: dict, out: str | Path, work_dir: str | Pat
         encoder = cfg["model"]["encoder_checkpoint"]
         result = {"decoder": model.trainable_state(moco), "config": cfg, "iteration": p["iterations"],
                   "encoder": {"arch": cfg["model"]["arch"], "checkpoint": encoder,
-                              "sha256": encoder and hashlib.sha256(Path(encoder).read_bytes()).hexdigest()}}
-        with atomic_path(out) as tmp:
-            torch.save(result, tmp)
+                              "sha256": encoder and checkpoint.sha256(encoder)}}
+        checkpoint.save(result, out)
     return Path(out)
 
 
@@ -287,9 +277,12 @@ def torchrun_command(processes: int, nodes: int, head_node: str | None, args: li
 
 
 def head_node() -> str:
-    """First host of this SLURM job (``scontrol show hostnames``)."""
-    hosts = subprocess.run(["scontrol", "show", "hostnames", os.environ["SLURM_JOB_NODELIST"]],
-                           capture_output=True, text=True, check=True).stdout.split()
+    """First host of this SLURM job. Inside a job started by Snakemake's SLURM plugin
+    ``SLURM_JOB_NODELIST`` is gone (its jobstep plugin clears it); the job id stays, and
+    ``squeue`` gives the node list from it."""
+    nodelist = os.environ.get("SLURM_JOB_NODELIST") or subprocess.run(
+        ["squeue", "-h", "-j", os.environ["SLURM_JOB_ID"], "-o", "%N"], capture_output=True, text=True, check=True).stdout.strip()
+    hosts = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True).stdout.split()
     return hosts[0]
 
 

@@ -1,7 +1,8 @@
 """Section 4.1 / A.2.1: the linear probe. A frozen model's dense output -> 1x1 convolution ->
 4x bilinear upsampling -> softmax, trained with cross-entropy (void pixels ignored) on random
 absolute crops after resizing the short side, with random flips; evaluated by mIoU and fIoU
-on whole validation images.
+on whole validation images. Depth (Section 4.2, A.2.4): the same 1x1 convolution without the
+softmax, trained with L1 on 224 x 224 images and depth maps, flips only; scored by RMSE.
 
 Models probed: a pretrained decoder (``model.pt`` of the pretraining stage: 128-d at 1/4) or
 the MoCo-v2 baseline, its ResNet-50 dilated to output stride 4 (2048-d at 1/4).
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -19,15 +22,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from pico import augment, datasets, metrics, model, panoptic, seeding
+from pico import augment, checkpoint, datasets, metrics, model, panoptic, seeding
+from pico.resume import Resumable
 
 log = logging.getLogger(__name__)
 
 
 def pretrained_features(path: str | Path) -> nn.Module:
     """The dense network f of a pretraining run (its encoder rebuilt from the config it names)."""
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved = checkpoint.load(path)  # verified: a damaged model.pt is an error naming it
     m = saved["config"]["model"]
+    # seeded as pretrain.build seeds it, so a random-init encoder (no checkpoint) is the one trained on
+    torch.manual_seed(saved["config"]["pretrain"]["seed"])
     net = model.DenseNet(m["arch"], m["encoder_checkpoint"], True, m["dim"])
     decoder = {k.removeprefix("net."): v for k, v in saved["decoder"].items() if k.startswith("net.")}
     missing, unexpected = net.load_state_dict(decoder, strict=False)
@@ -85,24 +91,54 @@ def training_sample(dataset, index: int, cfg: dict, rng: np.random.Generator) ->
     return to_tensor(np.ascontiguousarray(image)), torch.from_numpy(np.ascontiguousarray(labels)).long()
 
 
+def depth_sample(dataset, index: int, cfg: dict, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A.2.4: image and depth resized to ``size`` x ``size`` (depth by nearest neighbour, so
+    missing measurements stay 0), then a random flip; no other augmentation."""
+    image, depth = dataset[index]
+    size = (cfg["size"], cfg["size"])
+    image, depth = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), cv2.resize(depth, size, interpolation=cv2.INTER_NEAREST)
+    if rng.random() < 0.5:
+        image, depth = image[:, ::-1], depth[:, ::-1]
+    return to_tensor(np.ascontiguousarray(image)), torch.from_numpy(np.ascontiguousarray(depth))[None]
+
+
+def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Softmax cross-entropy, void pixels ignored (A.2.1)."""
+    return F.cross_entropy(logits, labels, ignore_index=panoptic.IGNORE)
+
+
+def depth_loss(prediction: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+    """L1 between the linear output (no softmax) and the measured depth (Section 4.2)."""
+    valid = depth > 0
+    return (prediction - depth).abs()[valid].mean() if valid.any() else prediction.sum() * 0.0
+
+
 def device_for(cfg: dict) -> torch.device:
     return torch.device("cuda" if cfg["device"] != "cpu" and torch.cuda.is_available() else "cpu")
 
 
-def train(probe: LinearProbe, dataset, cfg: dict, seed: int) -> LinearProbe:
-    """SGD on the classifier only (momentum 0.9), step schedule at ``milestones`` (x0.1)."""
+def step_lr(cfg: dict, iteration: int) -> float:
+    """detectron2's step schedule: ``lr`` x 0.1 at each milestone passed."""
+    return cfg["lr"] * 0.1 ** sum(iteration >= m for m in cfg["milestones"])
+
+
+def train(probe: LinearProbe, dataset, cfg: dict, seed: int, task: "Task", resume: Resumable | None = None) -> LinearProbe:
+    """SGD on the 1x1 convolution only (momentum 0.9) with the step schedule; batches are a
+    function of (seed, iteration), so ``resume`` continues a stopped run exactly."""
     device = device_for(cfg)
     probe.to(device)
     optimizer = torch.optim.SGD(probe.classifier.parameters(), lr=cfg["lr"], momentum=0.9, weight_decay=cfg["weight_decay"])
+    resume = resume or Resumable(None, "", 1, {})
+    resume.state.update(classifier=probe.classifier, optimizer=optimizer)
     probe.train()
-    for i in range(cfg["iterations"]):
+    for i in resume.iterations(cfg["iterations"]):
         rng = seeding.rng(seed, "probe", i)
-        batch = [training_sample(dataset, int(k), cfg, rng) for k in rng.integers(0, len(dataset), cfg["batch_size"])]
-        images, labels = torch.stack([b[0] for b in batch]).to(device), torch.stack([b[1] for b in batch]).to(device)
-        lr = cfg["lr"] * 0.1 ** sum(i >= m for m in cfg["milestones"])
+        batch = [task.sample(dataset, int(k), cfg, rng) for k in rng.integers(0, len(dataset), cfg["batch_size"])]
+        inputs, targets = torch.stack([b[0] for b in batch]).to(device), torch.stack([b[1] for b in batch]).to(device)
+        lr = step_lr(cfg, i)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        loss = F.cross_entropy(probe(images), labels, ignore_index=panoptic.IGNORE)
+        loss = task.loss(probe(inputs), targets)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -126,46 +162,52 @@ def evaluate(probe: LinearProbe, dataset, cfg: dict) -> dict[str, float]:
     return metrics.iou(conf)
 
 
-#: Benchmark name -> (reader of a root and split, train split, evaluation split).
-SEMANTIC = {
-    "coco_probe": (datasets.CocoPanoptic, "train", "val"),
-    "voc": (datasets.voc, "train_aug", "val"),
-    "cityscapes": (datasets.cityscapes, "train", "val"),
+@torch.no_grad()
+def evaluate_depth(probe: LinearProbe, dataset, cfg: dict) -> dict[str, float]:
+    """RMSE over measured pixels at ``size`` x ``size`` (A.2.4), per image then averaged (the
+    usual NYU protocol), in the depth maps' units x ``depth_scale``."""
+    device = device_for(cfg)
+    probe.to(device).eval()
+    errors = []
+    for i in range(len(dataset)):
+        image, depth = dataset[i]
+        size = (cfg["size"], cfg["size"])
+        image, depth = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), cv2.resize(depth, size, interpolation=cv2.INTER_NEAREST)
+        prediction = probe(to_tensor(image)[None].to(device))[0, 0].cpu().numpy()
+        valid = depth > 0
+        if valid.any():
+            errors.append(metrics.rmse(prediction[valid], depth[valid]))
+    if not errors:
+        raise datasets.DatasetError(f"{dataset.items[0][1].parent}: no depth map has a measured pixel")
+    return {"RMSE": float(np.mean(errors))}
+
+
+@dataclass(frozen=True)
+class Task:
+    """How a linear probe learns and is scored: its training sample, loss and evaluation."""
+
+    sample: Callable
+    loss: Callable
+    evaluate: Callable
+
+
+SEGMENTATION = Task(training_sample, segmentation_loss, evaluate)
+DEPTH = Task(depth_sample, depth_loss, evaluate_depth)
+
+#: Benchmark name -> (reader of (root, split, cfg), train split, evaluation split, task).
+LINEAR = {
+    "coco_probe": (lambda root, split, cfg: datasets.CocoPanoptic(root, split), "train", "val", SEGMENTATION),
+    "voc": (lambda root, split, cfg: datasets.voc(root, split), "train_aug", "val", SEGMENTATION),
+    "cityscapes": (lambda root, split, cfg: datasets.cityscapes(root, split), "train", "val", SEGMENTATION),
+    "nyu_depth": (lambda root, split, cfg: datasets.NyuDepth(root, split, cfg["depth_scale"]), "train", "test", DEPTH),
 }
 
 
-def run(features: nn.Module, channels: int, benchmark: str, root: str | Path, cfg: dict, seed: int) -> dict[str, float]:
-    """Train the probe on the benchmark's training split at ``root``, evaluate on its val split."""
-    read, train_split, val_split = SEMANTIC[benchmark]
-    train_set, val_set = read(root, train_split), read(root, val_split)
-    probe = train(LinearProbe(features, channels, train_set.n_classes), train_set, cfg, seed)
-    return evaluate(probe, val_set, cfg)
-
-
-def result(metrics_: dict, benchmark: str, model_name: str, model_path: str | None, cfg: dict, demo: bool, seconds: float) -> dict:
-    """One benchmark result: metrics, the model (and its file's sha256), settings, time."""
-    import hashlib
-
-    parts = model_name.split("/")
-    row = {"method": parts[0], "dataset": parts[1] if len(parts) > 1 else None}
-    if len(parts) == 4:
-        gamma, delta = parts[3].removeprefix("g").split("_d")
-        row.update(sampling=parts[2], gamma=float(gamma), delta=float(delta))
-    sha = model_path and hashlib.sha256(Path(model_path).read_bytes()).hexdigest()
-    return {**row, **metrics_, "model": model_name, "checkpoint": model_path, "checkpoint_sha256": sha,
-            "benchmark": benchmark, "demo": demo, "config": cfg, "seconds": round(seconds, 1)}
-
-
-TITLES = {
-    "coco_probe": "COCO semantic segmentation, linear probe (Table 1)",
-    "voc": "Pascal VOC 2012 semantic segmentation, linear probe (Table 3)",
-    "cityscapes": "Cityscapes semantic segmentation, linear probe (Table 3)",
-}
-
-
-def table(results: list[dict], benchmark: str, demo: bool) -> dict:
-    """A results table: the MoCo-v2 baseline first, then every pretrained model; percent."""
-    name = TITLES[benchmark] + (" -- DEMO: the synthetic world's benchmark, not COCO" if demo else "")
-    keys = ("method", "dataset", "sampling", "gamma", "delta", "mIoU", "fIoU", "model")
-    rows = sorted(results, key=lambda r: (r["method"] != "moco_v2", r["dataset"] or "", r["method"]))
-    return {"benchmark": name, "demo": demo, "rows": [{k: r.get(k) for k in keys} for r in rows]}
+def run(features: nn.Module, channels: int, benchmark: str, root: str | Path, cfg: dict, seed: int,
+        resume: Resumable | None = None) -> dict[str, float]:
+    """Train the probe on the benchmark's training split at ``root``, evaluate on its other split."""
+    read, train_split, eval_split, task = LINEAR[benchmark]
+    train_set, eval_set = read(root, train_split, cfg), read(root, eval_split, cfg)
+    torch.manual_seed(seed)  # the classifier's initialisation
+    probe = train(LinearProbe(features, channels, train_set.n_classes), train_set, cfg, seed, task, resume)
+    return task.evaluate(probe, eval_set, cfg)

@@ -21,10 +21,9 @@ from typing import Iterable
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from pico import flowstore, logs, seeding
-from pico.io import atomic_path
+from pico.io import parquet_writer, read_parquet, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +161,7 @@ def video_tracks(row: dict, cfg: dict) -> pa.Table:
 def run_shard(rows: list[dict], cfg: dict, out: str | Path) -> None:
     """Raw tracks of every ok snippet of a shard into one Parquet file (a row group per video)."""
     todo = [r for r in rows if r["status"] == "ok"]
-    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, SCHEMA) as writer:
+    with parquet_writer(out, SCHEMA) as writer:
         for row in logs.progress(todo, len(todo), "tracks", log):
             writer.write_table(video_tracks(row, cfg))
         if not todo:
@@ -190,5 +189,9 @@ def cut(raw: pa.Table, gamma: float, delta: float) -> pa.Table:
 
 
 def write(table_: pa.Table, out: str | Path) -> None:
-    with atomic_path(out) as tmp:
-        pq.write_table(table_, tmp)
+    write_parquet(table_, out)
+
+
+def read(path: str | Path) -> pa.Table:
+    """A raw or cut tracks table, checked (``pico.io.read_parquet``: checksums, SCHEMA)."""
+    return read_parquet(path, SCHEMA)

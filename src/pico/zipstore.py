@@ -21,6 +21,9 @@ import numpy as np
 from pico.io import atomic_path
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
+#: What zipfile raises on a damaged archive: a bad CRC-32 or header (BadZipFile), data cut
+#: short (EOFError), a flipped compression-method field (NotImplementedError).
+_DAMAGED = (zipfile.BadZipFile, OSError, EOFError, NotImplementedError)
 
 
 @contextmanager
@@ -31,7 +34,9 @@ def writer(path: str | Path) -> Iterator[Callable[[str, bytes], None]]:
 
 
 class Reader:
-    """Members of an archive by name; safe across ``fork``."""
+    """Members of an archive by name; safe across ``fork``. Every member read is checked
+    against the CRC-32 in the archive (zipfile does so on reading a member to its end), so a
+    truncated or corrupted archive is a ValueError naming it, never data."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -40,7 +45,7 @@ class Reader:
     def _open(self) -> None:
         try:
             self._zip = zipfile.ZipFile(self.path)
-        except (zipfile.BadZipFile, OSError) as e:
+        except _DAMAGED as e:
             raise ValueError(f"{self.path}: not a readable archive ({e}); delete it to rebuild") from e
         self._pid = os.getpid()
 
@@ -49,7 +54,7 @@ class Reader:
             self._open()
         try:
             return self._zip.read(name)
-        except (KeyError, zipfile.BadZipFile, OSError) as e:
+        except (KeyError, *_DAMAGED) as e:
             raise ValueError(f"{self.path}:{name}: cannot be read ({e})") from e
 
     def jpeg(self, name: str, gray: bool = False) -> np.ndarray:

@@ -1,11 +1,9 @@
 import logging
 
-import pyarrow.parquet as pq
-
 from pico import logs, tracks
 
 logs.setup(snakemake.log[0])
-raw = pq.read_table(snakemake.input[0])
+raw = tracks.read(snakemake.input[0])
 cut = tracks.cut(raw, snakemake.params.gamma, snakemake.params.delta)
 logging.getLogger("pico.tracks").info("cut: %d of %d rows kept", cut.num_rows, raw.num_rows)
 tracks.write(cut, snakemake.output[0])

@@ -1,8 +1,6 @@
-import pyarrow.parquet as pq
-
-from pico import figures, logs, manifest
+from pico import figures, logs, manifest, tracks
 
 logs.setup(snakemake.log[0])
 frames_of = {r["video"]: r["frames"] for r in manifest.read(snakemake.input.table) if r["status"] == "ok"}
-image = figures.figure1(pq.read_table(snakemake.input.tracks), frames_of)
+image = figures.figure1(tracks.read(snakemake.input.tracks), frames_of)
 figures.write_png(image, snakemake.output[0])

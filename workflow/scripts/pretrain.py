@@ -12,6 +12,6 @@ pretrain.launch(
     cfg,
     snakemake.output[0],
     Path(snakemake.params.work) / "work",
-    snakemake.resources.gpu,
+    snakemake.resources.gpu // snakemake.resources.nodes,  # processes per node: its GPUs
     snakemake.resources.nodes,
 )

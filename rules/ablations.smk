@@ -1,0 +1,50 @@
+# Section 4.3's ablations (Figures 3-5): every point of a configured figure's grid is a model
+# pretrained on its (sampling, gamma, delta) and probed on the COCO probe like Table 1's; the
+# generic rules cut_tracks, point_pairs, pretrain_model and probe_model build the points, and
+# a point shared with Table 1 or another figure is built once.
+import pico.ablations
+
+ABLATIONS = config["ablations"]
+ABLATION_MODELS = {
+    figure: pico.ablations.models(spec) for figure, spec in ABLATIONS.items()
+}
+
+
+wildcard_constraints:
+    figure="|".join(pico.ablations.TITLES),
+
+
+rule ablation:
+    input:
+        lambda w: expand(
+            "results/benchmarks/coco_probe/{model}.json",
+            model=ABLATION_MODELS[w.figure],
+        ),
+    output:
+        json="results/ablations/{figure}.json",
+        plot=report(
+            "results/ablations/{figure}.png",
+            caption="../report/ablation.rst",
+            category="Figures",
+            labels={"figure": "{figure}"},
+        ),
+    log:
+        "logs/ablation/{figure}.log",
+    benchmark:
+        "benchmarks/ablation/{figure}.tsv"
+    conda:
+        "../envs/video.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        demo=DEMO_BENCHMARK,
+    script:
+        "../workflow/scripts/ablation.py"
+
+
+rule ablations:
+    input:
+        expand(
+            "results/ablations/{figure}.{ext}", figure=ABLATIONS, ext=("json", "png")
+        ),

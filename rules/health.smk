@@ -1,0 +1,140 @@
+# The data's own health for the report: per shard, statuses, flow codec error, track lengths
+# per (gamma, delta) cut and point pairs per video, reduced to counts; per dataset, their
+# plots; and the pretraining loss of every model. Covers Table 1's and the ablations' data.
+
+
+# method/sampling/g{gamma}_d{delta} of every pair set built per dataset: Table 1's, the ablations'.
+HEALTH_PAIR_SETS = {
+    dataset: list(
+        dict.fromkeys(
+            [
+                f"{method}/{config['sampling']['strategy']}/g{gamma}_d{delta}"
+                for method in config["methods"]
+                for gamma, delta in THRESHOLDS
+            ]
+            + [
+                f"{method}/{sampling}/{cut}"
+                for spec in ABLATIONS.values()
+                for method, name, sampling, cut in pico.ablations.points(spec)
+                if name == dataset
+            ]
+        )
+    )
+    for dataset in SHARDS
+}
+# Their (gamma, delta) cuts, loosest last.
+HEALTH_CUTS = {
+    dataset: sorted(
+        {pairs.rsplit("/", 1)[1] for pairs in pair_sets},
+        key=lambda cut: tuple(map(float, cut[1:].split("_d"))),
+    )
+    for dataset, pair_sets in HEALTH_PAIR_SETS.items()
+}
+
+
+rule shard_health:
+    input:
+        table="results/{dataset}/flow/{shard}.parquet",
+        cuts=lambda w: [
+            f"results/{w.dataset}/tracks/{cut}/{w.shard}.parquet"
+            for cut in HEALTH_CUTS[w.dataset]
+        ],
+        pairs=lambda w: [
+            f"results/{w.dataset}/pairs/{pairs}/{w.shard}.parquet"
+            for pairs in HEALTH_PAIR_SETS[w.dataset]
+        ],
+    output:
+        "results/{dataset}/health/{shard}.json",
+    log:
+        "logs/shard_health/{dataset}/{shard}.log",
+    benchmark:
+        "benchmarks/shard_health/{dataset}/{shard}.tsv"
+    conda:
+        "../envs/video.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    params:
+        cuts=lambda w: HEALTH_CUTS[w.dataset],
+        pairs=lambda w: HEALTH_PAIR_SETS[w.dataset],
+    script:
+        "../workflow/scripts/shard_health.py"
+
+
+rule dataset_health:
+    input:
+        per_dataset_shard("results/{dataset}/health/{shard}.json"),
+    output:
+        status=report(
+            "results/{dataset}/health/status.png",
+            caption="../report/status.rst",
+            category="Data health",
+            labels={"dataset": "{dataset}", "plot": "status"},
+        ),
+        flow_codec_error=report(
+            "results/{dataset}/health/flow_codec_error.png",
+            caption="../report/flow_codec_error.rst",
+            category="Data health",
+            labels={"dataset": "{dataset}", "plot": "flow_codec_error"},
+        ),
+        track_lengths=report(
+            "results/{dataset}/health/track_lengths.png",
+            caption="../report/track_lengths.rst",
+            category="Data health",
+            labels={"dataset": "{dataset}", "plot": "track_lengths"},
+        ),
+        pairs_per_video=report(
+            "results/{dataset}/health/pairs_per_video.png",
+            caption="../report/pairs_per_video.rst",
+            category="Data health",
+            labels={"dataset": "{dataset}", "plot": "pairs_per_video"},
+        ),
+    log:
+        "logs/dataset_health/{dataset}.log",
+    benchmark:
+        "benchmarks/dataset_health/{dataset}.tsv"
+    conda:
+        "../envs/video.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    script:
+        "../workflow/scripts/dataset_health.py"
+
+
+PRETRAINED = list(
+    dict.fromkeys(
+        per_model("{model}") + [m for ms in ABLATION_MODELS.values() for m in ms]
+    )
+)
+
+
+rule pretraining_loss:
+    input:
+        expand("results/models/{model}/model.pt", model=PRETRAINED),
+    output:
+        report(
+            "results/models/pretraining_loss.png",
+            caption="../report/pretraining_loss.rst",
+            category="Data health",
+            labels={"dataset": "all", "plot": "pretraining_loss"},
+        ),
+    log:
+        "logs/pretraining_loss.log",
+    benchmark:
+        "benchmarks/pretraining_loss.tsv"
+    conda:
+        "../envs/video.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        models=PRETRAINED,
+    script:
+        "../workflow/scripts/pretraining_loss.py"
+
+
+rule health:
+    input:
+        expand("results/{dataset}/health/status.png", dataset=SHARDS),
+        "results/models/pretraining_loss.png",

@@ -1,0 +1,136 @@
+"""The data's own health, for the report: videos per status, the flow codec's error per video
+(Section 3.2's JPEG storage), track lengths per (gamma, delta) cut (Eq. 3), point pairs per
+video (Section 3.3) and the pretraining loss (Eq. 1) of every model.
+
+Per shard, ``shard_summary`` reduces the stage outputs to counts (a few kB of JSON; the cut
+tracks of a paper shard are tens of millions of rows); ``merge`` adds the shards up and the
+``plot_*`` functions draw one dataset's figures from that.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pico import logs, manifest, plots
+
+log = logging.getLogger(__name__)
+
+
+def _columns(path: str | Path, names: list[str]) -> pa.Table:
+    """Only the columns ``names`` of a Parquet file (a cut's other columns are most of its bytes)."""
+    try:
+        return pq.read_table(path, columns=names)
+    except (pa.ArrowException, OSError) as e:
+        raise ValueError(f"{path}: cannot read columns {', '.join(names)} ({e}); delete it to rebuild") from e
+
+
+def track_lengths(cut_path: str | Path) -> np.ndarray:
+    """Bincount of track lengths in a cut: the frames each point is followed on (1: stopped at once)."""
+    table = _columns(cut_path, ["video", "track"])
+    sizes = table.group_by(["video", "track"]).aggregate([([], "count_all")])["count_all"]
+    return np.bincount(sizes.to_numpy(), minlength=1)
+
+
+def pairs_per_video(pairs_path: str | Path, videos: list[str]) -> np.ndarray:
+    """Bincount of point pairs per video over ``videos`` (a video without pairs counts as 0)."""
+    counts = Counter(_columns(pairs_path, ["video"])["video"].to_pylist())
+    return np.bincount([counts.get(v, 0) for v in videos], minlength=1)
+
+
+def shard_summary(table_path: str | Path, cuts: dict[str, str], pairs: dict[str, str]) -> dict:
+    """One shard: statuses (of the flow table, whose statuses are final), each ok video's
+    ``flow_epe``, track-length bincounts per cut name and pairs-per-video bincounts per series."""
+    rows = manifest.read(table_path)
+    ok = [r["video"] for r in rows if r["status"] == "ok"]
+    return {
+        "status": dict(Counter(r["status"] for r in rows)),
+        "flow_epe": {r["video"]: r["flow_epe"] for r in rows if r["flow_epe"] is not None},
+        "track_lengths": {name: track_lengths(path).tolist()
+                          for name, path in logs.progress(cuts.items(), len(cuts), "track lengths", log)},
+        "pairs_per_video": {name: pairs_per_video(path, ok).tolist()
+                            for name, path in logs.progress(pairs.items(), len(pairs), "pairs per video", log)},
+    }
+
+
+def _add(total: np.ndarray | None, count: list[int]) -> np.ndarray:
+    count = np.asarray(count, np.int64)
+    if total is None:
+        return count
+    size = max(len(total), len(count))
+    return np.pad(total, (0, size - len(total))) + np.pad(count, (0, size - len(count)))
+
+
+def merge(paths: list[str | Path]) -> dict:
+    """The shards' summaries added up (bincounts padded to the longest)."""
+    merged = {"status": Counter(), "flow_epe": {}, "track_lengths": {}, "pairs_per_video": {}}
+    for path in paths:
+        try:
+            shard = json.loads(Path(path).read_text())
+            merged["status"].update(shard["status"])
+            merged["flow_epe"].update(shard["flow_epe"])
+            for key in ("track_lengths", "pairs_per_video"):
+                for name, count in shard[key].items():
+                    merged[key][name] = _add(merged[key].get(name), count)
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{path}: not a shard health summary ({e!r}); delete it to rebuild") from e
+    return merged
+
+
+def plot_status(merged: dict, dataset: str, path: str | Path) -> None:
+    """Videos per status, every status listed (zeros included)."""
+    plt = plots.pyplot()
+    counts = [merged["status"].get(s, 0) for s in manifest.STATUSES]
+    fig, ax = plt.subplots(figsize=(6, 3), layout="constrained")
+    bars = ax.barh(manifest.STATUSES, counts, color=["tab:green"] + ["tab:red"] * (len(counts) - 1))
+    ax.bar_label(bars, [f"{c:,}" for c in counts], padding=2)
+    ax.invert_yaxis()
+    ax.set_xlabel("videos")
+    ax.set_title(f"{dataset}: {sum(counts):,} videos by status", fontsize="medium")
+    plots.save(fig, path)
+
+
+def plot_flow_error(merged: dict, dataset: str, path: str | Path) -> None:
+    """Histogram of the per-video mean end-point error the flow codec added."""
+    plt = plots.pyplot()
+    epe = np.array(list(merged["flow_epe"].values()), np.float64)
+    fig, ax = plt.subplots(figsize=(6, 3), layout="constrained")
+    if len(epe):
+        ax.hist(epe, bins=30, color="tab:blue")
+        summary = f"{len(epe):,} videos, mean {epe.mean():.4f} px, max {epe.max():.4f} px"
+    else:
+        summary = "no video has a recorded codec error"
+    ax.set_xlabel("mean end-point error added by the codec (px)")
+    ax.set_ylabel("videos")
+    ax.set_title(f"{dataset}: flow codec error per video\n{summary}", fontsize="medium")
+    plots.save(fig, path)
+
+
+def read_losses(metrics_csv: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(iteration, loss) of a pretraining run's metrics.csv."""
+    with open(metrics_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"iteration", "loss"} <= set(rows[0]):
+        raise ValueError(f"{metrics_csv}: no iteration/loss rows (not a pretraining metrics.csv?)")
+    return np.array([int(r["iteration"]) for r in rows]), np.array([float(r["loss"]) for r in rows])
+
+
+def plot_losses(runs: dict[str, str | Path], path: str | Path) -> None:
+    """Pretraining loss (Eq. 1) against iteration, one line per model."""
+    plt = plots.pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
+    for name, metrics_csv in runs.items():
+        ax.plot(*read_losses(metrics_csv), label=name, linewidth=1)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("InfoNCE loss (Eq. 1)")
+    ax.set_title(f"Pretraining loss of {len(runs)} models", fontsize="medium")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    plots.save(fig, path)

@@ -1,0 +1,104 @@
+"""`snakemake --report` on the demo: Tables 1-3 as tables, Figures 1, 3-5, and the data's
+health (statuses, flow codec error, track lengths, pairs per video, pretraining loss)."""
+
+import base64
+import json
+import re
+
+import cv2
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from picotest import run_snakemake
+
+from pico import health, manifest, tables
+
+CUTS = ["g0_d1", "g0_d4", "g0.1_d4"]  # Table 1's g0_d4 and the demo ablations' cuts, loosest last
+PAIR_SETS = {"pico/anchor/g0_d4", "static_video/anchor/g0_d4", "static_frame/anchor/g0_d4",  # Table 1
+             "pico/random/g0_d4", "pico/random/g0.1_d4", "pico/random/g0_d1", "pico/anchor/g0_d1"}  # ablations
+
+
+@pytest.fixture(scope="module")
+def report(demo):
+    """The demo's report.html and its embedded results {file name: (mime, bytes)}."""
+    run_snakemake(demo, "--report", str(demo / "report.html"))
+    page = (demo / "report.html").read_text()
+    embedded = {name: (mime, base64.b64decode(data)) for mime, name, data in
+                re.findall(r"data:([\w/+.-]+);charset=[\w-]+;filename=([^;]+);base64,([A-Za-z0-9+/=]+)", page)}
+    return page, embedded
+
+
+def test_the_report_holds_the_tables_figures_and_health_plots(demo, report):
+    page, embedded = report
+    for category in ("Tables", "Figures", "Data health"):
+        assert category in page
+    pngs = {"figure1.png", "figure3.png", "figure4.png", "figure5.png", "status.png", "flow_codec_error.png",
+            "track_lengths.png", "pairs_per_video.png", "pretraining_loss.png"}
+    assert pngs <= set(embedded)
+    for name in pngs:
+        mime, data = embedded[name]
+        assert mime == "image/png" and cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) is not None, name
+    benchmark_tables = [path.stem for path in (demo / "results").glob("*.json")]
+    assert "coco_probe" in benchmark_tables
+    for name in benchmark_tables:  # whichever of Tables 1-3 the demo builds
+        assert embedded[f"{name}.html"][0] == "text/html", name
+    table = embedded["coco_probe.html"][1].decode()
+    assert "Table 1" in table and "DEMO" in table
+    assert re.findall(r"<tr><td>(\w+)</td>", table) == ["moco_v2", "pico", "static_frame", "static_video"]
+    assert "<th>mIoU</th>" in table and "<th>fIoU</th>" in table
+
+
+def test_any_benchmark_table_renders_from_its_rows():
+    html = tables.to_html({"benchmark": "NYU-depth <v2> (Table 3)", "demo": False,
+                           "rows": [{"method": "moco_v2", "dataset": None, "RMSE": 0.98765},
+                                    {"method": "pico", "dataset": "k400", "RMSE": 0.95, "AP_bb": 10.8}]})
+    assert "NYU-depth &lt;v2&gt; (Table 3)" in html
+    assert re.findall(r"<th>(\w+)</th>", html) == ["method", "dataset", "RMSE", "AP_bb"]
+    assert '<tr><td>moco_v2</td><td>–</td><td class="num">0.9877</td><td>–</td></tr>' in html
+
+
+def test_shard_health_counts_the_demo_data(demo):
+    for shard in ("00000", "00001"):
+        summary = json.loads((demo / f"results/demo/health/{shard}.json").read_text())
+        rows = manifest.read(demo / f"results/demo/flow/{shard}.parquet")
+        assert summary["status"] == {"ok": 4}
+        # the codec's own error, recorded at write time: well under the README's 0.1 px goal
+        assert {r["video"]: r["flow_epe"] for r in rows} == summary["flow_epe"]
+        assert all(0 < e < 0.05 for e in summary["flow_epe"].values())
+        assert list(summary["track_lengths"]) == CUTS
+        means = []
+        for cut in CUTS:
+            lengths = np.array(summary["track_lengths"][cut])
+            assert lengths.sum() == 4 * 1000  # every start point is a track
+            table = pq.read_table(demo / f"results/demo/tracks/{cut}/{shard}.parquet")
+            assert (lengths * np.arange(len(lengths))).sum() == table.num_rows
+            means.append((lengths * np.arange(len(lengths))).sum() / lengths.sum())
+        assert means == sorted(means)  # a looser cut keeps each track's longer prefix
+        assert set(summary["pairs_per_video"]) == PAIR_SETS
+        for name, counts in summary["pairs_per_video"].items():
+            counts = np.array(counts)
+            pairs = pq.read_table(demo / f"results/demo/pairs/{name}/{shard}.parquet")
+            assert counts.sum() == 4 and (counts * np.arange(len(counts))).sum() == pairs.num_rows
+
+
+def test_health_plots_and_loss_curves_come_from_every_model(demo):
+    for name in ("status", "flow_codec_error", "track_lengths", "pairs_per_video"):
+        assert cv2.imread(str(demo / f"results/demo/health/{name}.png")) is not None
+    merged = health.merge(sorted((demo / "results/demo/health").glob("*.json")))
+    assert dict(merged["status"]) == {"ok": 8} and len(merged["flow_epe"]) == 8
+    assert merged["track_lengths"]["g0_d4"].sum() == 8000
+    iterations, losses = health.read_losses(demo / "results/models/pico/demo/random/g0_d1/work/metrics.csv")
+    assert list(iterations) == list(range(1, 21)) and np.isfinite(losses).all()
+    assert cv2.imread(str(demo / "results/models/pretraining_loss.png")) is not None
+
+
+def test_damaged_health_inputs_are_errors_naming_the_file(tmp_path):
+    (tmp_path / "00000.json").write_text('{"status": {"ok": 4}}')
+    with pytest.raises(ValueError, match=r"00000\.json: not a shard health summary"):
+        health.merge([tmp_path / "00000.json"])
+    (tmp_path / "cut.parquet").write_bytes(b"PAR1 truncated")
+    with pytest.raises(ValueError, match=r"cut\.parquet: cannot read columns video, track"):
+        health.track_lengths(tmp_path / "cut.parquet")
+    (tmp_path / "metrics.csv").write_text("iteration,lr\n1,0.03\n")
+    with pytest.raises(ValueError, match=r"metrics\.csv: no iteration/loss rows"):
+        health.read_losses(tmp_path / "metrics.csv")

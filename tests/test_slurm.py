@@ -1,0 +1,140 @@
+"""The Snakemake profiles, and the demo through a real SLURM cluster (tests/slurmcluster.py).
+
+The cluster test needs root and Debian's SLURM packages (``make test`` installs them). In CI
+(``CI`` set) a machine that cannot run the cluster fails the test, so a green CI means the
+demo did run through SLURM; elsewhere the test is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+from collections import Counter
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from picotest import REPO, run_snakemake, scheduled
+from slurmcluster import Cluster, Unavailable, check_machine
+from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+SLURM_PROFILE = str(REPO / "profiles/slurm")
+DEMO = yaml.safe_load((REPO / "config/config.yaml").read_text())
+
+
+def small_demo() -> dict:
+    """The demo with one shard of 4 videos and one method: every stage once, and a table
+    of pico against the MoCo-v2 baseline."""
+    config = copy.deepcopy(DEMO)
+    config["datasets"]["demo"]["synthetic"]["videos"] = 4
+    config["methods"] = ["pico"]
+    return config
+
+
+@pytest.mark.parametrize("profile", ["local", "slurm"])
+def test_profile_keys_are_accepted(tmp_path, monkeypatch, profile):
+    """Every key of the profile is an option Snakemake or the SLURM plugin knows (an unknown
+    one is a usage error), and account and partition come from SLURM's own variables."""
+    monkeypatch.setenv("SBATCH_ACCOUNT", "proj42")
+    monkeypatch.setenv("SBATCH_PARTITION", "gpu-a100")
+    out = run_snakemake(tmp_path, "coco_probe", "-n", "--profile", str(REPO / "profiles" / profile), config=DEMO)
+    assert scheduled(out.stdout)["pretrain_model"] == len(DEMO["methods"])
+    if profile == "slurm":
+        resources = re.findall(r"resources: (.*)", out.stdout)
+        assert resources and all("slurm_account=proj42" in r and "slurm_partition=gpu-a100" in r for r in resources)
+
+
+def test_slurm_profile_without_account_variables(tmp_path, monkeypatch):
+    """Unset, nothing is passed: the plugin guesses the account, SLURM's default partition."""
+    monkeypatch.delenv("SBATCH_ACCOUNT", raising=False)
+    monkeypatch.delenv("SBATCH_PARTITION", raising=False)
+    out = run_snakemake(tmp_path, "coco_probe", "-n", "--profile", SLURM_PROFILE, config=DEMO)
+    assert "resources:" in out.stdout and "slurm_account" not in out.stdout and "slurm_partition" not in out.stdout
+
+
+class Resources(dict):
+    """A job's resources as the SLURM plugin reads them (``.get`` and attributes)."""
+
+    __getattr__ = dict.__getitem__
+
+
+@pytest.mark.parametrize(("nodes", "gpus"), [(1, 8), (2, 4)])
+def test_pretraining_request(tmp_path, nodes, gpus):
+    """The sbatch line the plugin builds for pretraining on ``gpus`` GPUs per node: one task
+    per node, ``gpus`` on each (Slurm 22.05 rejects --gpus=4 --gres=gpu:4 on 2 nodes, and
+    --gpus=4 alone spreads 4 over both), every process's loader CPUs; across nodes the job
+    runs in its batch step (the jobstep plugin's ``mpi`` path), where pico's srun can start
+    a step on every node."""
+    pretrain = {**DEMO["pretrain"], "nodes": nodes, "gpus": gpus, "device": "cuda", "workers": 3,
+                "videos_per_batch": 8}
+    out = run_snakemake(tmp_path, "pretrain", "-n", "--profile", SLURM_PROFILE, config={**DEMO, "pretrain": pretrain})
+    listed = re.search(r"rule pretrain_model:.*?resources: (.*?)\n", out.stdout, re.DOTALL)[1]
+    resources = Resources((k, int(v) if v.isdigit() else v) for k, v in (kv.split("=", 1) for kv in listed.split(", ")))
+    job = SimpleNamespace(resources=resources, threads=3)
+    params = {"run_uuid": "r", "slurm_logfile": "log", "comment_str": "c", "account": "", "partition": "", "workdir": "."}
+    sbatch = (get_submit_command(job, params) + set_gres_string(job)).split()
+    assert f"--gpus={gpus * nodes}" in sbatch and f"--nodes={nodes}" in sbatch
+    assert f"--cpus-per-task={gpus * 4}" in sbatch and not any(a.startswith("--ntasks-per-gpu") for a in sbatch)
+    if nodes > 1:
+        assert {f"--gres=gpu:{gpus}", f"--ntasks={nodes}"} <= set(sbatch) and "mpi" in resources
+    else:
+        assert not any(a.startswith("--gres") for a in sbatch) and "mpi" not in resources
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    try:
+        check_machine()
+    except Unavailable as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the SLURM test: {e}")
+        pytest.skip(str(e))
+    with Cluster() as running:
+        yield running
+
+
+@pytest.mark.slow
+def test_demo_through_slurm(cluster, tmp_path, monkeypatch):
+    """The demo to results/coco_probe.json with --profile profiles/slurm, then SLURM's own
+    accounting: one sbatch job (with its batch step) per Snakemake job, all COMPLETED."""
+    config = small_demo()
+    expected = scheduled(run_snakemake(tmp_path, "coco_probe", "-n", config=config).stdout)
+    expected.pop("coco_probe")  # the target rule runs in Snakemake's own process
+    monkeypatch.setenv("SLURM_CONF", cluster.env["SLURM_CONF"])
+    monkeypatch.setenv("PATH", cluster.env["PATH"])
+    # overrides for a small CPU node: no job asks for more than a core's share of its memory
+    # (the demo asks for no GPU), status checks every few seconds instead of 40 s, and no
+    # retries, so that every job must succeed the first time
+    out = run_snakemake(tmp_path, "coco_probe", "--profile", SLURM_PROFILE,
+                        "--resources", f"mem_mb={cluster.memory_mb // cluster.cpus}",
+                        "--slurm-init-seconds-before-status-checks", "1", "--latency-wait", "5",
+                        "--retries", "0", config=config, check=False)
+    assert out.returncode == 0, f"{out.stderr[-4000:]}\n{cluster.logs()}"
+    table = json.loads((tmp_path / "results/coco_probe.json").read_text())
+    assert {row["method"] for row in table["rows"]} == {"pico", "moco_v2"}
+
+    submitted = set(re.findall(r"submitted with SLURM jobid (\d+)", out.stderr + out.stdout))
+    rows = cluster.sacct(("JobID", "JobName", "Comment", "State", "ExitCode", "ReqTRES"))
+    jobs = {r["JobID"]: r for r in rows if "." not in r["JobID"]}
+    batch_steps = {r["JobID"].split(".")[0] for r in rows if r["JobID"].endswith(".batch")}
+    assert set(jobs) == submitted == batch_steps  # every job Snakemake ran, each an sbatch job
+    assert {j: r["State"] for j, r in jobs.items() if r["State"] != "COMPLETED"} == {}
+    assert all(r["ExitCode"] == "0:0" and "gpu" not in r["ReqTRES"] for r in jobs.values())
+    ran = Counter(re.match(r"rule_(\w+?)(_wildcards_.*)?$", r["Comment"])[1] for r in jobs.values())
+    assert ran == expected
+
+
+def test_head_node_inside_a_job_without_its_node_list(cluster, tmp_path):
+    """Snakemake's SLURM jobstep clears SLURM_JOB_NODELIST; multi-node pretraining still finds
+    its rendezvous host from the job id (a real sbatch job on the test cluster)."""
+    import socket
+    import sys
+
+    out = tmp_path / "head.txt"
+    code = "from pico.pretrain import head_node; print(head_node())"
+    cluster.run("sbatch", "--wait", "-o", str(out), "--mem=100",
+                f"--wrap=env -u SLURM_JOB_NODELIST {sys.executable} -c '{code}'")
+    assert out.read_text().split() == [socket.gethostname().split(".")[0]]

@@ -1,0 +1,14 @@
+import json
+import logging
+
+from pico import ablations, logs
+from pico.io import atomic_path
+
+logs.setup(snakemake.log[0])
+figure = snakemake.wildcards.figure
+results = [json.loads(open(path).read()) for path in snakemake.input]
+data = ablations.table(figure, results, snakemake.params.demo)
+with atomic_path(snakemake.output.json) as tmp:
+    tmp.write_text(json.dumps(data, indent=2))
+ablations.plot(data, snakemake.output.plot)
+logging.getLogger("pico.ablations").info("%s: %d points plotted", figure, len(data["points"]))
