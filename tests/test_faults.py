@@ -11,6 +11,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -413,3 +414,13 @@ def test_the_probe_rebuilds_the_encoder_pretraining_used(demo):
     probed = probe.pretrained_features(path).state_dict()
     encoder = [k for k in probed if k.startswith("backbone.body.")]
     assert encoder and all(torch.equal(trained[k], probed[k]) for k in encoder)
+
+
+def test_a_jobs_fatal_error_reaches_its_log_file(tmp_path):
+    """An uncaught exception in a rule's script lands, with its traceback, in the rule's log."""
+    log = tmp_path / "logs/job.log"
+    code = f"from pico import logs; logs.setup({str(log)!r}); raise ValueError('results/x.parquet: damaged')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 1 and "ValueError: results/x.parquet: damaged" in out.stderr
+    text = log.read_text()
+    assert "CRITICAL pico: job failed" in text and "Traceback" in text and "ValueError: results/x.parquet: damaged" in text

@@ -13,13 +13,23 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def setup(log_file: str | None = None, level: int = logging.INFO) -> None:
-    """Send pico's log records to ``log_file`` (the rule's ``log:``) and to stderr."""
+    """Send pico's log records, and an uncaught exception's traceback, to ``log_file`` (the
+    rule's ``log:``) and to stderr."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file, mode="w"))
     logging.basicConfig(level=level, format=FORMAT, handlers=handlers, force=True)
     logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+
+
+def _log_uncaught(kind, error, traceback) -> None:
+    """A job's fatal error, traceback included, goes to its log file too, not only to stderr."""
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, error, traceback)
+        return
+    logging.getLogger("pico").critical("job failed", exc_info=(kind, error, traceback))
 
 
 def progress(items: Iterable[T], total: int, desc: str, log: logging.Logger) -> Iterator[T]:
