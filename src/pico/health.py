@@ -17,31 +17,31 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pico import logs, manifest, plots
+from pico.io import read_parquet
+from pico.pairs import SCHEMA as PAIRS_SCHEMA
+from pico.tracks import SCHEMA as TRACKS_SCHEMA
 
 log = logging.getLogger(__name__)
 
 
-def _columns(path: str | Path, names: list[str]) -> pa.Table:
-    """Only the columns ``names`` of a Parquet file (a cut's other columns are most of its bytes)."""
-    try:
-        return pq.read_table(path, columns=names)
-    except (pa.ArrowException, OSError) as e:
-        raise ValueError(f"{path}: cannot read columns {', '.join(names)} ({e}); delete it to rebuild") from e
+def _columns(path: str | Path, schema: pa.Schema, names: list[str]) -> pa.Table:
+    """Only the columns ``names`` of a Parquet file of ``schema`` (a cut's other columns are
+    most of its bytes), verified as the stages read them (``pico.io.read_parquet``)."""
+    return read_parquet(path, pa.schema([schema.field(name) for name in names]))
 
 
 def track_lengths(cut_path: str | Path) -> np.ndarray:
     """Bincount of track lengths in a cut: the frames each point is followed on (1: stopped at once)."""
-    table = _columns(cut_path, ["video", "track"])
+    table = _columns(cut_path, TRACKS_SCHEMA, ["video", "track"])
     sizes = table.group_by(["video", "track"]).aggregate([([], "count_all")])["count_all"]
     return np.bincount(sizes.to_numpy(), minlength=1)
 
 
 def pairs_per_video(pairs_path: str | Path, videos: list[str]) -> np.ndarray:
     """Bincount of point pairs per video over ``videos`` (a video without pairs counts as 0)."""
-    counts = Counter(_columns(pairs_path, ["video"])["video"].to_pylist())
+    counts = Counter(_columns(pairs_path, PAIRS_SCHEMA, ["video"])["video"].to_pylist())
     return np.bincount([counts.get(v, 0) for v in videos], minlength=1)
 
 

@@ -71,23 +71,23 @@ def write_parquet(table: pa.Table, path: str | os.PathLike) -> None:
 
 
 def read_parquet(path: str | os.PathLike, schema: pa.Schema) -> pa.Table:
-    """The columns of ``schema`` from a flat Parquet file, checked: a truncated file (no
-    footer), a page whose CRC-32 fails, a row group whose row count disagrees with its columns'
-    value counts (the footer has no checksum), or a missing or mistyped column is a ValueError
-    naming the file."""
+    """The columns of ``schema`` (all or some of a file's) from a flat Parquet file, checked:
+    a truncated file (no footer), a page whose CRC-32 fails, a row group whose row count
+    disagrees with its columns' value counts (the footer has no checksum), or a missing or
+    mistyped column is a ValueError naming the file. Only those columns' pages are read."""
     try:
         with pq.ParquetFile(path, page_checksum_verification=True) as f:
-            table = f.read()
+            found = dict(zip(f.schema_arrow.names, f.schema_arrow.types))
+            wrong = [f"{c.name} ({found.get(c.name, 'missing')}, expected {c.type})" for c in schema if found.get(c.name) != c.type]
+            if wrong:
+                raise ValueError(f"{path}: unexpected columns: {', '.join(wrong)}; delete it to rebuild")
+            table = f.read(columns=schema.names)
             groups = [f.metadata.row_group(i) for i in range(f.metadata.num_row_groups)]
     except (pa.ArrowException, OSError) as e:
         raise ValueError(f"{path}: not a readable Parquet file ({e}); delete it to rebuild") from e
     if any({g.column(j).num_values for j in range(g.num_columns)} - {g.num_rows} for g in groups):
         raise ValueError(f"{path}: row counts in its footer disagree (corrupted); delete it to rebuild")
-    found = dict(zip(table.schema.names, table.schema.types))
-    wrong = [f"{f.name} ({found.get(f.name, 'missing')}, expected {f.type})" for f in schema if found.get(f.name) != f.type]
-    if wrong:
-        raise ValueError(f"{path}: unexpected columns: {', '.join(wrong)}; delete it to rebuild")
-    return table.select(schema.names)
+    return table
 
 
 def prefetched(load: Callable[[T], R], items: Iterable[T]) -> Iterator[tuple[T, R]]:
