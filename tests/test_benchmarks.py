@@ -184,11 +184,11 @@ def test_a_preempted_probe_resumes_exactly_where_it_stopped(demo_coco, tmp_path)
     straight = probe_after(None)
     path = tmp_path / "checkpoint.pt"
     with pytest.raises(SystemExit, match="pre-empted by SIGTERM at iteration 1"):
-        probe_after(Resumable(path, "settings", PROBE["checkpoint_every"], {}), stop_at=1)
+        probe_after(Resumable(path, "settings", PROBE["checkpoint_every"]), stop_at=1)
     assert path.exists() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers given back
-    assert torch.equal(probe_after(Resumable(path, "settings", 2, {})), straight)
+    assert torch.equal(probe_after(Resumable(path, "settings", 2)), straight)
     # a checkpoint of other settings is not resumed from: the run starts over (same result)
-    assert torch.equal(probe_after(Resumable(path, "other settings", 2, {})), straight)
+    assert torch.equal(probe_after(Resumable(path, "other settings", 2)), straight)
 
 
 def test_the_nyu_reader_takes_the_virb_layout(tmp_path, demo_nyu):

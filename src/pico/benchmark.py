@@ -46,7 +46,7 @@ def evaluate(benchmark: str, model_path: str | None, moco_v2: str | None, root: 
              work: str | Path | None = None) -> dict[str, float]:
     """Train the benchmark's head on the frozen model and score it (checkpoints in ``work``)."""
     resume = Resumable(work and Path(work) / "checkpoint.pt", fingerprint(benchmark, model_path, moco_v2, root, cfg, seed),
-                       cfg["checkpoint_every"], {})
+                       cfg["checkpoint_every"])
     if model_path is None:
         if benchmark in WITHOUT_MOCO_V2:
             raise ValueError(f"{benchmark} has no MoCo-v2 baseline")

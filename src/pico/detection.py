@@ -80,11 +80,9 @@ def train(detector: FrozenFPNMaskRCNN, dataset: datasets.CocoInstances, cfg: dic
     detector.to(device)
     params = [p for p in detector.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=cfg["lr"], momentum=0.9, weight_decay=cfg["weight_decay"])
-    resume = resume or Resumable(None, "", 1, {})
-    resume.state.update(heads=detector, optimizer=optimizer)
     usable = dataset.annotated()
     detector.train()
-    for i in resume.iterations(cfg["iterations"]):
+    for i in (resume or Resumable()).iterations(cfg["iterations"], detector=detector, optimizer=optimizer):
         rng = seeding.rng(seed, "maskrcnn", i)
         torch.manual_seed(int(rng.integers(2**62)))  # the detector's own draws: sizes, RPN/ROI sampling
         batch = [training_sample(dataset, usable[int(k)], rng) for k in rng.integers(0, len(usable), cfg["batch_size"])]

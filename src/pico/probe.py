@@ -91,12 +91,16 @@ def training_sample(dataset, index: int, cfg: dict, rng: np.random.Generator) ->
     return to_tensor(np.ascontiguousarray(image)), torch.from_numpy(np.ascontiguousarray(labels)).long()
 
 
+def square(image: np.ndarray, depth: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """A.2.4: image and depth resized to ``side`` x ``side`` for training and testing (depth by
+    nearest neighbour, so missing measurements stay 0)."""
+    size = (side, side)
+    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), cv2.resize(depth, size, interpolation=cv2.INTER_NEAREST)
+
+
 def depth_sample(dataset, index: int, cfg: dict, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """A.2.4: image and depth resized to ``size`` x ``size`` (depth by nearest neighbour, so
-    missing measurements stay 0), then a random flip; no other augmentation."""
-    image, depth = dataset[index]
-    size = (cfg["size"], cfg["size"])
-    image, depth = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), cv2.resize(depth, size, interpolation=cv2.INTER_NEAREST)
+    """A.2.4: ``square`` image and depth, then a random flip; no other augmentation."""
+    image, depth = square(*dataset[index], cfg["size"])
     if rng.random() < 0.5:
         image, depth = image[:, ::-1], depth[:, ::-1]
     return to_tensor(np.ascontiguousarray(image)), torch.from_numpy(np.ascontiguousarray(depth))[None]
@@ -128,10 +132,8 @@ def train(probe: LinearProbe, dataset, cfg: dict, seed: int, task: "Task", resum
     device = device_for(cfg)
     probe.to(device)
     optimizer = torch.optim.SGD(probe.classifier.parameters(), lr=cfg["lr"], momentum=0.9, weight_decay=cfg["weight_decay"])
-    resume = resume or Resumable(None, "", 1, {})
-    resume.state.update(classifier=probe.classifier, optimizer=optimizer)
     probe.train()
-    for i in resume.iterations(cfg["iterations"]):
+    for i in (resume or Resumable()).iterations(cfg["iterations"], classifier=probe.classifier, optimizer=optimizer):
         rng = seeding.rng(seed, "probe", i)
         batch = [task.sample(dataset, int(k), cfg, rng) for k in rng.integers(0, len(dataset), cfg["batch_size"])]
         inputs, targets = torch.stack([b[0] for b in batch]).to(device), torch.stack([b[1] for b in batch]).to(device)
@@ -170,9 +172,7 @@ def evaluate_depth(probe: LinearProbe, dataset, cfg: dict) -> dict[str, float]:
     probe.to(device).eval()
     errors = []
     for i in range(len(dataset)):
-        image, depth = dataset[i]
-        size = (cfg["size"], cfg["size"])
-        image, depth = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), cv2.resize(depth, size, interpolation=cv2.INTER_NEAREST)
+        image, depth = square(*dataset[i], cfg["size"])
         prediction = probe(to_tensor(image)[None].to(device))[0, 0].cpu().numpy()
         valid = depth > 0
         if valid.any():

@@ -18,12 +18,11 @@ log = logging.getLogger(__name__)
 
 
 class Resumable:
-    """The loop ``for i in Resumable(...).iterations(n)`` over a training run's ``state``
-    (objects with ``state_dict`` / ``load_state_dict``: modules, optimizers). A checkpoint
-    written with another ``fingerprint`` (other settings, model or data) is ignored."""
+    """Checkpoints at ``path`` (None: none) every ``every`` iterations; a checkpoint written
+    with another ``fingerprint`` (other settings, model or data) is ignored."""
 
-    def __init__(self, path: str | Path | None, fingerprint: str, every: int, state: dict):
-        self.path, self.fingerprint, self.every, self.state = path and Path(path), fingerprint, every, state
+    def __init__(self, path: str | Path | None = None, fingerprint: str = "", every: int = 1):
+        self.path, self.fingerprint, self.every, self.state = path and Path(path), fingerprint, every, {}
 
     def _restore(self) -> int:
         if self.path is None or not self.path.exists():
@@ -42,9 +41,11 @@ class Resumable:
                  "iteration": iteration, "fingerprint": self.fingerprint}
         checkpoint.save(state, self.path)
 
-    def iterations(self, total: int):
-        """Iterations still to run; the body of the loop is one training step. The signal
-        handlers are the caller's again once the loop ends."""
+    def iterations(self, total: int, **state):
+        """Iterations still to run of a training run whose ``state`` (objects with
+        ``state_dict`` / ``load_state_dict``: modules, optimizers) is checkpointed; the body of
+        the loop is one training step. The signal handlers are the caller's again at the end."""
+        self.state = state
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1)}
         preempt = Preemption()
         try:
