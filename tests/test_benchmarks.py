@@ -179,16 +179,21 @@ def test_a_preempted_probe_resumes_exactly_where_it_stopped(demo_coco, tmp_path)
 
         task = probe.Task(sample, probe.segmentation_loss, probe.evaluate)
         probe.train(linear, train, PROBE, 0, task, resume)
-        return linear.classifier.weight.detach().clone()
+        return linear.classifier.weight.detach().clone(), len(calls)  # calls: 2 samples per step run
 
-    straight = probe_after(None)
+    straight, samples = probe_after(None)
+    assert samples == 2 * PROBE["iterations"]
     path = tmp_path / "checkpoint.pt"
     with pytest.raises(SystemExit, match="pre-empted by SIGTERM at iteration 1"):
         probe_after(Resumable(path, "settings", PROBE["checkpoint_every"]), stop_at=1)
     assert path.exists() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers given back
-    assert torch.equal(probe_after(Resumable(path, "settings", 2)), straight)
-    # a checkpoint of other settings is not resumed from: the run starts over (same result)
-    assert torch.equal(probe_after(Resumable(path, "other settings", 2)), straight)
+    weights, samples = probe_after(Resumable(path, "settings", 2))
+    assert torch.equal(weights, straight) and samples == 2 * (PROBE["iterations"] - 1)  # resumed after step 1
+    weights, samples = probe_after(Resumable(path, "settings", 2))
+    assert torch.equal(weights, straight) and samples == 0  # saved after the last step: nothing to redo
+    # a checkpoint of other settings is not resumed from: the run starts over
+    weights, samples = probe_after(Resumable(path, "other settings", 2))
+    assert torch.equal(weights, straight) and samples == 2 * PROBE["iterations"]
 
 
 def test_the_nyu_reader_takes_the_virb_layout(tmp_path, demo_nyu):

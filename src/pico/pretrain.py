@@ -15,7 +15,6 @@ import json
 import logging
 import math
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from torch.utils.tensorboard import SummaryWriter
 from pico import augment, checkpoint, model, pairs, seeding, zipstore
 from pico.config import PRETRAIN_RUNTIME_KEYS
 from pico.io import atomic_path
+from pico.resume import Preemption
 
 log = logging.getLogger(__name__)
 
@@ -110,26 +110,6 @@ def build(cfg: dict) -> model.PixelMoCo:
 def learning_rate(cfg: dict, iteration: int) -> float:
     """Cosine schedule from ``lr`` to 0 over ``iterations`` (MoCo-v2)."""
     return cfg["lr"] * 0.5 * (1 + math.cos(math.pi * iteration / cfg["iterations"]))
-
-
-class Preemption:
-    """Remembers SIGTERM / SIGUSR1 (SLURM's pre-emption and time-limit warnings)."""
-
-    def __init__(self):
-        self.signal = None
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
-            signal.signal(sig, self._note)
-
-    def _note(self, signum, frame) -> None:
-        self.signal = signal.Signals(signum).name
-
-    def agreed(self, world: int, device: torch.device) -> str | None:
-        """The signal, once any process got one: all DDP processes stop at the same step."""
-        if world == 1:
-            return self.signal
-        flag = torch.tensor([self.signal is not None], dtype=torch.int32, device=device)  # NCCL: on the GPU
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return (self.signal or "SIGTERM") if flag.item() else None
 
 
 def _learned(moco: model.PixelMoCo) -> dict[str, torch.Tensor]:
@@ -216,12 +196,11 @@ def train(pair_files: list[str], cfg: dict, out: str | Path, work_dir: str | Pat
                         persistent_workers=False, pin_memory=device.type == "cuda")
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(p["precision"])
     scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16 and device.type == "cuda")  # fp16 underflow
-    preempt = Preemption()
     moco.train()
     metrics = work_dir / ("metrics.csv" if rank == 0 else f"metrics.rank{rank}.csv")
     _truncate_metrics(metrics, start)
     board = SummaryWriter(str(work_dir / "tensorboard"), purge_step=start + 1) if rank == 0 else None
-    with open(metrics, "a" if start else "w", newline="") as f:
+    with open(metrics, "a" if start else "w", newline="") as f, Preemption() as preempt:
         writer = csv.writer(f)
         if start == 0:
             writer.writerow(["iteration", "loss", "lr", "pairs", "seconds", "pairs_per_s"])

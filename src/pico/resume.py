@@ -1,8 +1,9 @@
 """Checkpoint and resume for the benchmarks' training loops (A.2: linear probes, Mask R-CNN's
 heads), as pretraining does: every iteration's batch is a pure function of (seed, iteration),
 so a run resumed from the state saved after iteration k goes on exactly as if never stopped.
-A checkpoint is taken every ``every`` iterations and when SLURM signals pre-emption or the
-time limit (SIGTERM / SIGUSR1); the job then exits for a rerun to resume.
+A checkpoint is taken every ``every`` iterations, after the last one (a job killed while it
+evaluates retrains nothing) and when SLURM signals pre-emption or the time limit (SIGTERM /
+SIGUSR1); the job then exits for a rerun to resume. ``Preemption`` serves pretraining too.
 """
 
 from __future__ import annotations
@@ -11,10 +12,37 @@ import logging
 import signal
 from pathlib import Path
 
+import torch
+import torch.distributed as dist
+
 from pico import checkpoint
-from pico.pretrain import Preemption
 
 log = logging.getLogger(__name__)
+
+
+class Preemption:
+    """Remembers SIGTERM / SIGUSR1 (SLURM's pre-emption and time-limit warnings) while its
+    ``with`` block runs; the caller's handlers are back afterwards."""
+
+    def __enter__(self) -> "Preemption":
+        self.signal = None
+        self._previous = {sig: signal.signal(sig, self._note) for sig in (signal.SIGTERM, signal.SIGUSR1)}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _note(self, signum, frame) -> None:
+        self.signal = signal.Signals(signum).name
+
+    def agreed(self, world: int, device: torch.device) -> str | None:
+        """The signal, once any process got one: all DDP processes stop at the same step."""
+        if world == 1:
+            return self.signal
+        flag = torch.tensor([self.signal is not None], dtype=torch.int32, device=device)  # NCCL: on the GPU
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return (self.signal or "SIGTERM") if flag.item() else None
 
 
 class Resumable:
@@ -46,16 +74,11 @@ class Resumable:
         ``state_dict`` / ``load_state_dict``: modules, optimizers) is checkpointed; the body of
         the loop is one training step. The signal handlers are the caller's again at the end."""
         self.state = state
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1)}
-        preempt = Preemption()
-        try:
+        with Preemption() as preempt:
             for i in range(self._restore(), total):
                 yield i
                 done = i + 1
-                if self.path is not None and done < total and (done % self.every == 0 or preempt.signal):
-                    self._save(done)
+                if self.path is not None and (done % self.every == 0 or done == total or preempt.signal):
+                    self._save(done)  # also after the last step: a retry goes straight to evaluation
                 if preempt.signal and done < total:
                     raise SystemExit(f"pre-empted by {preempt.signal} at iteration {done}: checkpoint {self.path}")
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
