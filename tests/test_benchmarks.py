@@ -105,7 +105,7 @@ def test_a_missing_or_malformed_coco_names_the_path(tmp_path, demo_coco, reader,
 def test_the_probe_trains_only_its_classifier(demo_coco):
     net = model.DenseNet("resnet18", None, freeze_encoder=True)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    cfg = {"iterations": 3, "batch_size": 2, "lr": 0.1, "weight_decay": 0.0, "milestones": [2], "min_size_train": [64],
+    cfg = {"iterations": 3, "batch_size": 2, "lr": 0.1, "weight_decay": 0.0, "milestones": [2], "warmup_iterations": 0, "min_size_train": [64],
            "min_size_test": 64, "max_size": 200, "crop_size": 48, "device": "cpu"}
     train = datasets.CocoPanoptic(demo_coco, "train")
     linear = probe.LinearProbe(net, 128, train.n_classes)
@@ -159,7 +159,7 @@ def test_cityscapes_reader_maps_label_ids_to_train_ids(tmp_path):
     assert labels[0, ::4].tolist() == [0, 13, 255, 18]
 
 
-PROBE = {"iterations": 4, "batch_size": 2, "lr": 0.1, "weight_decay": 0.0, "milestones": [3], "min_size_train": [64],
+PROBE = {"iterations": 4, "batch_size": 2, "lr": 0.1, "weight_decay": 0.0, "milestones": [3], "warmup_iterations": 0, "min_size_train": [64],
          "min_size_test": 64, "max_size": 200, "crop_size": 48, "device": "cpu", "checkpoint_every": 2}
 
 
@@ -226,7 +226,7 @@ def test_the_depth_probe_learns_l1_on_measured_pixels_and_scores_rmse(demo_nyu):
     assert metrics.rmse(np.array([1.0, 2.0, 3.0]), np.array([2.0, 2.0, 1.0])) == pytest.approx(np.sqrt(5 / 3))
     net = model.DenseNet("resnet18", None, freeze_encoder=True)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    cfg = {"iterations": 3, "batch_size": 2, "lr": 0.001, "weight_decay": 0.0, "milestones": [2], "size": 32,
+    cfg = {"iterations": 3, "batch_size": 2, "lr": 0.001, "weight_decay": 0.0, "milestones": [2], "warmup_iterations": 0, "size": 32,
            "device": "cpu", "depth_scale": 0.001, "checkpoint_every": 10}
     scores = probe.run(net, 128, "nyu_depth", demo_nyu, cfg, 0)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
@@ -255,6 +255,14 @@ def test_coco_instances_reader_gives_torchvision_targets(demo_coco):
     ys, xs = np.nonzero(target["masks"][0])
     assert (x0, y0, x1 - 1, y1 - 1) == pytest.approx((xs.min(), ys.min(), xs.max(), ys.max()), abs=1)
     assert set(target["labels"]) <= {1, 2, 3, 4}
+
+
+def test_detectron2s_warmup_and_step_schedule():
+    cfg = {"lr": 0.02, "milestones": [6, 8], "warmup_iterations": 4}
+    lrs = [probe.learning_rate(cfg, i) for i in range(9)]
+    warm = [0.02 * (0.001 + 0.999 * k / 4) for k in (1, 2, 3, 4)]
+    assert lrs == pytest.approx([*warm, 0.02, 0.02, 0.002, 0.002, 0.0002])
+    assert probe.learning_rate({**cfg, "warmup_iterations": 0}, 0) == 0.02
 
 
 def test_mask_rcnn_trains_its_heads_only_on_a_frozen_fpn(demo_coco):

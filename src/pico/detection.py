@@ -23,7 +23,7 @@ from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 
 from pico import datasets, seeding
-from pico.probe import device_for, step_lr
+from pico.probe import device_for, learning_rate
 from pico.resume import Resumable
 
 log = logging.getLogger(__name__)
@@ -46,12 +46,6 @@ class FrozenFPNMaskRCNN(MaskRCNN):
         super().train(mode)
         self.backbone.eval()
         return self
-
-
-def learning_rate(cfg: dict, iteration: int) -> float:
-    """The step schedule after a linear warm-up from ``lr`` x 0.001 (detectron2's WarmupMultiStepLR)."""
-    warm = min(1.0, (iteration + 1) / cfg["warmup_iterations"]) if cfg["warmup_iterations"] else 1.0
-    return step_lr(cfg, iteration) * (0.001 + 0.999 * warm)
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:

@@ -121,13 +121,15 @@ def device_for(cfg: dict) -> torch.device:
     return torch.device("cuda" if cfg["device"] != "cpu" and torch.cuda.is_available() else "cpu")
 
 
-def step_lr(cfg: dict, iteration: int) -> float:
-    """detectron2's step schedule: ``lr`` x 0.1 at each milestone passed."""
-    return cfg["lr"] * 0.1 ** sum(iteration >= m for m in cfg["milestones"])
+def learning_rate(cfg: dict, iteration: int) -> float:
+    """detectron2's WarmupMultiStepLR: ``lr`` x 0.1 at each milestone passed, after a linear
+    warm-up from ``lr`` x 0.001 over ``warmup_iterations``."""
+    warm = min(1.0, (iteration + 1) / cfg["warmup_iterations"]) if cfg["warmup_iterations"] else 1.0
+    return cfg["lr"] * 0.1 ** sum(iteration >= m for m in cfg["milestones"]) * (0.001 + 0.999 * warm)
 
 
 def train(probe: LinearProbe, dataset, cfg: dict, seed: int, task: "Task", resume: Resumable | None = None) -> LinearProbe:
-    """SGD on the 1x1 convolution only (momentum 0.9) with the step schedule; batches are a
+    """SGD on the 1x1 convolution only (momentum 0.9), warm-up and step schedule; batches are a
     function of (seed, iteration), so ``resume`` continues a stopped run exactly."""
     device = device_for(cfg)
     probe.to(device)
@@ -137,7 +139,7 @@ def train(probe: LinearProbe, dataset, cfg: dict, seed: int, task: "Task", resum
         rng = seeding.rng(seed, "probe", i)
         batch = [task.sample(dataset, int(k), cfg, rng) for k in rng.integers(0, len(dataset), cfg["batch_size"])]
         inputs, targets = torch.stack([b[0] for b in batch]).to(device), torch.stack([b[1] for b in batch]).to(device)
-        lr = step_lr(cfg, i)
+        lr = learning_rate(cfg, i)
         for group in optimizer.param_groups:
             group["lr"] = lr
         loss = task.loss(probe(inputs), targets)
@@ -153,14 +155,17 @@ def train(probe: LinearProbe, dataset, cfg: dict, seed: int, task: "Task", resum
 
 @torch.no_grad()
 def evaluate(probe: LinearProbe, dataset, cfg: dict) -> dict[str, float]:
-    """mIoU and fIoU (percent) over the whole split, images resized to ``min_size_test``."""
+    """mIoU and fIoU (percent) over the whole split: images resized to ``min_size_test``, the
+    logits upsampled (bilinear) to the original labels' size, as detectron2's semantic
+    segmentation evaluation scores them."""
     device = device_for(cfg)
     probe.to(device).eval()
     conf = np.zeros((dataset.n_classes, dataset.n_classes), np.int64)
     for i in range(len(dataset)):
-        image, labels = resize(*dataset[i], cfg["min_size_test"], cfg["max_size"])
-        prediction = probe(to_tensor(image)[None].to(device)).argmax(1)[0].cpu().numpy()
-        conf += metrics.confusion(labels, prediction, dataset.n_classes)
+        image, labels = dataset[i]
+        small, _ = resize(image, labels, cfg["min_size_test"], cfg["max_size"])
+        logits = F.interpolate(probe(to_tensor(small)[None].to(device)), size=labels.shape, mode="bilinear", align_corners=False)
+        conf += metrics.confusion(labels, logits.argmax(1)[0].cpu().numpy(), dataset.n_classes)
     return metrics.iou(conf)
 
 
