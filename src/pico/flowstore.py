@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 from typing import NamedTuple
 
@@ -80,11 +81,11 @@ class Stored(NamedTuple):
 
 
 def write(path: str | Path, fwd: np.ndarray, bwd: np.ndarray, meta: dict, scheme: str, bound: float, quality: int) -> Stored:
-    """Store forward and backward flow, each (T-1, 2, H, W) float, atomically."""
-    if fwd.shape != bwd.shape or fwd.ndim != 4 or fwd.shape[1] != 2:
-        raise ValueError(f"{path}: flow must be two (T-1, 2, H, W) arrays, got {fwd.shape} and {bwd.shape}")
-    if not (np.isfinite(fwd).all() and np.isfinite(bwd).all()):
-        raise ValueError(f"{path}: flow has NaN or infinite values (an fp16 overflow?); not stored")
+    """Store forward and backward flow, each (T-1, 2, H, W) float, T >= 2, atomically. Flow
+    with a NaN or an infinity is refused: it reaches the codec's error sum, checked before the
+    archive appears (one pass over the flow, not two)."""
+    if fwd.shape != bwd.shape or fwd.ndim != 4 or fwd.shape[1] != 2 or len(fwd) == 0:
+        raise ValueError(f"{path}: flow must be two (T-1, 2, H, W) arrays with T >= 2, got {fwd.shape} and {bwd.shape}")
     n, _, height, width = fwd.shape
     ranges = np.zeros((n, 2, 2, 2), np.float32)
     epe_sum = 0.0
@@ -97,6 +98,8 @@ def write(path: str | Path, fwd: np.ndarray, bwd: np.ndarray, meta: dict, scheme
                 error = decoded - flow[t]
                 # np.hypot, not cv2.magnitude: OpenCV's result depends on the buffer's alignment
                 epe_sum += float(np.hypot(*error).sum(dtype=np.float64))
+        if not math.isfinite(epe_sum):
+            raise ValueError(f"{path}: flow has NaN or infinite values (an fp16 overflow?); not stored")
         buf = io.BytesIO()
         np.save(buf, ranges)
         put("ranges.npy", buf.getvalue())

@@ -41,7 +41,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException as e:
         tmp.unlink(missing_ok=True)
         if isinstance(e, Exception):
-            e.add_note(f"while writing {path} (nothing was left under that name)")
+            e.add_note(f"while writing {path} (left unchanged; the partial file was removed)")
         raise
 
 
@@ -83,7 +83,9 @@ def read_parquet(path: str | os.PathLike, schema: pa.Schema) -> pa.Table:
                 raise ValueError(f"{path}: unexpected columns: {', '.join(wrong)}; delete it to rebuild")
             table = f.read(columns=schema.names)
             groups = [f.metadata.row_group(i) for i in range(f.metadata.num_row_groups)]
-    except (pa.ArrowException, OSError) as e:
+    except FileNotFoundError:
+        raise  # missing, not damaged: the message names the path already
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as e:  # a flipped bit in a footer string
         raise ValueError(f"{path}: not a readable Parquet file ({e}); delete it to rebuild") from e
     if any({g.column(j).num_values for j in range(g.num_columns)} - {g.num_rows} for g in groups):
         raise ValueError(f"{path}: row counts in its footer disagree (corrupted); delete it to rebuild")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
@@ -22,8 +23,8 @@ from pico.io import atomic_path
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 #: What zipfile raises on a damaged archive: a bad CRC-32 or header (BadZipFile), data cut
-#: short (EOFError), a flipped compression-method field (NotImplementedError).
-_DAMAGED = (zipfile.BadZipFile, OSError, EOFError, NotImplementedError)
+#: short (EOFError), a flipped compression-method field (NotImplementedError, zlib.error).
+_DAMAGED = (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, zlib.error)
 
 
 @contextmanager
@@ -45,8 +46,16 @@ class Reader:
     def _open(self) -> None:
         try:
             self._zip = zipfile.ZipFile(self.path)
+        except FileNotFoundError:
+            raise  # missing, not damaged: the message names the path already
         except _DAMAGED as e:
             raise ValueError(f"{self.path}: not a readable archive ({e}); delete it to rebuild") from e
+        # ``writer`` stores every member plain: another method or an encryption flag is a
+        # damaged header (zipfile would try to inflate or decrypt it)
+        odd = [i.filename for i in self._zip.infolist() if i.compress_type != zipfile.ZIP_STORED or i.flag_bits & 1]
+        if odd:
+            self._zip.close()
+            raise ValueError(f"{self.path}: damaged header of member {odd[0]!r} (not stored plain); delete it to rebuild")
         self._pid = os.getpid()
 
     def read(self, name: str) -> bytes:
@@ -75,7 +84,11 @@ class Store:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._archive = Reader(path)
-        self.meta = json.loads(self._archive.read("meta.json"))
+        try:
+            self.meta = json.loads(self._archive.read("meta.json"))
+        except ValueError:  # json's errors are ValueErrors too
+            self._archive.close()
+            raise
 
     def close(self) -> None:
         self._archive.close()
