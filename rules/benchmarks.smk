@@ -62,6 +62,7 @@ rule probe_model:
         "benchmarks/probe/{benchmark}/{method}/{dataset}/{sampling}/g{gamma}_d{delta}.tsv"
     conda:
         "../envs/flow.yaml"
+    threads: lambda w: pico.config.benchmark_settings(config, w.benchmark)["workers"] + 1
     resources:
         gpu=lambda w: 1 if on_gpu(w) else 0,
         mem_mb=lambda w: 32000 if on_gpu(w) else 8000,
@@ -90,6 +91,7 @@ rule probe_moco_v2:
         "benchmarks/probe/{benchmark}/moco_v2.tsv"
     conda:
         "../envs/flow.yaml"
+    threads: lambda w: pico.config.benchmark_settings(config, w.benchmark)["workers"] + 1
     resources:
         gpu=lambda w: 1 if on_gpu(w) else 0,
         mem_mb=lambda w: 32000 if on_gpu(w) else 8000,

@@ -105,7 +105,7 @@ def test_a_missing_or_malformed_coco_names_the_path(tmp_path, demo_coco, reader,
 def test_the_probe_trains_only_its_classifier(demo_coco):
     net = model.DenseNet("resnet18", None, freeze_encoder=True)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    cfg = {"iterations": 3, "batch_size": 2, "lr": 0.1, "weight_decay": 0.0, "milestones": [2], "warmup_iterations": 0, "min_size_train": [64],
+    cfg = {"iterations": 3, "batch_size": 2, "lr": 0.1, "weight_decay": 0.0, "milestones": [2], "warmup_iterations": 0, "workers": 0, "min_size_train": [64],
            "min_size_test": 64, "max_size": 200, "crop_size": 48, "device": "cpu"}
     train = datasets.CocoPanoptic(demo_coco, "train")
     linear = probe.LinearProbe(net, 128, train.n_classes)
@@ -159,7 +159,7 @@ def test_cityscapes_reader_maps_label_ids_to_train_ids(tmp_path):
     assert labels[0, ::4].tolist() == [0, 13, 255, 18]
 
 
-PROBE = {"iterations": 4, "batch_size": 2, "lr": 0.1, "weight_decay": 0.0, "milestones": [3], "warmup_iterations": 0, "min_size_train": [64],
+PROBE = {"iterations": 4, "batch_size": 2, "lr": 0.1, "weight_decay": 0.0, "milestones": [3], "warmup_iterations": 0, "workers": 0, "min_size_train": [64],
          "min_size_test": 64, "max_size": 200, "crop_size": 48, "device": "cpu", "checkpoint_every": 2}
 
 
@@ -196,6 +196,18 @@ def test_a_preempted_probe_resumes_exactly_where_it_stopped(demo_coco, tmp_path)
     assert torch.equal(weights, straight) and samples == 2 * PROBE["iterations"]
 
 
+def test_loader_workers_change_nothing_but_speed(demo_coco):
+    """Batches are built ahead by forked workers; each is a function of its iteration alone."""
+    train = datasets.CocoPanoptic(demo_coco, "train")
+    weights = []
+    for workers in (0, 2):
+        torch.manual_seed(0)
+        linear = probe.LinearProbe(model.DenseNet("resnet18", None, True), 128, train.n_classes)
+        probe.train(linear, train, {**PROBE, "workers": workers}, 0, probe.SEGMENTATION)
+        weights.append(linear.classifier.weight.detach().clone())
+    assert torch.equal(*weights)
+
+
 def test_the_nyu_reader_takes_the_virb_layout(tmp_path, demo_nyu):
     data = datasets.NyuDepth(demo_nyu, "train", depth_scale=0.001)
     image, depth = data[0]
@@ -226,7 +238,7 @@ def test_the_depth_probe_learns_l1_on_measured_pixels_and_scores_rmse(demo_nyu):
     assert metrics.rmse(np.array([1.0, 2.0, 3.0]), np.array([2.0, 2.0, 1.0])) == pytest.approx(np.sqrt(5 / 3))
     net = model.DenseNet("resnet18", None, freeze_encoder=True)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    cfg = {"iterations": 3, "batch_size": 2, "lr": 0.001, "weight_decay": 0.0, "milestones": [2], "warmup_iterations": 0, "size": 32,
+    cfg = {"iterations": 3, "batch_size": 2, "lr": 0.001, "weight_decay": 0.0, "milestones": [2], "warmup_iterations": 0, "workers": 0, "size": 32,
            "device": "cpu", "depth_scale": 0.001, "checkpoint_every": 10}
     scores = probe.run(net, 128, "nyu_depth", demo_nyu, cfg, 0)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
@@ -268,7 +280,7 @@ def test_detectron2s_warmup_and_step_schedule():
 def test_mask_rcnn_trains_its_heads_only_on_a_frozen_fpn(demo_coco):
     net = model.DenseNet("resnet18", None, freeze_encoder=True)
     frozen = {k: v.clone() for k, v in net.backbone.state_dict().items()}
-    cfg = {"iterations": 2, "batch_size": 2, "lr": 0.005, "weight_decay": 1e-4, "milestones": [1], "warmup_iterations": 1,
+    cfg = {"iterations": 2, "batch_size": 2, "lr": 0.005, "weight_decay": 1e-4, "milestones": [1], "warmup_iterations": 1, "workers": 0,
            "min_size_train": [64], "min_size_test": 64, "max_size": 128, "proposals_train": 50, "proposals_test": 50,
            "rois_per_image": 32, "device": "cpu"}
     train = datasets.CocoInstances(demo_coco, "train")

@@ -18,9 +18,21 @@ METHODS = ("pico", "static_video", "static_frame")
 PRETRAIN_RUNTIME_KEYS = ("workers", "device", "gpus", "nodes", "checkpoint_every", "max_pairs")
 
 #: Benchmark settings that change where or how fast a benchmark runs, not its result.
-BENCHMARK_RUNTIME_KEYS = ("device", "checkpoint_every")
+BENCHMARK_RUNTIME_KEYS = ("device", "checkpoint_every", "workers")
 #: Benchmarks without a MoCo-v2 row: Mask R-CNN's FPN would be untrained (Table 2 has none).
 WITHOUT_MOCO_V2 = ("coco_maskrcnn",)
+
+
+def cut_name(gamma: float | str, delta: float | str) -> str:
+    """A (gamma, delta) cut of Eq. 3 as paths name it: ``g{gamma}_d{delta}``, numbers as
+    ``format(x, "g")``; strings (a path's wildcards) are read as numbers."""
+    return f"g{float(gamma):g}_d{float(delta):g}"
+
+
+def model_name(method: str, dataset: str, sampling: str, gamma: float | str, delta: float | str) -> str:
+    """A pretrained model as paths name it: ``method/dataset/sampling/g{gamma}_d{delta}``
+    (``results/models/{model}/model.pt``, ``results/benchmarks/{benchmark}/{model}.json``)."""
+    return f"{method}/{dataset}/{sampling}/{cut_name(gamma, delta)}"
 
 
 def benchmark_settings(config: dict, benchmark: str) -> dict:

@@ -23,7 +23,7 @@ from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 
 from pico import datasets, seeding
-from pico.probe import device_for, learning_rate
+from pico.probe import batches, device_for, learning_rate
 from pico.resume import Resumable
 
 log = logging.getLogger(__name__)
@@ -75,11 +75,16 @@ def train(detector: FrozenFPNMaskRCNN, dataset: datasets.CocoInstances, cfg: dic
     params = [p for p in detector.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=cfg["lr"], momentum=0.9, weight_decay=cfg["weight_decay"])
     usable = dataset.annotated()
-    detector.train()
-    for i in (resume or Resumable()).iterations(cfg["iterations"], detector=detector, optimizer=optimizer):
+
+    def make(i: int) -> tuple[int, list]:
         rng = seeding.rng(seed, "maskrcnn", i)
-        torch.manual_seed(int(rng.integers(2**62)))  # the detector's own draws: sizes, RPN/ROI sampling
-        batch = [training_sample(dataset, usable[int(k)], rng) for k in rng.integers(0, len(usable), cfg["batch_size"])]
+        torch_seed = int(rng.integers(2**62))  # the detector's own draws: sizes, RPN/ROI sampling
+        return torch_seed, [training_sample(dataset, usable[int(k)], rng) for k in rng.integers(0, len(usable), cfg["batch_size"])]
+
+    detector.train()
+    steps = (resume or Resumable()).iterations(cfg["iterations"], detector=detector, optimizer=optimizer)
+    for i, (torch_seed, batch) in zip(steps, batches(make, steps, cfg["workers"])):
+        torch.manual_seed(torch_seed)
         lr = learning_rate(cfg, i)
         for group in optimizer.param_groups:
             group["lr"] = lr

@@ -21,9 +21,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
 
 from pico import augment, checkpoint, datasets, metrics, model, panoptic, seeding
-from pico.resume import Resumable
+from pico.resume import Resumable, Steps
 
 log = logging.getLogger(__name__)
 
@@ -128,17 +129,44 @@ def learning_rate(cfg: dict, iteration: int) -> float:
     return cfg["lr"] * 0.1 ** sum(iteration >= m for m in cfg["milestones"]) * (0.001 + 0.999 * warm)
 
 
+class _Batches(Dataset):
+    """Iteration i's whole batch as one item, ``make(i)``."""
+
+    def __init__(self, make: Callable[[int], object]):
+        self.make = make
+
+    def __getitem__(self, i: int):
+        return self.make(i)
+
+
+def _as_built(batch):
+    return batch
+
+
+def batches(make: Callable[[int], object], steps: Steps, workers: int) -> DataLoader:
+    """``make(i)`` for each iteration of ``steps`` in order, built by ``workers`` processes
+    (forked) ahead of the training step; each batch is a function of its iteration alone, so
+    the result does not depend on ``workers``."""
+    return DataLoader(_Batches(make), batch_size=None, sampler=range(steps.start, steps.total), num_workers=workers,
+                      collate_fn=_as_built, persistent_workers=False)
+
+
 def train(probe: LinearProbe, dataset, cfg: dict, seed: int, task: "Task", resume: Resumable | None = None) -> LinearProbe:
     """SGD on the 1x1 convolution only (momentum 0.9), warm-up and step schedule; batches are a
     function of (seed, iteration), so ``resume`` continues a stopped run exactly."""
     device = device_for(cfg)
     probe.to(device)
     optimizer = torch.optim.SGD(probe.classifier.parameters(), lr=cfg["lr"], momentum=0.9, weight_decay=cfg["weight_decay"])
-    probe.train()
-    for i in (resume or Resumable()).iterations(cfg["iterations"], classifier=probe.classifier, optimizer=optimizer):
+
+    def make(i: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = seeding.rng(seed, "probe", i)
         batch = [task.sample(dataset, int(k), cfg, rng) for k in rng.integers(0, len(dataset), cfg["batch_size"])]
-        inputs, targets = torch.stack([b[0] for b in batch]).to(device), torch.stack([b[1] for b in batch]).to(device)
+        return torch.stack([b[0] for b in batch]), torch.stack([b[1] for b in batch])
+
+    probe.train()
+    steps = (resume or Resumable()).iterations(cfg["iterations"], classifier=probe.classifier, optimizer=optimizer)
+    for i, (inputs, targets) in zip(steps, batches(make, steps, cfg["workers"])):
+        inputs, targets = inputs.to(device), targets.to(device)
         lr = learning_rate(cfg, i)
         for group in optimizer.param_groups:
             group["lr"] = lr

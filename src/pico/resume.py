@@ -69,16 +69,28 @@ class Resumable:
                  "iteration": iteration, "fingerprint": self.fingerprint}
         checkpoint.save(state, self.path)
 
-    def iterations(self, total: int, **state):
-        """Iterations still to run of a training run whose ``state`` (objects with
-        ``state_dict`` / ``load_state_dict``: modules, optimizers) is checkpointed; the body of
-        the loop is one training step. The signal handlers are the caller's again at the end."""
+    def iterations(self, total: int, **state) -> "Steps":
+        """The iterations still to run of a training run whose ``state`` (objects with
+        ``state_dict`` / ``load_state_dict``: modules, optimizers) is restored now and
+        checkpointed as the loop goes; the body of the loop is one training step."""
         self.state = state
+        return Steps(self, self._restore(), total)
+
+
+class Steps:
+    """Iterations ``start`` .. ``total - 1``; after each, a checkpoint when due and a clean exit
+    on pre-emption. The signal handlers are the caller's again when the loop ends."""
+
+    def __init__(self, owner: Resumable, start: int, total: int):
+        self.owner, self.start, self.total = owner, start, total
+
+    def __iter__(self):
+        owner = self.owner
         with Preemption() as preempt:
-            for i in range(self._restore(), total):
+            for i in range(self.start, self.total):
                 yield i
                 done = i + 1
-                if self.path is not None and (done % self.every == 0 or done == total or preempt.signal):
-                    self._save(done)  # also after the last step: a retry goes straight to evaluation
-                if preempt.signal and done < total:
-                    raise SystemExit(f"pre-empted by {preempt.signal} at iteration {done}: checkpoint {self.path}")
+                if owner.path is not None and (done % owner.every == 0 or done == self.total or preempt.signal):
+                    owner._save(done)  # also after the last step: a retry goes straight to evaluation
+                if preempt.signal and done < self.total:
+                    raise SystemExit(f"pre-empted by {preempt.signal} at iteration {done}: checkpoint {owner.path}")
