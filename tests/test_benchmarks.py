@@ -322,6 +322,6 @@ def test_detectron2_export_and_runtime_settings_through_snakemake(demo):
     saved = torch.load(demo / "results/models/pico/demo/anchor/g0_d4/detectron2.pth", weights_only=True)  # plain torch.load
     assert "backbone.bottom_up.stem.conv1.weight" in saved["model"] and "backbone.fpn_lateral5.bias" in saved["model"]
     # where and how often a benchmark checkpoints change no result: nothing reruns
-    runtime = {"benchmarks": {"probe": {"device": "auto", "checkpoint_every": 7}, "maskrcnn": {"device": "auto"}}}
+    runtime = {"benchmarks": {"probe": {"device": "auto", "checkpoint_every": 7, "workers": 3}, "maskrcnn": {"device": "auto"}}}
     out = run_snakemake(demo, "benchmarks", "-n", config=runtime)
     assert scheduled(out.stdout) == {}, out.stdout
