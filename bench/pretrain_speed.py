@@ -9,7 +9,12 @@ and the paper's (ResNet-50, 224-pixel crops) with a batch that fits a CPU run
 (``workers=0``) building a batch; the goal is loader >= 2x faster than the step (with
 ``pretrain.workers`` processes the loader's throughput scales by about that many).
 
-    .venv/bin/python bench/pretrain_speed.py [-i 5] [--videos 16] [--paper-videos 8]
+Then the memory of the data set (``pico.pretrain.PairData``) on ``--index-videos`` videos in
+shards of 500 (the paper's: 240,000 videos in 480 shards), two ~50 kB JPEG frames each (the
+paper's q95 frames): its RSS growth, extrapolated to 240,000 videos, and the time to fetch one
+video's two frames from its shard (one row group) and one whole item.
+
+    .venv/bin/python bench/pretrain_speed.py [-i 5] [--videos 16] [--paper-videos 8] [--index-videos 2000]
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,19 +36,51 @@ import torch
 from pico import pairs, pretrain, zipstore
 
 
-def make_pairs(folder: Path, videos: int) -> list[str]:
-    """Pair files of ``videos`` videos, two smooth random 455x256 frames and 256 pairs each."""
+def make_pairs(folder: Path, videos: int, per_shard: int = 500, detail: tuple[int, int] = (8, 14)) -> list[str]:
+    """Pair files (shards of ``per_shard``) of ``videos`` videos: two distinct 455x256 frames
+    (random ``detail`` pixels upsampled: (8, 14) gives ~23 kB JPEGs, (32, 57) ~50 kB) and 256
+    point pairs each, written as the pairs stage writes them (``pico.pairs.write_frames``)."""
     rng = np.random.default_rng(0)
-    rows, frames = [], []
-    for v in range(videos):
-        for frame in (0, 9):
-            image = cv2.resize(rng.integers(0, 255, (8, 14, 3), dtype=np.uint8), (455, 256), interpolation=cv2.INTER_CUBIC)
-            frames.append({"video": f"v{v}", "frame": frame, "jpeg": zipstore.encode_jpeg(image, 95)})
-        x, y = rng.uniform(0, 454, 256), rng.uniform(0, 255, 256)
-        rows += [{"video": f"v{v}", "frame_a": 0, "frame_b": 9, "track": k, "xa": x[k], "ya": y[k], "xb": x[k], "yb": y[k]} for k in range(256)]
-    pq.write_table(pa.Table.from_pylist(rows, schema=pairs.SCHEMA), folder / "00000.parquet")
-    pq.write_table(pa.Table.from_pylist(frames, schema=pairs.FRAMES_SCHEMA), folder / "00000.frames.parquet")
-    return [str(folder / "00000.parquet")]
+    bases = [cv2.resize(rng.integers(0, 255, (*detail, 3), dtype=np.uint8), (455, 256), interpolation=cv2.INTER_CUBIC) for _ in range(16)]
+    files = []
+    for first in range(0, videos, per_shard):
+        rows, frames = {k: [] for k in pairs.SCHEMA.names}, []
+        for v in range(first, min(videos, first + per_shard)):
+            jpegs = [zipstore.encode_jpeg(np.roll(bases[(2 * v + k) % 16], v, axis=1), 95) for k in range(2)]
+            frames.append(pa.table({"video": [f"v{v:06d}"] * 2, "frame": [0, 9], "jpeg": jpegs}))
+            x, y = rng.uniform(0, 454, 256), rng.uniform(0, 255, 256)
+            for k, values in zip(pairs.SCHEMA.names, ([f"v{v:06d}"] * 256, [0] * 256, [9] * 256, range(256), x, y, x, y)):
+                rows[k].extend(values)
+        path = folder / f"{first // per_shard:05d}.parquet"
+        pq.write_table(pa.table(rows).cast(pairs.SCHEMA), path)
+        pairs.write_frames(frames, pairs.frames_path(path))
+        files.append(str(path))
+    return files
+
+
+def rss_mb() -> float:
+    """Resident set size of this process now, MB."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def data_memory(files: list[str], crop: int, fetches: int = 200) -> dict:
+    """RSS growth of building PairData on ``files`` and the bytes its arrays and names hold;
+    mean seconds to read one video's frames and to build one item, over ``fetches`` random
+    videos."""
+    before, start = rss_mb(), time.perf_counter()
+    data = pretrain.PairData(files, crop, seed=0)
+    built, grown = time.perf_counter() - start, rss_mb() - before
+    held = sum(a.nbytes for a in (*data.columns.values(), data.spans, data.where)) + sum(map(sys.getsizeof, [data.videos, *data.videos]))
+    picks = np.random.default_rng(1).integers(0, len(data), fetches)
+    start = time.perf_counter()
+    for v in picks:
+        pairs.video_frames(data.files[data.where[v][0]], data.where[v][1:], data.videos[v], [0, 9])
+    frames = (time.perf_counter() - start) / fetches
+    start = time.perf_counter()
+    for i, v in enumerate(picks):
+        data[(i, 0, int(v))]
+    item = (time.perf_counter() - start) / fetches
+    return {"videos": len(data), "build": built, "rss": grown, "held": held / 2**20, "frames": frames, "item": item}
 
 
 def settings(arch: str, crop: int, videos: int) -> dict:
@@ -83,6 +121,7 @@ def main() -> None:
     parser.add_argument("-i", "--iterations", type=int, default=5)
     parser.add_argument("--videos", type=int, default=16, help="videos in the generated pair file")
     parser.add_argument("--paper-videos", type=int, default=8, help="videos per batch for the ResNet-50 row")
+    parser.add_argument("--index-videos", type=int, default=2000, help="videos of the memory measurement")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     runs = [("demo", "resnet18", 96, 4), ("paper model", "resnet50", 224, args.paper_videos)]
@@ -92,6 +131,10 @@ def main() -> None:
     print("| setting | encoder | crop | videos/batch | pairs/batch | loader s/batch | step s | loader / step | images/s | pairs/s |")
     print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
     with tempfile.TemporaryDirectory(prefix="pico-pretrain-") as tmp:
+        (Path(tmp) / "memory").mkdir()
+        shards = make_pairs(Path(tmp) / "memory", args.index_videos, detail=(32, 57))
+        jpeg_mb = sum(os.path.getsize(pairs.frames_path(f)) for f in shards) / 2**20
+        m = data_memory(shards, 224)
         files = make_pairs(Path(tmp), args.videos)
         for name, arch, crop, videos in runs:
             r = measure(files, settings(arch, crop, videos), args.iterations, device)
@@ -101,6 +144,14 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print()
     print(f"Peak RSS of the benchmark process: {peak:,.0f} MB")
+    print()
+    print(f"Data set (PairData) memory, {m['videos']:,} videos in {len(shards)} shards "
+          f"of 500, frames files {jpeg_mb:,.0f} MB; mean of 200 random videos")
+    print()
+    print("| videos | frames files MB | build s | RSS growth MB | arrays + names MB | the same at 240,000 videos GB | read 2 frames ms | item (224 crop) ms |")
+    print("|--:|--:|--:|--:|--:|--:|--:|--:|")
+    print(f"| {m['videos']:,} | {jpeg_mb:,.0f} | {m['build']:.2f} | {m['rss']:,.0f} | {m['held']:,.1f} "
+          f"| {m['held'] / m['videos'] * 240000 / 1024:,.2f} | {m['frames'] * 1e3:.2f} | {m['item'] * 1e3:.1f} |")
 
 
 if __name__ == "__main__":

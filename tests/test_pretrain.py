@@ -2,6 +2,8 @@
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,13 +28,12 @@ def pair_files(tmp_path_factory):
     rng = np.random.default_rng(0)
     rows, frames = [], []
     for video in ("a", "b"):
-        for frame in (0, 5):
-            image = cv2.resize(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8), (80, 64), interpolation=cv2.INTER_CUBIC)
-            frames.append({"video": video, "frame": frame, "jpeg": zipstore.encode_jpeg(image, 95)})
+        images = [cv2.resize(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8), (80, 64), interpolation=cv2.INTER_CUBIC) for _ in (0, 5)]
+        frames.append(pa.table({"video": [video] * 2, "frame": [0, 5], "jpeg": [zipstore.encode_jpeg(i, 95) for i in images]}))
         x, y = rng.uniform(0, 79, 40).astype(np.float32), rng.uniform(0, 63, 40).astype(np.float32)
         rows += [{"video": video, "frame_a": 0, "frame_b": 5, "track": k, "xa": x[k], "ya": y[k], "xb": x[k], "yb": y[k]} for k in range(40)]
     pq.write_table(pa.Table.from_pylist(rows, schema=pairs.SCHEMA), folder / "00000.parquet")
-    pq.write_table(pa.Table.from_pylist(frames, schema=pairs.FRAMES_SCHEMA), folder / "00000.frames.parquet")
+    pairs.write_frames(frames, folder / "00000.frames.parquet")  # the pairs stage's layout: a row group per video
     return [str(folder / "00000.parquet")]
 
 
@@ -54,6 +55,28 @@ def test_views_keep_only_points_inside_both_crops(pair_files):
     assert 0 < len(xa) <= 40 and ((xa >= -0.5) & (xa < 47.5) & (yb >= -0.5) & (yb < 47.5)).all()
     again = data[(3, 0, 1)]
     assert torch.equal(again[0], view_a) and torch.equal(again[2], xa)  # determined by (seed, iteration, slot)
+
+
+def test_frames_are_read_when_a_video_is_fetched_and_checked(pair_files, tmp_path):
+    """PairData holds no JPEG bytes: it builds, and serves video a, with video b's row group
+    of the frames file damaged; fetching video b is an error naming the file."""
+    for path in (pair_files[0], pairs.frames_path(pair_files[0])):
+        shutil.copy(path, tmp_path)
+    frames = tmp_path / "00000.frames.parquet"
+    needle = pq.read_table(frames).to_pylist()[2]["jpeg"][1000:1032]  # inside video b's first frame
+    assert needle in frames.read_bytes()
+    frames.write_bytes(frames.read_bytes().replace(needle, bytes(32)))
+    dataset = pretrain.PairData([str(tmp_path / "00000.parquet")], 48, seed=0)
+    assert dataset.videos == ["a", "b"] and dataset[(0, 0, 0)][0].shape == (3, 48, 48)
+    with pytest.raises(ValueError, match=re.escape(str(frames))):
+        dataset[(0, 0, 1)]
+
+
+def test_the_pairs_stage_writes_one_row_group_per_video(demo):
+    path = demo / "results/demo/pairs/pico/anchor/g0_d4/00000.parquet"
+    videos = pq.read_table(pairs.frames_path(path), columns=["video"])["video"].unique().to_pylist()
+    assert pairs.frame_groups(path) == {video: (i, i) for i, video in enumerate(videos)}
+    assert pq.read_metadata(pairs.frames_path(path)).num_row_groups == len(videos) > 1
 
 
 def test_a_preempted_run_resumes_to_the_uninterrupted_weights(pair_files, tmp_path):

@@ -70,19 +70,23 @@ def write_parquet(table: pa.Table, path: str | os.PathLike) -> None:
         writer.write_table(table)
 
 
-def read_parquet(path: str | os.PathLike, schema: pa.Schema) -> pa.Table:
+def read_parquet(path: str | os.PathLike, schema: pa.Schema, row_groups: list[int] | None = None) -> pa.Table:
     """The columns of ``schema`` (all or some of a file's) from a flat Parquet file, checked:
     a truncated file (no footer), a page whose CRC-32 fails, a row group whose row count
     disagrees with its columns' value counts (the footer has no checksum), or a missing or
-    mistyped column is a ValueError naming the file. Only those columns' pages are read."""
+    mistyped column is a ValueError naming the file. Only those columns' pages are read, and
+    of ``row_groups`` only (default: all)."""
     try:
         with pq.ParquetFile(path, page_checksum_verification=True) as f:
             found = dict(zip(f.schema_arrow.names, f.schema_arrow.types))
             wrong = [f"{c.name} ({found.get(c.name, 'missing')}, expected {c.type})" for c in schema if found.get(c.name) != c.type]
             if wrong:
                 raise ValueError(f"{path}: unexpected columns: {', '.join(wrong)}; delete it to rebuild")
-            table = f.read(columns=schema.names)
-            groups = [f.metadata.row_group(i) for i in range(f.metadata.num_row_groups)]
+            if row_groups is None:
+                table, row_groups = f.read(columns=schema.names), range(f.metadata.num_row_groups)
+            else:
+                table = f.read_row_groups(row_groups, columns=schema.names)
+            groups = [f.metadata.row_group(i) for i in row_groups]
     except FileNotFoundError:
         raise  # missing, not damaged: the message names the path already
     except (pa.ArrowException, OSError, UnicodeDecodeError) as e:  # a flipped bit in a footer string

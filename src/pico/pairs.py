@@ -11,7 +11,9 @@ videos_per_batch`` point pairs are kept (a uniform subsample), so a batch of
 ``videos_per_batch`` videos never exceeds ``max_pairs`` (Section 3.4: 65,536 from 256 videos).
 
 Outputs per shard: the pairs (SCHEMA) and, beside them, the selected frames' JPEG bytes
-(FRAMES_SCHEMA), so pretraining never opens the full snippets.
+(FRAMES_SCHEMA), so pretraining never opens the full snippets. The frames file has one row
+group per video, so pretraining reads a video's frames when it needs them (``video_frames``)
+instead of holding every JPEG in memory.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from pico import framestore, logs, sampling, seeding
-from pico.io import read_parquet, write_parquet
+from pico.io import parquet_writer, read_parquet, write_parquet
 from pico.tracks import read as read_tracks
 
 log = logging.getLogger(__name__)
@@ -96,14 +99,18 @@ def video_pairs(method: str, strategy: str, row: dict, tracks: dict[str, np.ndar
     return frames, subsample(pairs, cap, rng)
 
 
-def by_video(table: pa.Table) -> dict[str, pa.Table]:
-    """Zero-copy slices of a table whose rows are grouped by ``video``."""
-    encoded = pc.dictionary_encode(table["video"]).combine_chunks()
+def runs(videos: pa.ChunkedArray) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(video, first row, row after the last) of each run of a column grouped by video."""
+    encoded = pc.dictionary_encode(videos).combine_chunks()
     codes = encoded.indices.to_numpy()
     starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.array([], int)
-    stops = np.r_[starts[1:], len(codes)]
     names = encoded.dictionary.to_pylist()
-    return {names[codes[a]]: table.slice(a, b - a) for a, b in zip(starts, stops)}
+    return [names[codes[a]] for a in starts], starts, np.r_[starts[1:], len(codes)].astype(int)
+
+
+def by_video(table: pa.Table) -> dict[str, pa.Table]:
+    """Zero-copy slices of a table whose rows are grouped by ``video``."""
+    return {video: table.slice(a, b - a) for video, a, b in zip(*runs(table["video"]))}
 
 
 def frames_path(path: str | Path) -> str:
@@ -114,6 +121,36 @@ def frames_path(path: str | Path) -> str:
 def read(path: str | Path) -> tuple[pa.Table, pa.Table]:
     """A pairs shard and its selected frames, checked (``pico.io.read_parquet``)."""
     return read_parquet(path, SCHEMA), read_parquet(frames_path(path), FRAMES_SCHEMA)
+
+
+def write_frames(tables: list[pa.Table], path: str | Path) -> None:
+    """Selected frames, one table (one row group) per video, atomically with page checksums."""
+    with parquet_writer(path, FRAMES_SCHEMA) as writer:
+        for table in tables:
+            writer.write_table(table.cast(FRAMES_SCHEMA))
+
+
+def frame_groups(path: str | Path) -> dict[str, tuple[int, int]]:
+    """Where each video's selected frames are in the frames file beside the pairs file
+    ``path``: its first and last row group (one and the same as ``write_frames`` writes them).
+    Reads the ``video`` column and the footer only, not the JPEG bytes."""
+    frames = frames_path(path)
+    videos, starts, stops = runs(read_parquet(frames, pa.schema([FRAMES_SCHEMA.field("video")]))["video"])
+    metadata = pq.read_metadata(frames)
+    ends = np.cumsum([metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)])
+    first, last = np.searchsorted(ends, starts, side="right"), np.searchsorted(ends, stops - 1, side="right")
+    return {video: (int(a), int(b)) for video, a, b in zip(videos, first, last)}
+
+
+def video_frames(path: str | Path, groups: tuple[int, int], video: str, frames: list[int]) -> list[bytes]:
+    """JPEG bytes of ``frames`` of ``video`` from the frames file beside the pairs file
+    ``path``, reading only its row groups (``frame_groups``), checked (``read_parquet``)."""
+    table = read_parquet(frames_path(path), FRAMES_SCHEMA, list(range(groups[0], groups[1] + 1)))
+    mine = table.filter(pc.equal(table["video"], video)).to_pydict()
+    jpegs = dict(zip(mine["frame"], mine["jpeg"]))
+    if missing := sorted(set(frames) - jpegs.keys()):
+        raise ValueError(f"{frames_path(path)}: no frame {missing} of video {video}, which its pairs in {path} use")
+    return [jpegs[frame] for frame in frames]
 
 
 def run_shard(rows: list[dict], tracks_path: str | Path, method: str, strategy: str, cfg: dict, out: str | Path, frames_out: str | Path) -> None:
@@ -130,6 +167,6 @@ def run_shard(rows: list[dict], tracks_path: str | Path, method: str, strategy: 
         pair_tables.append(pa.table({"video": [row["video"]] * n, **{k: pairs[k] for k in SCHEMA.names[1:]}}).cast(SCHEMA))
         with framestore.FrameStore(row["frames"]) as store:
             jpegs = [store.jpeg(f) for f in frames]
-        frame_tables.append(pa.table({"video": [row["video"]] * len(frames), "frame": frames, "jpeg": jpegs}).cast(FRAMES_SCHEMA))
-    for tables, schema, path in ((pair_tables, SCHEMA, out), (frame_tables, FRAMES_SCHEMA, frames_out)):
-        write_parquet(pa.concat_tables([schema.empty_table(), *tables]), path)
+        frame_tables.append(pa.table({"video": [row["video"]] * len(frames), "frame": frames, "jpeg": jpegs}))
+    write_parquet(pa.concat_tables([SCHEMA.empty_table(), *pair_tables]), out)
+    write_frames(frame_tables, frames_out)

@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
@@ -28,29 +29,42 @@ from torch.utils.tensorboard import SummaryWriter
 
 from pico import augment, checkpoint, model, pairs, seeding, zipstore
 from pico.config import PRETRAIN_RUNTIME_KEYS
-from pico.io import atomic_path
+from pico.io import atomic_path, read_parquet
 from pico.resume import Preemption
 
 log = logging.getLogger(__name__)
 
 
 class PairData(Dataset):
-    """The videos of the pairs shards: pairs grouped by video, selected frames as JPEG bytes.
-    Item (iteration, slot, video index) -> two augmented views and the points in both."""
+    """The videos of the pairs shards. Held in memory: each video's point pairs (one array per
+    column, every video's back to back) and where its selected frames are (shard, row groups);
+    the frames are read when an item is fetched (``pico.pairs.video_frames``), so memory does
+    not grow with the JPEG bytes (tens of GB at the paper's scale) and no file is held open, so
+    data-loader workers fork freely. Item (iteration, slot, video index) -> two augmented views
+    and the points in both."""
+
+    COLUMNS = ("frame_a", "frame_b", "xa", "ya", "xb", "yb")
 
     def __init__(self, pair_files: list[str], crop_size: int, seed: int):
-        self.crop_size, self.seed = crop_size, seed
-        self.pairs, self.jpegs = {}, {}
-        for path in pair_files:
-            table, frames = pairs.read(path)
-            for video, mine in pairs.by_video(table).items():
-                self.pairs[video] = {k: mine[k].to_numpy() for k in ("frame_a", "frame_b", "xa", "ya", "xb", "yb")}
-            frames = frames.to_pydict()
-            for video, frame, jpeg in zip(frames["video"], frames["frame"], frames["jpeg"]):
-                self.jpegs[video, frame] = jpeg
-        self.videos = sorted(v for v, p in self.pairs.items() if len(p["xa"]))
-        if not self.videos:
+        self.crop_size, self.seed, self.files = crop_size, seed, [str(p) for p in pair_files]
+        videos, columns, spans, where, offset = [], [], [], [], 0
+        for shard, path in enumerate(self.files):
+            table = read_parquet(path, pairs.SCHEMA)
+            groups = pairs.frame_groups(path)
+            for video, a, b in zip(*pairs.runs(table["video"])):
+                if video not in groups:
+                    raise ValueError(f"{pairs.frames_path(path)}: no frames of video {video}, which has pairs in {path}")
+                videos.append(video)
+                spans.append((offset + a, offset + b))
+                where.append((shard, *groups[video]))
+            columns.append([table[k].to_numpy() for k in self.COLUMNS])
+            offset += table.num_rows
+        if not videos:
             raise ValueError(f"no point pairs in {len(pair_files)} pair files: nothing to pretrain on")
+        order = sorted(range(len(videos)), key=videos.__getitem__)
+        self.videos = [videos[i] for i in order]
+        self.spans, self.where = np.array(spans)[order], np.array(where, np.int32)[order]
+        self.columns = {k: np.concatenate(parts) for k, *parts in zip(self.COLUMNS, *columns)}
 
     def __len__(self) -> int:
         return len(self.videos)
@@ -58,14 +72,15 @@ class PairData(Dataset):
     def __getitem__(self, key: tuple[int, int, int]):
         iteration, slot, index = key
         g = torch.Generator().manual_seed(int(seeding.rng(self.seed, "views", iteration, slot).integers(2**62)))
-        video = self.videos[index]
-        p = self.pairs[video]
+        video, (start, stop), (shard, *groups) = self.videos[index], self.spans[index], self.where[index]
+        p = {k: v[start:stop] for k, v in self.columns.items()}
         frame_pairs = sorted(set(zip(p["frame_a"].tolist(), p["frame_b"].tolist())))
         a, b = frame_pairs[int(torch.randint(len(frame_pairs), (1,), generator=g))]
         on = (p["frame_a"] == a) & (p["frame_b"] == b)
+        jpegs = pairs.video_frames(self.files[shard], groups, video, [a, b])
         views, points = [], []
-        for frame, (x, y) in ((a, ("xa", "ya")), (b, ("xb", "yb"))):
-            image = torch.from_numpy(zipstore.decode_jpeg(self.jpegs[video, frame])).permute(2, 0, 1)
+        for jpeg, (x, y) in zip(jpegs, (("xa", "ya"), ("xb", "yb"))):
+            image = torch.from_numpy(zipstore.decode_jpeg(jpeg)).permute(2, 0, 1)
             crop = augment.random_crop(image.shape[1], image.shape[2], self.crop_size, g)
             views.append(augment.view(image, crop, g))
             points.append(crop.map_points(torch.from_numpy(p[x][on]), torch.from_numpy(p[y][on])))
