@@ -34,12 +34,8 @@ def per_shard(pattern, **fixed):
 
 
 def per_cut(pattern, **fixed):
-    """``per_shard(pattern)`` for every configured (gamma, delta) cut."""
-    return [
-        path
-        for gamma, delta in THRESHOLDS
-        for path in per_shard(pattern, gamma=gamma, delta=delta, **fixed)
-    ]
+    """``per_shard(pattern)`` for every configured (gamma, delta) cut, {cut} its name."""
+    return [path for cut in CUTS for path in per_shard(pattern, cut=cut, **fixed)]
 
 
 def shard_entries(wildcards):
@@ -75,9 +71,9 @@ def flow_settings():
 FLOW_MINUTES_PER_VIDEO = (
     0.5 if FLOW_ON_GPU else 1 if config["flow"]["backend"] == "dis" else 20
 )
-# The (gamma, delta) cuts as they appear in paths: g{gamma}_d{delta}, numbers as format(x, "g").
-THRESHOLDS = [
-    (format(gamma, "g"), format(delta, "g"))
+# The configured (gamma, delta) cuts as paths name them (pico.config.cut_name).
+CUTS = [
+    pico.config.cut_name(gamma, delta)
     for gamma, delta in config["tracking"]["thresholds"]
 ]
 
@@ -108,14 +104,16 @@ def per_dataset_shard(pattern):
 
 
 def per_model(pattern):
-    """``pattern`` with {model} = method/dataset/sampling/g{gamma}_d{delta} of every configured model."""
+    """``pattern`` with {model} = every model of the benchmark tables (pico.config.model_name)."""
     return [
         pattern.format(
-            model=f"{method}/{dataset}/{config['sampling']['strategy']}/g{gamma}_d{delta}"
+            model=pico.config.model_name(
+                method, dataset, config["sampling"]["strategy"], gamma, delta
+            )
         )
         for method in config["methods"]
         for dataset in SHARDS
-        for gamma, delta in THRESHOLDS
+        for gamma, delta in config["tracking"]["thresholds"]
     ]
 
 

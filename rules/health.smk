@@ -8,14 +8,14 @@ HEALTH_PAIR_SETS = {
     dataset: list(
         dict.fromkeys(
             [
-                f"{method}/{config['sampling']['strategy']}/g{gamma}_d{delta}"
+                f"{method}/{config['sampling']['strategy']}/{cut}"
                 for method in config["methods"]
-                for gamma, delta in THRESHOLDS
+                for cut in CUTS
             ]
             + [
-                f"{method}/{sampling}/{cut}"
+                f"{method}/{sampling}/{pico.config.cut_name(gamma, delta)}"
                 for spec in ABLATIONS.values()
-                for method, name, sampling, cut in pico.ablations.points(spec)
+                for method, name, sampling, gamma, delta in pico.ablations.points(spec)
                 if name == dataset
             ]
         )

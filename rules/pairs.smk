@@ -34,7 +34,7 @@ rule pairs:
     input:
         [
             per_cut(
-                "results/{dataset}/pairs/{method}/{sampling}/g{gamma}_d{delta}/{shard}.parquet",
+                "results/{dataset}/pairs/{method}/{sampling}/{cut}/{shard}.parquet",
                 method=method,
                 sampling=config["sampling"]["strategy"],
             )

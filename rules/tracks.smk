@@ -50,4 +50,4 @@ rule cut_tracks:
 rule tracks:
     input:
         per_shard("results/{dataset}/tracks/raw/{shard}.parquet"),
-        per_cut("results/{dataset}/tracks/g{gamma}_d{delta}/{shard}.parquet"),
+        per_cut("results/{dataset}/tracks/{cut}/{shard}.parquet"),

@@ -54,7 +54,7 @@ def test_demo_ablations_probe_every_point_of_their_grids(demo):
         assert [(p["sampling"], p["gamma"], p["delta"]) for p in data["points"]] == grid
         for p in data["points"]:
             assert set(p) == set(ablations.POINT_KEYS) and (p["method"], p["dataset"]) == ("pico", "demo")
-            assert p["model"] == f"pico/demo/{p['sampling']}/{ablations.cut_name(p['gamma'], p['delta'])}"
+            assert p["model"] == f"pico/demo/{p['sampling']}/{pcfg.cut_name(p['gamma'], p['delta'])}"
             assert 0 < p["mIoU"] <= 100 and 0 < p["fIoU"] <= 100
             probed = json.loads((demo / f"results/benchmarks/coco_probe/{p['model']}.json").read_text())
             assert (probed["mIoU"], probed["fIoU"]) == (p["mIoU"], p["fIoU"])  # the probe's own numbers

@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 from pico import plots
+from pico.config import model_name
 
 #: The paper's captions (Section 4.3).
 TITLES = {
@@ -25,22 +26,17 @@ METRICS = ("mIoU", "fIoU")
 POINT_KEYS = ("gamma", "delta", "sampling", "dataset", "method", "mIoU", "fIoU", "model")
 
 
-def cut_name(gamma: float, delta: float) -> str:
-    """A (gamma, delta) cut as it appears in paths: numbers as ``format(x, "g")``."""
-    return f"g{gamma:g}_d{delta:g}"
-
-
-def points(spec: dict) -> list[tuple[str, str, str, str]]:
-    """(method, dataset, sampling, cut name) of every point of one figure's grid."""
+def points(spec: dict) -> list[tuple[str, str, str, float, float]]:
+    """(method, dataset, sampling, gamma, delta) of every point of one figure's grid."""
     return [
-        (spec["method"], spec["dataset"], sampling, cut_name(gamma, delta))
+        (spec["method"], spec["dataset"], sampling, gamma, delta)
         for sampling, gamma, delta in itertools.product(spec["sampling"], spec["gammas"], spec["deltas"])
     ]
 
 
 def models(spec: dict) -> list[str]:
-    """``method/dataset/sampling/g{gamma}_d{delta}`` of every point of one figure's grid."""
-    return ["/".join(point) for point in points(spec)]
+    """The model of every point of one figure's grid, named by ``pico.config.model_name``."""
+    return [model_name(*point) for point in points(spec)]
 
 
 def table(figure: str, results: list[dict], demo: bool) -> dict:

@@ -9,8 +9,7 @@ start = time.perf_counter()
 name = snakemake.wildcards.benchmark
 settings = config.benchmark_settings(snakemake.config, name)  # runtime keys included
 if "method" in snakemake.wildcards.keys():
-    model = "/".join(snakemake.wildcards[k] for k in ("method", "dataset", "sampling"))
-    model += f"/g{snakemake.wildcards.gamma}_d{snakemake.wildcards.delta}"
+    model = config.model_name(*(snakemake.wildcards[k] for k in ("method", "dataset", "sampling", "gamma", "delta")))
     path = snakemake.input.model
 else:
     model, path = "moco_v2", None
