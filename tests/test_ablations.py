@@ -1,6 +1,9 @@
 """Section 4.3's ablations: the config's grids, their checks, and the demo's Figures 3-5."""
 
 import json
+import re
+import subprocess
+import sys
 
 import cv2
 import pytest
@@ -23,6 +26,17 @@ def test_each_figure_defaults_to_its_own_grid():
     assert ablations.models(fig5)[:2] == ["pico/yt8m_s/anchor/g0_d1", "pico/yt8m_s/anchor/g0_d4"]
     assert len(ablations.models(fig3)) == 9
     assert pcfg.validate({"datasets": DATASETS}, SCHEMA)["ablations"] == {}  # none unless asked
+
+
+def test_the_rules_import_no_heavy_module_at_parse_time():
+    """Every SLURM job parses the Snakefile again: the pico modules the rules import
+    (pico.ablations among them) load none of numpy, pyarrow, matplotlib and torch."""
+    rules = [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk"))]
+    modules = sorted({m for path in rules for m in re.findall(r"^import (pico\.\w+)$", path.read_text(), re.M)})
+    assert "pico.ablations" in modules
+    code = f"import sys, {', '.join(modules)}; print(sorted({{'numpy', 'pyarrow', 'matplotlib', 'torch'}} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", (modules, out.stdout)
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,8 @@ Eq. 3's tracking thresholds (gamma, delta) and Section 3.3's frame sampling (anc
 A figure's config (``ablations.figureN``) names a dataset, a method and the grid's axes; every
 point is one pretrained model (``results/models/{model}/model.pt``) probed like Table 1's models
 (``results/benchmarks/coco_probe/{model}.json``), so a point shared with Table 1 or with another
-figure is trained once. Parse-time light: matplotlib is imported only to plot.
+figure is trained once. The Snakefile imports this module: pico.plots (numpy, pyarrow,
+matplotlib) is imported only to plot.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import itertools
 import textwrap
 from pathlib import Path
 
-from pico import plots
 from pico.config import model_name
 
 #: The paper's captions (Section 4.3).
@@ -49,6 +49,8 @@ def table(figure: str, results: list[dict], demo: bool) -> dict:
 
 def plot(data: dict, path: str | Path) -> None:
     """mIoU and fIoU against delta, one line per (sampling, gamma) series; PNG, atomically."""
+    from pico import plots  # numpy and pyarrow (pico.io): never at parse time
+
     plt = plots.pyplot()
     series: dict[tuple[str, float], list[dict]] = {}
     for p in data["points"]:
