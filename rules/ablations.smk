@@ -4,7 +4,6 @@
 # a point shared with Table 1 or another figure is built once.
 import pico.ablations
 
-ABLATIONS = config["ablations"]
 ABLATION_MODELS = {
     figure: pico.ablations.models(spec) for figure, spec in ABLATIONS.items()
 }

@@ -1,6 +1,7 @@
 # Config validation and the shard layout, fixed at parse time from the input lists.
 import re
 
+import pico.ablations
 import pico.config
 import pico.sources
 from snakemake.exceptions import WorkflowError
@@ -103,18 +104,27 @@ def per_dataset_shard(pattern):
     ]
 
 
+# (method, dataset, sampling, gamma, delta) of every model of the benchmark tables (Tables 1-3).
+TABLE_MODELS = [
+    (method, dataset, config["sampling"]["strategy"], gamma, delta)
+    for method in config["methods"]
+    for dataset in SHARDS
+    for gamma, delta in config["tracking"]["thresholds"]
+]
+# Section 4.3's ablation grids (rules/ablations.smk), one per configured figure.
+ABLATIONS = config["ablations"]
+# Every configured model, each once, {name (pico.config.model_name): (method, dataset,
+# sampling, gamma, delta)}: the tables' models, then the ablation points beyond them.
+MODELS = {
+    pico.config.model_name(*model): model
+    for model in TABLE_MODELS
+    + [point for spec in ABLATIONS.values() for point in pico.ablations.points(spec)]
+}
+
+
 def per_model(pattern):
-    """``pattern`` with {model} = every model of the benchmark tables (pico.config.model_name)."""
-    return [
-        pattern.format(
-            model=pico.config.model_name(
-                method, dataset, config["sampling"]["strategy"], gamma, delta
-            )
-        )
-        for method in config["methods"]
-        for dataset in SHARDS
-        for gamma, delta in config["tracking"]["thresholds"]
-    ]
+    """``pattern`` with {model} = the name of every model of the benchmark tables."""
+    return [pattern.format(model=pico.config.model_name(*m)) for m in TABLE_MODELS]
 
 
 # The benchmarks (rules/benchmarks.smk): data roots, demo data and settings per benchmark.

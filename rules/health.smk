@@ -3,32 +3,28 @@
 # plots; and the pretraining loss of every model. Covers Table 1's and the ablations' data.
 
 
-# method/sampling/g{gamma}_d{delta} of every pair set built per dataset: Table 1's, the ablations'.
+# The pair sets (method/sampling/cut) of every configured model of each dataset: Table 1's and
+# the ablations'.
 HEALTH_PAIR_SETS = {
-    dataset: list(
-        dict.fromkeys(
-            [
-                f"{method}/{config['sampling']['strategy']}/{cut}"
-                for method in config["methods"]
-                for cut in CUTS
-            ]
-            + [
-                f"{method}/{sampling}/{pico.config.cut_name(gamma, delta)}"
-                for spec in ABLATIONS.values()
-                for method, name, sampling, gamma, delta in pico.ablations.points(spec)
-                if name == dataset
-            ]
-        )
-    )
+    dataset: [
+        f"{method}/{sampling}/{pico.config.cut_name(gamma, delta)}"
+        for method, name, sampling, gamma, delta in MODELS.values()
+        if name == dataset
+    ]
     for dataset in SHARDS
 }
 # Their (gamma, delta) cuts, loosest last.
 HEALTH_CUTS = {
-    dataset: sorted(
-        {pairs.rsplit("/", 1)[1] for pairs in pair_sets},
-        key=lambda cut: tuple(map(float, cut[1:].split("_d"))),
+    dataset: list(
+        dict.fromkeys(
+            pico.config.cut_name(gamma, delta)
+            for method, name, sampling, gamma, delta in sorted(
+                MODELS.values(), key=lambda model: model[3:]
+            )
+            if name == dataset
+        )
     )
-    for dataset, pair_sets in HEALTH_PAIR_SETS.items()
+    for dataset in SHARDS
 }
 
 
@@ -102,11 +98,7 @@ rule dataset_health:
         "../workflow/scripts/dataset_health.py"
 
 
-PRETRAINED = list(
-    dict.fromkeys(
-        per_model("{model}") + [m for ms in ABLATION_MODELS.values() for m in ms]
-    )
-)
+PRETRAINED = list(MODELS)
 
 
 rule pretraining_loss:
