@@ -117,9 +117,16 @@ def test_moco_checkpoints_load_strictly(tmp_path):
         model.load_moco_encoder("resnet18", str(tmp_path / "plain.pth"))
 
 
-def test_two_process_ddp_on_cpu(pair_files, tmp_path):
-    """torchrun, 2 processes, gloo: each takes half of every batch; rank 0 writes the model."""
+def test_two_process_ddp_learns_what_one_process_learns(pair_files, tmp_path):
+    """torchrun, 2 processes, gloo: each takes half of every batch, and their numbers of
+    points differ; the loss (Eq. 1's mean over the global batch) and the learned weights are
+    one process's on the same batches. Rank 0 writes checkpoints and the model."""
     cfg = config(iterations=3, checkpoint_every=2)
+    seed = cfg["pretrain"]["seed"]
+    data = pretrain.PairData(pair_files, cfg["pretrain"]["crop_size"], seed)
+    shares = [[sum(len(data[key][2]) for key in keys) for keys in pretrain.IterationSampler(len(data), 2, 0, 3, seed, rank, 2)]
+              for rank in (0, 1)]
+    assert all(a != b for a, b in zip(*shares)), shares  # unequal points per process, every iteration
     (tmp_path / "pairs.txt").write_text("\n".join(pair_files))
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -128,9 +135,16 @@ def test_two_process_ddp_on_cpu(pair_files, tmp_path):
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert torch.load(tmp_path / "model.pt", weights_only=True)["iteration"] == 3
-    assert len((tmp_path / "work/metrics.csv").read_text().splitlines()) == 4
-    assert len((tmp_path / "work/metrics.rank1.csv").read_text().splitlines()) == 4
-    assert (tmp_path / "work/checkpoint.pt").exists()
+    assert (tmp_path / "work/checkpoint.pt").exists() and (tmp_path / "work/metrics.rank1.csv").exists()
+    one = pretrain.train(pair_files, cfg, tmp_path / "one/model.pt", tmp_path / "one")
+    rows = {name: [r.split(",") for r in (folder / "metrics.csv").read_text().splitlines()[1:]]
+            for name, folder in (("ddp", tmp_path / "work"), ("one", tmp_path / "one"))}
+    assert [int(r[3]) for r in rows["ddp"]] == [int(r[3]) for r in rows["one"]] == [a + b for a, b in zip(*shares)]
+    assert [float(r[1]) for r in rows["ddp"]] == pytest.approx([float(r[1]) for r in rows["one"]], rel=1e-4)
+    initial = model.trainable_state(pretrain.build(cfg))
+    ddp, single = weights(tmp_path / "model.pt"), weights(one)
+    for k, w in initial.items():
+        torch.testing.assert_close(ddp[k] - w, single[k] - w, rtol=1e-3, atol=1e-7, msg=k)
 
 
 def test_new_pairs_are_trained_on_not_answered_with_the_old_model(pair_files, tmp_path):

@@ -124,15 +124,17 @@ def point_features(maps: torch.Tensor, batch: torch.Tensor, x: torch.Tensor, y: 
     return maps[batch, :, row, col]
 
 
-def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
+def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float, count: float | None = None) -> torch.Tensor:
     """Eq. 1: -log exp(q.k / T) / (exp(q.k / T) + sum_j exp(q.n_j / T)), the positive among
-    the denominators; q, k (n, C) and the queue's negatives (C, K), all L2-normalised."""
+    the denominators; q, k (n, C) and the queue's negatives (C, K), all L2-normalised. Summed
+    over the n points and divided by ``count`` (default n: the mean)."""
     if len(q) == 0:  # no point survived the crops: a zero loss, still connected (DDP all-reduces)
         return q.sum() * 0.0
     positive = (q * k).sum(dim=1, keepdim=True)
     negative = q @ queue
     logits = torch.cat([positive, negative], dim=1) / temperature
-    return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
+    total = F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device), reduction="sum")
+    return total / (len(q) if count is None else count)
 
 
 class PixelMoCo(nn.Module):
@@ -170,21 +172,33 @@ class PixelMoCo(nn.Module):
 
     def forward(self, view_a: torch.Tensor, view_b: torch.Tensor, batch: torch.Tensor,
                 xa: torch.Tensor, ya: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        """Loss for point pairs (xa, ya) in view_a[batch] <-> (xb, yb) in view_b[batch]."""
+        """Loss for point pairs (xa, ya) in view_a[batch] <-> (xb, yb) in view_b[batch].
+
+        Under DDP, which averages the processes' gradients, processes may hold different
+        numbers of points: each returns the sum of Eq. 1 over its points divided by the global
+        batch's count over the world size, so the gradient is that of Eq. 1's mean over every
+        point of the global batch, as in one process (the returned values average to it)."""
         q = point_features(self.embed(self.query, view_a), batch, xa, ya)
         with torch.no_grad():
             self.momentum_update()
             k = point_features(self.embed(self.key, view_b), batch, xb, yb)
-        loss = info_nce(q, k, self.queue.clone().detach(), self.temperature)
-        self.enqueue(gather(k))
+        keys = gather(k)
+        world = torch.distributed.get_world_size() if distributed() else 1
+        loss = info_nce(q, k, self.queue.clone().detach(), self.temperature, count=len(keys) / world)
+        self.enqueue(keys)
         return loss
+
+
+def distributed() -> bool:
+    """Whether this process is one of a DDP process group."""
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
 @torch.no_grad()
 def gather(keys: torch.Tensor) -> torch.Tensor:
     """Keys of every DDP process, concatenated in rank order (each process may have a different
     number of points), so every process enqueues the same keys; the keys as-is without DDP."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+    if not distributed():
         return keys
     world = torch.distributed.get_world_size()
     count = torch.tensor([len(keys)], device=keys.device)

@@ -179,6 +179,16 @@ def distributed(use_cuda: bool) -> tuple[int, int, torch.device]:
     return (dist.get_rank() if world > 1 else 0), world, device
 
 
+def global_batch(loss: torch.Tensor, n_pairs: int, world: int) -> tuple[float, int]:
+    """The step's loss, Eq. 1's mean over every point of the global batch (the processes'
+    losses average to it, ``model.PixelMoCo.forward``), and the global batch's point pairs."""
+    if world == 1:
+        return loss.item(), n_pairs
+    both = torch.stack([loss.detach().float(), torch.tensor(float(n_pairs), device=loss.device)])
+    dist.all_reduce(both)
+    return both[0].item() / world, round(both[1].item())
+
+
 def _truncate_metrics(path: Path, start: int) -> None:
     """Drop rows past the checkpoint a run resumes from (a kill -9 leaves some behind)."""
     if start and path.exists():
@@ -230,11 +240,12 @@ def train(pair_files: list[str], cfg: dict, out: str | Path, work_dir: str | Pat
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+            mean_loss, n_pairs = global_batch(loss, len(xa), world)
             seconds, tick = time.perf_counter() - tick, time.perf_counter()
-            writer.writerow([i + 1, f"{loss.item():.5f}", f"{lr:.6g}", len(xa), f"{seconds:.4f}", f"{len(xa) / seconds:.1f}"])
-            log.info("pretrain: %d/%d loss %.4f lr %.4g %d pairs (%.2f s)", i + 1, p["iterations"], loss.item(), lr, len(xa), seconds)
+            writer.writerow([i + 1, f"{mean_loss:.5f}", f"{lr:.6g}", n_pairs, f"{seconds:.4f}", f"{n_pairs / seconds:.1f}"])
+            log.info("pretrain: %d/%d loss %.4f lr %.4g %d pairs (%.2f s)", i + 1, p["iterations"], mean_loss, lr, n_pairs, seconds)
             if board:
-                for name, value in (("loss", loss.item()), ("lr", lr), ("pairs_per_s", len(xa) / seconds)):
+                for name, value in (("loss", mean_loss), ("lr", lr), ("pairs_per_s", n_pairs / seconds)):
                     board.add_scalar(f"pretrain/{name}", value, i + 1)
             if on_iteration:
                 on_iteration(i + 1)
