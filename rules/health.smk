@@ -103,7 +103,7 @@ PRETRAINED = list(MODELS)
 
 rule pretraining_loss:
     input:
-        expand("results/models/{model}/model.pt", model=PRETRAINED),
+        expand("results/models/{model}/metrics.csv", model=PRETRAINED),
     output:
         report(
             "results/models/pretraining_loss.png",

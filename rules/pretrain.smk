@@ -1,6 +1,7 @@
 # Stage 7 (Section 3.4): pixel contrastive pretraining of decoder + head on a frozen encoder,
-# one model per method, dataset, sampling and cut. Checkpoints live in work/ beside the model
-# (not an output, so a failed or pre-empted job keeps them and its rerun resumes).
+# one model per method, dataset, sampling and cut, and its metrics per iteration. Checkpoints
+# live in work/ beside the model (not an output, so a failed or pre-empted job keeps them and
+# its rerun resumes).
 
 
 rule pretrain_model:
@@ -10,7 +11,8 @@ rule pretrain_model:
         ),
         encoder=local_file(config["model"]["encoder_checkpoint"]),
     output:
-        "results/models/{method}/{dataset}/{sampling}/g{gamma}_d{delta}/model.pt",
+        model="results/models/{method}/{dataset}/{sampling}/g{gamma}_d{delta}/model.pt",
+        metrics="results/models/{method}/{dataset}/{sampling}/g{gamma}_d{delta}/metrics.csv",
     log:
         "logs/pretrain/{method}/{dataset}/{sampling}/g{gamma}_d{delta}.log",
     benchmark:
@@ -52,7 +54,7 @@ rule pretrain_model:
             for k, v in config["pretrain"].items()
             if k not in PRETRAIN_RUNTIME_KEYS
         },
-        work=subpath(output[0], parent=True),
+        work=subpath(output.model, parent=True),
     script:
         "../workflow/scripts/pretrain.py"
 

@@ -48,6 +48,11 @@ def weights(path):
     return torch.load(path, weights_only=True)["decoder"]
 
 
+def train(pair_files, cfg, folder, **kwargs):
+    """``pretrain.train`` with the rule's layout: model.pt and metrics.csv in ``folder``, work/ beside them."""
+    return pretrain.train(pair_files, cfg, folder / "model.pt", folder / "metrics.csv", folder / "work", **kwargs)
+
+
 def test_views_keep_only_points_inside_both_crops(pair_files):
     data = pretrain.PairData(pair_files, 48, seed=0)
     view_a, view_b, xa, ya, xb, yb = data[(3, 0, 1)]
@@ -81,16 +86,17 @@ def test_the_pairs_stage_writes_one_row_group_per_video(demo):
 
 def test_a_preempted_run_resumes_to_the_uninterrupted_weights(pair_files, tmp_path):
     cfg = config(checkpoint_every=100)
-    whole = pretrain.train(pair_files, cfg, tmp_path / "whole/model.pt", tmp_path / "whole")
+    whole = train(pair_files, cfg, tmp_path / "whole")
 
     def preempt(i):
         if i == 2:
             os.kill(os.getpid(), signal.SIGTERM)  # SLURM's pre-emption signal, mid-run
 
     with pytest.raises(SystemExit, match="SIGTERM at iteration 2"):
-        pretrain.train(pair_files, cfg, tmp_path / "cut/model.pt", tmp_path / "cut", on_iteration=preempt)
-    assert not (tmp_path / "cut/model.pt").exists() and (tmp_path / "cut/checkpoint.pt").exists()
-    resumed = pretrain.train(pair_files, cfg, tmp_path / "cut/model.pt", tmp_path / "cut")
+        train(pair_files, cfg, tmp_path / "cut", on_iteration=preempt)
+    assert (tmp_path / "cut/work/checkpoint.pt").exists()
+    assert not (tmp_path / "cut/model.pt").exists() and not (tmp_path / "cut/metrics.csv").exists()  # outputs: at the end
+    resumed = train(pair_files, cfg, tmp_path / "cut")
     a, b = weights(whole), weights(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert not any(k.startswith("net.backbone.body") for k in a)  # the frozen encoder is referenced, not stored
@@ -98,6 +104,7 @@ def test_a_preempted_run_resumes_to_the_uninterrupted_weights(pair_files, tmp_pa
     assert saved["iteration"] == 4 and saved["encoder"] == {"arch": "resnet18", "checkpoint": None, "sha256": None}
     lines = (tmp_path / "whole/metrics.csv").read_text().splitlines()
     assert lines[0] == "iteration,loss,lr,pairs,seconds,pairs_per_s" and len(lines) == 5
+    assert (tmp_path / "whole/metrics.csv").read_text() == (tmp_path / "whole/work/metrics.csv").read_text()
     assert [r.split(",")[0] for r in (tmp_path / "cut/metrics.csv").read_text().splitlines()[1:]] == ["1", "2", "3", "4"]
 
 
@@ -131,14 +138,14 @@ def test_two_process_ddp_learns_what_one_process_learns(pair_files, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "pico.pretrain",
-           str(tmp_path / "pairs.txt"), str(tmp_path / "config.json"), str(tmp_path / "model.pt"), str(tmp_path / "work")]
+           *(str(tmp_path / name) for name in ("pairs.txt", "config.json", "model.pt", "metrics.csv", "work"))]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert torch.load(tmp_path / "model.pt", weights_only=True)["iteration"] == 3
     assert (tmp_path / "work/checkpoint.pt").exists() and (tmp_path / "work/metrics.rank1.csv").exists()
-    one = pretrain.train(pair_files, cfg, tmp_path / "one/model.pt", tmp_path / "one")
+    one = train(pair_files, cfg, tmp_path / "one")
     rows = {name: [r.split(",") for r in (folder / "metrics.csv").read_text().splitlines()[1:]]
-            for name, folder in (("ddp", tmp_path / "work"), ("one", tmp_path / "one"))}
+            for name, folder in (("ddp", tmp_path), ("one", tmp_path / "one"))}
     assert [int(r[3]) for r in rows["ddp"]] == [int(r[3]) for r in rows["one"]] == [a + b for a, b in zip(*shares)]
     assert [float(r[1]) for r in rows["ddp"]] == pytest.approx([float(r[1]) for r in rows["one"]], rel=1e-4)
     initial = model.trainable_state(pretrain.build(cfg))
@@ -151,18 +158,18 @@ def test_new_pairs_are_trained_on_not_answered_with_the_old_model(pair_files, tm
     """A finished run's checkpoint is at the last iteration; when the pairs stage reruns, the
     pretraining rerun must train again, not return the stale weights."""
     cfg = config(iterations=2, checkpoint_every=1)
-    first = weights(pretrain.train(pair_files, cfg, tmp_path / "a.pt", tmp_path))
+    first = weights(train(pair_files, cfg, tmp_path))
     path = pair_files[0]
     os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))  # the pairs were rewritten
-    pretrain.train(pair_files, cfg, tmp_path / "b.pt", tmp_path)
+    again = train(pair_files, cfg, tmp_path)
     rows = (tmp_path / "metrics.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"]  # trained from the start again
-    assert weights(tmp_path / "b.pt").keys() == first.keys()
+    assert weights(again).keys() == first.keys()
 
 
 def test_a_checkpoint_of_other_settings_is_not_resumed(pair_files, tmp_path):
-    pretrain.train(pair_files, config(iterations=2, checkpoint_every=1), tmp_path / "a.pt", tmp_path)
-    again = pretrain.train(pair_files, config(iterations=3, checkpoint_every=1, lr=0.01), tmp_path / "b.pt", tmp_path)
+    train(pair_files, config(iterations=2, checkpoint_every=1), tmp_path)
+    again = train(pair_files, config(iterations=3, checkpoint_every=1, lr=0.01), tmp_path)
     assert torch.load(again, weights_only=True)["iteration"] == 3
     assert len((tmp_path / "metrics.csv").read_text().splitlines()) == 4  # started over: 3 rows + header
 

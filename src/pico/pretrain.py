@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -197,8 +198,11 @@ def _truncate_metrics(path: Path, start: int) -> None:
             tmp.write_text("\n".join(rows[: start + 1]) + "\n")
 
 
-def train(pair_files: list[str], cfg: dict, out: str | Path, work_dir: str | Path, on_iteration=None) -> Path:
-    """Pretrain on ``pair_files``; checkpoints in ``work_dir``; the final model at ``out``.
+def train(pair_files: list[str], cfg: dict, out: str | Path, metrics_out: str | Path, work_dir: str | Path,
+          on_iteration=None) -> Path:
+    """Pretrain on ``pair_files``; checkpoints and metrics in ``work_dir``; the final model at
+    ``out`` and the metrics of every iteration (the work copy, once training ends) at
+    ``metrics_out``.
     ``on_iteration(i)`` is called after each step (progress hooks, tests). Under torchrun every
     process takes its share of each batch (DDP); rank 0 writes checkpoints, metrics and model."""
     p = cfg["pretrain"]
@@ -262,6 +266,8 @@ def train(pair_files: list[str], cfg: dict, out: str | Path, work_dir: str | Pat
     if board:
         board.close()
     if rank == 0:
+        with atomic_path(metrics_out) as tmp:
+            shutil.copyfile(metrics, tmp)
         encoder = cfg["model"]["encoder_checkpoint"]
         result = {"decoder": model.trainable_state(moco), "config": cfg, "iteration": p["iterations"],
                   "encoder": {"arch": cfg["model"]["arch"], "checkpoint": encoder,
@@ -291,28 +297,29 @@ def head_node() -> str:
     return hosts[0]
 
 
-def launch(pair_files: list[str], cfg: dict, out: str | Path, work_dir: str | Path, processes: int, nodes: int = 1) -> None:
+def launch(pair_files: list[str], cfg: dict, out: str | Path, metrics_out: str | Path, work_dir: str | Path,
+           processes: int, nodes: int = 1) -> None:
     """Train in this process, or with several processes (GPUs) or nodes through torchrun."""
     if processes <= 1 and nodes <= 1:
-        train(pair_files, cfg, out, work_dir)
+        train(pair_files, cfg, out, metrics_out, work_dir)
         return
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "pairs.txt").write_text("\n".join(map(str, pair_files)))
     (work_dir / "config.json").write_text(json.dumps(cfg))
-    args = [str(work_dir / "pairs.txt"), str(work_dir / "config.json"), str(out), str(work_dir)]
+    args = [str(work_dir / "pairs.txt"), str(work_dir / "config.json"), str(out), str(metrics_out), str(work_dir)]
     cmd = torchrun_command(max(1, processes), nodes, head_node() if nodes > 1 else None, args)
     log.info("starting %s", " ".join(cmd))
     subprocess.run(cmd, check=True)
 
 
 def main() -> None:
-    """Entry point of each torchrun process: PAIRS.txt CONFIG.json OUT WORK."""
+    """Entry point of each torchrun process: PAIRS.txt CONFIG.json OUT METRICS WORK."""
     from pico import logs
 
-    pairs_list, config_file, out, work = sys.argv[1:5]
+    pairs_list, config_file, out, metrics_out, work = sys.argv[1:6]
     logs.setup(None)
-    train(Path(pairs_list).read_text().split(), json.loads(Path(config_file).read_text()), out, work)
+    train(Path(pairs_list).read_text().split(), json.loads(Path(config_file).read_text()), out, metrics_out, work)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ cfg = {
 pretrain.launch(
     list(snakemake.input.pairs),
     cfg,
-    snakemake.output[0],
+    snakemake.output.model,
+    snakemake.output.metrics,
     Path(snakemake.params.work) / "work",
     snakemake.resources.gpu // snakemake.resources.nodes,  # processes per node: its GPUs
     snakemake.resources.nodes,
