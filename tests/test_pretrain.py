@@ -161,17 +161,22 @@ def test_new_pairs_are_trained_on_not_answered_with_the_old_model(pair_files, tm
     first = weights(train(pair_files, cfg, tmp_path))
     path = pair_files[0]
     os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))  # the pairs were rewritten
-    again = train(pair_files, cfg, tmp_path)
+    steps = []
+    again = train(pair_files, cfg, tmp_path, on_iteration=steps.append)
+    assert steps == [1, 2]  # trained from the start again
     rows = (tmp_path / "metrics.csv").read_text().splitlines()
-    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"]  # trained from the start again
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2"]
     assert weights(again).keys() == first.keys()
 
 
 def test_a_checkpoint_of_other_settings_is_not_resumed(pair_files, tmp_path):
     train(pair_files, config(iterations=2, checkpoint_every=1), tmp_path)
-    again = train(pair_files, config(iterations=3, checkpoint_every=1, lr=0.01), tmp_path)
+    steps = []
+    again = train(pair_files, config(iterations=3, checkpoint_every=1, lr=0.01), tmp_path, on_iteration=steps.append)
+    assert steps == [1, 2, 3]  # started over
     assert torch.load(again, weights_only=True)["iteration"] == 3
-    assert len((tmp_path / "metrics.csv").read_text().splitlines()) == 4  # started over: 3 rows + header
+    rows = [r.split(",") for r in (tmp_path / "metrics.csv").read_text().splitlines()[1:]]
+    assert len(rows) == 3 and rows[0][2] == "0.01"  # iteration 1 at the new settings' lr
 
 
 def test_the_pretrained_backbone_plugs_into_torchvision_mask_rcnn():
