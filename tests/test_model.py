@@ -43,6 +43,16 @@ def test_only_decoder_and_head_learn_when_the_encoder_is_frozen(moco):
     assert not any(p.requires_grad for n, p in moco.named_parameters() if ".body." in n or n.startswith("key."))
 
 
+def test_a_frozen_encoder_is_one_module_and_stored_nowhere(moco):
+    assert moco.key["net"].backbone.body is moco.query["net"].backbone.body
+    saved = model.learned(moco.state_dict(), frozen=True)
+    assert not any("backbone.body." in k for k in saved) and any(k.startswith("key.net.branch.") for k in saved)
+    assert model.learned(moco.state_dict(), frozen=False).keys() == moco.state_dict().keys()
+    trained = model.PixelMoCo(model.DenseNet("resnet18", None, freeze_encoder=False), hidden=64, queue_size=8)
+    assert trained.key["net"].backbone.body is not trained.query["net"].backbone.body
+    assert any(k.startswith("net.backbone.body.") for k in model.trainable_state(trained))
+
+
 def test_momentum_update_and_queue_wrap_around(moco):
     with torch.no_grad():
         for p in moco.query.parameters():

@@ -18,7 +18,7 @@ import torchvision
 from picotest import REPO
 
 from pico import config as pcfg
-from pico import model, pairs, pretrain, zipstore
+from pico import model, pairs, pretrain, probe, zipstore
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +106,21 @@ def test_a_preempted_run_resumes_to_the_uninterrupted_weights(pair_files, tmp_pa
     assert lines[0] == "iteration,loss,lr,pairs,seconds,pairs_per_s" and len(lines) == 5
     assert (tmp_path / "whole/metrics.csv").read_text() == (tmp_path / "whole/work/metrics.csv").read_text()
     assert [r.split(",")[0] for r in (tmp_path / "cut/metrics.csv").read_text().splitlines()[1:]] == ["1", "2", "3", "4"]
+
+
+def test_the_probe_refuses_a_model_whose_encoder_file_changed(pair_files, tmp_path):
+    encoder = torchvision.models.resnet18(weights=None)
+    moco_file = tmp_path / "moco.pth.tar"
+    torch.save({"state_dict": {f"module.encoder_q.{k}": v for k, v in encoder.state_dict().items()}}, moco_file)
+    cfg = config(iterations=1)
+    cfg["model"]["encoder_checkpoint"] = str(moco_file)
+    path = train(pair_files, cfg, tmp_path / "run")
+    assert probe.pretrained_features(path).backbone.body.conv1.weight.equal(encoder.conv1.weight)
+    with torch.no_grad():
+        encoder.conv1.weight.add_(1.0)
+    torch.save({"state_dict": {f"module.encoder_q.{k}": v for k, v in encoder.state_dict().items()}}, moco_file)
+    with pytest.raises(ValueError, match=f"{re.escape(str(path))}: pretrained on another {re.escape(str(moco_file))}"):
+        probe.pretrained_features(path)
 
 
 def test_moco_checkpoints_load_strictly(tmp_path):

@@ -139,13 +139,16 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature:
 
 class PixelMoCo(nn.Module):
     """Pixel-level MoCo-v2: query network (f + head, trained), key network (momentum copy of
-    the trainable parts; the frozen encoder is shared), queue of ``queue_size`` pixel keys."""
+    the trainable parts; a frozen encoder is one module shared by both, its momentum copy
+    would equal it), queue of ``queue_size`` pixel keys."""
 
     def __init__(self, net: DenseNet, dim: int = 128, hidden: int = 2048, queue_size: int = 65536,
                  momentum: float = 0.999, temperature: float = 0.2):
         super().__init__()
         self.query = nn.ModuleDict({"net": net, "head": projection_head(dim, hidden)})
         self.key = copy.deepcopy(self.query)
+        if net.freeze_encoder:
+            self.key["net"].backbone.body = net.backbone.body
         self.key.requires_grad_(False)
         self.momentum, self.temperature = momentum, temperature
         self.register_buffer("queue", F.normalize(torch.randn(dim, queue_size), dim=0))
@@ -212,8 +215,14 @@ def gather(keys: torch.Tensor) -> torch.Tensor:
     return torch.cat([part[: int(c.item())] for part, c in zip(parts, counts)])
 
 
+def learned(state: dict, frozen: bool) -> dict:
+    """``state`` (of a PixelMoCo, its query network or a DenseNet; or any dict keyed by their
+    weights' names) without the encoder's weights when it is frozen: those are not learned but
+    rebuilt from the config (its encoder checkpoint), so model files and checkpoints omit them."""
+    return {k: v for k, v in state.items() if not (frozen and "backbone.body." in k)}
+
+
 def trainable_state(model: PixelMoCo) -> dict[str, torch.Tensor]:
     """What pretraining learns, for model.pt: decoder (FPN + semantic branch) and head, and the
     encoder too when it was not frozen."""
-    frozen = model.query["net"].freeze_encoder
-    return {k: v for k, v in model.query.state_dict().items() if not (frozen and k.startswith("net.backbone.body."))}
+    return learned(model.query.state_dict(), model.query["net"].freeze_encoder)

@@ -130,8 +130,7 @@ def learning_rate(cfg: dict, iteration: int) -> float:
 
 def _learned(moco: model.PixelMoCo) -> dict[str, torch.Tensor]:
     """The model's state without the frozen encoder (rebuilt identically from the config)."""
-    frozen = moco.query["net"].freeze_encoder
-    return {k: v for k, v in moco.state_dict().items() if not (frozen and ".net.backbone.body." in k)}
+    return model.learned(moco.state_dict(), moco.query["net"].freeze_encoder)
 
 
 def _fingerprint(cfg: dict, pair_files: list[str]) -> str:

@@ -30,15 +30,19 @@ log = logging.getLogger(__name__)
 
 
 def pretrained_features(path: str | Path) -> nn.Module:
-    """The dense network f of a pretraining run (its encoder rebuilt from the config it names)."""
+    """The dense network f of a pretraining run (its encoder rebuilt from the config it names,
+    from the same file: its sha256 must be the one recorded when pretraining ended)."""
     saved = checkpoint.load(path)  # verified: a damaged model.pt is an error naming it
     m = saved["config"]["model"]
+    encoder = m["encoder_checkpoint"]
+    if encoder and checkpoint.sha256(encoder) != saved["encoder"]["sha256"]:
+        raise ValueError(f"{path}: pretrained on another {encoder} (its sha256 has changed since); rerun the pretraining")
     # seeded as pretrain.build seeds it, so a random-init encoder (no checkpoint) is the one trained on
     torch.manual_seed(saved["config"]["pretrain"]["seed"])
-    net = model.DenseNet(m["arch"], m["encoder_checkpoint"], True, m["dim"])
+    net = model.DenseNet(m["arch"], encoder, True, m["dim"])
     decoder = {k.removeprefix("net."): v for k, v in saved["decoder"].items() if k.startswith("net.")}
     missing, unexpected = net.load_state_dict(decoder, strict=False)
-    if unexpected or any(not k.startswith("backbone.body.") for k in missing):
+    if unexpected or model.learned(dict.fromkeys(missing), frozen=True):  # only the encoder may be missing
         raise ValueError(f"{path}: decoder weights do not fit ({len(missing)} missing, {len(unexpected)} unexpected)")
     return net
 
