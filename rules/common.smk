@@ -122,6 +122,16 @@ MODELS = {
 }
 
 
+def per_dataset_series(pattern, series):
+    """Input function: ``pattern`` for every {name} in ``series[dataset]`` and every shard of
+    the job's dataset."""
+    return lambda w: [
+        pattern.format(name=name, shard=s, **dict(w.items()))
+        for name in series[w.dataset]
+        for s in SHARDS[w.dataset]
+    ]
+
+
 def per_model(pattern):
     """``pattern`` with {model} = the name of every model of the benchmark tables."""
     return [pattern.format(model=pico.config.model_name(*m)) for m in TABLE_MODELS]

@@ -1,6 +1,7 @@
-# The data's own health for the report: per shard, statuses, flow codec error, track lengths
-# per (gamma, delta) cut and point pairs per video, reduced to counts; per dataset, their
-# plots; and the pretraining loss of every model. Covers Table 1's and the ablations' data.
+# The data's own health for the report: per shard, statuses and flow codec error, track
+# lengths per (gamma, delta) cut and point pairs per video per pair set, each reduced to counts
+# on its own (a new cut or pair set adds only its summaries); per dataset, their plots; and the
+# pretraining loss of every model. Covers Table 1's and the ablations' data.
 
 
 # The pair sets (method/sampling/cut) of every configured model of each dataset: Table 1's and
@@ -28,38 +29,70 @@ HEALTH_CUTS = {
 }
 
 
-rule shard_health:
+rule flow_health:
     input:
         table="results/{dataset}/flow/{shard}.parquet",
-        cuts=lambda w: [
-            f"results/{w.dataset}/tracks/{cut}/{w.shard}.parquet"
-            for cut in HEALTH_CUTS[w.dataset]
-        ],
-        pairs=lambda w: [
-            f"results/{w.dataset}/pairs/{pairs}/{w.shard}.parquet"
-            for pairs in HEALTH_PAIR_SETS[w.dataset]
-        ],
     output:
-        "results/{dataset}/health/{shard}.json",
+        "results/{dataset}/health/flow/{shard}.json",
     log:
-        "logs/shard_health/{dataset}/{shard}.log",
+        "logs/flow_health/{dataset}/{shard}.log",
     benchmark:
-        "benchmarks/shard_health/{dataset}/{shard}.tsv"
+        "benchmarks/flow_health/{dataset}/{shard}.tsv"
+    conda:
+        "../envs/video.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../workflow/scripts/shard_health.py"
+
+
+rule track_health:
+    input:
+        cut="results/{dataset}/tracks/g{gamma}_d{delta}/{shard}.parquet",
+    output:
+        "results/{dataset}/health/tracks/g{gamma}_d{delta}/{shard}.json",
+    log:
+        "logs/track_health/{dataset}/g{gamma}_d{delta}/{shard}.log",
+    benchmark:
+        "benchmarks/track_health/{dataset}/g{gamma}_d{delta}/{shard}.tsv"
     conda:
         "../envs/video.yaml"
     resources:
         mem_mb=8000,
         runtime=30,
-    params:
-        cuts=lambda w: HEALTH_CUTS[w.dataset],
-        pairs=lambda w: HEALTH_PAIR_SETS[w.dataset],
+    script:
+        "../workflow/scripts/shard_health.py"
+
+
+rule pair_health:
+    input:
+        pairs="results/{dataset}/pairs/{method}/{sampling}/g{gamma}_d{delta}/{shard}.parquet",
+        table="results/{dataset}/flow/{shard}.parquet",
+    output:
+        "results/{dataset}/health/pairs/{method}/{sampling}/g{gamma}_d{delta}/{shard}.json",
+    log:
+        "logs/pair_health/{dataset}/{method}/{sampling}/g{gamma}_d{delta}/{shard}.log",
+    benchmark:
+        "benchmarks/pair_health/{dataset}/{method}/{sampling}/g{gamma}_d{delta}/{shard}.tsv"
+    conda:
+        "../envs/video.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
     script:
         "../workflow/scripts/shard_health.py"
 
 
 rule dataset_health:
     input:
-        per_dataset_shard("results/{dataset}/health/{shard}.json"),
+        flow=per_dataset_shard("results/{dataset}/health/flow/{shard}.json"),
+        tracks=per_dataset_series(
+            "results/{dataset}/health/tracks/{name}/{shard}.json", HEALTH_CUTS
+        ),
+        pairs=per_dataset_series(
+            "results/{dataset}/health/pairs/{name}/{shard}.json", HEALTH_PAIR_SETS
+        ),
     output:
         status=report(
             "results/{dataset}/health/status.png",

@@ -57,36 +57,44 @@ def test_any_benchmark_table_renders_from_its_rows():
     assert '<tr><td>moco_v2</td><td>–</td><td class="num">0.9877</td><td>–</td></tr>' in html
 
 
+def summary(path):
+    return json.loads(path.read_text())
+
+
 def test_shard_health_counts_the_demo_data(demo):
+    folder = demo / "results/demo/health"
+    # one summary per shard and cut, per shard and pair set: exactly the configured ones
+    assert sorted(p.parent.name for p in folder.glob("tracks/*/00000.json")) == sorted(CUTS)
+    assert {p.parent.relative_to(folder / "pairs").as_posix() for p in folder.glob("pairs/*/*/*/00000.json")} == PAIR_SETS
     for shard in ("00000", "00001"):
-        summary = json.loads((demo / f"results/demo/health/{shard}.json").read_text())
+        videos = summary(folder / f"flow/{shard}.json")
         rows = manifest.read(demo / f"results/demo/flow/{shard}.parquet")
-        assert summary["status"] == {"ok": 4}
+        assert videos["status"] == {"ok": 4}
         # the codec's own error, recorded at write time: well under the README's 0.1 px goal
-        assert {r["video"]: r["flow_epe"] for r in rows} == summary["flow_epe"]
-        assert all(0 < e < 0.05 for e in summary["flow_epe"].values())
-        assert list(summary["track_lengths"]) == CUTS
+        assert {r["video"]: r["flow_epe"] for r in rows} == videos["flow_epe"]
+        assert all(0 < e < 0.05 for e in videos["flow_epe"].values())
         means = []
         for cut in CUTS:
-            lengths = np.array(summary["track_lengths"][cut])
+            lengths = np.array(summary(folder / f"tracks/{cut}/{shard}.json")["track_lengths"])
             assert lengths.sum() == 4 * 1000  # every start point is a track
             table = pq.read_table(demo / f"results/demo/tracks/{cut}/{shard}.parquet")
             assert (lengths * np.arange(len(lengths))).sum() == table.num_rows
             means.append((lengths * np.arange(len(lengths))).sum() / lengths.sum())
         assert means == sorted(means)  # a looser cut keeps each track's longer prefix
-        assert set(summary["pairs_per_video"]) == PAIR_SETS
-        for name, counts in summary["pairs_per_video"].items():
-            counts = np.array(counts)
+        for name in PAIR_SETS:
+            counts = np.array(summary(folder / f"pairs/{name}/{shard}.json")["pairs_per_video"])
             pairs = pq.read_table(demo / f"results/demo/pairs/{name}/{shard}.parquet")
             assert counts.sum() == 4 and (counts * np.arange(len(counts))).sum() == pairs.num_rows
 
 
 def test_health_plots_and_loss_curves_come_from_every_model(demo):
+    folder = demo / "results/demo/health"
     for name in ("status", "flow_codec_error", "track_lengths", "pairs_per_video"):
-        assert cv2.imread(str(demo / f"results/demo/health/{name}.png")) is not None
-    merged = health.merge(sorted((demo / "results/demo/health").glob("*.json")))
+        assert cv2.imread(str(folder / f"{name}.png")) is not None
+    merged = health.merge(*(sorted(folder.glob(f"{stage}/**/*.json")) for stage in ("flow", "tracks", "pairs")))
     assert dict(merged["status"]) == {"ok": 8} and len(merged["flow_epe"]) == 8
-    assert merged["track_lengths"]["g0_d4"].sum() == 8000
+    assert set(merged["track_lengths"]) == set(CUTS) and merged["track_lengths"]["g0_d4"].sum() == 8000
+    assert set(merged["pairs_per_video"]) == PAIR_SETS and all(c.sum() == 8 for c in merged["pairs_per_video"].values())
     iterations, losses = health.read_losses(demo / "results/models/pico/demo/random/g0_d1/work/metrics.csv")
     assert list(iterations) == list(range(1, 21)) and np.isfinite(losses).all()
     assert cv2.imread(str(demo / "results/models/pretraining_loss.png")) is not None
@@ -95,7 +103,11 @@ def test_health_plots_and_loss_curves_come_from_every_model(demo):
 def test_damaged_health_inputs_are_errors_naming_the_file(tmp_path):
     (tmp_path / "00000.json").write_text('{"status": {"ok": 4}}')
     with pytest.raises(ValueError, match=r"00000\.json: not a shard health summary"):
-        health.merge([tmp_path / "00000.json"])
+        health.merge([tmp_path / "00000.json"], [], [])
+    (tmp_path / "g0_d4").mkdir()
+    (tmp_path / "g0_d4/00001.json").write_text('{"track_lengths": [0, "many"]}')
+    with pytest.raises(ValueError, match=r"00001\.json: not a shard health summary"):
+        health.merge([], [tmp_path / "g0_d4/00001.json"], [])
     (tmp_path / "cut.parquet").write_bytes(b"PAR1 truncated")
     with pytest.raises(ValueError, match=r"cut\.parquet: not a readable Parquet file"):
         health.track_lengths(tmp_path / "cut.parquet")

@@ -2,9 +2,10 @@
 (Section 3.2's JPEG storage), track lengths per (gamma, delta) cut (Eq. 3), point pairs per
 video (Section 3.3) and the pretraining loss (Eq. 1) of every model.
 
-Per shard, ``shard_summary`` reduces the stage outputs to counts (a few kB of JSON; the cut
-tracks of a paper shard are tens of millions of rows); ``merge`` adds the shards up and the
-``plot_*`` functions draw one dataset's figures from that.
+Per shard, the ``*_summary`` functions reduce one stage output each to counts (a few kB of
+JSON; a paper shard's cut tracks are tens of millions of rows): the flow table, one cut, one
+pair set, so a new cut or pair set adds its own summaries and leaves the others be. ``merge``
+adds a dataset's summaries up and the ``plot_*`` functions draw its figures from that.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import csv
 import json
 import logging
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from pico import logs, manifest, plots
+from pico import manifest, plots
 from pico.io import read_parquet
 from pico.pairs import SCHEMA as PAIRS_SCHEMA
 from pico.tracks import SCHEMA as TRACKS_SCHEMA
@@ -45,19 +47,30 @@ def pairs_per_video(pairs_path: str | Path, videos: list[str]) -> np.ndarray:
     return np.bincount([counts.get(v, 0) for v in videos], minlength=1)
 
 
-def shard_summary(table_path: str | Path, cuts: dict[str, str], pairs: dict[str, str]) -> dict:
-    """One shard: statuses (of the flow table, whose statuses are final), each ok video's
-    ``flow_epe``, track-length bincounts per cut name and pairs-per-video bincounts per series."""
-    rows = manifest.read(table_path)
-    ok = [r["video"] for r in rows if r["status"] == "ok"]
+def flow_summary(table: str | Path) -> dict:
+    """One shard's videos: statuses (of the flow table, whose statuses are final) and each
+    video's ``flow_epe``."""
+    rows = manifest.read(table)
+    log.info("%s: %d videos", table, len(rows))
     return {
         "status": dict(Counter(r["status"] for r in rows)),
         "flow_epe": {r["video"]: r["flow_epe"] for r in rows if r["flow_epe"] is not None},
-        "track_lengths": {name: track_lengths(path).tolist()
-                          for name, path in logs.progress(cuts.items(), len(cuts), "track lengths", log)},
-        "pairs_per_video": {name: pairs_per_video(path, ok).tolist()
-                            for name, path in logs.progress(pairs.items(), len(pairs), "pairs per video", log)},
     }
+
+
+def track_summary(cut: str | Path) -> dict:
+    """One shard's cut (Eq. 3): its track-length bincount."""
+    lengths = track_lengths(cut)
+    log.info("%s: %d tracks", cut, lengths.sum())
+    return {"track_lengths": lengths.tolist()}
+
+
+def pair_summary(pairs: str | Path, table: str | Path) -> dict:
+    """One shard's pair set: its bincount of pairs per ok video of the flow table ``table``."""
+    ok = [r["video"] for r in manifest.read(table) if r["status"] == "ok"]
+    counts = pairs_per_video(pairs, ok)
+    log.info("%s: pairs for %d videos", pairs, len(ok))
+    return {"pairs_per_video": counts.tolist()}
 
 
 def _add(total: np.ndarray | None, count: list[int]) -> np.ndarray:
@@ -68,19 +81,30 @@ def _add(total: np.ndarray | None, count: list[int]) -> np.ndarray:
     return np.pad(total, (0, size - len(total))) + np.pad(count, (0, size - len(count)))
 
 
-def merge(paths: list[str | Path]) -> dict:
-    """The shards' summaries added up (bincounts padded to the longest)."""
+@contextmanager
+def _summary(path: str | Path):
+    """A summary's JSON; any error reading or adding it names the file."""
+    try:
+        yield json.loads(Path(path).read_text())
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path}: not a shard health summary ({e!r}); delete it to rebuild") from e
+
+
+def merge(flow: list[str | Path], tracks: list[str | Path], pairs: list[str | Path]) -> dict:
+    """One dataset's summaries added up: statuses and codec errors from the ``flow`` summaries;
+    track-length and pairs-per-video bincounts (padded to the longest) per series, a series
+    named by its summaries' folder below ``health/tracks/`` (a cut) or ``health/pairs/``
+    (method/sampling/cut)."""
     merged = {"status": Counter(), "flow_epe": {}, "track_lengths": {}, "pairs_per_video": {}}
-    for path in paths:
-        try:
-            shard = json.loads(Path(path).read_text())
+    for path in flow:
+        with _summary(path) as shard:
             merged["status"].update(shard["status"])
             merged["flow_epe"].update(shard["flow_epe"])
-            for key in ("track_lengths", "pairs_per_video"):
-                for name, count in shard[key].items():
-                    merged[key][name] = _add(merged[key].get(name), count)
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise ValueError(f"{path}: not a shard health summary ({e!r}); delete it to rebuild") from e
+    for key, paths, depth in (("track_lengths", tracks, 1), ("pairs_per_video", pairs, 3)):
+        for path in paths:
+            series = "/".join(Path(path).parts[-1 - depth:-1])
+            with _summary(path) as shard:
+                merged[key][series] = _add(merged[key].get(series), shard[key])
     return merged
 
 

@@ -2,7 +2,7 @@ from pico import health, logs, plots
 
 logs.setup(snakemake.log[0])
 dataset = snakemake.wildcards.dataset
-merged = health.merge(list(snakemake.input))
+merged = health.merge(snakemake.input.flow, snakemake.input.tracks, snakemake.input.pairs)
 out = snakemake.output
 health.plot_status(merged, dataset, out.status)
 health.plot_flow_error(merged, dataset, out.flow_codec_error)
