@@ -48,6 +48,7 @@ def test_the_rules_import_no_heavy_module_at_parse_time():
         ({"figure5": {"dataset": "k400", "sampling": ["anchor", "uniform"]}}, "ablations.figure5.sampling.1", "is not one of"),
         ({"figure6": {"dataset": "k400"}}, "ablations", "figure6"),
         ({"figure4": {"deltas": [1]}}, "ablations.figure4", "'dataset' is a required property"),
+        ({"figure3": {"dataset": "k400", "gammas": [0.1, 0.1000001]}}, "ablations.figure3.gammas.1", "0.1000001 is named 0.1 in paths"),
     ],
 )
 def test_invalid_ablations_are_rejected_naming_the_key(ablation, key, words):

@@ -39,6 +39,8 @@ def test_a_config_naming_only_datasets_gets_every_default():
         ({"datasets": {}}, "datasets", "non-empty"),
         ({"datasets": {"bad name": {"source": "synthetic"}}}, "datasets", "bad name"),
         ({"datasets": {"d": {"source": "synthetic"}}, "tracking": {"thresholds": [[0, 20]]}}, "tracking.thresholds.0", "max_delta 16"),
+        ({"datasets": {"d": {"source": "synthetic"}}, "tracking": {"thresholds": [[0, 4], [0, 4.0000001]]}}, "tracking.thresholds.1.1", "is named 4 in paths"),
+        ({"datasets": {"d": {"source": "synthetic"}}, "tracking": {"thresholds": [[0, 4], [0.0, 4]]}}, "tracking.thresholds", "non-unique"),
         ({"datasets": {"d": {"source": "synthetic"}}, "flow": {"backend": "pwc"}}, "flow.backend", "is not one of"),
         ({"datasets": {"d": {"source": "synthetic"}}, "pretrain": {"videos_per_batch": 2, "gpus": 4}}, "pretrain.videos_per_batch", "4 processes"),
         ({"datasets": {"d": {"source": "synthetic"}}, "model": {"encoder_checkpoint": "no/moco.pth"}}, "model.encoder_checkpoint", "does not exist"),

@@ -82,7 +82,7 @@ def validate(config: dict, schema_path: str | os.PathLike) -> dict:
     problems = [f"{_key(e.absolute_path)}: {e.message}" for e in errors]
     if not problems:
         problems = _missing_paths(config) + _thresholds_outside_bounds(config) + _processes_exceed_batch(config)
-        problems += _ablations_outside_config(config)
+        problems += _ablations_outside_config(config) + _numbers_paths_change(config)
     if problems:
         raise ConfigError("invalid pico config:\n  " + "\n  ".join(problems))
     return config
@@ -109,6 +109,19 @@ def _ablations_outside_config(config: dict) -> list[str]:
             problems += [f"ablations.{figure}.{axis}.{i}: {v:g} exceeds tracking.{bound} {tracking[bound]:g}"
                          for i, v in enumerate(spec[axis]) if v > tracking[bound]]
     return problems
+
+
+def _numbers_paths_change(config: dict) -> list[str]:
+    """A cut is named by its numbers as ``format(x, "g")`` (``cut_name``) and computed from that
+    name, so a gamma or delta it changes (beyond 6 significant digits) would silently be
+    another value, or merge with another grid point: 0.1 and 0.1000001 both give g0.1."""
+    numbers = [(f"tracking.thresholds.{i}.{j}", x)
+               for i, cut in enumerate(config["tracking"]["thresholds"]) for j, x in enumerate(cut)]
+    numbers += [(f"ablations.{figure}.{axis}.{i}", x) for figure, spec in config["ablations"].items()
+                for axis in ("gammas", "deltas") for i, x in enumerate(spec[axis])]
+    return [f"{key}: {x!r} is named {x:g} in paths (6 significant digits), which is what its cut "
+            f"would use, shared with any other value named so; give it as {x:g}"
+            for key, x in numbers if float(f"{x:g}") != x]
 
 
 def _processes_exceed_batch(config: dict) -> list[str]:
