@@ -21,6 +21,8 @@ rule report_table:
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        demo=demo_data,
     script:
         "../workflow/scripts/report_table.py"
 

@@ -42,6 +42,9 @@ def test_the_report_holds_the_tables_figures_and_health_plots(demo, report):
     assert "coco_probe" in benchmark_tables
     for name in benchmark_tables:  # whichever of Tables 1-3 the demo builds
         assert embedded[f"{name}.html"][0] == "text/html", name
+    # each is the synthetic world's data (COCO's panoptic and instances, NYU's depth): each caption says so
+    assert {"coco_probe", "coco_maskrcnn", "nyu_depth"} <= set(benchmark_tables)
+    assert len(re.findall(r"DEMO: the synthetic world\S* data in the benchmark\S* layout", page)) == len(benchmark_tables)
     table = embedded["coco_probe.html"][1].decode()
     assert "Table 1" in table and "DEMO" in table
     assert re.findall(r"<tr><td>(\w+)</td>", table) == ["moco_v2", "pico", "static_frame", "static_video"]
