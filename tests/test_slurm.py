@@ -117,9 +117,10 @@ def test_demo_through_slurm(cluster, tmp_path, monkeypatch):
     assert {row["method"] for row in table["rows"]} == {"pico", "moco_v2"}
 
     submitted = set(re.findall(r"submitted with SLURM jobid (\d+)", out.stderr + out.stdout))
+    run_id = re.search(r"SLURM run ID: (pico_\S+)", out.stderr + out.stdout)[1]  # every job's name
     rows = cluster.sacct(("JobID", "JobName", "Comment", "State", "ExitCode", "ReqTRES"))
-    jobs = {r["JobID"]: r for r in rows if "." not in r["JobID"]}
-    batch_steps = {r["JobID"].split(".")[0] for r in rows if r["JobID"].endswith(".batch")}
+    jobs = {r["JobID"]: r for r in rows if r["JobName"] == run_id}  # not the other tests' jobs
+    batch_steps = {r["JobID"].split(".")[0] for r in rows if r["JobID"].endswith(".batch")} & set(jobs)
     assert set(jobs) == submitted == batch_steps  # every job Snakemake ran, each an sbatch job
     assert {j: r["State"] for j, r in jobs.items() if r["State"] != "COMPLETED"} == {}
     assert all(r["ExitCode"] == "0:0" and "gpu" not in r["ReqTRES"] for r in jobs.values())
