@@ -5,7 +5,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 SNAKEMAKE := $(VENV)/bin/snakemake
 
-.PHONY: install system slurm-packages demo test clean
+.PHONY: install system test-packages demo test clean
 
 install: system $(STAMP)
 
@@ -14,14 +14,15 @@ system:
 	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; }
 
-# tests/test_slurm.py runs the demo on a real one-node SLURM cluster from Debian's packages.
-# Where they cannot be installed (not root, no mirror) the test says why: it fails in CI
-# (CI set) and is skipped elsewhere, so the rest of the suite still runs.
-SLURM_PACKAGES := munge mariadb-server slurmdbd slurmctld slurmd slurm-client
-slurm-packages:
-	@dpkg -s $(SLURM_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	  apt-get install -y -qq --no-install-recommends $(SLURM_PACKAGES) >/dev/null; } || \
-	  echo "warning: could not install $(SLURM_PACKAGES): see tests/test_slurm.py" >&2
+# Debian packages the tests use: a real one-node SLURM cluster (tests/test_slurm.py) and the
+# Aloe stereo pair with its true disparity that opencv-doc ships (tests/test_correspondence.py).
+# Where they cannot be installed (not root, no mirror) those tests say why: they fail in CI
+# (CI set) and are skipped elsewhere, so the rest of the suite still runs.
+TEST_PACKAGES := munge mariadb-server slurmdbd slurmctld slurmd slurm-client opencv-doc
+test-packages:
+	@dpkg -s $(TEST_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends $(TEST_PACKAGES) >/dev/null; } || \
+	  echo "warning: could not install $(TEST_PACKAGES): see tests/test_slurm.py, tests/test_correspondence.py" >&2
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +33,7 @@ demo: install
 	$(SNAKEMAKE) --cores 2 --configfile config/config.yaml
 	$(SNAKEMAKE) --cores 2 --configfile config/config.yaml --report report.html
 
-test: install slurm-packages
+test: install test-packages
 	$(VENV)/bin/python -m pytest
 
 clean:

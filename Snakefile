@@ -18,7 +18,9 @@ include: "rules/pairs.smk"
 include: "rules/figures.smk"
 include: "rules/pretrain.smk"
 include: "rules/benchmarks.smk"
+include: "rules/correspondence.smk"
 include: "rules/ablations.smk"
+include: "rules/reproduction.smk"
 include: "rules/health.smk"
 include: "rules/report.smk"
 
@@ -28,6 +30,7 @@ rule all:
     input:
         rules.coco_probe.input,
         rules.benchmarks.input,
+        rules.correspondence.input,
         rules.figures.input,
         rules.ablations.input,
         rules.health.input,

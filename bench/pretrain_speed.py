@@ -1,9 +1,9 @@
 """Pretraining speed (``pico.pretrain``): data loading per batch against the training step,
 iteration time and point pairs per second, on this machine (CUDA if present, else CPU).
 
-Inputs are generated: ``--videos`` videos with two 455x256 JPEG frames each (the paper's frame
-size) and 256 identity point pairs per video (Section 3.4's 65,536 / 256), written in the
-pairs stage's format. Settings: the demo's (ResNet-18, 96-pixel crops, 4 videos per batch)
+Inputs are generated: ``--videos`` videos with eight 455x256 JPEG frames each (the paper's frame
+size) and 32 draws of 256 identity point pairs per video (Section 3.4's 65,536 / 256 per
+iteration, the budget applied after the crops), written in the pairs stage's format. Settings: the demo's (ResNet-18, 96-pixel crops, 4 videos per batch)
 and the paper's (ResNet-50, 224-pixel crops) with a batch that fits a CPU run
 (``--paper-videos``, default 8; the paper uses 256 on GPUs). Loader time is one process
 (``workers=0``) building a batch; the goal is loader >= 2x faster than the step (with
@@ -12,7 +12,7 @@ and the paper's (ResNet-50, 224-pixel crops) with a batch that fits a CPU run
 Then the memory of the data set (``pico.pretrain.PairData``) on ``--index-videos`` videos in
 shards of 500 (the paper's: 240,000 videos in 480 shards), two ~50 kB JPEG frames each (the
 paper's q95 frames): its RSS growth, extrapolated to 240,000 videos, and the time to fetch one
-video's two frames from its shard (one row group) and one whole item.
+video's draws and frames from its shard (one row group of each file) and one whole item.
 
     .venv/bin/python bench/pretrain_speed.py [-i 5] [--videos 16] [--paper-videos 8] [--index-videos 2000]
 """
@@ -36,24 +36,25 @@ import torch
 from pico import pairs, pretrain, zipstore
 
 
-def make_pairs(folder: Path, videos: int, per_shard: int = 500, detail: tuple[int, int] = (8, 14)) -> list[str]:
-    """Pair files (shards of ``per_shard``) of ``videos`` videos: two distinct 455x256 frames
-    (random ``detail`` pixels upsampled: (8, 14) gives ~23 kB JPEGs, (32, 57) ~50 kB) and 256
-    point pairs each, written as the pairs stage writes them (``pico.pairs.write_frames``)."""
+def make_pairs(folder: Path, videos: int, per_shard: int = 500, detail: tuple[int, int] = (8, 14), draws: int = 32) -> list[str]:
+    """Pair files (shards of ``per_shard``) of ``videos`` videos: ``draws`` draws (the schema's
+    draws_per_video) of 256 point pairs each between two of 8 distinct 455x256 frames (random
+    ``detail`` pixels upsampled: (8, 14) gives ~23 kB JPEGs, (32, 57) ~50 kB), written as the
+    pairs stage writes them (``pico.pairs.write``: a row group per video)."""
     rng = np.random.default_rng(0)
     bases = [cv2.resize(rng.integers(0, 255, (*detail, 3), dtype=np.uint8), (455, 256), interpolation=cv2.INTER_CUBIC) for _ in range(16)]
     files = []
     for first in range(0, videos, per_shard):
-        rows, frames = {k: [] for k in pairs.SCHEMA.names}, []
+        shard = []
         for v in range(first, min(videos, first + per_shard)):
-            jpegs = [zipstore.encode_jpeg(np.roll(bases[(2 * v + k) % 16], v, axis=1), 95) for k in range(2)]
-            frames.append(pa.table({"video": [f"v{v:06d}"] * 2, "frame": [0, 9], "jpeg": jpegs}))
-            x, y = rng.uniform(0, 454, 256), rng.uniform(0, 255, 256)
-            for k, values in zip(pairs.SCHEMA.names, ([f"v{v:06d}"] * 256, [0] * 256, [9] * 256, range(256), x, y, x, y)):
-                rows[k].extend(values)
+            jpegs = {9 * k: zipstore.encode_jpeg(np.roll(bases[(2 * v + k) % 16], v, axis=1), 95) for k in range(8)}
+            a = rng.integers(0, 7, draws).repeat(256)
+            x, y = rng.uniform(0, 454, 256 * draws).astype(np.float32), rng.uniform(0, 255, 256 * draws).astype(np.float32)
+            cols = {"frame_a": 9 * a, "frame_b": 9 * (a + 1), "track": np.tile(np.arange(256), draws), "xa": x, "ya": y,
+                    "xb": x, "yb": y, "draw": np.arange(draws).repeat(256)}
+            shard.append((f"v{v:06d}", cols, jpegs))
         path = folder / f"{first // per_shard:05d}.parquet"
-        pq.write_table(pa.table(rows).cast(pairs.SCHEMA), path)
-        pairs.write_frames(frames, pairs.frames_path(path))
+        pairs.write(shard, path, pairs.frames_path(path))
         files.append(str(path))
     return files
 
@@ -64,23 +65,24 @@ def rss_mb() -> float:
 
 
 def data_memory(files: list[str], crop: int, fetches: int = 200) -> dict:
-    """RSS growth of building PairData on ``files`` and the bytes its arrays and names hold;
-    mean seconds to read one video's frames and to build one item, over ``fetches`` random
-    videos."""
+    """RSS growth of building PairData on ``files`` and the bytes its index and names hold;
+    mean seconds to read one video's draws and frames and to build one item, over ``fetches``
+    random videos."""
     before, start = rss_mb(), time.perf_counter()
     data = pretrain.PairData(files, crop, seed=0)
     built, grown = time.perf_counter() - start, rss_mb() - before
-    held = sum(a.nbytes for a in (*data.columns.values(), data.spans, data.where)) + sum(map(sys.getsizeof, [data.videos, *data.videos]))
+    held = data.where.nbytes + sum(map(sys.getsizeof, [data.videos, *data.videos]))
     picks = np.random.default_rng(1).integers(0, len(data), fetches)
     start = time.perf_counter()
     for v in picks:
-        pairs.video_frames(data.files[data.where[v][0]], data.where[v][1:], data.videos[v], [0, 9])
-    frames = (time.perf_counter() - start) / fetches
+        shard, group, _ = data.where[v]
+        pairs.read_video(data.files[shard], int(group), data.videos[v])
+    read = (time.perf_counter() - start) / fetches
     start = time.perf_counter()
     for i, v in enumerate(picks):
-        data[(i, 0, int(v))]
+        data[(i, 0, int(v), i)]
     item = (time.perf_counter() - start) / fetches
-    return {"videos": len(data), "build": built, "rss": grown, "held": held / 2**20, "frames": frames, "item": item}
+    return {"videos": len(data), "build": built, "rss": grown, "held": held / 2**20, "read": read, "item": item}
 
 
 def settings(arch: str, crop: int, videos: int) -> dict:
@@ -102,6 +104,7 @@ def measure(files: list[str], cfg: dict, iterations: int, device: torch.device) 
     for i in range(iterations + 1):
         start = time.perf_counter()
         batch = pretrain.collate([data[key] for key in next(sampler)])
+        batch = batch.points(torch.from_numpy(pretrain.within_budget([len(batch.xa)], 0, 256 * p["videos_per_batch"], np.random.default_rng(i))))
         loaded = time.perf_counter()
         loss = moco(*(t.to(device) for t in batch))
         optimizer.zero_grad()
@@ -112,7 +115,7 @@ def measure(files: list[str], cfg: dict, iterations: int, device: torch.device) 
         if i:  # the first iteration warms up
             loads.append(loaded - start)
             steps.append(time.perf_counter() - loaded)
-            n_pairs.append(len(batch[3]))
+            n_pairs.append(len(batch.xa))
     return {"load": np.mean(loads), "step": np.mean(steps), "pairs": np.mean(n_pairs)}
 
 
@@ -134,6 +137,7 @@ def main() -> None:
         (Path(tmp) / "memory").mkdir()
         shards = make_pairs(Path(tmp) / "memory", args.index_videos, detail=(32, 57))
         jpeg_mb = sum(os.path.getsize(pairs.frames_path(f)) for f in shards) / 2**20
+        pairs_mb = sum(os.path.getsize(f) for f in shards) / 2**20
         m = data_memory(shards, 224)
         files = make_pairs(Path(tmp), args.videos)
         for name, arch, crop, videos in runs:
@@ -145,13 +149,13 @@ def main() -> None:
     print()
     print(f"Peak RSS of the benchmark process: {peak:,.0f} MB")
     print()
-    print(f"Data set (PairData) memory, {m['videos']:,} videos in {len(shards)} shards "
-          f"of 500, frames files {jpeg_mb:,.0f} MB; mean of 200 random videos")
+    print(f"Data set (PairData) memory, {m['videos']:,} videos in {len(shards)} shards of 500, 32 draws of 256 pairs "
+          f"per video; pairs files {pairs_mb:,.0f} MB, frames files {jpeg_mb:,.0f} MB; mean of 200 random videos")
     print()
-    print("| videos | frames files MB | build s | RSS growth MB | arrays + names MB | the same at 240,000 videos GB | read 2 frames ms | item (224 crop) ms |")
-    print("|--:|--:|--:|--:|--:|--:|--:|--:|")
-    print(f"| {m['videos']:,} | {jpeg_mb:,.0f} | {m['build']:.2f} | {m['rss']:,.0f} | {m['held']:,.1f} "
-          f"| {m['held'] / m['videos'] * 240000 / 1024:,.2f} | {m['frames'] * 1e3:.2f} | {m['item'] * 1e3:.1f} |")
+    print("| videos | pairs MB/video | frames MB/video | build s | RSS growth MB | index + names MB | the same at 240,000 videos MB | read draws + frames ms | item (224 crop) ms |")
+    print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    print(f"| {m['videos']:,} | {pairs_mb / m['videos']:.3f} | {jpeg_mb / m['videos']:.3f} | {m['build']:.2f} | {m['rss']:,.0f} | {m['held']:,.2f} "
+          f"| {m['held'] / m['videos'] * 240000:,.0f} | {m['read'] * 1e3:.2f} | {m['item'] * 1e3:.1f} |")
 
 
 if __name__ == "__main__":

@@ -47,19 +47,23 @@ def dataset_config(wildcards):
     return config["datasets"][wildcards.dataset]
 
 
-# RAFT backends run on a GPU when the job gets one (rules/flow.smk declares it for SLURM).
-FLOW_ON_GPU = config["flow"]["backend"] != "dis" and config["flow"]["device"] != "cpu"
+# RAFT backends run on a GPU when the job gets one (rules/flow.smk declares it for SLURM);
+# the others are OpenCV's, on CPUs (pico.flow.OPENCV_BACKENDS).
+RAFT_BACKENDS = ("raft", "raft_small")
+FLOW_ON_GPU = (
+    config["flow"]["backend"] in RAFT_BACKENDS and config["flow"]["device"] != "cpu"
+)
 
 
 def flow_settings():
     """The flow settings that change the stored flow, as rerun triggers: those of the chosen
     backend and codec scheme only (device and batch size change nothing)."""
     flow = config["flow"]
-    keys = (
-        ["dis_preset"]
-        if flow["backend"] == "dis"
-        else ["weights", "iters", "precision"]
-    )
+    keys = {
+        "dis": ["dis_preset", "dis_refine"],
+        "raft": ["weights", "iters", "precision"],
+        "raft_small": ["weights", "iters", "precision"],
+    }.get(flow["backend"], [])
     codec = {
         k: v
         for k, v in flow["codec"].items()

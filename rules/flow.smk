@@ -1,5 +1,5 @@
 # Stage 4 (Section 3.2): forward and backward optical flow of every snippet, stored with the
-# paper's codec, one file per snippet. RAFT asks SLURM for a GPU; DIS runs on CPUs.
+# paper's codec, one file per snippet. RAFT asks SLURM for a GPU; OpenCV's backends run on CPUs.
 
 
 rule estimate_flow:
@@ -7,7 +7,9 @@ rule estimate_flow:
         "results/{dataset}/videos/{shard}.parquet",
         "results/{dataset}/frames/{shard}",
         local_file(
-            config["flow"]["weights"] if config["flow"]["backend"] != "dis" else None
+            config["flow"]["weights"]
+            if config["flow"]["backend"] in RAFT_BACKENDS
+            else None
         ),
     output:
         table="results/{dataset}/flow/{shard}.parquet",

@@ -118,6 +118,12 @@ rule dataset_health:
             category="Data health",
             labels={"dataset": "{dataset}", "plot": "pairs_per_video"},
         ),
+        temporal_gaps=report(
+            "results/{dataset}/health/temporal_gaps.png",
+            caption="../report/temporal_gaps.rst",
+            category="Data health",
+            labels={"dataset": "{dataset}", "plot": "temporal_gaps"},
+        ),
     log:
         "logs/dataset_health/{dataset}.log",
     benchmark:

@@ -22,9 +22,7 @@ rule point_pairs:
     params:
         pairs={
             "seed": config["seed"],
-            "frames_per_video": config["sampling"]["frames_per_video"],
-            "videos_per_batch": config["pretrain"]["videos_per_batch"],
-            "max_pairs": config["pretrain"]["max_pairs"],
+            **{k: v for k, v in config["sampling"].items() if k != "strategy"},
         },
     script:
         "../workflow/scripts/point_pairs.py"

@@ -1,5 +1,6 @@
 # Stage 5 (Section 3.2, A.1): raw point tracks from stored flow, then one cut per (gamma, delta).
-# A cut reads only the raw tracks, so changing gamma or delta reruns nothing upstream of it.
+# A cut reads only the raw tracks, so changing gamma, delta or tracking.motion_boundary reruns
+# nothing upstream of it.
 
 
 rule raw_tracks:
@@ -43,6 +44,7 @@ rule cut_tracks:
     params:
         gamma=lambda w: float(w.gamma),
         delta=lambda w: float(w.delta),
+        motion_boundary=config["tracking"]["motion_boundary"],
     script:
         "../workflow/scripts/cut_tracks.py"
 

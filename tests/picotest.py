@@ -39,3 +39,17 @@ def scheduled(dry_run_stdout: str) -> dict[str, int]:
     """Job counts per rule from a dry run's job stats table."""
     table = dry_run_stdout.split("Job stats:")[1].split("\n\n")[0] if "Job stats:" in dry_run_stdout else ""
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"}
+
+
+def random_raw_tracks(height: int, width: int):
+    """Raw tracks (``pico.tracks``) of 300 points over 16 frames of random smooth forward flow
+    and noisy backward flow: tracks of varied lengths, Eq. 3 terms and end reasons."""
+    import numpy as np
+
+    from pico import tracks
+
+    rng = np.random.default_rng(0)
+    flows = [(rng.normal(0, 2, (2, height, width)).astype(np.float32), rng.normal(0, 2, (2, height, width)).astype(np.float32))
+             for _ in range(15)]
+    t0, x, y = tracks.start_points(300, 16, width, height, rng)
+    return tracks.table("v", tracks.track(flows, 16, t0, x, y, 0.5, 16))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from pico import benchmark, datasets, detection, metrics, model, panoptic, probe
+from pico import augment, benchmark, datasets, detection, metrics, model, panoptic, probe
 from pico.resume import Resumable
 from picotest import run_snakemake, scheduled
 
@@ -54,6 +54,27 @@ def test_miou_and_fiou_against_a_hand_computed_confusion_matrix():
 def test_classes_absent_everywhere_do_not_count_in_the_mean():
     conf = metrics.confusion(np.array([0, 0, 1]), np.array([0, 0, 1]), 4)
     assert metrics.iou(conf) == {"mIoU": 100.0, "fIoU": 100.0}
+
+
+def test_a_class_predicted_but_absent_from_the_ground_truth_does_not_lower_miou():
+    """detectron2's SemSegEvaluator: the mean runs over classes with ground-truth pixels."""
+    conf = np.array([[3, 0, 1], [0, 2, 0], [0, 0, 0]])  # rows: truth; class 2 only predicted (once)
+    # IoU: class 0 = 3 / (4 + 3 - 3) = .75; class 1 = 2 / 2 = 1; class 2: none (no ground truth)
+    result = metrics.iou(conf)
+    assert result["mIoU"] == pytest.approx(100 * (0.75 + 1) / 2)  # not (.75 + 1 + 0) / 3
+    assert result["fIoU"] == pytest.approx(100 * (4 / 6 * 0.75 + 2 / 6 * 1))
+    # the stray pixel predicted as class 1 instead lowers class 1's IoU: it counts only as a miss of class 0
+    assert metrics.iou(np.array([[3, 1, 0], [0, 2, 0], [0, 0, 0]]))["mIoU"] == pytest.approx(100 * (0.75 + 2 / 3) / 2)
+
+
+def test_fiou_weights_each_class_by_its_share_of_ground_truth_pixels():
+    conf = np.array([[90, 10], [5, 5]])  # class 0: 100 true pixels, class 1: 10
+    iou0, iou1 = 90 / (100 + 95 - 90), 5 / (10 + 15 - 5)
+    result = metrics.iou(conf)
+    assert result["fIoU"] == pytest.approx(100 * (100 / 110 * iou0 + 10 / 110 * iou1))
+    assert result["mIoU"] == pytest.approx(100 * (iou0 + iou1) / 2)
+    with pytest.raises(ValueError, match="no ground-truth pixel"):
+        metrics.iou(np.zeros((3, 3), np.int64))
 
 
 def test_dilated_resnet_gives_a_quarter_resolution_map():
@@ -118,6 +139,25 @@ def test_the_probe_trains_only_its_classifier(demo_coco):
     assert 0 <= scores["mIoU"] <= 100 and 0 <= scores["fIoU"] <= 100
 
 
+def test_probe_crops_are_padded_with_the_mean_colour_and_void_labels():
+    """detectron2 clips the crop to the image and pads the normalised batch with 0 (the mean
+    colour) and the labels with the ignore value, at the bottom and right."""
+    mean = np.round(255 * augment.MEAN.flatten().numpy()).astype(np.uint8)
+    assert probe.to_tensor(np.broadcast_to(mean, (2, 2, 3)).copy()).abs().max() < 0.01  # 0 = the mean colour
+    short = (np.full((20, 30, 3), 200, np.uint8), np.ones((20, 30), np.uint8))  # smaller than the crop both ways
+    wide = (np.full((20, 60, 3), 200, np.uint8), np.ones((20, 60), np.uint8))  # wider: cropped; lower: padded
+    cfg = {"min_size_train": [20], "max_size": 1000, "crop_size": [32, 48]}
+    for seed in range(6):  # both flips
+        for index in (0, 1):
+            image, labels = probe.training_sample([short, wide], index, cfg, np.random.default_rng(seed))
+            assert image.shape == (3, 32, 48) and labels.shape == (32, 48)
+            width = 30 if index == 0 else 48
+            inside = np.zeros((32, 48), bool)
+            inside[:20, :width] = True
+            assert (image[:, ~inside] == 0).all() and (labels[~inside] == panoptic.IGNORE).all()
+            assert (image[:, inside] > 0.5).all() and (labels[inside] == 1).all()
+
+
 def write_png(path, array):
     import cv2
 
@@ -140,6 +180,18 @@ def test_voc_reader_on_a_tiny_copy_of_its_layout(tmp_path):
     assert len(data) == 2 and data.n_classes == 21
     image, labels = data[1]
     assert image.shape == (20, 30, 3) and set(np.unique(labels)) == {0, 15, 255}
+
+
+def test_an_evaluation_split_without_a_labelled_pixel_is_an_error_naming_its_labels(tmp_path):
+    root = tmp_path / "VOC2012"
+    (root / "ImageSets/Segmentation").mkdir(parents=True)
+    (root / "ImageSets/Segmentation/val.txt").write_text("2007_000033\n")
+    write_png(root / "JPEGImages/2007_000033.jpg", np.full((16, 24, 3), 128, np.uint8))
+    write_png(root / "SegmentationClassAug/2007_000033.png", np.full((16, 24), 255, np.uint8))  # all void
+    linear = probe.LinearProbe(torch.nn.AvgPool2d(4), 3, 21)  # any features at 1/4
+    cfg = {"min_size_test": 16, "max_size": 100, "device": "cpu"}
+    with pytest.raises(datasets.DatasetError, match="SegmentationClassAug: no ground-truth pixel"):
+        probe.evaluate(linear, datasets.voc(root, "val"), cfg)
 
 
 def test_cityscapes_reader_maps_label_ids_to_train_ids(tmp_path):

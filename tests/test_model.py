@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pico import augment, model
+from pico import augment, model, probe
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +108,52 @@ def test_the_loss_falls_when_overfitting_one_batch(monkeypatch):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_the_semantic_branch_is_detectron2s_sem_seg_fpn_head():
+    """Per level P2..P5 (stride 4..32): max(1, log2(stride / 4)) blocks of 3x3 conv (no bias,
+    since a norm follows), GroupNorm(32, 128), ReLU, and a 2x bilinear upsampling below 1/4."""
+    branch = model.SemanticBranch(256, 128)
+    for level, stack in enumerate(branch.levels):
+        kinds = [type(m) for m in stack]
+        blocks = max(1, level)
+        per_block = [torch.nn.Conv2d, torch.nn.GroupNorm, torch.nn.ReLU] + ([torch.nn.Upsample] if level else [])
+        assert kinds == per_block * blocks, level
+        convs = [m for m in stack if isinstance(m, torch.nn.Conv2d)]
+        assert [c.in_channels for c in convs] == [256] + [128] * (blocks - 1)
+        assert all(c.kernel_size == (3, 3) and c.padding == (1, 1) and c.bias is None and c.out_channels == 128 for c in convs)
+        assert all(g.num_groups == 32 and g.num_channels == 128 for g in stack if isinstance(g, torch.nn.GroupNorm))
+        assert all(u.scale_factor == 2 and u.mode == "bilinear" and not u.align_corners for u in stack if isinstance(u, torch.nn.Upsample))
+    features = {str(k): torch.randn(1, 256, 16 >> k, 24 >> k) for k in range(4)}
+    assert branch(features).shape == (1, 128, 16, 24)
+
+
+def excess_kurtosis(w: torch.Tensor) -> float:
+    z = (w.flatten().double() - w.double().mean()) / w.double().std()
+    return (z ** 4).mean().item() - 3
+
+
+def test_decoder_initialisation_is_detectron2s():
+    """SemSegFPNHead's convs and predictor (here the probe's classifier): c2_msra_fill, i.e.
+    N(0, 2 / fan_out), zero bias; GroupNorm at identity. The FPN (torchvision's): c2_xavier_fill,
+    i.e. U(-sqrt(3 / fan_in), sqrt(3 / fan_in)), zero bias, as detectron2's FPN."""
+    torch.manual_seed(0)
+    branch = model.SemanticBranch(256, 128)
+    convs = [m for m in branch.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 1 + 1 + 2 + 3
+    for conv in convs:
+        w = conv.weight
+        fan_out = conv.out_channels * w.shape[2] * w.shape[3]
+        assert w.std().item() == pytest.approx(math.sqrt(2 / fan_out), rel=0.02)
+        assert abs(w.mean().item()) < 4 * math.sqrt(2 / fan_out) / math.sqrt(w.numel())
+        assert abs(excess_kurtosis(w)) < 0.1  # normal (a uniform draw has -1.2)
+    norms = [m for m in branch.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert len(norms) == 7 and all(bool((g.weight == 1).all() and (g.bias == 0).all()) for g in norms)
+    classifier = probe.LinearProbe(torch.nn.Identity(), 128, 54).classifier  # COCO's 54 semantic classes
+    assert classifier.weight.std().item() == pytest.approx(math.sqrt(2 / 54), rel=0.05)
+    assert abs(excess_kurtosis(classifier.weight)) < 0.3 and bool((classifier.bias == 0).all())
+    fpn = model.backbone("resnet18", None, freeze=True).fpn
+    for conv in (m for m in fpn.modules() if isinstance(m, torch.nn.Conv2d)):
+        bound = math.sqrt(3 / (conv.in_channels * conv.weight.shape[2] * conv.weight.shape[3]))
+        assert conv.weight.abs().max().item() <= bound and conv.weight.abs().max().item() > 0.99 * bound
+        assert bool((conv.bias == 0).all())

@@ -33,7 +33,7 @@ def test_the_report_holds_the_tables_figures_and_health_plots(demo, report):
     for category in ("Tables", "Figures", "Data health"):
         assert category in page
     pngs = {"figure1.png", "figure3.png", "figure4.png", "figure5.png", "status.png", "flow_codec_error.png",
-            "track_lengths.png", "pairs_per_video.png", "pretraining_loss.png"}
+            "track_lengths.png", "pairs_per_video.png", "temporal_gaps.png", "pretraining_loss.png"}
     assert pngs <= set(embedded)
     for name in pngs:
         mime, data = embedded[name]
@@ -85,21 +85,28 @@ def test_shard_health_counts_the_demo_data(demo):
             means.append((lengths * np.arange(len(lengths))).sum() / lengths.sum())
         assert means == sorted(means)  # a looser cut keeps each track's longer prefix
         for name in PAIR_SETS:
-            counts = np.array(summary(folder / f"pairs/{name}/{shard}.json")["pairs_per_video"])
-            pairs = pq.read_table(demo / f"results/demo/pairs/{name}/{shard}.parquet")
-            assert counts.sum() == 4 and (counts * np.arange(len(counts))).sum() == pairs.num_rows
+            counts = summary(folder / f"pairs/{name}/{shard}.json")
+            per_draw, gaps = np.array(counts["pairs_per_draw"]), np.array(counts["temporal_gaps"])
+            pairs = pq.read_table(demo / f"results/demo/pairs/{name}/{shard}.parquet").to_pandas()
+            draws = pairs.groupby(["video", "draw"]).size()
+            assert per_draw.sum() == len(draws) == 4 * 32 - 32 * counts["videos_without_pairs"]
+            assert (per_draw * np.arange(len(per_draw))).sum() == len(pairs)
+            assert gaps.sum() == len(pairs.drop_duplicates(["video", "draw", "frame_a", "frame_b"]))
+            assert (gaps[0] > 0) == name.startswith("static_frame")  # one frame: gap 0, and only there
 
 
 def test_health_plots_and_loss_curves_come_from_every_model(demo):
     folder = demo / "results/demo/health"
-    for name in ("status", "flow_codec_error", "track_lengths", "pairs_per_video"):
+    for name in ("status", "flow_codec_error", "track_lengths", "pairs_per_video", "temporal_gaps"):
         assert cv2.imread(str(folder / f"{name}.png")) is not None
     merged = health.merge(*(sorted(folder.glob(f"{stage}/**/*.json")) for stage in ("flow", "tracks", "pairs")))
     assert dict(merged["status"]) == {"ok": 8} and len(merged["flow_epe"]) == 8
     assert set(merged["track_lengths"]) == set(CUTS) and merged["track_lengths"]["g0_d4"].sum() == 8000
-    assert set(merged["pairs_per_video"]) == PAIR_SETS and all(c.sum() == 8 for c in merged["pairs_per_video"].values())
-    iterations, losses = health.read_losses(demo / "results/models/pico/demo/random/g0_d1/work/metrics.csv")
+    assert set(merged["pairs_per_draw"]) == set(merged["temporal_gaps"]) == set(merged["videos_without_pairs"]) == PAIR_SETS
+    assert all(c.sum() == 32 * (8 - merged["videos_without_pairs"][name]) for name, c in merged["pairs_per_draw"].items())
+    iterations, losses, n_pairs = health.read_losses(demo / "results/models/pico/demo/random/g0_d1/work/metrics.csv")
     assert list(iterations) == list(range(1, 21)) and np.isfinite(losses).all()
+    assert (n_pairs > 0).all() and (n_pairs <= 1024).all()  # the demo's pretrain.max_pairs
     assert cv2.imread(str(demo / "results/models/pretraining_loss.png")) is not None
 
 
@@ -115,5 +122,5 @@ def test_damaged_health_inputs_are_errors_naming_the_file(tmp_path):
     with pytest.raises(ValueError, match=r"cut\.parquet: not a readable Parquet file"):
         health.track_lengths(tmp_path / "cut.parquet")
     (tmp_path / "metrics.csv").write_text("iteration,lr\n1,0.03\n")
-    with pytest.raises(ValueError, match=r"metrics\.csv: no iteration/loss rows"):
+    with pytest.raises(ValueError, match=r"metrics\.csv: no iteration/loss/pairs rows"):
         health.read_losses(tmp_path / "metrics.csv")

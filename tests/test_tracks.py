@@ -1,10 +1,10 @@
-"""Section 3.2-3.3: flow chaining (Eq. 2), the forward-backward cut (Eq. 3), anchor sampling,
-point pairs for PiCO and the static baselines."""
+"""Section 3.2: flow chaining (Eq. 2) and the forward-backward cut (Eq. 3)."""
 
 import numpy as np
 import pytest
+from picotest import random_raw_tracks
 
-from pico import pairs, sampling, tracks
+from pico import tracks
 
 H, W = 48, 64
 
@@ -65,13 +65,71 @@ def test_background_points_stop_where_a_moving_square_covers_them():
         assert (cut[cut.track == k].x == x).all()  # the background does not move
 
 
+def ends(rows) -> dict[int, tuple[int, int]]:
+    """Each track's (last t, end reason); every other row's reason must be 0."""
+    last = np.r_[rows["track"][1:] != rows["track"][:-1], True]
+    assert (rows["end"][~last] == 0).all()
+    return {int(k): (int(t), int(e)) for k, t, e in zip(rows["track"][last], rows["t"][last], rows["end"][last])}
+
+
+def test_tracks_end_on_leaving_the_frame_or_at_the_snippets_end():
+    """Flow (3, 0): from x = 55 the point is at 64 > W - 1 after three steps, so its last row is
+    t = 2 (left the frame); from x = 5 it is at 32 on the last frame t = 9 (snippet end)."""
+    rows = tracks.track(constant(3.0, 0.0, 9), 10, np.zeros(2, np.int32), np.array([55.0, 5.0], np.float32),
+                        np.full(2, 20.0, np.float32), 0.5, 16)
+    assert ends(rows) == {0: (2, tracks.END_LEFT), 1: (9, tracks.END_SNIPPET)}
+    assert rows["end"].dtype == np.int8 and tracks.table("v", rows).schema == tracks.SCHEMA
+
+
+def disagreeing(error: float, at: int, n_fields: int = 9):
+    """Flow (1, 0) whose backward flow is off by ``error`` px in x on step ``at`` only:
+    |w + ŵ|² = error² there, 0 elsewhere."""
+    fields = constant(1.0, 0.0, n_fields)
+    fwd, bwd = fields[at]
+    fields[at] = (fwd, bwd + np.array([error, 0], np.float32)[:, None, None])
+    return fields
+
+
+def test_a_failed_forward_backward_test_ends_the_track_on_the_step_before_the_occlusion():
+    start = dict(t0=np.zeros(1, np.int32), x=np.array([10.0], np.float32), y=np.array([20.0], np.float32))
+    raw = tracks.track(disagreeing(5.0, at=4), 10, *start.values(), 0.5, 16)  # 25 > max_delta: the raw track stops
+    assert ends(raw) == {0: (4, tracks.END_OCCLUDED)}
+    raw = tracks.track(disagreeing(3.0, at=4), 10, *start.values(), 0.5, 16)  # 9 < 16: the raw track survives
+    assert ends(raw) == {0: (9, tracks.END_SNIPPET)}
+    cut = tracks.cut(tracks.table("v", raw), 0, 4).to_pandas()  # 9 > 4: the cut stops it at t = 4
+    assert cut.t.tolist() == list(range(5)) and cut.end.tolist() == [0, 0, 0, 0, tracks.END_OCCLUDED]
+    assert cut.fb_sq.isna().tolist() == [False] * 4 + [True] and cut.boundary.isna().tolist() == [False] * 4 + [True]
+    looser = tracks.cut(tracks.table("v", raw), 0, 10).to_pandas()  # 9 < 10: kept whole, its raw reason too
+    assert looser.end.tolist() == [0] * 9 + [tracks.END_SNIPPET]
+
+
+def test_the_motion_boundary_term_is_sundarams_eq6_and_ends_tracks_only_when_asked():
+    """Flow u = 1 right of x = 32, 0 left of it: at x = 31.5 the central difference over ±1 px
+    is du/dx = 0.5, so the ratio is 0.25 / (0.01 * 0.5² + 0.002) = 55.6 > 1; away from the
+    step it is 0. An affine field has |∇u|² + |∇v|² = the sum of its matrix's squares."""
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    step = np.stack([(xx >= 32).astype(np.float32), np.zeros((H, W), np.float32)])
+    ratio = tracks.motion_boundary_ratio(step, np.array([31.5, 10.0]), np.array([20.0, 20.0]), np.array([[0.5, 0.0], [0.0, 0.0]]))
+    np.testing.assert_allclose(ratio, [0.25 / (0.01 * 0.25 + 0.002), 0.0], rtol=1e-6)
+    A, b = np.array([[0.02, -0.01], [0.015, 0.01]], np.float32), np.array([0.3, -0.2], np.float32)
+    affine = np.stack([A[0, 0] * xx + A[0, 1] * yy + b[0], A[1, 0] * xx + A[1, 1] * yy + b[1]])
+    x, y = np.array([0.0, 20.3, 63.0]), np.array([5.0, 15.7, 47.0])  # at the borders: one-sided differences
+    w = tracks.sample(affine, x, y)
+    np.testing.assert_allclose(tracks.motion_boundary_ratio(affine, x, y, w), (A**2).sum() / (0.01 * (w**2).sum(0) + 0.002), rtol=1e-5)
+
+    fields = [(step, -step)] * 9  # consistent both ways: Eq. 3 never fails
+    rows = tracks.track(fields, 10, np.zeros(2, np.int32), np.array([31.5, 10.0], np.float32), np.full(2, 20.0, np.float32), 0.5, 16)
+    raw = tracks.table("v", rows)
+    assert ends(rows) == {0: (9, tracks.END_SNIPPET), 1: (9, tracks.END_SNIPPET)}  # raw tracks record, never apply it
+    assert same(tracks.cut(raw, 0, 4), raw)
+    cut = tracks.cut(raw, 0, 4, motion_boundary=True).to_pandas()
+    assert cut[cut.track == 0].end.tolist() == [tracks.END_BOUNDARY]  # at the boundary from its first frame
+    assert cut[cut.track == 1].end.tolist() == [0] * 9 + [tracks.END_SNIPPET]
+
+
 @pytest.fixture(scope="module")
 def raw_table():
-    """Raw tracks on random smooth flow with noisy backward flow: varied fb and mag terms."""
-    rng = np.random.default_rng(0)
-    flows = [(rng.normal(0, 2, (2, H, W)).astype(np.float32), rng.normal(0, 2, (2, H, W)).astype(np.float32)) for _ in range(15)]
-    t0, x, y = tracks.start_points(300, 16, W, H, rng)
-    return tracks.table("v", tracks.track(flows, 16, t0, x, y, 0.5, 16))
+    return random_raw_tracks(H, W)
 
 
 def same(a, b) -> bool:
@@ -97,6 +155,9 @@ def test_the_cut_is_a_prefix_and_monotone_in_gamma_and_delta(raw_table):
         assert (df.groupby(level=0).size() == spans["max"] - spans["min"] + 1).all()  # contiguous
         last = df.groupby(level=0).tail(1)
         assert last.fb_sq.isna().all() and df.drop(last.index).fb_sq.notna().all()
+        assert (df.drop(last.index).end == 0).all() and last.end.isin([1, 2, 3]).all()
+        truncated = raw.groupby(level=0).size().loc[spans.index] > spans["max"] - spans["min"] + 1
+        assert (last.end.to_numpy()[truncated.to_numpy()] == tracks.END_OCCLUDED).all()  # where the cut shortened it
         kept = df.drop(last.index)
         assert (kept.fb_sq.astype(float) < gamma * kept.mag_sq.astype(float) + delta).all()
         if previous is not None:  # looser thresholds never shorten a track
@@ -114,45 +175,6 @@ def test_tracking_is_identical_on_rerun(raw_table, tmp_path):
     tracks.write(again, tmp_path / "a.parquet")
     tracks.write(raw_table, tmp_path / "b.parquet")
     assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
-
-
-def test_anchor_sampling_on_hand_built_trajectories():
-    """With anchor 5 every track is active; the endpoints furthest from it are
-    [0, 6] -> 0, [1, 9] -> 9 (a tie goes to the later end), [2, 9] -> 9, [5, 7] -> 7,
-    [4, 12] -> 12, [3, 8] -> 8: frame 9 has two, then 0, 7, 8, 12 one each (earliest wins)."""
-    start = np.array([0, 1, 2, 5, 4, 3])
-    end = np.array([6, 9, 9, 7, 12, 8])
-    picks = set()
-    for seed in range(200):
-        frames = sampling.anchor_frames(start, end, 15, 3, np.random.default_rng(seed))
-        if frames[0] == 5:
-            assert frames == [5, 9, 0], frames
-        picks.add(frames[0])
-    assert picks == set(range(13))  # anchors are drawn over the covered frames only
-    assert sampling.anchor_frames(np.array([], int), np.array([], int), 15, 3, np.random.default_rng(0)) == []
-
-
-def test_random_sampling_draws_distinct_frames():
-    frames = sampling.random_frames(30, 4, np.random.default_rng(0))
-    assert len(set(frames)) == 4 and all(0 <= f < 30 for f in frames)
-
-
-def test_pairs_per_method_follow_the_tracks_and_the_cap(raw_table):
-    cols = {k: raw_table[k].to_numpy() for k in ("track", "t", "x", "y")}
-    row = {"video": "v", "n_frames": 16, "width": W, "height": H}
-    cfg = {"seed": 0, "frames_per_video": 3, "max_pairs": 400, "videos_per_batch": 4}
-    frames, got = pairs.video_pairs("pico", "anchor", row, cols, cfg)
-    assert 0 < len(got["xa"]) <= 100 and len(frames) == 3
-    df = raw_table.to_pandas().set_index(["track", "t"])
-    for k in range(len(got["xa"])):
-        a, b, trk = int(got["frame_a"][k]), int(got["frame_b"][k]), int(got["track"][k])
-        assert a < b and {a, b} <= set(frames)
-        assert (df.loc[(trk, a), "x"], df.loc[(trk, b), "y"]) == (got["xa"][k], got["yb"][k])
-    frames, static = pairs.video_pairs("static_video", "anchor", row, cols, cfg)
-    assert len(static["xa"]) == 100 and (static["xa"] == static["xb"]).all() and (static["track"] == -1).all()
-    assert (static["frame_a"] < static["frame_b"]).all()
-    frames, single = pairs.video_pairs("static_frame", "anchor", row, cols, cfg)
-    assert len(frames) == 1 and (single["frame_a"] == frames[0]).all() and (single["frame_b"] == frames[0]).all()
 
 
 def test_tracking_from_stored_codes_equals_tracking_the_decoded_flow(tmp_path):

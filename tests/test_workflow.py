@@ -132,11 +132,11 @@ def test_demo_pairs_for_every_method(demo):
         for shard in ("00000", "00001"):
             table = pq.read_table(base / f"{method}/anchor/g0_d4/{shard}.parquet").to_pandas()
             frames = pq.read_table(base / f"{method}/anchor/g0_d4/{shard}.frames.parquet").to_pandas()
-            assert table.groupby("video").size().max() <= 1024 // 4  # max_pairs / videos_per_batch
-            assert set(table.video) <= set(frames.video) and len(set(frames.video)) == 4
+            assert set(table.video) == set(frames.video) and len(set(frames.video)) == 4
+            assert (table.groupby("video").draw.nunique() == 32).all()  # sampling.draws_per_video
             for video, group in table.groupby("video"):
                 selected = set(frames[frames.video == video].frame)
-                assert set(group.frame_a) | set(group.frame_b) <= selected
+                assert set(group.frame_a) | set(group.frame_b) == selected
             assert frames.jpeg.map(lambda b: b[:2] == b"\xff\xd8").all()
             if method == "pico":
                 tracked = pq.read_table(demo / f"results/demo/tracks/g0_d4/{shard}.parquet").to_pandas()
@@ -144,7 +144,7 @@ def test_demo_pairs_for_every_method(demo):
                 row = table.iloc[len(table) // 2]
                 assert tracked.loc[(row.video, row.track, row.frame_b), "x"] == row.xb
             else:
-                assert (table.xa == table.xb).all() and (table.track == -1).all()
+                assert (table.xa == table.xb).all() and (table.ya == table.yb).all()  # PiCO's points, mapped to themselves
             assert (table.frame_a == table.frame_b).all() == (method == "static_frame")
 
 
@@ -155,11 +155,25 @@ def test_demo_pairs_for_every_method(demo):
         ({"thresholds": [[0.05, 4]]}, {"cut_tracks": 2, "point_pairs": 6}),  # one gamma changed (0.1 is the demo ablations')
         ({"thresholds": [[0, 4], [0, 8]]}, {"cut_tracks": 2, "point_pairs": 6}),  # a delta added
         ({"max_delta": 12}, {"raw_tracks": 2, "cut_tracks": 2, "point_pairs": 6}),  # the bound moved
+        ({"motion_boundary": False}, {"cut_tracks": 2, "point_pairs": 6}),  # the demo's option off: cuts only
     ],
 )
 def test_threshold_changes_rerun_only_what_depends_on_them(demo, tracking, expected):
     out = dry_run_with(demo, {"tracking": tracking}, "pairs")
     assert scheduled(out.stdout + out.stderr) == {**expected, "pairs": 1}
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        ({"sampling": {"draws_per_video": 8}}, {"point_pairs": 6, "pretrain_model": 3}),  # new draws: Table 1's models
+        ({"sampling": {"endpoints": "all"}}, {"point_pairs": 6, "pretrain_model": 3}),
+        ({"pretrain": {"max_pairs": 512}}, {"pretrain_model": 3}),  # applied per iteration, in pretraining
+    ],
+)
+def test_sampling_changes_rerun_the_pairs_and_the_budget_only_pretraining(demo, overrides, expected):
+    out = dry_run_with(demo, overrides, "pretrain")
+    assert scheduled(out.stdout + out.stderr) == {**expected, "pretrain": 1}
 
 
 def test_adding_a_delta_to_an_ablation_sweep_builds_only_the_new_point(demo):

@@ -15,7 +15,7 @@ import torch
 
 from pico import detection, model, probe
 from pico.checkpoint import sha256
-from pico.config import BENCHMARK_RUNTIME_KEYS, WITHOUT_MOCO_V2
+from pico.config import BENCHMARK_RUNTIME_KEYS, WITHOUT_MOCO_V2, model_name
 from pico.resume import Resumable
 
 TITLES = {
@@ -34,6 +34,17 @@ METRICS = {
 }
 
 
+def benchmarked(wildcards, inputs, config: dict) -> tuple[str, str | None, str | None]:
+    """A benchmark job's model: (its name, its model.pt or None for the MoCo-v2 baseline, the
+    MoCo-v2 encoder checkpoint), from the job's wildcards (a pretrained model has
+    {method}/{dataset}/{sampling}/g{gamma}_d{delta}; the baseline none), inputs and config."""
+    moco_v2 = config["benchmarks"]["moco_v2_checkpoint"] or config["model"]["encoder_checkpoint"]
+    if "method" not in wildcards.keys():
+        return "moco_v2", None, moco_v2
+    name = model_name(*(wildcards[k] for k in ("method", "dataset", "sampling", "gamma", "delta")))
+    return name, inputs.model, moco_v2
+
+
 def fingerprint(benchmark: str, model_path: str | None, moco_v2: str | None, root: str, cfg: dict, seed: int) -> str:
     """What a benchmark's checkpoint must agree on to be resumed: benchmark, model file
     content, data root and the settings that shape learning."""
@@ -47,15 +58,22 @@ def evaluate(benchmark: str, model_path: str | None, moco_v2: str | None, root: 
     """Train the benchmark's head on the frozen model and score it (checkpoints in ``work``)."""
     resume = Resumable(work and Path(work) / "checkpoint.pt", fingerprint(benchmark, model_path, moco_v2, root, cfg, seed),
                        cfg["checkpoint_every"])
-    if model_path is None:
-        if benchmark in WITHOUT_MOCO_V2:
-            raise ValueError(f"{benchmark} has no MoCo-v2 baseline")
-        torch.manual_seed(seed)  # a random-init baseline (no checkpoint: the demo) is the same on every run
-        return probe.run(model.dilated_encoder("resnet50", moco_v2), 2048, benchmark, root, cfg, seed, resume)
-    net = probe.pretrained_features(model_path)
+    if model_path is None and benchmark in WITHOUT_MOCO_V2:
+        raise ValueError(f"{benchmark} has no MoCo-v2 baseline")
+    net, channels = frozen_network(model_path, moco_v2, seed)
     if benchmark == "coco_maskrcnn":
         return detection.run(net.backbone, root, cfg, seed, resume)
-    return probe.run(net, net.dim, benchmark, root, cfg, seed, resume)
+    return probe.run(net, channels, benchmark, root, cfg, seed, resume)
+
+
+def frozen_network(model_path: str | None, moco_v2: str | None, seed: int) -> tuple[torch.nn.Module, int]:
+    """A model's dense network and its channels: a pretraining run's f (128-d at 1/4), or for
+    ``model_path`` None the MoCo-v2 baseline, its ResNet-50 dilated to 1/4 (2048-d)."""
+    if model_path is None:
+        torch.manual_seed(seed)  # a random-init baseline (no checkpoint: the demo) is the same on every run
+        return model.dilated_encoder("resnet50", moco_v2), 2048
+    net = probe.pretrained_features(model_path)
+    return net, net.dim
 
 
 def result(metrics_: dict, benchmark: str, model_name: str, model_path: str | None, cfg: dict, demo: bool, seconds: float) -> dict:
@@ -74,5 +92,9 @@ def table(results: list[dict], benchmark: str, demo: bool) -> dict:
     """A results table: the MoCo-v2 baseline first, then every pretrained model."""
     name = TITLES[benchmark] + (" -- DEMO: the synthetic world's benchmark, not the real dataset" if demo else "")
     keys = ("method", "dataset", "sampling", "gamma", "delta", *METRICS[benchmark], "model")
-    rows = sorted(results, key=lambda r: (r["method"] != "moco_v2", r["dataset"] or "", r["method"]))
-    return {"benchmark": name, "demo": demo, "rows": [{k: r.get(k) for k in keys} for r in rows]}
+    return {"benchmark": name, "demo": demo, "rows": [{k: r.get(k) for k in keys} for r in ordered(results)]}
+
+
+def ordered(results: list[dict]) -> list[dict]:
+    """Results in the tables' order: the MoCo-v2 baseline first, then by dataset and method."""
+    return sorted(results, key=lambda r: (r["method"] != "moco_v2", r["dataset"] or "", r["method"]))

@@ -14,8 +14,8 @@ import yaml
 METHODS = ("pico", "static_video", "static_frame")
 
 #: Pretraining settings that change how a run is executed, not what it learns: neither rerun
-#: triggers nor part of a checkpoint's fingerprint. (max_pairs acts through the pairs stage.)
-PRETRAIN_RUNTIME_KEYS = ("workers", "device", "gpus", "nodes", "checkpoint_every", "max_pairs")
+#: triggers nor part of a checkpoint's fingerprint.
+PRETRAIN_RUNTIME_KEYS = ("workers", "device", "gpus", "nodes", "checkpoint_every")
 
 #: Benchmark settings that change where or how fast a benchmark runs, not its result.
 BENCHMARK_RUNTIME_KEYS = ("device", "checkpoint_every", "workers")

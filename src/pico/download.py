@@ -110,7 +110,8 @@ def get(entry: dict, source: str, media: Path, cfg: dict, seed: int, root: str |
     if source == "local":
         return {**row, "path": entry["path"]}
     if source == "synthetic":
-        vid = synthetic.make_video(seed, entry["video"], entry["seconds"], entry["fps"], entry["width"], entry["height"], entry["cut"])
+        vid = synthetic.make_video(seed, entry["video"], entry["seconds"], entry["fps"], entry["width"], entry["height"], entry["cut"],
+                                   synthetic.World.from_settings(entry["world"]))
         synthetic.write(vid, stem.with_suffix(".mp4"))
         return {**row, "path": str(stem.with_suffix(".mp4"))}
     if root:  # kinetics with a local root: look the clip up, never download

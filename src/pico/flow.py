@@ -2,9 +2,13 @@
 
 Backends: RAFT (Teed & Deng 2020; torchvision's, with the weights trained on FlyingChairs +
 FlyingThings3D and fine-tuned on the Sintel/KITTI/HD1K/Things mix, the paper's mixture), RAFT
-small, and OpenCV's DIS (Kroeger et al. 2016) for CPUs. Every backend maps a snippet's frames
-(T, H, W, 3) uint8 to forward flow (frame t -> t+1) and backward flow (frame t+1 -> t), each
-float32 (T-1, 2, H, W) in pixels, x right and y down.
+small, and OpenCV's two-frame algorithms for CPUs: DIS (Kroeger et al. 2016), optionally followed
+by a full-resolution variational refinement (Brox et al. 2004's energy, ``cv2.VariationalRefinement``),
+and from opencv-contrib's ``optflow`` module DeepFlow (Weinzaepfel et al. 2013),
+Dual TV-L1 (Zach et al. 2007) and dense RLOF (Senst et al. 2012). docs/occlusions.md measures
+how well each lets Eq. 3 catch occlusions. Every backend maps a snippet's frames (T, H, W, 3)
+uint8 to forward flow (frame t -> t+1) and backward flow (frame t+1 -> t), each float32
+(T-1, 2, H, W) in pixels, x right and y down.
 """
 
 from __future__ import annotations
@@ -28,25 +32,71 @@ DIS_PRESETS = {
     "medium": (cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, None),
     "fine": (cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, 0),
 }
+#: The CPU backends of OpenCV (``flow.backend``); the RAFT ones are ``raft`` and ``raft_small``.
+OPENCV_BACKENDS = ("dis", "deepflow", "tvl1", "rlof")
 
 
-class DIS:
-    """OpenCV's Dense Inverse Search flow on grayscale frames (CPU)."""
+class OpenCVFlow:
+    """One of OpenCV's two-frame dense flow algorithms (``cv2.DenseOpticalFlow``) on every
+    consecutive pair of a snippet, in both directions; grayscale frames, BGR with ``color``."""
 
-    def __init__(self, preset: str = "fine"):
-        base, finest_scale = DIS_PRESETS[preset]
-        self.dis = cv2.DISOpticalFlow_create(base)
-        if finest_scale is not None:
-            self.dis.setFinestScale(finest_scale)
+    def __init__(self, algorithm, *, color: bool = False):
+        self.algorithm, self.color = algorithm, color
+
+    def pair(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Flow from image ``a`` to image ``b``, (H, W, 2) float32."""
+        return self.algorithm.calc(a, b, None)
 
     def __call__(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
-        n, h, w = len(gray) - 1, *gray[0].shape
+        images = [cv2.cvtColor(f, cv2.COLOR_RGB2BGR if self.color else cv2.COLOR_RGB2GRAY) for f in frames]
+        n, h, w = len(images) - 1, *frames.shape[1:3]
         fwd, bwd = np.empty((n, 2, h, w), np.float32), np.empty((n, 2, h, w), np.float32)
-        for t, (a, b) in enumerate(zip(gray[:-1], gray[1:])):
-            fwd[t] = self.dis.calc(a, b, None).transpose(2, 0, 1)
-            bwd[t] = self.dis.calc(b, a, None).transpose(2, 0, 1)
+        for t, (a, b) in enumerate(zip(images[:-1], images[1:])):
+            fwd[t] = self.pair(a, b).transpose(2, 0, 1)
+            bwd[t] = self.pair(b, a).transpose(2, 0, 1)
         return fwd, bwd
+
+
+class DIS(OpenCVFlow):
+    """OpenCV's Dense Inverse Search flow on grayscale frames (CPU). With ``refine`` > 0 its
+    flow is refined once more at full resolution by ``cv2.VariationalRefinement`` with that
+    many fixed-point iterations (DIS's own refinement runs 5 per scale, on coarser scales)."""
+
+    def __init__(self, preset: str = "fine", refine: int = 0):
+        base, finest_scale = DIS_PRESETS[preset]
+        super().__init__(cv2.DISOpticalFlow_create(base))
+        if finest_scale is not None:
+            self.algorithm.setFinestScale(finest_scale)
+        self.refinement = None
+        if refine:
+            self.refinement = cv2.VariationalRefinement_create()
+            self.refinement.setFixedPointIterations(refine)
+
+    def pair(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        flow = super().pair(a, b)
+        return flow if self.refinement is None else self.refinement.calc(a, b, flow)
+
+
+def contrib(backend: str):
+    """opencv-contrib's ``cv2.optflow`` module, or an error naming the backend that needs it."""
+    if not hasattr(cv2, "optflow"):
+        raise RuntimeError(f"flow.backend {backend}: needs OpenCV's contrib modules (opencv-contrib-python-headless), "
+                           f"but cv2 {cv2.__version__} from {cv2.__file__} has no cv2.optflow")
+    return cv2.optflow
+
+
+def opencv_flow(cfg: dict) -> OpenCVFlow:
+    """The configured OpenCV backend (config ``flow``; OpenCV's default parameters)."""
+    backend = cfg["backend"]
+    if backend == "dis":
+        return DIS(cfg["dis_preset"], cfg["dis_refine"])
+    if backend == "deepflow":
+        return OpenCVFlow(contrib(backend).createOptFlow_DeepFlow())
+    if backend == "tvl1":
+        return OpenCVFlow(contrib(backend).createOptFlow_DualTVL1())
+    if backend == "rlof":
+        return OpenCVFlow(contrib(backend).createOptFlow_DenseRLOF(), color=True)  # RLOF takes 3-channel images
+    raise ValueError(f"flow.backend {backend}: not one of {OPENCV_BACKENDS}")
 
 
 def load_raft(variant: str, weights: str):
@@ -121,8 +171,8 @@ class RAFT:
 
 def estimator(cfg: dict):
     """The configured backend (config ``flow``)."""
-    if cfg["backend"] == "dis":
-        return DIS(cfg["dis_preset"])
+    if cfg["backend"] in OPENCV_BACKENDS:
+        return opencv_flow(cfg)
     return RAFT(cfg["backend"], cfg["weights"], cfg["iters"], cfg["device"], cfg["precision"], cfg["batch_size"])
 
 

@@ -1,6 +1,6 @@
 """The data's own health, for the report: videos per status, the flow codec's error per video
 (Section 3.2's JPEG storage), track lengths per (gamma, delta) cut (Eq. 3), point pairs per
-video (Section 3.3) and the pretraining loss (Eq. 1) of every model.
+draw, temporal gaps and videos without pairs (Section 3.3) and the pretraining loss (Eq. 1) of every model.
 
 Per shard, the ``*_summary`` functions reduce one stage output each to counts (a few kB of
 JSON; a paper shard's cut tracks are tens of millions of rows): the flow table, one cut, one
@@ -41,10 +41,17 @@ def track_lengths(cut_path: str | Path) -> np.ndarray:
     return np.bincount(sizes.to_numpy(), minlength=1)
 
 
-def pairs_per_video(pairs_path: str | Path, videos: list[str]) -> np.ndarray:
-    """Bincount of point pairs per video over ``videos`` (a video without pairs counts as 0)."""
-    counts = Counter(_columns(pairs_path, PAIRS_SCHEMA, ["video"])["video"].to_pylist())
-    return np.bincount([counts.get(v, 0) for v in videos], minlength=1)
+def pair_counts(pairs_path: str | Path, videos: list[str]) -> dict:
+    """A pair set's bincounts: point pairs per draw (before the crops), temporal gap |b - a| per
+    frame pair of every draw, and how many of ``videos`` have no draw at all (no PiCO pair in
+    any selection: left out of pretraining, ``pico.pairs``)."""
+    table = _columns(pairs_path, PAIRS_SCHEMA, ["video", "draw", "frame_a", "frame_b"]).to_pandas()
+    per_draw = table.groupby(["video", "draw"]).size().to_numpy()
+    frame_pairs = table.drop_duplicates(["video", "draw", "frame_a", "frame_b"])
+    gaps = (frame_pairs["frame_b"] - frame_pairs["frame_a"]).abs().to_numpy()
+    return {"pairs_per_draw": np.bincount(per_draw, minlength=1).tolist(),
+            "temporal_gaps": np.bincount(gaps, minlength=1).tolist(),
+            "videos_without_pairs": len(set(videos) - set(table["video"]))}
 
 
 def flow_summary(table: str | Path) -> dict:
@@ -66,11 +73,11 @@ def track_summary(cut: str | Path) -> dict:
 
 
 def pair_summary(pairs: str | Path, table: str | Path) -> dict:
-    """One shard's pair set: its bincount of pairs per ok video of the flow table ``table``."""
+    """One shard's pair set over the ok videos of the flow table ``table`` (``pair_counts``)."""
     ok = [r["video"] for r in manifest.read(table) if r["status"] == "ok"]
-    counts = pairs_per_video(pairs, ok)
-    log.info("%s: pairs for %d videos", pairs, len(ok))
-    return {"pairs_per_video": counts.tolist()}
+    counts = pair_counts(pairs, ok)
+    log.info("%s: %d ok videos, %d without a pair", pairs, len(ok), counts["videos_without_pairs"])
+    return counts
 
 
 def _add(total: np.ndarray | None, count: list[int]) -> np.ndarray:
@@ -92,19 +99,24 @@ def _summary(path: str | Path):
 
 def merge(flow: list[str | Path], tracks: list[str | Path], pairs: list[str | Path]) -> dict:
     """One dataset's summaries added up: statuses and codec errors from the ``flow`` summaries;
-    track-length and pairs-per-video bincounts (padded to the longest) per series, a series
+    track-length, pairs-per-draw and temporal-gap bincounts (padded to the longest) and videos
+    without pairs per series, a series
     named by its summaries' folder below ``health/tracks/`` (a cut) or ``health/pairs/``
     (method/sampling/cut)."""
-    merged = {"status": Counter(), "flow_epe": {}, "track_lengths": {}, "pairs_per_video": {}}
+    merged = {"status": Counter(), "flow_epe": {}, "track_lengths": {}, "pairs_per_draw": {}, "temporal_gaps": {},
+              "videos_without_pairs": Counter()}
     for path in flow:
         with _summary(path) as shard:
             merged["status"].update(shard["status"])
             merged["flow_epe"].update(shard["flow_epe"])
-    for key, paths, depth in (("track_lengths", tracks, 1), ("pairs_per_video", pairs, 3)):
+    for keys, paths, depth in ((("track_lengths",), tracks, 1), (("pairs_per_draw", "temporal_gaps"), pairs, 3)):
         for path in paths:
             series = "/".join(Path(path).parts[-1 - depth:-1])
             with _summary(path) as shard:
-                merged[key][series] = _add(merged[key].get(series), shard[key])
+                for key in keys:
+                    merged[key][series] = _add(merged[key].get(series), shard[key])
+                if depth == 3:
+                    merged["videos_without_pairs"][series] += shard["videos_without_pairs"]
     return merged
 
 
@@ -137,24 +149,29 @@ def plot_flow_error(merged: dict, dataset: str, path: str | Path) -> None:
     plots.save(fig, path)
 
 
-def read_losses(metrics_csv: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """(iteration, loss) of a pretraining run's metrics.csv."""
+def read_losses(metrics_csv: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(iteration, loss, point pairs) of a pretraining run's metrics.csv."""
     with open(metrics_csv, newline="") as f:
         rows = list(csv.DictReader(f))
-    if not rows or not {"iteration", "loss"} <= set(rows[0]):
-        raise ValueError(f"{metrics_csv}: no iteration/loss rows (not a pretraining metrics.csv?)")
-    return np.array([int(r["iteration"]) for r in rows]), np.array([float(r["loss"]) for r in rows])
+    if not rows or not {"iteration", "loss", "pairs"} <= set(rows[0]):
+        raise ValueError(f"{metrics_csv}: no iteration/loss/pairs rows (not a pretraining metrics.csv?)")
+    return tuple(np.array([float(r[k]) for r in rows]) for k in ("iteration", "loss", "pairs"))
 
 
 def plot_losses(runs: dict[str, str | Path], path: str | Path) -> None:
-    """Pretraining loss (Eq. 1) against iteration, one line per model."""
+    """Pretraining loss (Eq. 1) and the point pairs trained on (the global batch's, after the
+    crops and Section 3.4's budget) against iteration, one line per model."""
     plt = plots.pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
+    fig, (loss_ax, pairs_ax) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, layout="constrained")
     for name, metrics_csv in runs.items():
-        ax.plot(*read_losses(metrics_csv), label=name, linewidth=1)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("InfoNCE loss (Eq. 1)")
-    ax.set_title(f"Pretraining loss of {len(runs)} models", fontsize="medium")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+        iteration, loss, n_pairs = read_losses(metrics_csv)
+        loss_ax.plot(iteration, loss, label=name, linewidth=1)
+        pairs_ax.plot(iteration, n_pairs, label=name, linewidth=1)
+    loss_ax.set_ylabel("InfoNCE loss (Eq. 1)")
+    pairs_ax.set_ylabel("point pairs per iteration")
+    pairs_ax.set_xlabel("iteration")
+    loss_ax.set_title(f"Pretraining of {len(runs)} models", fontsize="medium")
+    for ax in (loss_ax, pairs_ax):
+        ax.grid(alpha=0.3)
+    loss_ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     plots.save(fig, path)

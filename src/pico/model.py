@@ -64,16 +64,30 @@ def backbone(arch: str, checkpoint: str | None, freeze: bool) -> BackboneWithFPN
     return net
 
 
+def msra_fill(conv: nn.Conv2d) -> nn.Conv2d:
+    """Caffe2's MSRAFill, detectron2's ``c2_msra_fill`` (He et al. 2015): weights drawn from
+    N(0, 2 / fan_out), fan_out = out_channels x k_h x k_w (``kaiming_normal_``, mode fan_out,
+    ReLU gain), bias 0. Returns ``conv``."""
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+    return conv
+
+
 class SemanticBranch(nn.Module):
-    """Panoptic FPN's semantic branch (Kirillov et al. 2019): from each level P2..P5 a stack of
-    (3x3 conv, GroupNorm, ReLU, 2x bilinear upsampling) blocks to 1/4, summed: one map of
-    ``dim`` channels at 1/4 resolution."""
+    """Panoptic FPN's semantic branch (Kirillov et al. 2019) as detectron2's ``SemSegFPNHead``
+    builds it with its defaults (CONVS_DIM 128, COMMON_STRIDE 4, NORM "GN"), up to its
+    predictor: from each level P2..P5 (stride s = 4, 8, 16, 32) max(1, log2(s / 4)) blocks of
+    (3x3 conv without bias, GroupNorm(32), ReLU, then 2x bilinear upsampling below 1/4),
+    summed: one map of ``dim`` channels at 1/4 resolution. Convolutions ``msra_fill``-ed,
+    GroupNorm at identity (weight 1, bias 0). The predictor (1x1 conv to the classes) is the
+    linear probe's (``probe.LinearProbe``), initialised the same way."""
 
     def __init__(self, in_channels: int = 256, dim: int = 128):
         super().__init__()
 
         def block(c_in: int, upsample: bool) -> list[nn.Module]:
-            layers = [nn.Conv2d(c_in, dim, 3, padding=1, bias=False), nn.GroupNorm(32, dim), nn.ReLU(inplace=True)]
+            layers = [msra_fill(nn.Conv2d(c_in, dim, 3, padding=1, bias=False)), nn.GroupNorm(32, dim), nn.ReLU(inplace=True)]
             return layers + ([nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)] if upsample else [])
 
         self.levels = nn.ModuleList(
@@ -116,12 +130,20 @@ class DenseNet(nn.Module):
 
 
 def point_features(maps: torch.Tensor, batch: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Embeddings (n, C) of points (pixel coordinates in the input view) of images ``batch``:
-    coordinates scaled by 1/4 onto the feature map (A.1)."""
+    """Embeddings (n, C) of points (pixel coordinates in the input view, pixel centres at
+    integers) of images ``batch``: A.1 scales point indices by 1/4 onto the feature map. Cell j
+    covers view pixels 4j .. 4j + 3, so its centre is at 4j + 1.5 and a point x lies at
+    u = (x - 1.5) / 4 in cell units; the map is sampled there bilinearly (truncating x / 4 would
+    shift every point by 1.5 px on average, and a flipped view's points the other way)."""
     _, _, h, w = maps.shape
-    col = (x / STRIDE).long().clamp(0, w - 1)
-    row = (y / STRIDE).long().clamp(0, h - 1)
-    return maps[batch, :, row, col]
+    u = ((x - (STRIDE - 1) / 2) / STRIDE).clamp(0, w - 1)
+    v = ((y - (STRIDE - 1) / 2) / STRIDE).clamp(0, h - 1)
+    u0, v0 = u.floor().long().clamp(max=max(w - 2, 0)), v.floor().long().clamp(max=max(h - 2, 0))
+    u1, v1 = (u0 + 1).clamp(max=w - 1), (v0 + 1).clamp(max=h - 1)
+    au, av = (u - u0).unsqueeze(1), (v - v0).unsqueeze(1)
+    top = maps[batch, :, v0, u0] * (1 - au) + maps[batch, :, v0, u1] * au
+    bottom = maps[batch, :, v1, u0] * (1 - au) + maps[batch, :, v1, u1] * au
+    return top * (1 - av) + bottom * av
 
 
 def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float, count: float | None = None) -> torch.Tensor:

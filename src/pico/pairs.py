@@ -1,19 +1,29 @@
-"""Section 3.3-4: point pairs between selected frames, for PiCO and the two baselines.
+"""Section 3.3-4: frame selections and their point pairs, for PiCO and the two baselines.
 
-- ``pico``: trajectories alive on both frames of a frame pair give (xa, ya) -> (xb, yb).
-- ``static_video``: the same frames, the identity correspondence (zero flow): points drawn
-  uniformly, (xb, yb) = (xa, ya); ``track`` is -1.
-- ``static_frame``: one frame (the first selected, i.e. the anchor), frame_a = frame_b,
-  identity correspondence; the two views differ only by augmentation (VADeR's setting).
+Per video, ``draws_per_video`` independent selections ("draws") are made, each from its own
+seed (run seed, video, attempt): the frames (anchor sampling or random frames, ``sampling``)
+and every point pair between them. Pretraining takes a video's draws in turn, one per visit
+(``pico.pretrain``), so over a run a video offers different frames and points each time it is
+drawn, and crops, flips, which frame pair and which view is the query are drawn per visit too.
+The three methods differ only in the correspondence map of the same draws (Section 4):
 
-Frame pairs are all pairs of the selected frames. Per video at most ``max_pairs //
-videos_per_batch`` point pairs are kept (a uniform subsample), so a batch of
-``videos_per_batch`` videos never exceeds ``max_pairs`` (Section 3.4: 65,536 from 256 videos).
+- ``pico``: the trajectories alive on both frames of a frame pair (a < b) give
+  (xa, ya) on a -> (xb, yb) on b.
+- ``static_video``: PiCO's frames and points, the identity correspondence (zero flow):
+  (xb, yb) = (xa, ya).
+- ``static_frame``: PiCO's points on one frame, a: frame_b = frame_a, (xb, yb) = (xa, ya);
+  the two views differ only by augmentation (VADeR's setting).
 
-Outputs per shard: the pairs (SCHEMA) and, beside them, the selected frames' JPEG bytes
-(FRAMES_SCHEMA), so pretraining never opens the full snippets. The frames file has one row
-group per video, so pretraining reads a video's frames when it needs them (``video_frames``)
-instead of holding every JPEG in memory.
+No cap is applied here: Section 3.4's limit (``pretrain.max_pairs`` per iteration, 65,536 from
+256 videos) holds per iteration after the crops, over the global batch (``pico.pretrain``), so
+every method trains on at most as many pairs as survive its crops. A selection with no PiCO
+pair (random frames that share no trajectory) is not a draw: the next attempt is made, up to
+``MAX_ATTEMPTS`` per draw; a video with no draw at all is left out of pretraining for every
+method (and counted in the pair set's health, ``pico.health``).
+
+Outputs per shard: the pairs (SCHEMA; a row group per video, rows by draw) and, beside them,
+the JPEG bytes of every frame a video's draws use (FRAMES_SCHEMA; the same row group per video),
+so pretraining never opens the full snippets and reads a video's rows when it visits it.
 """
 
 from __future__ import annotations
@@ -28,20 +38,19 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pico import framestore, logs, sampling, seeding
-from pico.io import parquet_writer, read_parquet, write_parquet
+from pico.io import parquet_writer, read_parquet
 from pico.tracks import read as read_tracks
 
 log = logging.getLogger(__name__)
 
 SCHEMA = pa.schema([
     ("video", pa.string()), ("frame_a", pa.int32()), ("frame_b", pa.int32()), ("track", pa.int32()),
-    ("xa", pa.float32()), ("ya", pa.float32()), ("xb", pa.float32()), ("yb", pa.float32()),
+    ("xa", pa.float32()), ("ya", pa.float32()), ("xb", pa.float32()), ("yb", pa.float32()), ("draw", pa.int32()),
 ])
 FRAMES_SCHEMA = pa.schema([("video", pa.string()), ("frame", pa.int32()), ("jpeg", pa.binary())])
-
-
-def per_video_cap(max_pairs: int, videos_per_batch: int) -> int:
-    return max(1, max_pairs // videos_per_batch)
+#: Selections tried per draw before a video is taken to have no more PiCO pairs to offer.
+MAX_ATTEMPTS = 4
+COLUMNS = ("frame_a", "frame_b", "track", "xa", "ya", "xb", "yb")
 
 
 def tracked(tracks: dict[str, np.ndarray], frames: list[int]) -> dict[str, np.ndarray]:
@@ -56,47 +65,38 @@ def tracked(tracks: dict[str, np.ndarray], frames: list[int]) -> dict[str, np.nd
     return _columns(parts)
 
 
-def identity(frame_pairs: list[tuple[int, int]], count: int, width: int, height: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Static baselines: ``count`` uniform points per frame pair, mapped to themselves."""
-    parts = []
-    for a, b in frame_pairs:
-        x = rng.uniform(0, width - 1, count).astype(np.float32)
-        y = rng.uniform(0, height - 1, count).astype(np.float32)
-        parts.append((np.full(count, a), np.full(count, b), np.full(count, -1), x, y, x, y))
-    return _columns(parts)
+def correspondence(method: str, pico: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``method``'s correspondence map on PiCO's pairs of a draw (the module docstring)."""
+    if method == "pico":
+        return pico
+    static = {**pico, "xb": pico["xa"], "yb": pico["ya"]}  # zero flow: every point maps to itself
+    if method == "static_frame":
+        static["frame_b"] = pico["frame_a"]  # one frame, two augmentations
+    return static
 
 
 def _columns(parts) -> dict[str, np.ndarray]:
-    names = ("frame_a", "frame_b", "track", "xa", "ya", "xb", "yb")
     if not parts:
-        return {name: np.array([], np.float32) for name in names}
-    return {name: np.concatenate(col) for name, col in zip(names, zip(*parts))}
+        return {name: np.array([], np.float32) for name in COLUMNS}
+    return {name: np.concatenate(col) for name, col in zip(COLUMNS, zip(*parts))}
 
 
-def subsample(pairs: dict[str, np.ndarray], cap: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """At most ``cap`` pairs, drawn uniformly without replacement, original order kept."""
-    n = len(pairs["xa"])
-    if n <= cap:
-        return pairs
-    keep = np.sort(rng.choice(n, cap, replace=False))
-    return {k: v[keep] for k, v in pairs.items()}
-
-
-def video_pairs(method: str, strategy: str, row: dict, tracks: dict[str, np.ndarray], cfg: dict) -> tuple[list[int], dict]:
-    """Selected frames and point pairs of one video."""
-    rng = seeding.rng(cfg["seed"], "pairs", row["video"])
-    start, end = sampling.spans(tracks["track"], tracks["t"]) if len(tracks["t"]) else (np.array([], int), np.array([], int))
-    frames = sampling.select(strategy, start, end, row["n_frames"], cfg["frames_per_video"], rng)
-    cap = per_video_cap(cfg["max_pairs"], cfg["videos_per_batch"])
-    if method == "pico":
-        pairs = tracked(tracks, frames)
-    elif method == "static_video":
-        frame_pairs = list(itertools.combinations(sorted(frames), 2))
-        pairs = identity(frame_pairs, -(-cap // max(1, len(frame_pairs))), row["width"], row["height"], rng)
-    else:
-        frames = frames[:1]
-        pairs = identity([(f, f) for f in frames], cap, row["width"], row["height"], rng)
-    return frames, subsample(pairs, cap, rng)
+def video_draws(method: str, strategy: str, row: dict, tracks: dict[str, np.ndarray], cfg: dict,
+                ) -> list[tuple[list[int], dict[str, np.ndarray]]]:
+    """Up to ``cfg['draws_per_video']`` draws of one video: (selected frames, pairs) each."""
+    start, end = sampling.spans(tracks["track"], tracks["t"])
+    ends = sampling.end_reasons(tracks["track"], tracks["end"])
+    draws = []
+    for attempt in range(MAX_ATTEMPTS * cfg["draws_per_video"]):
+        if len(draws) == cfg["draws_per_video"]:
+            break
+        rng = seeding.rng(cfg["seed"], "pairs", row["video"], attempt)
+        frames = sampling.select(strategy, start, end, ends, row["n_frames"], cfg["frames_per_video"], rng,
+                                 endpoints=cfg["endpoints"])
+        pico = tracked(tracks, frames)
+        if len(pico["xa"]):
+            draws.append((frames, correspondence(method, pico)))
+    return draws
 
 
 def runs(videos: pa.ChunkedArray) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -123,50 +123,59 @@ def read(path: str | Path) -> tuple[pa.Table, pa.Table]:
     return read_parquet(path, SCHEMA), read_parquet(frames_path(path), FRAMES_SCHEMA)
 
 
-def write_frames(tables: list[pa.Table], path: str | Path) -> None:
-    """Selected frames, one table (one row group) per video, atomically with page checksums."""
-    with parquet_writer(path, FRAMES_SCHEMA) as writer:
-        for table in tables:
-            writer.write_table(table.cast(FRAMES_SCHEMA))
+def write(videos, out: str | Path, frames_out: str | Path) -> None:
+    """Videos' draws and frames, atomically with page checksums: ``videos`` yields (video,
+    columns of SCHEMA but ``video``, {frame: JPEG bytes}); a row group per video in both files,
+    in the same order (``index`` and ``read_video`` rely on it)."""
+    with parquet_writer(out, SCHEMA) as pair_writer, parquet_writer(frames_out, FRAMES_SCHEMA) as frame_writer:
+        for video, columns, jpegs in videos:
+            pair_writer.write_table(pa.table({"video": [video] * len(columns["xa"]), **columns}).cast(SCHEMA))
+            frame_writer.write_table(pa.table({"video": [video] * len(jpegs), "frame": list(jpegs), "jpeg": list(jpegs.values())}).cast(FRAMES_SCHEMA))
 
 
-def frame_groups(path: str | Path) -> dict[str, tuple[int, int]]:
-    """Where each video's selected frames are in the frames file beside the pairs file
-    ``path``: its first and last row group (one and the same as ``write_frames`` writes them).
-    Reads the ``video`` column and the footer only, not the JPEG bytes."""
-    frames = frames_path(path)
-    videos, starts, stops = runs(read_parquet(frames, pa.schema([FRAMES_SCHEMA.field("video")]))["video"])
-    metadata = pq.read_metadata(frames)
-    ends = np.cumsum([metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)])
-    first, last = np.searchsorted(ends, starts, side="right"), np.searchsorted(ends, stops - 1, side="right")
-    return {video: (int(a), int(b)) for video, a, b in zip(videos, first, last)}
+def index(path: str | Path) -> list[tuple[str, int]]:
+    """(video, number of draws) of each row group of a pairs file, read from its footer alone
+    (a row group per video, ``write``; its draws are 0 .. the ``draw`` column's maximum)."""
+    try:
+        metadata = pq.read_metadata(path)
+        video, draw = (metadata.schema.to_arrow_schema().get_field_index(name) for name in ("video", "draw"))
+        groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
+        stats = [(g.column(video).statistics, g.column(draw).statistics) for g in groups]
+    except (pa.ArrowException, OSError) as e:
+        raise ValueError(f"{path}: not a readable pairs file ({e}); delete it to rebuild") from e
+    if any(v is None or d is None or not v.has_min_max or v.min != v.max for v, d in stats):
+        raise ValueError(f"{path}: not one video per row group with statistics (not written by pico.pairs.write); delete it to rebuild")
+    return [(v.min if isinstance(v.min, str) else v.min.decode(), int(d.max) + 1) for v, d in stats]
 
 
-def video_frames(path: str | Path, groups: tuple[int, int], video: str, frames: list[int]) -> list[bytes]:
-    """JPEG bytes of ``frames`` of ``video`` from the frames file beside the pairs file
-    ``path``, reading only its row groups (``frame_groups``), checked (``read_parquet``)."""
-    table = read_parquet(frames_path(path), FRAMES_SCHEMA, list(range(groups[0], groups[1] + 1)))
-    mine = table.filter(pc.equal(table["video"], video)).to_pydict()
-    jpegs = dict(zip(mine["frame"], mine["jpeg"]))
-    if missing := sorted(set(frames) - jpegs.keys()):
-        raise ValueError(f"{frames_path(path)}: no frame {missing} of video {video}, which its pairs in {path} use")
-    return [jpegs[frame] for frame in frames]
+def read_video(path: str | Path, group: int, video: str) -> tuple[dict[str, np.ndarray], dict[int, bytes]]:
+    """The draws of ``video`` (columns of SCHEMA but ``video``) and the JPEG bytes of the
+    frames they use, from row group ``group`` of the pairs file ``path`` and of the frames
+    file beside it, checked (``pico.io.read_parquet``)."""
+    table = read_parquet(path, SCHEMA, [group])
+    frames = read_parquet(frames_path(path), FRAMES_SCHEMA, [group])
+    for name, found in ((path, table), (frames_path(path), frames)):
+        if found.num_rows == 0 or set(found["video"].unique().to_pylist()) != {video}:
+            raise ValueError(f"{name}: row group {group} does not hold video {video} (files out of step); delete them to rebuild")
+    jpegs = dict(zip(frames["frame"].to_pylist(), frames["jpeg"].to_pylist()))
+    return {k: table[k].to_numpy() for k in SCHEMA.names[1:]}, jpegs
 
 
 def run_shard(rows: list[dict], tracks_path: str | Path, method: str, strategy: str, cfg: dict, out: str | Path, frames_out: str | Path) -> None:
-    """Pairs and selected frames of every ok video of a shard (``cfg``: sampling + caps)."""
-    table = read_tracks(tracks_path)
-    tracks, untracked = by_video(table), table.schema.empty_table()
-    todo = [r for r in rows if r["status"] == "ok"]
-    pair_tables, frame_tables = [], []
-    for row in logs.progress(todo, len(todo), f"pairs {method}/{strategy}", log):
-        mine = tracks.get(row["video"], untracked)
-        cols = {k: mine[k].to_numpy() for k in ("track", "t", "x", "y")}
-        frames, pairs = video_pairs(method, strategy, row, cols, cfg)
-        n = len(pairs["xa"])
-        pair_tables.append(pa.table({"video": [row["video"]] * n, **{k: pairs[k] for k in SCHEMA.names[1:]}}).cast(SCHEMA))
-        with framestore.FrameStore(row["frames"]) as store:
-            jpegs = [store.jpeg(f) for f in frames]
-        frame_tables.append(pa.table({"video": [row["video"]] * len(frames), "frame": frames, "jpeg": jpegs}))
-    write_parquet(pa.concat_tables([SCHEMA.empty_table(), *pair_tables]), out)
-    write_frames(frame_tables, frames_out)
+    """The draws of every ok video of a shard (``cfg``: seed and ``sampling``)."""
+    tracks = by_video(read_tracks(tracks_path))
+    todo = [r for r in rows if r["status"] == "ok" and r["video"] in tracks]
+
+    def videos():
+        for row in logs.progress(todo, len(todo), f"pairs {method}/{strategy}", log):
+            mine = tracks[row["video"]]
+            draws = video_draws(method, strategy, row, {k: mine[k].to_numpy() for k in ("track", "t", "x", "y", "end")}, cfg)
+            if not draws:
+                continue  # no PiCO pair in any selection: counted by the pair set's health
+            parts = [{**pairs, "draw": np.full(len(pairs["xa"]), k)} for k, (_, pairs) in enumerate(draws)]
+            columns = {name: np.concatenate([p[name] for p in parts]) for name in SCHEMA.names[1:]}
+            with framestore.FrameStore(row["frames"]) as store:  # the frames the pairs use
+                jpegs = {int(f): store.jpeg(int(f)) for f in np.union1d(columns["frame_a"], columns["frame_b"])}
+            yield row["video"], columns, jpegs
+
+    write(videos(), out, frames_out)

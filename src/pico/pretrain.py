@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -37,82 +38,125 @@ log = logging.getLogger(__name__)
 
 
 class PairData(Dataset):
-    """The videos of the pairs shards. Held in memory: each video's point pairs (one array per
-    column, every video's back to back) and where its selected frames are (shard, row groups);
-    the frames are read when an item is fetched (``pico.pairs.video_frames``), so memory does
-    not grow with the JPEG bytes (tens of GB at the paper's scale) and no file is held open, so
-    data-loader workers fork freely. Item (iteration, slot, video index) -> two augmented views
-    and the points in both."""
+    """The videos of the pairs shards, indexed from the files' footers (``pico.pairs.index``):
+    each video's shard, row group and number of draws. A video's draws and frames are read when
+    it is fetched (``pico.pairs.read_video``), so memory holds neither pairs nor JPEG bytes, and
+    no file is held open, so data-loader workers fork freely.
 
-    COLUMNS = ("frame_a", "frame_b", "xa", "ya", "xb", "yb")
+    Item (iteration, slot, video index, visit) -> two augmented views and the points in both:
+    the video's draw ``visit mod draws`` (its draws in turn, one per visit), one of that draw's
+    frame pairs, which of the two frames is the query view (p = 1/2: the earlier frame is not
+    always the query), crops and flips, all drawn from (seed, iteration, slot)."""
 
     def __init__(self, pair_files: list[str], crop_size: int, seed: int):
         self.crop_size, self.seed, self.files = crop_size, seed, [str(p) for p in pair_files]
-        videos, columns, spans, where, offset = [], [], [], [], 0
-        for shard, path in enumerate(self.files):
-            table = read_parquet(path, pairs.SCHEMA)
-            groups = pairs.frame_groups(path)
-            for video, a, b in zip(*pairs.runs(table["video"])):
-                if video not in groups:
-                    raise ValueError(f"{pairs.frames_path(path)}: no frames of video {video}, which has pairs in {path}")
-                videos.append(video)
-                spans.append((offset + a, offset + b))
-                where.append((shard, *groups[video]))
-            columns.append([table[k].to_numpy() for k in self.COLUMNS])
-            offset += table.num_rows
-        if not videos:
+        entries = sorted((video, shard, group, draws) for shard, path in enumerate(self.files)
+                         for group, (video, draws) in enumerate(pairs.index(path)))
+        if not entries:
             raise ValueError(f"no point pairs in {len(pair_files)} pair files: nothing to pretrain on")
-        order = sorted(range(len(videos)), key=videos.__getitem__)
-        self.videos = [videos[i] for i in order]
-        self.spans, self.where = np.array(spans)[order], np.array(where, np.int32)[order]
-        self.columns = {k: np.concatenate(parts) for k, *parts in zip(self.COLUMNS, *columns)}
+        self.videos = [e[0] for e in entries]  # sorted by name: the order does not depend on the sharding
+        self.where = np.array([e[1:] for e in entries], np.int64)  # (shard, row group, draws)
 
     def __len__(self) -> int:
         return len(self.videos)
 
-    def __getitem__(self, key: tuple[int, int, int]):
-        iteration, slot, index = key
+    def __getitem__(self, key: tuple[int, int, int, int]):
+        iteration, slot, index, visit = key
         g = torch.Generator().manual_seed(int(seeding.rng(self.seed, "views", iteration, slot).integers(2**62)))
-        video, (start, stop), (shard, *groups) = self.videos[index], self.spans[index], self.where[index]
-        p = {k: v[start:stop] for k, v in self.columns.items()}
-        frame_pairs = sorted(set(zip(p["frame_a"].tolist(), p["frame_b"].tolist())))
+        (shard, group, draws), video = self.where[index], self.videos[index]
+        p, jpegs = pairs.read_video(self.files[shard], int(group), video)
+        draw = p["draw"] == visit % draws
+        frame_pairs = sorted(set(zip(p["frame_a"][draw].tolist(), p["frame_b"][draw].tolist())))
         a, b = frame_pairs[int(torch.randint(len(frame_pairs), (1,), generator=g))]
-        on = (p["frame_a"] == a) & (p["frame_b"] == b)
-        jpegs = pairs.video_frames(self.files[shard], groups, video, [a, b])
+        on = draw & (p["frame_a"] == a) & (p["frame_b"] == b)
+        ends = [(a, p["xa"][on], p["ya"][on]), (b, p["xb"][on], p["yb"][on])]
+        if torch.rand(1, generator=g) < 0.5:
+            ends.reverse()  # the later frame is the query as often as the earlier one
         views, points = [], []
-        for jpeg, (x, y) in zip(jpegs, (("xa", "ya"), ("xb", "yb"))):
-            image = torch.from_numpy(zipstore.decode_jpeg(jpeg)).permute(2, 0, 1)
+        for frame, x, y in ends:
+            if frame not in jpegs:
+                raise ValueError(f"{pairs.frames_path(self.files[shard])}: no frame {frame} of video {video}, which its pairs use")
+            image = torch.from_numpy(zipstore.decode_jpeg(jpegs[frame])).permute(2, 0, 1)
             crop = augment.random_crop(image.shape[1], image.shape[2], self.crop_size, g)
             views.append(augment.view(image, crop, g))
-            points.append(crop.map_points(torch.from_numpy(p[x][on]), torch.from_numpy(p[y][on])))
+            points.append(crop.map_points(torch.from_numpy(x), torch.from_numpy(y)))
         keep = points[0][2] & points[1][2]
         return views[0], views[1], points[0][0][keep], points[0][1][keep], points[1][0][keep], points[1][1][keep]
 
 
 class IterationSampler(Sampler):
-    """Batches of ``videos_per_batch`` video indices for iterations start, start+1, ...; this
-    process's share (rank::world) of each, so DDP ranks split a global batch."""
+    """Batches of ``videos_per_batch`` items for iterations start, start+1, ...: epochs over
+    the videos, each a seeded permutation, so every video is visited once per epoch and its
+    visit number is the epoch (slot s of iteration i is position p = i * B + s: epoch p // n,
+    video permutation_epoch[p mod n]). Stateless: any iteration's batch follows from (seed, i),
+    so a resumed run sees the batches the uninterrupted run would have. This process's share
+    (rank::world) of each, so DDP ranks split a global batch."""
 
     def __init__(self, n_videos: int, videos_per_batch: int, start: int, stop: int, seed: int, rank: int = 0, world: int = 1):
         self.n, self.per_batch, self.start, self.stop, self.seed = n_videos, videos_per_batch, start, stop, seed
         self.rank, self.world = rank, world
+        self._epoch, self._order = None, None
 
     def __len__(self) -> int:
         return self.stop - self.start
 
+    def _permutation(self, epoch: int) -> np.ndarray:
+        if self._epoch != epoch:
+            self._epoch, self._order = epoch, seeding.rng(self.seed, "epoch", epoch).permutation(self.n)
+        return self._order
+
     def __iter__(self):
         for i in range(self.start, self.stop):
-            rng = seeding.rng(self.seed, "batch", i)
-            picks = rng.choice(self.n, self.per_batch, replace=self.n < self.per_batch)
-            yield [(i, slot, int(v)) for slot, v in enumerate(picks)][self.rank :: self.world]
+            batch = []
+            for slot in range(self.per_batch):
+                epoch, position = divmod(i * self.per_batch + slot, self.n)
+                batch.append((i, slot, int(self._permutation(epoch)[position]), epoch))
+            yield batch[self.rank :: self.world]
 
 
-def collate(samples):
+class Batch(NamedTuple):
+    """A batch of view pairs and its point pairs: (xa, ya) in ``view_a[image]`` <-> (xb, yb)
+    in ``view_b[image]``, in view pixels."""
+
+    view_a: torch.Tensor
+    view_b: torch.Tensor
+    image: torch.Tensor
+    xa: torch.Tensor
+    ya: torch.Tensor
+    xb: torch.Tensor
+    yb: torch.Tensor
+
+    def points(self, keep: torch.Tensor) -> "Batch":
+        """The same views with the point pairs ``keep`` (indices) only."""
+        return Batch(self.view_a, self.view_b, *(t[keep] for t in self[2:]))
+
+
+def collate(samples) -> Batch:
     """Stack views; concatenate points with the index of their image in the batch."""
     view_a, view_b = (torch.stack(s) for s in list(zip(*samples))[:2])
-    batch = torch.cat([torch.full((len(s[2]),), i, dtype=torch.long) for i, s in enumerate(samples)])
-    coords = [torch.cat([s[k] for s in samples]) for k in range(2, 6)]
-    return view_a, view_b, batch, *coords
+    image = torch.cat([torch.full((len(s[2]),), i, dtype=torch.long) for i, s in enumerate(samples)])
+    return Batch(view_a, view_b, image, *(torch.cat([s[k] for s in samples]) for k in range(2, 6)))
+
+
+def within_budget(counts: list[int], rank: int, max_pairs: int, rng: np.random.Generator) -> np.ndarray:
+    """Section 3.4's limit, per iteration over the global batch: no more than ``max_pairs``
+    point pairs in all, after the crops. ``counts``: each process's pairs (rank order); the
+    indices of this process's pairs to keep, a uniform draw of ``max_pairs`` of the global
+    batch's (all of them when within the budget), the same draw on every process."""
+    total, offset = sum(counts), sum(counts[:rank])
+    if total <= max_pairs:
+        return np.arange(counts[rank])
+    chosen = np.sort(rng.choice(total, max_pairs, replace=False))
+    return chosen[(chosen >= offset) & (chosen < offset + counts[rank])] - offset
+
+
+def point_counts(n: int, world: int, device: torch.device) -> list[int]:
+    """Every process's number of point pairs (rank order); ``[n]`` without DDP."""
+    if world == 1:
+        return [n]
+    counts = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(world)]
+    dist.all_gather(counts, torch.tensor([n], device=device))
+    return [int(c.item()) for c in counts]
 
 
 def build(cfg: dict) -> model.PixelMoCo:
@@ -233,17 +277,21 @@ def train(pair_files: list[str], cfg: dict, out: str | Path, metrics_out: str | 
         if start == 0:
             writer.writerow(["iteration", "loss", "lr", "pairs", "seconds", "pairs_per_s"])
         tick = time.perf_counter()
-        for i, (view_a, view_b, batch, xa, ya, xb, yb) in enumerate(loader, start):
+        for i, batch in enumerate(loader, start):
+            counts = point_counts(len(batch.xa), world, device)
+            batch = batch.points(torch.from_numpy(within_budget(counts, rank, p["max_pairs"], seeding.rng(p["seed"], "budget", i))))
             lr = learning_rate(p, i)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None and device.type == "cuda"):
-                loss = step(*(t.to(device, non_blocking=True) for t in (view_a, view_b, batch, xa, ya, xb, yb)))
+                loss = step(*(t.to(device, non_blocking=True) for t in batch))
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            mean_loss, n_pairs = global_batch(loss, len(xa), world)
+            mean_loss, n_pairs = global_batch(loss, len(batch.xa), world)
+            if not math.isfinite(mean_loss):
+                raise FloatingPointError(f"pretraining loss is {mean_loss} at iteration {i + 1}")
             seconds, tick = time.perf_counter() - tick, time.perf_counter()
             writer.writerow([i + 1, f"{mean_loss:.5f}", f"{lr:.6g}", n_pairs, f"{seconds:.4f}", f"{n_pairs / seconds:.1f}"])
             log.info("pretrain: %d/%d loss %.4f lr %.4g %d pairs (%.2f s)", i + 1, p["iterations"], mean_loss, lr, n_pairs, seconds)

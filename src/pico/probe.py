@@ -48,12 +48,13 @@ def pretrained_features(path: str | Path) -> nn.Module:
 
 
 class LinearProbe(nn.Module):
-    """Frozen features + a 1x1 convolution, upsampled 4x to the input (logits)."""
+    """Frozen features + a 1x1 convolution, upsampled 4x to the input (logits): detectron2's
+    ``SemSegFPNHead`` predictor on frozen features, initialised as it is (``model.msra_fill``)."""
 
     def __init__(self, features: nn.Module, channels: int, n_classes: int):
         super().__init__()
         self.features = features.requires_grad_(False).eval()
-        self.classifier = nn.Conv2d(channels, n_classes, 1)
+        self.classifier = model.msra_fill(nn.Conv2d(channels, n_classes, 1))
 
     def train(self, mode: bool = True) -> "LinearProbe":
         super().train(mode)
@@ -79,21 +80,27 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     return (torch.from_numpy(image).permute(2, 0, 1).float() / 255 - augment.MEAN) / augment.STD
 
 
+def pad_to(image: torch.Tensor, labels: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """detectron2's batching (``ImageList.from_tensors``): a normalised image padded at the
+    bottom and right to ``size`` with 0, i.e. the mean colour, its labels with void."""
+    pad = (0, size[1] - labels.shape[1], 0, size[0] - labels.shape[0])  # F.pad: (left, right, top, bottom)
+    return F.pad(image, pad, value=0.0), F.pad(labels, pad, value=panoptic.IGNORE)
+
+
 def training_sample(dataset, index: int, cfg: dict, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Resize (short side drawn from ``min_size_train``), absolute crop (padded with void where
-    the image is smaller), random flip."""
+    """A.2.1's augmentation as detectron2's ``DatasetMapper`` applies it: resize (short side
+    drawn from ``min_size_train``), absolute crop (clipped to the image where it is smaller),
+    random flip, normalise, then ``pad_to`` the crop size (mean colour, void labels)."""
     image, labels = dataset[index]
     image, labels = resize(image, labels, int(rng.choice(cfg["min_size_train"])), cfg["max_size"])
     ch, cw = (cfg["crop_size"],) * 2 if isinstance(cfg["crop_size"], int) else cfg["crop_size"]  # Cityscapes: 512x1024
     h, w = labels.shape
-    ph, pw = max(0, ch - h), max(0, cw - w)
-    image = np.pad(image, ((0, ph), (0, pw), (0, 0)))
-    labels = np.pad(labels, ((0, ph), (0, pw)), constant_values=panoptic.IGNORE)
-    top, left = int(rng.integers(0, labels.shape[0] - ch + 1)), int(rng.integers(0, labels.shape[1] - cw + 1))
+    top, left = int(rng.integers(0, max(0, h - ch) + 1)), int(rng.integers(0, max(0, w - cw) + 1))
     image, labels = image[top : top + ch, left : left + cw], labels[top : top + ch, left : left + cw]
     if rng.random() < 0.5:
         image, labels = image[:, ::-1], labels[:, ::-1]
-    return to_tensor(np.ascontiguousarray(image)), torch.from_numpy(np.ascontiguousarray(labels)).long()
+    labels = torch.from_numpy(np.ascontiguousarray(labels)).long()
+    return pad_to(to_tensor(np.ascontiguousarray(image)), labels, (ch, cw))
 
 
 def square(image: np.ndarray, depth: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -187,9 +194,10 @@ def train(probe: LinearProbe, dataset, cfg: dict, seed: int, task: "Task", resum
 
 @torch.no_grad()
 def evaluate(probe: LinearProbe, dataset, cfg: dict) -> dict[str, float]:
-    """mIoU and fIoU (percent) over the whole split: images resized to ``min_size_test``, the
-    logits upsampled (bilinear) to the original labels' size, as detectron2's semantic
-    segmentation evaluation scores them."""
+    """mIoU and fIoU (percent, ``metrics.iou``: over the classes present in the split's ground
+    truth) over the whole split: images resized to ``min_size_test``, the logits upsampled
+    (bilinear) to the original labels' size, as detectron2's semantic segmentation evaluation
+    scores them."""
     device = device_for(cfg)
     probe.to(device).eval()
     conf = np.zeros((dataset.n_classes, dataset.n_classes), np.int64)
@@ -198,7 +206,10 @@ def evaluate(probe: LinearProbe, dataset, cfg: dict) -> dict[str, float]:
         small, _ = resize(image, labels, cfg["min_size_test"], cfg["max_size"])
         logits = F.interpolate(probe(to_tensor(small)[None].to(device)), size=labels.shape, mode="bilinear", align_corners=False)
         conf += metrics.confusion(labels, logits.argmax(1)[0].cpu().numpy(), dataset.n_classes)
-    return metrics.iou(conf)
+    try:
+        return metrics.iou(conf)
+    except ValueError as e:
+        raise datasets.DatasetError(f"{dataset.items[0][1].parent}: {e}") from e
 
 
 @torch.no_grad()

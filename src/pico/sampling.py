@@ -13,11 +13,22 @@ set of correspondences, as temporally separated as the trajectories allow. Witho
 two endpoint frames on opposite sides of it would share no counted trajectory, and the method
 would not maximise "temporal separation and trajectory density" between the views it trains on.
 The anchor comes first in the returned list.
+
+What counts as an endpoint (``sampling.endpoints``; Section 3.3 does not say): a trajectory's
+first frame, and its last frame where tracking stopped it (the point left the frame or failed
+Eq. 3: ``pico.tracks`` records why each track ended). With ``observed`` (the default) a track
+that was still alive when the snippet ended has no endpoint there: the snippet's last frame is
+where observation stops, not where the trajectory does, and counting it makes the last frame
+the partner of most anchors (97-100 % of the demo's anchor draws with forward-only tracks, each
+surviving track "ending" at T - 1), so the frames picked say more about the snippet's length
+than about the trajectories. ``all`` counts it like any other end (the earlier reading).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from pico.tracks import END_SNIPPET
 
 
 def spans(track_ids: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -27,8 +38,15 @@ def spans(track_ids: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return t[first], t[last]
 
 
-def anchor_frames(start: np.ndarray, end: np.ndarray, n_frames: int, n: int, rng: np.random.Generator) -> list[int]:
-    """Anchor sampling over trajectories spanning [start, end] (inclusive); anchor first."""
+def end_reasons(track_ids: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Why each track ended (``pico.tracks``' codes on its last row), from rows sorted by track then t."""
+    return end[np.r_[track_ids[1:] != track_ids[:-1], True]] if len(track_ids) else end[:0]
+
+
+def anchor_frames(start: np.ndarray, end: np.ndarray, censored: np.ndarray, n_frames: int, n: int,
+                  rng: np.random.Generator) -> list[int]:
+    """Anchor sampling over trajectories spanning [start, end] (inclusive), whose end does
+    not count as an endpoint where ``censored``; anchor first."""
     covered = np.zeros(n_frames + 1, np.int64)
     np.add.at(covered, start, 1)
     np.add.at(covered, end + 1, -1)
@@ -38,7 +56,7 @@ def anchor_frames(start: np.ndarray, end: np.ndarray, n_frames: int, n: int, rng
     anchor = int(rng.choice(candidates))
     active = (start <= anchor) & (anchor <= end)
     s, e = start[active], end[active]
-    far = np.where(anchor - s > e - anchor, s, e)
+    far = np.where(censored[active] | (anchor - s > e - anchor), s, e)  # the furthest endpoint (ties: the end)
     counts = np.bincount(far, minlength=n_frames)
     counts[anchor] = 0
     order = np.lexsort((np.arange(n_frames), -counts))  # most endpoints first, then earlier
@@ -50,8 +68,11 @@ def random_frames(n_frames: int, n: int, rng: np.random.Generator) -> list[int]:
     return [int(f) for f in rng.choice(n_frames, size=min(n, n_frames), replace=False)]
 
 
-def select(strategy: str, start: np.ndarray, end: np.ndarray, n_frames: int, n: int, rng: np.random.Generator) -> list[int]:
-    """Frames of one video by ``strategy`` (``anchor`` or ``random``)."""
+def select(strategy: str, start: np.ndarray, end: np.ndarray, ends: np.ndarray, n_frames: int, n: int,
+           rng: np.random.Generator, *, endpoints: str = "observed") -> list[int]:
+    """Frames of one video by ``strategy`` (``anchor`` or ``random``) from its tracks' spans
+    [start, end] and end reasons ``ends``; ``endpoints``: ``observed`` or ``all`` (above)."""
     if strategy == "anchor":
-        return anchor_frames(start, end, n_frames, n, rng)
+        censored = (ends == END_SNIPPET) if endpoints == "observed" else np.zeros(len(ends), bool)
+        return anchor_frames(start, end, censored, n_frames, n, rng)
     return random_frames(n_frames, n, rng)

@@ -117,7 +117,7 @@ def clip_candidates(root: str, entry: dict) -> list[str]:
 def synthetic_entries(settings: dict) -> list[dict]:
     """``settings["videos"]`` generated videos; source rates cycle through ``settings["fps"]``."""
     rates = settings["fps"]
-    keys = ("seconds", "width", "height", "cut")
+    keys = ("seconds", "width", "height", "cut", "world")
     return [
         {"video": f"synth{i:04d}", "fps": rates[i % len(rates)], **{k: settings[k] for k in keys}}
         for i in range(settings["videos"])

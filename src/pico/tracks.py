@@ -3,12 +3,15 @@
 Raw tracks record, at every step t -> t+1 of every point, both terms of Eq. 3 --
 ``fb_sq`` = |w + ŵ|² and ``mag_sq`` = |w|² + |ŵ|² in half precision -- so that the cut for
 any (γ, δ) is a pass over the table and never touches the flow again: the paper could re-tune
-δ cheaply; storing both terms makes γ cheap too.
+δ cheaply; storing both terms makes γ cheap too. Beyond the paper they also record Sundaram et
+al. (2010)'s motion-boundary term (their Eq. 6, ``boundary``), which a cut may apply as well.
 
 Table layout (one row per point per frame, sorted by video, track, t): ``video`` string,
 ``track`` int32, ``t`` int32 (frame index in the snippet), ``x``, ``y`` float32 (pixel centres at
 integers, x right, y down), ``fb_sq``, ``mag_sq`` float16 for the step t -> t+1, NaN on a
-track's last row.
+track's last row; ``end`` int8, 0 on every row but a track's last, there why the track ended
+(``END_LEFT``, ``END_OCCLUDED``, ``END_SNIPPET``, ``END_BOUNDARY``); ``boundary`` float16, the
+motion-boundary ratio of the step t -> t+1 (``motion_boundary_ratio``), NaN on a track's last row.
 """
 
 from __future__ import annotations
@@ -30,8 +33,18 @@ log = logging.getLogger(__name__)
 SCHEMA = pa.schema([
     ("video", pa.string()), ("track", pa.int32()), ("t", pa.int32()),
     ("x", pa.float32()), ("y", pa.float32()), ("fb_sq", pa.float16()), ("mag_sq", pa.float16()),
+    ("end", pa.int8()), ("boundary", pa.float16()),
 ])
 F16_MAX = float(np.finfo(np.float16).max)
+
+#: Why a track ended, on its last row (``end``; 0 on every other row).
+END_LEFT = 1  # the point's next position is outside the frame
+END_OCCLUDED = 2  # the step failed Eq. 3 at the table's (γ, δ): the point is taken as occluded
+END_SNIPPET = 3  # the snippet's last frame
+END_BOUNDARY = 4  # Sundaram et al.'s motion-boundary criterion (a cut with motion_boundary only)
+
+#: Sundaram et al. (2010), Eq. 6: a motion boundary where |∇u|² + |∇v|² > 0.01 |w|² + 0.002.
+BOUNDARY_SCALE, BOUNDARY_FLOOR = 0.01, 0.002
 
 
 def bilinear(field: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -86,6 +99,23 @@ def passes(fb_sq: np.ndarray, mag_sq: np.ndarray, gamma: float, delta: float) ->
     return fb_sq < gamma * mag_sq + delta
 
 
+def motion_boundary_ratio(field, x: np.ndarray, y: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """Sundaram et al. (2010)'s motion-boundary term at the points, as the ratio of the two
+    sides of their Eq. 6, (|∇u|² + |∇v|²) / (0.01 |w|² + 0.002): above 1 at a motion boundary.
+
+    ``field`` is the forward flow w = (u, v) and ``step`` its value at the points (2, n). The
+    gradient is the central difference of the bilinear interpolant over ±1 px, one-sided where
+    that leaves the frame.
+    """
+    h, w = field.shape[1:]
+    x0, x1 = np.maximum(x - 1, 0), np.minimum(x + 1, w - 1)
+    y0, y1 = np.maximum(y - 1, 0), np.minimum(y + 1, h - 1)
+    d_dx = (sample(field, x1, y) - sample(field, x0, y)) / (x1 - x0)  # (2, n): u_x, v_x
+    d_dy = (sample(field, x, y1) - sample(field, x, y0)) / (y1 - y0)  # (2, n): u_y, v_y
+    gradient_sq = (d_dx**2).sum(0) + (d_dy**2).sum(0)
+    return gradient_sq / (BOUNDARY_SCALE * (step**2).sum(0) + BOUNDARY_FLOOR)
+
+
 def track(
     fields: Iterable[tuple[np.ndarray, np.ndarray]],
     n_frames: int, t0: np.ndarray, x: np.ndarray, y: np.ndarray, max_gamma: float, max_delta: float,
@@ -93,10 +123,12 @@ def track(
     """Chain points through the flow (Eq. 2), vectorised over the points alive at each step.
 
     ``fields`` yields, for t = 0 .. n_frames - 2 in order, the forward flow t -> t+1 and the
-    backward flow t+1 -> t: float arrays (2, H, W) or StoredFields. A track stops when its point leaves the frame, at
-    the snippet's end, or when the loosest test (max_gamma, max_delta) fails; the test uses the
-    float16 values that are stored, so the cut at the max bounds is the raw track itself.
-    Returns the rows as columns (track, t, x, y, fb_sq, mag_sq), sorted by track and t.
+    backward flow t+1 -> t: float arrays (2, H, W) or StoredFields. A track stops when its
+    point leaves the frame (``END_LEFT``), when the loosest test (max_gamma, max_delta) fails
+    (``END_OCCLUDED``) or at the snippet's end (``END_SNIPPET``); the test uses the float16
+    values that are stored, so the cut at the max bounds is the raw track itself. The
+    motion-boundary term is recorded, never applied here. Returns the rows as columns
+    (track, t, x, y, fb_sq, mag_sq, end, boundary), sorted by track and t.
     """
     x, y = x.astype(np.float32).copy(), y.astype(np.float32).copy()
     alive = np.ones(len(t0), bool)
@@ -106,8 +138,8 @@ def track(
         idx = np.flatnonzero(alive & (t0 <= t))
         if len(idx) == 0:
             continue
-        fb = np.full(len(idx), np.nan, np.float32)
-        mag = np.full(len(idx), np.nan, np.float32)
+        fb, mag, boundary = (np.full(len(idx), np.nan, np.float32) for _ in range(3))
+        end = np.full(len(idx), END_SNIPPET, np.int8)
         cont = np.array([], np.int64)
         if step_fields is not None:
             fwd, bwd = step_fields
@@ -122,30 +154,29 @@ def track(
             ok = passes(fb_in, mag_in, max_gamma, max_delta)
             cont = np.flatnonzero(inside)[ok]
             fb[cont], mag[cont] = fb_in[ok], mag_in[ok]
-        parts.append((idx, np.full(len(idx), t, np.int32), x[idx].copy(), y[idx].copy(), fb, mag))
+            boundary[cont] = half(motion_boundary_ratio(fwd, x[idx[cont]], y[idx[cont]], step[:, cont]))
+            end[:] = np.where(inside, END_OCCLUDED, END_LEFT)
+            end[cont] = 0
+        parts.append((idx, np.full(len(idx), t, np.int32), x[idx].copy(), y[idx].copy(), fb, mag, end, boundary))
         moving = idx[cont]
         x[moving], y[moving] = nx[cont], ny[cont]
         alive[idx] = False
         alive[moving] = True
+    names = ("track", "t", "x", "y", "fb_sq", "mag_sq", "end", "boundary")
     if not parts:
-        empty = np.array([], np.float32)
-        return {"track": np.array([], np.int32), "t": np.array([], np.int32), "x": empty, "y": empty, "fb_sq": empty, "mag_sq": empty}
+        return {name: np.array([], SCHEMA.field(name).type.to_pandas_dtype()) for name in names}
     cols = [np.concatenate(c) for c in zip(*parts)]
     order = np.lexsort((cols[1], cols[0]))
-    names = ("track", "t", "x", "y", "fb_sq", "mag_sq")
     out = {name: col[order] for name, col in zip(names, cols)}
     out["track"] = out["track"].astype(np.int32)
     return out
 
 
 def table(video: str, rows: dict[str, np.ndarray]) -> pa.Table:
-    """One video's rows as a table of SCHEMA."""
+    """One video's rows (every column of SCHEMA but ``video``) as a table of SCHEMA."""
     n = len(rows["t"])
-    return pa.table({
-        "video": pa.array([video] * n, pa.string()),
-        "track": rows["track"], "t": rows["t"], "x": rows["x"], "y": rows["y"],
-        "fb_sq": rows["fb_sq"].astype(np.float16), "mag_sq": rows["mag_sq"].astype(np.float16),
-    }, schema=SCHEMA)
+    columns = {name: np.asarray(rows[name]).astype(SCHEMA.field(name).type.to_pandas_dtype()) for name in SCHEMA.names[1:]}
+    return pa.table({"video": pa.array([video] * n, pa.string()), **columns}, schema=SCHEMA)
 
 
 def video_tracks(row: dict, cfg: dict) -> pa.Table:
@@ -168,24 +199,32 @@ def run_shard(rows: list[dict], cfg: dict, out: str | Path) -> None:
             writer.write_table(SCHEMA.empty_table())
 
 
-def cut(raw: pa.Table, gamma: float, delta: float) -> pa.Table:
+def cut(raw: pa.Table, gamma: float, delta: float, *, motion_boundary: bool = False) -> pa.Table:
     """Each track's prefix up to the first step that fails Eq. 3 for (γ, δ): the point is
-    taken as occluded in the next frame. That row becomes the last (fb_sq, mag_sq NaN)."""
+    taken as occluded in the next frame. That row becomes the last (fb_sq, mag_sq, boundary
+    NaN; ``end`` = ``END_OCCLUDED``); a track that never fails keeps its raw end and reason.
+    With ``motion_boundary``, a step where Sundaram et al.'s Eq. 6 holds (``boundary`` > 1)
+    ends the track too (``END_BOUNDARY``, unless Eq. 3 fails there as well)."""
     if raw.num_rows == 0:
         return raw
-    fb = raw["fb_sq"].to_numpy(zero_copy_only=False).astype(np.float32)
-    mag = raw["mag_sq"].to_numpy(zero_copy_only=False).astype(np.float32)
+    fb, mag, boundary = (raw[name].to_numpy(zero_copy_only=False).astype(np.float32) for name in ("fb_sq", "mag_sq", "boundary"))
+    end = raw["end"].to_numpy(zero_copy_only=False).copy()
     video = pc.dictionary_encode(raw["video"]).combine_chunks().indices.to_numpy()
     trk = raw["track"].to_numpy()
     first = np.r_[True, (video[1:] != video[:-1]) | (trk[1:] != trk[:-1])]
-    fail = ~passes(fb, mag, gamma, delta)
+    occluded = (end == 0) & ~passes(fb, mag, gamma, delta)  # end == 0: a raw last row is no step
+    at_boundary = (end == 0) & (boundary > 1) if motion_boundary else np.zeros_like(occluded)
+    fail = occluded | at_boundary
     fails_before = np.cumsum(fail) - fail
-    keep = fails_before == fails_before[np.flatnonzero(first)][np.cumsum(first) - 1]
+    keep = fails_before == fails_before[np.flatnonzero(first)][np.cumsum(first) - 1]  # no failure earlier in the track
     last = keep & fail
-    fb[last], mag[last] = np.nan, np.nan
+    fb[last], mag[last], boundary[last] = np.nan, np.nan, np.nan
+    end[last] = np.where(occluded[last], END_OCCLUDED, END_BOUNDARY)
     kept = raw.filter(pa.array(keep))
-    return kept.set_column(5, "fb_sq", pa.array(fb[keep].astype(np.float16))).set_column(
-        6, "mag_sq", pa.array(mag[keep].astype(np.float16)))
+    for name, values in (("fb_sq", fb), ("mag_sq", mag), ("end", end), ("boundary", boundary)):
+        field = SCHEMA.field(name)
+        kept = kept.set_column(SCHEMA.get_field_index(name), field, pa.array(values[keep], field.type))
+    return kept
 
 
 def write(table_: pa.Table, out: str | Path) -> None:

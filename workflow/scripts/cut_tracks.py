@@ -4,6 +4,6 @@ from pico import logs, tracks
 
 logs.setup(snakemake.log[0])
 raw = tracks.read(snakemake.input[0])
-cut = tracks.cut(raw, snakemake.params.gamma, snakemake.params.delta)
+cut = tracks.cut(raw, snakemake.params.gamma, snakemake.params.delta, motion_boundary=snakemake.params.motion_boundary)
 logging.getLogger("pico.tracks").info("cut: %d of %d rows kept", cut.num_rows, raw.num_rows)
 tracks.write(cut, snakemake.output[0])

@@ -5,7 +5,8 @@ from pico import logs, pretrain
 logs.setup(snakemake.log[0])
 cfg = {
     "model": snakemake.params.model,
-    "pretrain": snakemake.config["pretrain"],
+    # the config's runtime keys with the rule's settings over them (a reproduction seed)
+    "pretrain": {**snakemake.config["pretrain"], **snakemake.params.pretrain},
 }
 pretrain.launch(
     list(snakemake.input.pairs),

@@ -1,0 +1,171 @@
+# The mini-reproduction (docs/reproduction.md, pico.reproduction): Table 1's models and the
+# points of reproduction.figure4/figure5, each pretrained and probed once per seed of
+# reproduction.seeds under results/reproduction/seed{seed}/, Table 1's also scored on the
+# correspondence benchmark; results/reproduction.json gives mean, std and every seed's value.
+# The seed reaches pretrain.seed and the probe's seed; the videos, tracks, pair sets and the
+# benchmark data are the config's (one world, seeds vary the training). Not part of `all`.
+import pico.reproduction
+
+REPRODUCTION = config["reproduction"]
+REPRODUCTION_SEEDS = REPRODUCTION["seeds"]
+_problems = pico.reproduction.problems(config)
+if _problems:
+    raise WorkflowError("; ".join(_problems))
+REPRODUCTION_TABLE = per_model("{model}")
+REPRODUCTION_FIGURES = pico.reproduction.figures(REPRODUCTION)
+# every (seed, model) probed: Table 1's models and the figures' points, each once
+REPRODUCTION_PROBED = [
+    (seed, model)
+    for seed in REPRODUCTION_SEEDS
+    for model in dict.fromkeys(
+        REPRODUCTION_TABLE + [m for ms in REPRODUCTION_FIGURES.values() for m in ms]
+    )
+]
+REPRODUCTION_SCORED = [
+    (seed, model) for seed in REPRODUCTION_SEEDS for model in REPRODUCTION_TABLE
+]
+SEEDED = "results/reproduction/seed{seed}"
+SEEDED_MODEL = "{method}/{dataset}/{sampling}/g{gamma}_d{delta}"
+
+
+wildcard_constraints:
+    seed=r"\d+",
+
+
+use rule pretrain_model as reproduction_pretrain with:
+    output:
+        model=f"{SEEDED}/models/{SEEDED_MODEL}/model.pt",
+        metrics=f"{SEEDED}/models/{SEEDED_MODEL}/metrics.csv",
+    log:
+        f"logs/reproduction/seed{{seed}}/pretrain/{SEEDED_MODEL}.log",
+    benchmark:
+        f"benchmarks/reproduction/seed{{seed}}/pretrain/{SEEDED_MODEL}.tsv"
+    params:
+        pretrain=lambda w: {**rules.pretrain_model.params.pretrain, "seed": int(w.seed)},
+
+
+use rule probe_model as reproduction_probe with:
+    input:
+        model=rules.reproduction_pretrain.output.model,
+        data=rules.probe_model.input.data,
+    output:
+        f"{SEEDED}/benchmarks/{{benchmark}}/{SEEDED_MODEL}.json",
+    log:
+        f"logs/reproduction/seed{{seed}}/probe/{{benchmark}}/{SEEDED_MODEL}.log",
+    benchmark:
+        f"benchmarks/reproduction/seed{{seed}}/probe/{{benchmark}}/{SEEDED_MODEL}.tsv"
+    params:
+        seed=lambda w: int(w.seed),
+        work=f"{SEEDED}/benchmarks/{{benchmark}}/work/{SEEDED_MODEL}",
+
+
+# The correspondence benchmark has no training: the scored points stay the config seed's, the
+# same for every model and seed. Its inputs are correspondence_model's (the pairs), the model
+# the seed's.
+use rule correspondence_model as reproduction_correspondence with:
+    input:
+        **{
+            name: files
+            for name, files in rules.correspondence_model.input.items()
+            if name != "model"
+        },
+        model=rules.reproduction_pretrain.output.model,
+    output:
+        f"{SEEDED}/benchmarks/correspondence/{SEEDED_MODEL}.json",
+    log:
+        f"logs/reproduction/seed{{seed}}/correspondence/{SEEDED_MODEL}.log",
+    benchmark:
+        f"benchmarks/reproduction/seed{{seed}}/correspondence/{SEEDED_MODEL}.tsv"
+
+
+rule reproduction_table:
+    input:
+        probes=[
+            f"results/reproduction/seed{seed}/benchmarks/coco_probe/{model}.json"
+            for seed, model in REPRODUCTION_PROBED
+        ],
+        correspondences=[
+            f"results/reproduction/seed{seed}/benchmarks/correspondence/{model}.json"
+            for seed, model in REPRODUCTION_SCORED
+        ],
+    output:
+        "results/reproduction.json",
+    log:
+        "logs/reproduction/table.log",
+    benchmark:
+        "benchmarks/reproduction/table.tsv"
+    conda:
+        "../envs/video.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        probed=REPRODUCTION_PROBED,
+        scored=REPRODUCTION_SCORED,
+        seeds=REPRODUCTION_SEEDS,
+        table=REPRODUCTION_TABLE,
+        figures=REPRODUCTION_FIGURES,
+        demo=DEMO_BENCHMARK,
+    script:
+        "../workflow/scripts/reproduction.py"
+
+
+rule reproduction_report:
+    input:
+        "results/reproduction.json",
+    output:
+        report(
+            "results/tables/reproduction.html",
+            caption="../report/reproduction.rst",
+            category="Tables",
+            labels={"benchmark": "reproduction"},
+        ),
+    log:
+        "logs/reproduction/report.log",
+    benchmark:
+        "benchmarks/reproduction/report.tsv"
+    conda:
+        "../envs/video.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../workflow/scripts/reproduction_report.py"
+
+
+rule reproduction_figure:
+    input:
+        "results/reproduction.json",
+    output:
+        report(
+            "results/reproduction/{figure}.png",
+            caption="../report/reproduction_figure.rst",
+            category="Figures",
+            labels={"figure": "reproduction {figure}"},
+        ),
+    log:
+        "logs/reproduction/{figure}.log",
+    benchmark:
+        "benchmarks/reproduction/{figure}.tsv"
+    conda:
+        "../envs/video.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    script:
+        "../workflow/scripts/reproduction_figure.py"
+
+
+rule reproduction:
+    input:
+        (
+            [
+                "results/reproduction.json",
+                "results/tables/reproduction.html",
+                *expand(
+                    "results/reproduction/{figure}.png", figure=REPRODUCTION_FIGURES
+                ),
+            ]
+            if REPRODUCTION_SEEDS
+            else []
+        ),

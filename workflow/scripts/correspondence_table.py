@@ -1,0 +1,9 @@
+import json
+
+from pico import correspondence, logs
+from pico.io import atomic_path
+
+logs.setup(snakemake.log[0])
+results = [json.loads(open(path).read()) for path in snakemake.input]
+with atomic_path(snakemake.output[0]) as tmp:
+    tmp.write_text(json.dumps(correspondence.table(results, snakemake.params.demo), indent=2))

@@ -1,0 +1,5 @@
+from pico import correspondence, logs
+
+logs.setup(snakemake.log[0])
+p = snakemake.params
+correspondence.write_demo_pairs(snakemake.output[0], seed=p.seed, count=p.pairs, gap=p.gap, short_side=p.short_side)

@@ -1,0 +1,25 @@
+import json
+import logging
+
+from pico import logs, reproduction
+from pico.io import atomic_path
+
+logs.setup(snakemake.log[0])
+params = snakemake.params
+
+
+def read(paths, keys):
+    """{(seed, model): result} of the benchmark results, in the order the rule lists them."""
+    return {(seed, model): json.loads(open(path).read()) for (seed, model), path in zip(keys, paths)}
+
+
+config = snakemake.config
+data = reproduction.table(
+    seeds=list(params.seeds), table_models=list(params.table), figure_models=dict(params.figures),
+    probes=read(snakemake.input.probes, params.probed), correspondences=read(snakemake.input.correspondences, params.scored),
+    figure_specs={f: config["reproduction"][f] for f in params.figures}, config=config, demo=params.demo,
+)
+with atomic_path(snakemake.output[0]) as tmp:
+    tmp.write_text(json.dumps(data, indent=2))
+logging.getLogger("pico.reproduction").info("%d methods, %d figures over seeds %s", len(data["methods"]),
+                                           len(data["figures"]), data["seeds"])

@@ -1,0 +1,9 @@
+import json
+
+from pico import logs, reproduction, tables
+from pico.io import atomic_path
+
+logs.setup(snakemake.log[0])
+data = json.loads(open(snakemake.input[0]).read())
+with atomic_path(snakemake.output[0]) as tmp:
+    tmp.write_text(tables.to_html(reproduction.report_rows(data)))
