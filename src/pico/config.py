@@ -82,7 +82,7 @@ def validate(config: dict, schema_path: str | os.PathLike) -> dict:
     problems = [f"{_key(e.absolute_path)}: {e.message}" for e in errors]
     if not problems:
         problems = _missing_paths(config) + _thresholds_outside_bounds(config) + _processes_exceed_batch(config)
-        problems += _ablations_outside_config(config) + _numbers_paths_change(config)
+        problems += grids_outside_config(config, "ablations", config["ablations"]) + _numbers_paths_change(config)
     if problems:
         raise ConfigError("invalid pico config:\n  " + "\n  ".join(problems))
     return config
@@ -99,16 +99,18 @@ def _thresholds_outside_bounds(config: dict) -> list[str]:
     ]
 
 
-def _ablations_outside_config(config: dict) -> list[str]:
-    """An ablation pretrains on a configured dataset, on cuts within the raw tracks' bounds."""
+def grids_outside_config(config: dict, key: str, grids: dict[str, dict]) -> list[str]:
+    """Ablation-style grids (``{figure: {dataset, gammas, deltas, ...}}`` under config ``key``)
+    pretrain on a configured dataset, on cuts within the raw tracks' bounds."""
     tracking, problems = config["tracking"], []
-    for figure, spec in config["ablations"].items():
+    for figure, spec in grids.items():
         if spec["dataset"] not in config["datasets"]:
-            problems.append(f"ablations.{figure}.dataset: '{spec['dataset']}' is not one of datasets ({', '.join(config['datasets'])})")
+            problems.append(f"{key}.{figure}.dataset: '{spec['dataset']}' is not one of datasets ({', '.join(config['datasets'])})")
         for axis, bound in (("gammas", "max_gamma"), ("deltas", "max_delta")):
-            problems += [f"ablations.{figure}.{axis}.{i}: {v:g} exceeds tracking.{bound} {tracking[bound]:g}"
+            problems += [f"{key}.{figure}.{axis}.{i}: {v:g} exceeds tracking.{bound} {tracking[bound]:g}"
                          for i, v in enumerate(spec[axis]) if v > tracking[bound]]
     return problems
+
 
 
 def _numbers_paths_change(config: dict) -> list[str]:

@@ -14,6 +14,7 @@ import statistics
 from pathlib import Path
 
 from pico import ablations
+from pico.config import grids_outside_config
 
 #: The figures a reproduction can repeat (``reproduction.figure4`` / ``figure5``).
 FIGURES = ("figure4", "figure5")
@@ -28,18 +29,9 @@ def figures(spec: dict) -> dict[str, list[str]]:
 
 def problems(config: dict) -> list[str]:
     """A reproduction's figures pretrain on a configured dataset, on cuts within the raw tracks'
-    bounds (as ``ablations`` are checked)."""
-    tracking, found = config["tracking"], []
-    for figure in FIGURES:
-        spec = config["reproduction"].get(figure)
-        if spec is None:
-            continue
-        if spec["dataset"] not in config["datasets"]:
-            found.append(f"reproduction.{figure}.dataset: '{spec['dataset']}' is not one of datasets ({', '.join(config['datasets'])})")
-        for axis, bound in (("gammas", "max_gamma"), ("deltas", "max_delta")):
-            found += [f"reproduction.{figure}.{axis}.{i}: {v:g} exceeds tracking.{bound} {tracking[bound]:g}"
-                      for i, v in enumerate(spec[axis]) if v > tracking[bound]]
-    return found
+    bounds (checked as ``ablations`` are)."""
+    spec = config["reproduction"]
+    return grids_outside_config(config, "reproduction", {figure: spec[figure] for figure in FIGURES if figure in spec})
 
 
 def across_seeds(values: dict[int, float]) -> dict:
