@@ -23,8 +23,9 @@ rule demo_coco:
         mem_mb=2000,
         runtime=10,
     params:
-        demo=config["benchmarks"]["demo"],
+        demo=DEMO_SETTINGS,
         seed=config["seed"],
+        world=DEMO_WORLD,
         writer="write_demo_coco",
     script:
         "../workflow/scripts/demo_benchmark.py"
@@ -43,8 +44,9 @@ rule demo_nyu:
         mem_mb=2000,
         runtime=10,
     params:
-        demo=config["benchmarks"]["demo"],
+        demo=DEMO_SETTINGS,
         seed=config["seed"],
+        world=DEMO_WORLD,
         writer="write_demo_nyu",
     script:
         "../workflow/scripts/demo_benchmark.py"

@@ -143,6 +143,9 @@ def per_model(pattern):
 
 # The benchmarks (rules/benchmarks.smk): data roots, demo data and settings per benchmark.
 DEMO_BENCHMARK = config["benchmarks"]["coco_root"] is None
+# the demo data's size, and the world they are drawn from (pico.config.demo_world), as params
+DEMO_SETTINGS = {k: v for k, v in config["benchmarks"]["demo"].items() if k != "world"}
+DEMO_WORLD = pico.config.demo_world(config)
 COCO_ROOT = config["benchmarks"]["coco_root"] or "results/benchmark_data/demo_coco"
 NYU_ROOT = config["benchmarks"]["nyu"]["root"] or (
     "results/benchmark_data/demo_nyu" if DEMO_BENCHMARK else None

@@ -49,6 +49,7 @@ rule demo_correspondence:
         seed=config["seed"],
         pairs=CORRESPONDENCE["demo_pairs"],
         gap=CORRESPONDENCE["demo_gap"],
+        world=DEMO_WORLD,
         short_side=CORRESPONDENCE_SETTINGS["short_side"],
     script:
         "../workflow/scripts/demo_correspondence.py"

@@ -55,6 +55,17 @@ def test_invalid_configs_are_rejected_naming_the_key(cfg, key, words):
     assert f"{key}:" in message and words in message, message
 
 
+def test_the_demo_benchmarks_world_is_the_configured_one_else_the_first_synthetic_datasets():
+    mini = {"speed": [0.35, 0.8], "deformation": 0.25}
+    cfg = validate({"datasets": {"k": {"source": "local", "path": str(REPO)},
+                                 "s": {"source": "synthetic", "synthetic": {"world": mini}}}})
+    assert pcfg.demo_world(cfg) == cfg["datasets"]["s"]["synthetic"]["world"]
+    assert pcfg.demo_world(cfg)["speed"] == [0.35, 0.8] and pcfg.demo_world(cfg)["pan"] == [0.0, 0.08]
+    cfg = validate({"datasets": {"s": {"source": "synthetic"}}, "benchmarks": {"demo": {"world": {"spin": [0, 1]}}}})
+    assert pcfg.demo_world(cfg)["spin"] == [0, 1] and pcfg.demo_world(cfg)["speed"] == [0.08, 0.25]
+    assert pcfg.demo_world(validate({"datasets": {"k": {"source": "local", "path": str(REPO)}}})) == {}
+
+
 def test_shipped_configs_are_valid(tmp_path, monkeypatch):
     validate(yaml.safe_load((REPO / "config/config.yaml").read_text()))
     monkeypatch.chdir(tmp_path)  # paper.yaml's inputs, as a user lays them out

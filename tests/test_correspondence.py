@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from picotest import run_snakemake, scheduled
 
-from pico import correspondence, groundtruth
+from pico import correspondence, groundtruth, synthetic
 from pico.datasets import DatasetError
 from pico.model import STRIDE
 
@@ -241,6 +241,14 @@ def test_demo_pairs_are_deterministic_with_motion_and_occlusions(tmp_path):
     colour = lambda image, p: image[np.round(p[:, 1]).astype(int), np.round(p[:, 0]).astype(int)].astype(float)
     assert np.median(np.abs(colour(small.image_a, a) - colour(small.image_b, b)).mean(1)) < 12  # the same content
     assert np.percentile(np.hypot(*(b - a).T), 90) > 3.0  # moving objects: several pixels, not sub-pixel
+
+
+def test_demo_pairs_move_as_fast_as_their_world():
+    fast = synthetic.World(speed=(0.6, 0.6), pan=(0.3, 0.3))
+    motion = [np.nanmedian(np.hypot(*correspondence.demo_pair(0, i, gap=0.5, width=342, height=256, world=w).flow))
+              for w in (synthetic.World(), fast) for i in range(4)]
+    # the default world moves 0-0.08 (pan) and 0.08-0.25 (objects) short sides per second
+    assert max(motion[:4]) < 0.25 * 256 * 0.5 < 0.3 * 256 * 0.5 * 0.9 < min(motion[4:])
 
 
 # --- real material ---------------------------------------------------------------------------

@@ -477,3 +477,12 @@ def test_a_jobs_fatal_error_reaches_its_log_file(tmp_path):
     assert out.returncode == 1 and "ValueError: results/x.parquet: damaged" in out.stderr
     text = log.read_text()
     assert "CRITICAL pico: job failed" in text and "Traceback" in text and "ValueError: results/x.parquet: damaged" in text
+
+
+def test_a_job_runs_torch_and_opencv_on_its_share_of_the_cores(tmp_path):
+    """Two jobs side by side must not each run a thread per core (``logs.setup(threads=)``)."""
+    code = ("import cv2, torch; from pico import logs; logs.setup(None, threads=1); "
+            "print(torch.get_num_threads(), cv2.getNumThreads())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "2"})
+    assert out.stdout.split() == ["1", "1"]

@@ -70,12 +70,18 @@ def test_the_aggregation_gives_mean_sample_std_and_every_seed():
     assert pico["fIoU"]["values"] == [50.0, 51.0, 52.0] and pico["fIoU"]["std"] == pytest.approx(1.0)
     assert pico["pck4"]["values"] == pytest.approx([25 / 40, 22 / 40, 19 / 40])
     assert pico["pck4"]["std"] == pytest.approx(math.sqrt(((3 / 40) ** 2 * 2) / 2))
+    # paired by seed: static_frame's mIoU is seed + 1 (model index 1), PiCO's 10, 14, 12
+    (difference,) = data["differences"]
+    assert (difference["method"], difference["minus"]) == ("pico", "static_frame")
+    assert difference["mIoU"]["values"] == [9.0, 12.0, 9.0] and difference["fIoU"]["values"] == [0.0, 0.0, 0.0]
+    assert difference["pck4"]["values"] == pytest.approx([0.0, 0.0, 0.0])
     points = data["figures"]["figure4"]["points"]
     assert [(p["sampling"], p["delta"]) for p in points] == [("anchor", 4.0), ("random", 1.0), ("random", 8.0)]
     assert points[1]["mIoU"]["values"] == [3.0, 4.0, 5.0]  # g0_d1 is the 4th model: seed + 3
     assert reproduction.across_seeds({5: 3.0})["std"] is None  # one seed has no spread
     rows = reproduction.report_rows(data)["rows"]
-    assert rows[0]["mIoU"] == "12 ± 2 (10, 14, 12)" and len(rows) == 2 + 3
+    assert rows[0]["mIoU"] == "12 ± 2 (10, 14, 12)" and len(rows) == 2 + 1 + 3
+    assert rows[2]["method"] == "pico - static_frame" and rows[2]["mIoU"] == "10 ± 1.73 (9, 12, 9)"
 
 
 def test_a_correspondence_result_without_points_is_an_error_naming_the_model():

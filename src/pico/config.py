@@ -47,6 +47,17 @@ def benchmark_settings(config: dict, benchmark: str) -> dict:
     }[benchmark]
 
 
+def demo_world(config: dict) -> dict:
+    """The ``world`` settings the demo benchmarks are drawn from: ``benchmarks.demo.world``, else
+    the first synthetic dataset's (evaluation images from the pretraining videos' world), else
+    ``{}`` (the default ``synthetic.World()``)."""
+    world = config["benchmarks"]["demo"]["world"]
+    if world is not None:
+        return world
+    synthetic = [d["synthetic"]["world"] for d in config["datasets"].values() if d["source"] == "synthetic"]
+    return synthetic[0] if synthetic else {}
+
+
 class ConfigError(ValueError):
     """An invalid configuration; the message names every offending key."""
 

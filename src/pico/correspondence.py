@@ -224,11 +224,12 @@ def visible_flow(now: dict, later: dict) -> np.ndarray:
     return np.where(inside & seen, flow, np.nan).astype(np.float32)
 
 
-def demo_pair(seed: int, index: int, *, gap: float, width: int, height: int) -> Pair:
-    """Demo pair ``index``: a fresh synthetic scene (its own id namespace, never a pretraining
-    video) at a random time t and t + ``gap`` seconds, with its visible true motion."""
+def demo_pair(seed: int, index: int, *, gap: float, width: int, height: int,
+              world: synthetic.World = synthetic.World()) -> Pair:
+    """Demo pair ``index``: a fresh synthetic scene of ``world`` (its own id namespace, never a
+    pretraining video) at a random time t and t + ``gap`` seconds, with its visible true motion."""
     rng = seeding.rng(seed, "demo-correspondence", index)
-    scene = synthetic.make_scene(rng, width, height)
+    scene = synthetic.make_scene(rng, width, height, world)
     t = float(rng.uniform(0, 3))
     now, later = scene.render(t, gap), scene.render(t + gap)
     return Pair(demo_name(index), now["rgb"], later["rgb"], visible_flow(now, later))
@@ -250,12 +251,13 @@ def demo_size(short_side: int) -> tuple[int, int]:
     return 2 * round(4 * short_side / 3), 2 * short_side
 
 
-def write_demo_pairs(root: str | Path, *, seed: int, count: int, gap: float, short_side: int) -> None:
-    """``count`` demo pairs as files (PNG images, Middlebury .flo truth) under ``root``."""
+def write_demo_pairs(root: str | Path, *, seed: int, count: int, gap: float, short_side: int,
+                     world: synthetic.World = synthetic.World()) -> None:
+    """``count`` demo pairs of ``world`` as files (PNG images, Middlebury .flo truth) under ``root``."""
     Path(root).mkdir(parents=True, exist_ok=True)  # the folder is the output, even with no pairs
     width, height = demo_size(short_side)
     for i, spec in enumerate(demo_specs(root, count)):
-        pair = demo_pair(seed, i, gap=gap, width=width, height=height)
+        pair = demo_pair(seed, i, gap=gap, width=width, height=height, world=world)
         _write_image(Path(spec["image_a"]), pair.image_a)
         _write_image(Path(spec["image_b"]), pair.image_b)
         groundtruth.write_flo(pair.flow, spec["flow"])

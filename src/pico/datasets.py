@@ -74,15 +74,16 @@ class CocoPanoptic(LabelledImages):
         return image[:, :, ::-1].copy(), panoptic.semantic(png[:, :, ::-1], segments, self.labels)
 
 
-def _demo_frames(seed: int, split: str, count: int, width: int, height: int):
-    """(name, frame) of fresh synthetic scenes (never the pretraining videos), one per image."""
+def _demo_frames(seed: int, split: str, count: int, width: int, height: int, world: synthetic.World):
+    """(name, frame) of fresh synthetic scenes of ``world`` (never the pretraining videos), one per image."""
     for i in range(count):
         rng = seeding.rng(seed, "demo-benchmark", split, i)
-        scene = synthetic.make_scene(rng, width, height)
+        scene = synthetic.make_scene(rng, width, height, world)
         yield f"{split}{i:06d}", scene.render(float(rng.uniform(0, 3)))
 
 
-def write_demo_coco(root: str | Path, seed: int, n_train: int, n_val: int, width: int, height: int) -> None:
+def write_demo_coco(root: str | Path, seed: int, n_train: int, n_val: int, width: int, height: int, *,
+                    world: synthetic.World = synthetic.World()) -> None:
     """The demo's COCO: frames of the synthetic world in COCO's official layout, with panoptic
     annotations (each visible object a "thing" segment of its class, sky and ground "stuff")
     for the linear probe and instance annotations (RLE masks, boxes) for Mask R-CNN."""
@@ -91,7 +92,7 @@ def write_demo_coco(root: str | Path, seed: int, n_train: int, n_val: int, width
                   for c in range(1, len(synthetic.CLASSES))]
     for split, count in (("train", n_train), ("val", n_val)):
         images, annotations, instances = [], [], []
-        for i, (name, frame) in enumerate(_demo_frames(seed, split, count, width, height)):
+        for i, (name, frame) in enumerate(_demo_frames(seed, split, count, width, height, world)):
             ids, segments = _panoptic_segments(frame)
             _write_image(root / f"{split}2017" / f"{name}.jpg", frame["rgb"])
             _write_image(root / "annotations" / f"panoptic_{split}2017" / f"{name}.png",
@@ -122,12 +123,13 @@ def _instance_annotations(ids: np.ndarray, segments: list[dict]) -> list[dict]:
     return out
 
 
-def write_demo_nyu(root: str | Path, seed: int, n_train: int, n_test: int, width: int, height: int) -> None:
+def write_demo_nyu(root: str | Path, seed: int, n_train: int, n_test: int, width: int, height: int, *,
+                   world: synthetic.World = synthetic.World()) -> None:
     """The demo's NYU-depth v2 in the ViRB release's layout (see ``NyuDepth``): frames of the
     synthetic world and their depth as 16-bit PNGs in millimetres (``depth_scale`` 0.001)."""
     root = Path(root)
     for split, count in (("train", n_train), ("test", n_test)):
-        for name, frame in _demo_frames(seed, f"nyu-{split}", count, width, height):
+        for name, frame in _demo_frames(seed, f"nyu-{split}", count, width, height, world):
             _write_image(root / split / "images" / f"{name}.png", frame["rgb"])
             with atomic_path(root / split / "depths" / f"{name}.png") as tmp:
                 if not cv2.imwrite(str(tmp), np.round(frame["depth"] * 1000).astype(np.uint16)):

@@ -12,9 +12,18 @@ T = TypeVar("T")
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def setup(log_file: str | None = None, level: int = logging.INFO) -> None:
+def setup(log_file: str | None = None, level: int = logging.INFO, *, threads: int | None = None) -> None:
     """Send pico's log records, and an uncaught exception's traceback, to ``log_file`` (the
-    rule's ``log:``) and to stderr."""
+    rule's ``log:``) and to stderr. ``threads``: the job's share of the cores (the rule's
+    ``threads``), to which torch's and OpenCV's thread pools are limited: both default to every
+    core, so two jobs side by side would each run as many threads as there are cores (on 2
+    cores a demo pretraining step took 1.0 s beside another job, 0.57 s on one thread)."""
+    if threads is not None:
+        import cv2
+        import torch
+
+        cv2.setNumThreads(threads)
+        torch.set_num_threads(threads)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)

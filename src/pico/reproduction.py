@@ -43,6 +43,15 @@ def across_seeds(values: dict[int, float]) -> dict:
             "seeds": seeds, "values": data}
 
 
+def paired(first: dict, other: dict) -> dict:
+    """``across_seeds`` of first - other, seed by seed (two ``across_seeds`` of one metric). A
+    seed fixes the random encoder, the decoder's initialisation and the probe's draws for every
+    method alike, so the per-seed difference cancels what the methods share."""
+    if first["seeds"] != other["seeds"]:
+        raise ValueError(f"paired difference over different seeds: {first['seeds']} and {other['seeds']}")
+    return across_seeds({s: a - b for s, a, b in zip(first["seeds"], first["values"], other["values"])})
+
+
 def pck(result: dict, pixels: int = 4) -> float:
     """A correspondence result's share of points within ``pixels`` px over all its pairs: each
     pair's ``pck{pixels}`` weighted by its number of scored points ``n``."""
@@ -62,13 +71,17 @@ def table(*, seeds: list[int], table_models: list[str], figure_models: dict[str,
           probes: dict[tuple[int, str], dict], correspondences: dict[tuple[int, str], dict],
           figure_specs: dict[str, dict], config: dict, demo: bool) -> dict:
     """``results/reproduction.json``: per Table 1 model (method) mIoU, fIoU and pck4 over seeds;
-    per figure point mIoU and fIoU over seeds; the seeds and the config. ``probes`` and
-    ``correspondences`` map (seed, model name) to the benchmark results."""
+    the first method's paired difference to each other method (``paired``); per figure point
+    mIoU and fIoU over seeds; the seeds and the config. ``probes`` and ``correspondences`` map
+    (seed, model name) to the benchmark results."""
     def probe_metrics(model: str) -> dict:
         return {m: _metric(probes, model, seeds, lambda r, m=m: r[m]) for m in PROBE_METRICS}
 
     methods = [{"method": model.split("/")[0], "model": model, **probe_metrics(model),
                 "pck4": _metric(correspondences, model, seeds, pck)} for model in table_models]
+    first = methods[0] if methods else None
+    differences = [{"method": first["method"], "minus": m["method"],
+                    **{k: paired(first[k], m[k]) for k in (*PROBE_METRICS, "pck4")}} for m in methods[1:]]
     figures_out = {}
     for figure, models in figure_models.items():
         points = []
@@ -80,7 +93,7 @@ def table(*, seeds: list[int], table_models: list[str], figure_models: dict[str,
         figures_out[figure] = {"title": ablations.TITLES[figure], "spec": figure_specs[figure], "points": points}
     title = TITLE + (" -- DEMO: the synthetic world's benchmarks, not COCO" if demo else "")
     return {"reproduction": title, "demo": demo, "seeds": sorted(seeds), "methods": methods,
-            "figures": figures_out, "config": config}
+            "differences": differences, "figures": figures_out, "config": config}
 
 
 def _cell(stat: dict) -> str:
@@ -94,6 +107,8 @@ def report_rows(data: dict) -> dict:
     figure point; each metric as mean ± std (every seed's value)."""
     rows = [{"part": "Table 1", "method": m["method"], "sampling": None, "delta": None,
              **{k: _cell(m[k]) for k in (*PROBE_METRICS, "pck4")}, "model": m["model"]} for m in data["methods"]]
+    rows += [{"part": "paired difference", "method": f"{d['method']} - {d['minus']}", "sampling": None, "delta": None,
+              **{k: _cell(d[k]) for k in (*PROBE_METRICS, "pck4")}, "model": None} for d in data["differences"]]
     rows += [{"part": figure, "method": p["method"], "sampling": p["sampling"], "delta": p["delta"],
               **{k: _cell(p[k]) for k in PROBE_METRICS}, "pck4": None, "model": p["model"]}
              for figure, spec in data["figures"].items() for p in spec["points"]]

@@ -5,7 +5,7 @@ from pico import benchmark, correspondence, logs
 from pico.io import atomic_path
 from pico.probe import device_for
 
-logs.setup(snakemake.log[0])
+logs.setup(snakemake.log[0], threads=snakemake.threads)
 start = time.perf_counter()
 settings, seed = snakemake.params.settings, snakemake.params.seed
 model, path, moco_v2 = benchmark.benchmarked(snakemake.wildcards, snakemake.input, snakemake.config)

@@ -1,6 +1,6 @@
 from pico import logs, manifest, shots
 
-logs.setup(snakemake.log[0])
+logs.setup(snakemake.log[0], threads=snakemake.threads)
 settings = snakemake.config["shot_detection"]
 rows = shots.run_shard(
     manifest.read(snakemake.input[0]),

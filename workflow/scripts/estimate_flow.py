@@ -1,10 +1,5 @@
-import cv2
-import torch
-
 from pico import flow, logs, manifest
 
-logs.setup(snakemake.log[0])
-cv2.setNumThreads(snakemake.threads)
-torch.set_num_threads(snakemake.threads)
+logs.setup(snakemake.log[0], threads=snakemake.threads)
 rows = flow.run_shard(manifest.read(snakemake.input[0]), snakemake.config["flow"], snakemake.output.flow)
 manifest.write(rows, snakemake.output.table)

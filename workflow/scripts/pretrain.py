@@ -2,7 +2,7 @@ from pathlib import Path
 
 from pico import logs, pretrain
 
-logs.setup(snakemake.log[0])
+logs.setup(snakemake.log[0], threads=snakemake.threads)
 cfg = {
     "model": snakemake.params.model,
     # the config's runtime keys with the rule's settings over them (a reproduction seed)

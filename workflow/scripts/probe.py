@@ -4,7 +4,7 @@ import time
 from pico import benchmark, config, logs
 from pico.io import atomic_path
 
-logs.setup(snakemake.log[0])
+logs.setup(snakemake.log[0], threads=snakemake.threads)
 start = time.perf_counter()
 name = snakemake.wildcards.benchmark
 settings = config.benchmark_settings(snakemake.config, name)  # runtime keys included
