@@ -46,7 +46,8 @@ def untrained_probe(cfg: dict, seed: int, work: Path) -> dict[str, float]:
     settings = {"model": cfg["model"], "pretrain": {**cfg["pretrain"], "seed": seed, "iterations": 0}}
     model = pretrain.train(files, settings, work / "model.pt", work / "metrics.csv", work / "work")
     probe = pcfg.benchmark_settings(cfg, "coco_probe")
-    return benchmark.evaluate("coco_probe", str(model), None, "results/benchmark_data/demo_coco", probe, seed, work / "probe")
+    root = cfg["benchmarks"]["coco_root"] or "results/benchmark_data/demo_coco"  # rules/common.smk's COCO_ROOT
+    return benchmark.evaluate("coco_probe", str(model), None, root, probe, seed, work / "probe")
 
 
 def main() -> None:

@@ -46,6 +46,7 @@ def test_a_config_naming_only_datasets_gets_every_default():
         ({"datasets": {"d": {"source": "synthetic"}}, "model": {"encoder_checkpoint": "no/moco.pth"}}, "model.encoder_checkpoint", "does not exist"),
         ({"datasets": {"d": {"source": "synthetic"}}, "benchmarks": {"coco_root": "no/coco"}}, "benchmarks.coco_root", "does not exist"),
         ({"datasets": {"d": {"source": "synthetic"}}, "benchmarks": {"voc": {"root": "no/voc"}}}, "benchmarks.voc.root", "does not exist"),
+        ({"datasets": {"d": {"source": "synthetic"}}, "benchmarks": {"demo": {"world": {"sped": [0, 1]}}}}, "benchmarks.demo.world", "'sped' was unexpected"),
     ],
 )
 def test_invalid_configs_are_rejected_naming_the_key(cfg, key, words):

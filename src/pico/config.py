@@ -48,12 +48,11 @@ def benchmark_settings(config: dict, benchmark: str) -> dict:
 
 
 def demo_world(config: dict) -> dict:
-    """The ``world`` settings the demo benchmarks are drawn from: ``benchmarks.demo.world``, else
-    the first synthetic dataset's (evaluation images from the pretraining videos' world), else
-    ``{}`` (the default ``synthetic.World()``)."""
-    world = config["benchmarks"]["demo"]["world"]
-    if world is not None:
-        return world
+    """The ``world`` settings the demo benchmarks are drawn from: ``benchmarks.demo.world`` where
+    set, else the first synthetic dataset's (evaluation images from the pretraining videos'
+    world), else ``{}`` (the default ``synthetic.World()``)."""
+    if "world" in config["benchmarks"]["demo"]:
+        return config["benchmarks"]["demo"]["world"]
     synthetic = [d["synthetic"]["world"] for d in config["datasets"].values() if d["source"] == "synthetic"]
     return synthetic[0] if synthetic else {}
 
