@@ -5,14 +5,19 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 SNAKEMAKE := $(VENV)/bin/snakemake
 
-.PHONY: install system test-packages demo test clean
+.PHONY: install system link-profiles test-packages demo test clean
 
-install: system $(STAMP)
+install: system $(STAMP) link-profiles
 
 # ffmpeg/ffprobe decode and encode every video; Debian's package where missing.
 system:
 	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; }
+
+# `snakemake --profile slurm ...` from the repository root: Snakemake finds a profile by name in
+# its user folder (~/.config/snakemake); link ours there, never over one the user has.
+link-profiles: $(STAMP)
+	@$(VENV)/bin/python -m pico.profiles profiles
 
 # Debian packages the tests use: a real one-node SLURM cluster (tests/test_slurm.py) and the
 # Aloe stereo pair with its true disparity that opencv-doc ships (tests/test_correspondence.py).

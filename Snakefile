@@ -9,9 +9,11 @@ configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
+include: "rules/yt8m.smk"
 include: "rules/download.smk"
 include: "rules/shots.smk"
 include: "rules/frames.smk"
+include: "rules/encoder.smk"
 include: "rules/flow.smk"
 include: "rules/tracks.smk"
 include: "rules/pairs.smk"

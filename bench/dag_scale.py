@@ -30,6 +30,8 @@ from pathlib import Path
 import yaml
 from timing import best_time
 
+from pico import sources, weights
+
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 PAPER = REPO / "config" / "paper.yaml"
@@ -46,8 +48,8 @@ def fake_ids(n: int, salt: str) -> list[str]:
 
 
 def write_inputs(root: Path, n: int) -> None:
-    """paper.yaml's inputs under ``root``: the K400 CSV, its empty clip folder, the YT8M-S ids,
-    an empty COCO folder and MoCo-v2 checkpoint."""
+    """paper.yaml's inputs under ``root``: the K400 CSV, its empty clip folder, YT8M's TFRecord
+    folder (empty: the sample is drawn in a job), an empty COCO folder, MoCo-v2 checkpoint and RAFT weights file."""
     k400 = root / "data" / "kinetics400"
     (k400 / "train").mkdir(parents=True)
     with open(k400 / "train.csv", "w", newline="") as f:
@@ -56,12 +58,26 @@ def write_inputs(root: Path, n: int) -> None:
         for i, youtube_id in enumerate(fake_ids(n, "k400-")):
             start = (i * 37) % 290
             writer.writerow([f"action number {i % 400:03d}", youtube_id, start, start + 10, "train"])
-    yt8m = root / "data" / "yt8m_s"
-    yt8m.mkdir(parents=True)
-    (yt8m / "ids.txt").write_text("\n".join(fake_ids(n, "yt8m-")) + "\n")
+    (root / "data" / "yt8m" / "video").mkdir(parents=True)  # YT8M's TFRecords: read in a job, not at parse time
     for folder in ("coco", "VOCdevkit/VOC2012", "cityscapes", "nyu"):  # benchmarks and encoder, empty: a dry run
         (root / "data" / folder).mkdir(parents=True)
     (root / "data" / "moco_v2_800ep_pretrain.pth.tar").write_bytes(b"")
+    raft = root / weights.default_file("raft")  # as an offline cluster places it: nothing to fetch
+    raft.parent.mkdir(parents=True)
+    raft.write_bytes(b"")
+
+
+def write_sample_size(root: Path, n: int) -> Path:
+    """A config file that sets ``sample`` of every yt8m dataset of paper.yaml to ``n``."""
+    datasets = yaml.safe_load(PAPER.read_text())["datasets"]
+    path = root / f"sample_{n}.yaml"
+    path.write_text(yaml.safe_dump({"datasets": {k: {"sample": n} for k, d in datasets.items() if d["source"] == "yt8m"}}))
+    return path
+
+
+def drawn(dataset: dict, n: int) -> int:
+    """Videos a paper.yaml dataset of ``n`` videos plans: a yt8m sample's reserve comes on top."""
+    return sources.drawn(n, dataset.get("reserve", 0.1)) if dataset["source"] == "yt8m" else n
 
 
 def write_override(root: Path, per_shard: int) -> Path:
@@ -103,11 +119,12 @@ def per_shard_settings(configs: list[Path]) -> set[int]:
 
 def measure(root: Path, n: int, repeat: int) -> list[dict]:
     """One row per (config, command): videos, shards, jobs, best wall-clock seconds."""
-    datasets = len(yaml.safe_load(PAPER.read_text())["datasets"])
+    datasets = yaml.safe_load(PAPER.read_text())["datasets"]
+    size = write_sample_size(root, n)
     settings = [
-        ("paper.yaml", [PAPER], ["-n -q", "--rulegraph"]),
-        ("paper.yaml + videos_per_shard: 50", [PAPER, write_override(root, 50)], ["-n -q"]),
-        ("paper.yaml + paper_ablations.yaml", [PAPER, ABLATIONS], ["-n -q"]),
+        ("paper.yaml", [PAPER, size], ["-n -q", "--rulegraph"]),
+        ("paper.yaml + videos_per_shard: 50", [PAPER, size, write_override(root, 50)], ["-n -q"]),
+        ("paper.yaml + paper_ablations.yaml", [PAPER, size, ABLATIONS], ["-n -q"]),
     ]
     rows = []
     for name, configs, commands in settings:
@@ -120,8 +137,8 @@ def measure(root: Path, n: int, repeat: int) -> list[dict]:
                 {
                     "config": name,
                     "command": f"`snakemake {command}`",
-                    "videos": datasets * n,
-                    "shards": datasets * math.ceil(n / per_shard),
+                    "videos": sum(drawn(d, n) for d in datasets.values()),
+                    "shards": sum(math.ceil(drawn(d, n) / per_shard) for d in datasets.values()),
                     "jobs": jobs,
                     "seconds": seconds,
                 }

@@ -4,6 +4,7 @@ import re
 import pico.ablations
 import pico.config
 import pico.sources
+import pico.weights
 from snakemake.exceptions import WorkflowError
 
 try:
@@ -53,6 +54,15 @@ RAFT_BACKENDS = ("raft", "raft_small")
 FLOW_ON_GPU = (
     config["flow"]["backend"] in RAFT_BACKENDS and config["flow"]["device"] != "cpu"
 )
+# flow.weights: default for RAFT: the file the run fetches once (rules/flow.smk), or None.
+RAFT_DEFAULT_WEIGHTS = (
+    pico.weights.default_file(config["flow"]["backend"])
+    if config["flow"]["backend"] in RAFT_BACKENDS
+    and config["flow"]["weights"] == "default"
+    else None
+)
+if (problem := pico.weights.check_fetchable(config["flow"])) is not None:
+    raise WorkflowError(problem)
 
 
 def flow_settings():

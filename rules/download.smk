@@ -1,9 +1,16 @@
-# Stage 1 (Section 3.1): fetch (youtube, kinetics), generate (synthetic) or list (local).
+# Stage 1 (Section 3.1): fetch (youtube, kinetics, yt8m), generate (synthetic) or list (local).
 # Download settings are read from the config, not params: tuning retries or timeouts must
 # not re-download a finished shard.
 
 
 rule download:
+    input:
+        # yt8m: the shard's look-ups say which YouTube videos its ranks are (rules/yt8m.smk)
+        lookup=lambda w: (
+            [f"results/{w.dataset}/lookup/{w.shard}.parquet"]
+            if dataset_config(w)["source"] == "yt8m"
+            else []
+        ),
     output:
         table="results/{dataset}/download/{shard}.parquet",
         media=directory("results/{dataset}/media/{shard}"),

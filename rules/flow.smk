@@ -2,14 +2,40 @@
 # paper's codec, one file per snippet. RAFT asks SLURM for a GPU; OpenCV's backends run on CPUs.
 
 
+if RAFT_DEFAULT_WEIGHTS:
+
+    # RAFT's default weights, fetched once for the whole run (pico.weights), on the machine
+    # that runs Snakemake: the flow jobs take the file as input.
+    localrules:
+        flow_weights,
+
+    rule flow_weights:
+        output:
+            RAFT_DEFAULT_WEIGHTS,
+        log:
+            "logs/flow_weights.log",
+        benchmark:
+            "benchmarks/flow_weights.tsv"
+        conda:
+            "../envs/flow.yaml"
+        params:
+            backend=config["flow"]["backend"],
+        script:
+            "../workflow/scripts/flow_weights.py"
+
+
 rule estimate_flow:
     input:
         "results/{dataset}/videos/{shard}.parquet",
         "results/{dataset}/frames/{shard}",
-        local_file(
-            config["flow"]["weights"]
-            if config["flow"]["backend"] in RAFT_BACKENDS
-            else None
+        weights=(
+            [RAFT_DEFAULT_WEIGHTS]
+            if RAFT_DEFAULT_WEIGHTS
+            else local_file(
+                config["flow"]["weights"]
+                if config["flow"]["backend"] in RAFT_BACKENDS
+                else None
+            )
         ),
     output:
         table="results/{dataset}/flow/{shard}.parquet",

@@ -168,4 +168,9 @@ rule pretraining_loss:
 rule health:
     input:
         expand("results/{dataset}/health/status.png", dataset=SHARDS),
+        [
+            f"results/{name}/availability.html"
+            for name, ds in config["datasets"].items()
+            if ds["source"] == "yt8m"
+        ],
         "results/models/pretraining_loss.png",

@@ -7,6 +7,12 @@ rule point_pairs:
         table="results/{dataset}/flow/{shard}.parquet",
         frames="results/{dataset}/frames/{shard}",
         tracks="results/{dataset}/tracks/g{gamma}_d{delta}/{shard}.parquet",
+        # yt8m: only the videos training uses, the first `sample` ok ones (rules/yt8m.smk)
+        selection=lambda w: (
+            [f"results/{w.dataset}/selection.parquet"]
+            if dataset_config(w)["source"] == "yt8m"
+            else []
+        ),
     output:
         pairs="results/{dataset}/pairs/{method}/{sampling}/g{gamma}_d{delta}/{shard}.parquet",
         frames="results/{dataset}/pairs/{method}/{sampling}/g{gamma}_d{delta}/{shard}.frames.parquet",

@@ -35,6 +35,12 @@ def run_snakemake(workdir: Path, *args: str, config: dict | None = None, check: 
     return out
 
 
+def dry_run_with(workdir, override: dict, target: str):
+    """``snakemake -n target`` with ``override`` layered over the demo config."""
+    (workdir / "override.yaml").write_text(yaml.safe_dump(override))
+    return run_snakemake(workdir, target, "-n", "--configfile", str(workdir / "config/config.yaml"), str(workdir / "override.yaml"))
+
+
 def scheduled(dry_run_stdout: str) -> dict[str, int]:
     """Job counts per rule from a dry run's job stats table."""
     table = dry_run_stdout.split("Job stats:")[1].split("\n\n")[0] if "Job stats:" in dry_run_stdout else ""

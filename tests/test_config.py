@@ -70,10 +70,9 @@ def test_the_demo_benchmarks_world_is_the_configured_one_else_the_first_syntheti
 def test_shipped_configs_are_valid(tmp_path, monkeypatch):
     validate(yaml.safe_load((REPO / "config/config.yaml").read_text()))
     monkeypatch.chdir(tmp_path)  # paper.yaml's inputs, as a user lays them out
-    for folder in ("data/kinetics400/train", "data/yt8m_s", "data/coco", "data/VOCdevkit/VOC2012", "data/cityscapes", "data/nyu"):
+    for folder in ("data/kinetics400/train", "data/yt8m/video", "data/coco", "data/VOCdevkit/VOC2012", "data/cityscapes", "data/nyu"):
         Path(folder).mkdir(parents=True)
     Path("data/kinetics400/train.csv").write_text("label,youtube_id,time_start,time_end,split\n")
-    Path("data/yt8m_s/ids.txt").write_text("")
     Path("data/moco_v2_800ep_pretrain.pth.tar").write_bytes(b"")
     paper = yaml.safe_load((REPO / "config/paper.yaml").read_text())
     cfg = validate(copy.deepcopy(paper))

@@ -19,9 +19,14 @@ from pathlib import Path
 
 import pytest
 
+from picotest import REPO
+
+from pico import config as pcfg
 from pico import download, manifest, sources, video
 
-CFG = {"retries": 1, "retry_backoff_seconds": 0, "socket_timeout": 5, "max_height": 480}
+CFG = pcfg.validate({"datasets": {"d": {"source": "synthetic"}},
+                     "download": {"retries": 1, "retry_backoff_seconds": 0, "socket_timeout": 5, "bot_backoff_seconds": 0}},
+                    REPO / "workflow/schemas/config.schema.yaml")["download"]
 
 GOOD_SECONDS = 2.0  # the whole-file video
 LONG_SECONDS = 8.0  # the Kinetics source video, trimmed by the downloads
@@ -374,9 +379,66 @@ def test_a_transient_failure_fails_the_shard_instead_of_losing_the_video(srv, tm
     ("Unable to download webpage: The read operation timed out", True),
     ("Unable to download webpage: HTTP Error 429: Too Many Requests", True),
     ("Unable to download webpage: HTTP Error 502: Bad Gateway", True),
+    ("Sign in to confirm you’re not a bot. Use --cookies-from-browser or --cookies for the authentication.", True),
+    ("Sign in to confirm your age. This video may be inappropriate for some users.", False),
+    ("The uploader has not made this video available in your country", False),
     ("Video unavailable. This video has been removed by the uploader", False),
     ("Private video. Sign in if you've been granted access to this video", False),
     ("Unable to download webpage: HTTP Error 404: Not Found", False),
 ])
 def test_which_download_errors_are_transient(reason, expected):
     assert download.transient(reason) is expected
+
+
+def test_ytdlp_options_carry_cookies_limits_sleeps_and_proxy(tmp_path):
+    plain = download.ytdlp_options(tmp_path / "v", CFG)
+    assert not {"cookiefile", "ratelimit", "proxy", "sleep_interval", "sleep_interval_requests"} & plain.keys()
+    cfg = {**CFG, "cookies": "/secrets/cookies.txt", "rate_limit": 2_000_000, "proxy": "socks5://127.0.0.1:1080",
+           "sleep_seconds": 5, "sleep_requests": 0.75}
+    options = download.ytdlp_options(tmp_path / "v", cfg)
+    assert (options["cookiefile"], options["ratelimit"], options["proxy"]) == ("/secrets/cookies.txt", 2_000_000, "socks5://127.0.0.1:1080")
+    assert (options["sleep_interval"], options["sleep_interval_requests"]) == (5, 0.75)
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_a_rate_limited_shard_fails_then_resumes_without_fetching_again(srv, tmp_path, monkeypatch, parallel):
+    """Four videos; the third answers 429 (rate-limited): the shard waits bot_backoff_seconds and
+    fails, its finished downloads kept in the journal; once the server recovers the retry
+    fetches only what it lacks, and the rows come out in the entries' order, with bytes and
+    seconds per video."""
+    waits = []
+    monkeypatch.setattr(download.time, "sleep", waits.append)
+    names = ["good", "other", "limited", "fourth"]
+    for name in names:
+        srv.files[f"/{name}.mp4"] = srv.files["/good.mp4"]
+    srv.errors["/limited.mp4"] = 429
+    entries = [{"video": n, "url": srv.url(f"/{n}.mp4")} for n in names]
+    cfg = {**CFG, "parallel": parallel, "bot_backoff_seconds": 7, "retries": 0}
+    journal = tmp_path / "00000.parquet.partial"
+    with pytest.raises(download.Transient, match="limited.*429"):
+        download.run_shard(entries, "youtube", tmp_path / "media", cfg, seed=0, journal=journal)
+    assert [w for w in waits if w] == [7]  # the backoff (yt-dlp may sleep 0 between its own tries)
+    kept = download.Journal(journal).done()
+    assert {"good", "other"} <= kept.keys() and "limited" not in kept
+    before = {n: srv.hits(f"/{n}.mp4") for n in names}
+    del srv.errors["/limited.mp4"]
+    rows = download.run_shard(entries, "youtube", tmp_path / "media", cfg, seed=0, journal=journal)
+    assert [r["video"] for r in rows] == names and {r["status"] for r in rows} == {"ok"}
+    for name in kept:  # never fetched again
+        assert srv.hits(f"/{name}.mp4") == before[name], name
+    assert srv.hits("/limited.mp4") > before["limited"]
+    size = len(srv.files["/good.mp4"])
+    for row in rows:
+        assert Path(row["path"]).parent == tmp_path / "media" and Path(row["path"]).stat().st_size == size
+        assert row["download_bytes"] == size and row["download_seconds"] > 0
+    table = tmp_path / "00000.parquet"
+    manifest.write(rows, table)
+    assert [r["download_bytes"] for r in manifest.read(table)] == [size] * 4
+
+
+def test_a_journal_line_cut_by_a_kill_is_ignored(tmp_path):
+    book = download.Journal(tmp_path / "j")
+    book.record({"video": "a", "status": "unavailable", "reason": "Private video", "path": None})
+    with open(tmp_path / "j/rows.jsonl", "a") as f:
+        f.write('{"video": "b", "status": "o')  # killed mid-write
+    assert list(book.done()) == ["a"]

@@ -4,9 +4,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from picotest import run_snakemake
 from torchvision.models.optical_flow import raft_small
 
-from pico import flow, flowstore, synthetic
+from pico import flow, flowstore, synthetic, weights
 
 SHIFT = (2.5, -1.25)  # px, subpixel in both directions
 
@@ -144,3 +145,76 @@ def test_non_finite_flow_is_refused_not_stored(tmp_path):
     with pytest.raises(ValueError, match="NaN or infinite"):
         flowstore.write(tmp_path / "n.flow.zip", field, np.zeros_like(field), {}, scheme="frame_range", bound=20, quality=90)
     assert not (tmp_path / "n.flow.zip").exists()
+
+
+def test_the_default_raft_weights_are_torchvisions():
+    from torchvision.models import optical_flow as of
+
+    assert weights.RAFT_URLS == {"raft": of.Raft_Large_Weights.C_T_SKHT_V2.url, "raft_small": of.Raft_Small_Weights.C_T_V2.url}
+    assert weights.default_file("raft") == "results/weights/raft_large_C_T_SKHT_V2-ff5fadd5.pth"
+
+
+def test_unfetchable_weights_stop_the_run_naming_the_key_and_the_ways_out(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(weights, "reachable", lambda url, timeout=3.0: "download.pytorch.org: Name or service not known")
+    problem = weights.check_fetchable({"backend": "raft", "weights": "default"})
+    assert "flow.weights: /path/to/raft_large_C_T_SKHT_V2-ff5fadd5.pth" in problem and "flow.backend: dis" in problem
+    assert weights.check_fetchable({"backend": "dis", "weights": "default"}) is None
+    assert weights.check_fetchable({"backend": "raft", "weights": "my.pth"}) is None  # checked as a file elsewhere
+    placed = tmp_path / weights.default_file("raft")
+    placed.parent.mkdir(parents=True)
+    placed.write_bytes(b"")
+    assert weights.check_fetchable({"backend": "raft", "weights": "default"}) is None  # an offline node's placed file
+
+
+def test_weights_are_fetched_once_checked_and_taken_from_torchs_cache(tmp_path, monkeypatch):
+    import hashlib
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = b"raft weights" * 1000
+    prefix = hashlib.sha256(body).hexdigest()[:8]
+    hits = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setitem(weights.RAFT_URLS, "raft", f"http://127.0.0.1:{server.server_port}/raft_large_X-{prefix}.pth")
+    try:
+        weights.fetch("raft", tmp_path / "a.pth")
+        assert (tmp_path / "a.pth").read_bytes() == body and len(hits) == 1
+        cached = weights.torch_cache(weights.RAFT_URLS["raft"])
+        cached.parent.mkdir(parents=True)
+        cached.write_bytes(body)
+        weights.fetch("raft", tmp_path / "b.pth")
+        assert (tmp_path / "b.pth").read_bytes() == body and len(hits) == 1  # from the cache, no request
+        cached.write_bytes(body[:-1])
+        with pytest.raises(ValueError, match=f"{cached}: SHA-256 does not start with {prefix}"):
+            weights.fetch("raft", tmp_path / "c.pth")
+        assert not (tmp_path / "c.pth").exists()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_offline_machine_stops_before_any_job(tmp_path, monkeypatch):
+    """Where download.pytorch.org cannot be reached (CI, an offline node), a config that names
+    only datasets (RAFT with default weights) stops Snakemake before any job, naming the key."""
+    if weights.reachable(weights.RAFT_URLS["raft"]) is None:
+        pytest.skip("download.pytorch.org is reachable from this machine")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    out = run_snakemake(tmp_path, "flow", config={"datasets": {"d": {"source": "synthetic"}}}, check=False)
+    assert out.returncode != 0 and "flow.weights: /path/to/raft_large_C_T_SKHT_V2-ff5fadd5.pth" in out.stderr + out.stdout
+    assert not (tmp_path / "results").exists()

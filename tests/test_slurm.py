@@ -96,24 +96,69 @@ def cluster():
         yield running
 
 
+def test_profiles_are_found_by_name_and_a_users_own_is_never_replaced(tmp_path, monkeypatch):
+    """``make install``'s step (``pico.profiles``): Snakemake itself then resolves ``--profile
+    slurm`` to pico's profile from any folder; a profile of the user's stays, a dangling
+    link to a deleted clone is replaced."""
+    from snakemake.cli import get_profile_dir
+
+    from pico import profiles
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "xdg/snakemake"
+    folder.mkdir(parents=True)
+    (folder / "local").mkdir()
+    (folder / "local/config.yaml").write_text("cores: 1\n")  # the user's own
+    (folder / "slurm").symlink_to(tmp_path / "deleted-clone/profiles/slurm")
+    lines = profiles.install(REPO / "profiles")
+    assert profiles.user_folder() == folder
+    found = get_profile_dir("slurm")  # what Snakemake itself resolves --profile slurm to
+    assert found[0] == folder / "slurm" and found[1].resolve() == REPO / "profiles/slurm/config.yaml"
+    assert (folder / "local/config.yaml").read_text() == "cores: 1\n"
+    assert any("local" in line and "left alone" in line and str(REPO / "profiles/local") in line for line in lines)
+    assert any(line.endswith("(already)") for line in profiles.install(REPO / "profiles"))  # idempotent
+
+
+def repository_copy(root):
+    """The repository's tracked layout (no venv, results or caches) at ``root``, as a clone is."""
+    import shutil
+
+    shutil.copytree(REPO, root, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "results", "logs", "benchmarks", ".snakemake", "__pycache__", ".pytest_cache", "report.html"))
+    return root
+
+
 @pytest.mark.slow
 def test_demo_through_slurm(cluster, tmp_path, monkeypatch):
-    """The demo to results/coco_probe.json with --profile profiles/slurm, then SLURM's own
-    accounting: one sbatch job (with its batch step) per Snakemake job, all COMPLETED."""
-    config = small_demo()
-    expected = scheduled(run_snakemake(tmp_path, "coco_probe", "-n", config=config).stdout)
-    expected.pop("coco_probe")  # the target rule runs in Snakemake's own process
-    monkeypatch.setenv("SLURM_CONF", cluster.env["SLURM_CONF"])
-    monkeypatch.setenv("PATH", cluster.env["PATH"])
-    # overrides for a small CPU node: no job asks for more than a core's share of its memory
-    # (the demo asks for no GPU), status checks every few seconds instead of 40 s, and no
-    # retries, so that every job must succeed the first time
-    out = run_snakemake(tmp_path, "coco_probe", "--profile", SLURM_PROFILE,
-                        "--resources", f"mem_mb={cluster.memory_mb // cluster.cpus}",
-                        "--slurm-init-seconds-before-status-checks", "1", "--latency-wait", "5",
-                        "--retries", "0", config=config, check=False)
+    """The mission's command as typed, ``snakemake --profile slurm results/coco_probe.json``,
+    from the root of a copy of the repository after ``make install``'s profile step, then
+    SLURM's own accounting: one sbatch job (with its batch step) per Snakemake job, all COMPLETED."""
+    import subprocess
+    import sys
+
+    from pico import profiles
+
+    root = repository_copy(tmp_path / "pico")
+    (root / "config/config.yaml").write_text(yaml.safe_dump(small_demo()))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    profiles.install(root / "profiles")
+    expected = scheduled(run_snakemake(root, "results/coco_probe.json", "-n").stdout)
+    expected.pop("coco_probe", None)
+    # the test node's overrides, as a workflow profile (profiles/default, which Snakemake lays
+    # over --profile): no job asks for more than a core's share of its memory, status checks
+    # every few seconds instead of 40 s, and no retries, so every job must succeed first time
+    (root / "profiles/default").mkdir()
+    (root / "profiles/default/config.yaml").write_text(yaml.safe_dump({
+        "resources": [f"mem_mb={cluster.memory_mb // cluster.cpus}"], "slurm-init-seconds-before-status-checks": 1,
+        "latency-wait": 5, "retries": 0}))
+    env = {**os.environ, "SLURM_CONF": cluster.env["SLURM_CONF"],
+           "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{cluster.env['PATH']}"}
+    out = subprocess.run(["snakemake", "--profile", "slurm", "results/coco_probe.json"], cwd=root, env=env,
+                         capture_output=True, text=True)
     assert out.returncode == 0, f"{out.stderr[-4000:]}\n{cluster.logs()}"
-    table = json.loads((tmp_path / "results/coco_probe.json").read_text())
+    assert "Using profiles slurm and workflow specific profile profiles/default" in out.stderr  # ours, found by name
+    table = json.loads((root / "results/coco_probe.json").read_text())
     assert {row["method"] for row in table["rows"]} == {"pico", "moco_v2"}
 
     submitted = set(re.findall(r"submitted with SLURM jobid (\d+)", out.stderr + out.stdout))

@@ -6,8 +6,7 @@ import cv2
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import yaml
-from picotest import run_snakemake, scheduled
+from picotest import dry_run_with, run_snakemake, scheduled
 
 from pico import figures, flowstore, framestore, manifest, synthetic
 
@@ -46,12 +45,6 @@ def test_changing_the_flow_codec_reruns_only_flow(demo):
     for irrelevant in ({"batch_size": 3}, {"iters": 20}, {"codec": {"bound": 5}}):  # speed, RAFT-only, fixed-only
         out = dry_run_with(demo, {"flow": irrelevant}, "flow")
         assert "Nothing to be done" in out.stdout + out.stderr, irrelevant
-
-
-def dry_run_with(workdir, override: dict, target: str):
-    """``snakemake -n target`` with ``override`` layered over the demo config."""
-    (workdir / "override.yaml").write_text(yaml.safe_dump(override))
-    return run_snakemake(workdir, target, "-n", "--configfile", str(workdir / "config/config.yaml"), str(workdir / "override.yaml"))
 
 
 def test_demo_flow_matches_the_generators_true_motion(demo):

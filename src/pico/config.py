@@ -16,6 +16,8 @@ METHODS = ("pico", "static_video", "static_frame")
 #: Pretraining settings that change how a run is executed, not what it learns: neither rerun
 #: triggers nor part of a checkpoint's fingerprint.
 PRETRAIN_RUNTIME_KEYS = ("workers", "device", "gpus", "nodes", "checkpoint_every")
+#: Keys of ``encoder`` (the image-level MoCo-v2 stand-in) that change how it runs, not what it learns.
+ENCODER_RUNTIME_KEYS = ("workers", "device", "checkpoint_every")
 
 #: Benchmark settings that change where or how fast a benchmark runs, not its result.
 BENCHMARK_RUNTIME_KEYS = ("device", "checkpoint_every", "workers")
@@ -144,21 +146,31 @@ def _processes_exceed_batch(config: dict) -> list[str]:
     return []
 
 
+def stand_in_encoder(path: str, config: dict) -> bool:
+    """Whether ``path`` is the image-level MoCo-v2 stand-in of a configured dataset, which the
+    workflow builds (rule encoder_moco, ``pico.encoder``)."""
+    return any(os.path.normpath(path) == f"results/encoder/{name}/moco_v2.pth" for name in config["datasets"])
+
+
 def _missing_paths(config: dict) -> list[str]:
     """Inputs named by the config must exist before any job starts."""
     need = {"path": os.path.isdir, "ids": os.path.isfile, "csv": os.path.isfile, "root": os.path.isdir}
     problems = []
     for name, ds in config["datasets"].items():
         for key, exists in need.items():
+            if key == "ids" and ds["source"] == "yt8m":
+                exists = os.path.exists  # a text file or a folder of TFRecord files
             if key in ds and not exists(ds[key]):
-                kind = "folder" if exists is os.path.isdir else "file"
+                kind = {os.path.isdir: "folder", os.path.isfile: "file"}.get(exists, "file or folder")
                 problems.append(f"datasets.{name}.{key}: {kind} '{ds[key]}' does not exist")
     files = {
         "model.encoder_checkpoint": config["model"]["encoder_checkpoint"],
         "benchmarks.moco_v2_checkpoint": config["benchmarks"]["moco_v2_checkpoint"],
         "flow.weights": None if config["flow"]["weights"] == "default" else config["flow"]["weights"],
+        "download.cookies": config["download"]["cookies"],
     }
-    problems += [f"{key}: file '{path}' does not exist" for key, path in files.items() if path and not os.path.isfile(path)]
+    problems += [f"{key}: file '{path}' does not exist" for key, path in files.items()
+                 if path and not os.path.isfile(path) and not stand_in_encoder(path, config)]
     b = config["benchmarks"]
     roots = {"benchmarks.coco_root": b["coco_root"], "benchmarks.voc.root": b["voc"]["root"],
              "benchmarks.cityscapes.root": b["cityscapes"]["root"], "benchmarks.nyu.root": b["nyu"]["root"]}

@@ -9,12 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pico.io import read_parquet, write_parquet
 
 #: Statuses a video can end in; only ``ok`` videos go on to later stages. ``flow_failed``: the
 #: flow backend produced non-finite values for this snippet (the rest of the shard goes on).
-STATUSES = ("ok", "unavailable", "corrupt", "no_video_stream", "too_short", "no_shot", "flow_failed")
+#: ``gone``, ``lookup_failed``: a yt8m pseudo id with no YouTube id (``pico.yt8m.lookup``); its
+#: row's ``video`` is the pseudo id.
+STATUSES = ("ok", "unavailable", "corrupt", "no_video_stream", "too_short", "no_shot", "flow_failed", "gone", "lookup_failed")
 
 SCHEMA = pa.schema(
     [
@@ -40,8 +43,12 @@ SCHEMA = pa.schema(
         ("flow", pa.string()),  # the snippet's flow store (flow stage)
         ("flow_bytes", pa.int64()),
         ("flow_epe", pa.float64()),  # mean end-point error (px) the flow codec added, both directions
+        ("download_bytes", pa.int64()),  # the downloaded file's size (youtube, kinetics, yt8m)
+        ("download_seconds", pa.float64()),  # and how long its download took
     ]
 )
+#: Columns added since the first tables were written: a table without them reads as null.
+ADDED = ("download_bytes", "download_seconds")
 
 
 def write(rows: list[dict], path: str | Path) -> None:
@@ -53,8 +60,14 @@ def write(rows: list[dict], path: str | Path) -> None:
 
 
 def read(path: str | Path) -> list[dict]:
-    """The rows of a table ``write`` wrote, checked (``pico.io.read_parquet``)."""
-    return read_parquet(path, SCHEMA).to_pylist()
+    """The rows of a table ``write`` wrote, checked (``pico.io.read_parquet``); the ``ADDED``
+    columns are null in a table written before them, so existing runs need not rebuild."""
+    try:
+        present = set(pq.read_schema(path).names)
+    except (pa.ArrowException, OSError):  # missing or damaged: read_parquet says so, naming the file
+        present = set(SCHEMA.names)
+    schema = pa.schema([f for f in SCHEMA if f.name in present or f.name not in ADDED])
+    return [{**dict.fromkeys(ADDED), **row} for row in read_parquet(path, schema).to_pylist()]
 
 
 def fail(row: dict, status: str, reason: str) -> dict:

@@ -159,25 +159,23 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature:
     return total / (len(q) if count is None else count)
 
 
-class PixelMoCo(nn.Module):
-    """Pixel-level MoCo-v2: query network (f + head, trained), key network (momentum copy of
-    the trainable parts; a frozen encoder is one module shared by both, its momentum copy
-    would equal it), queue of ``queue_size`` pixel keys."""
+class MoCo(nn.Module):
+    """MoCo's machinery (He et al. 2020; MoCo-v2, Chen et al. 2020b), shared by the pixel and
+    the image-level method: a query network ``query`` (trained), its momentum copy ``key``, and
+    a queue of ``queue_size`` L2-normalised keys, the negatives of Eq. 1. Modules of ``query``
+    shared with ``key`` (``share``: a frozen encoder, whose momentum copy would equal it) are one
+    module in both."""
 
-    def __init__(self, net: DenseNet, dim: int = 128, hidden: int = 2048, queue_size: int = 65536,
-                 momentum: float = 0.999, temperature: float = 0.2):
+    def __init__(self, query: nn.Module, dim: int, queue_size: int, momentum: float, temperature: float,
+                 share=lambda query, key: None):
         super().__init__()
-        self.query = nn.ModuleDict({"net": net, "head": projection_head(dim, hidden)})
-        self.key = copy.deepcopy(self.query)
-        if net.freeze_encoder:
-            self.key["net"].backbone.body = net.backbone.body
+        self.query = query
+        self.key = copy.deepcopy(query)
+        share(query, self.key)
         self.key.requires_grad_(False)
         self.momentum, self.temperature = momentum, temperature
         self.register_buffer("queue", F.normalize(torch.randn(dim, queue_size), dim=0))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
-
-    def embed(self, branch: nn.ModuleDict, images: torch.Tensor) -> torch.Tensor:
-        return F.normalize(branch["head"](branch["net"](images)), dim=1)
 
     @torch.no_grad()
     def momentum_update(self) -> None:
@@ -194,6 +192,24 @@ class PixelMoCo(nn.Module):
         idx = (self.queue_ptr + torch.arange(len(keys), device=keys.device)) % size
         self.queue[:, idx] = keys.T.to(self.queue.dtype)
         self.queue_ptr.copy_((self.queue_ptr + len(keys)) % size)
+
+
+def _share_frozen_encoder(query: nn.ModuleDict, key: nn.ModuleDict) -> None:
+    if query["net"].freeze_encoder:
+        key["net"].backbone.body = query["net"].backbone.body
+
+
+class PixelMoCo(MoCo):
+    """Pixel-level MoCo-v2 (Section 3.4): query network f + head (trained), key network (momentum
+    copy of the trainable parts), queue of ``queue_size`` pixel keys."""
+
+    def __init__(self, net: DenseNet, dim: int = 128, hidden: int = 2048, queue_size: int = 65536,
+                 momentum: float = 0.999, temperature: float = 0.2):
+        super().__init__(nn.ModuleDict({"net": net, "head": projection_head(dim, hidden)}), dim, queue_size,
+                         momentum, temperature, share=_share_frozen_encoder)
+
+    def embed(self, branch: nn.ModuleDict, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(branch["head"](branch["net"](images)), dim=1)
 
     def forward(self, view_a: torch.Tensor, view_b: torch.Tensor, batch: torch.Tensor,
                 xa: torch.Tensor, ya: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
@@ -212,6 +228,46 @@ class PixelMoCo(nn.Module):
         loss = info_nce(q, k, self.queue.clone().detach(), self.temperature, count=len(keys) / world)
         self.enqueue(keys)
         return loss
+
+
+class ImageMoCo(MoCo):
+    """Image-level MoCo-v2 (Chen et al. 2020b): the whole ResNet trained, one key per image,
+    its ``fc`` MoCo-v2's MLP head (Linear(C, C), ReLU, Linear(C, dim)), as in the official
+    code, so ``query``'s state is the ``encoder_q`` of an official checkpoint.
+
+    One process has no other GPUs to shuffle BatchNorm over (MoCo's shuffling BN, Section 3.3
+    of He et al. 2020, which keeps the batch statistics from leaking which key is the query's):
+    queries and keys are embedded in ``bn_groups`` groups, each with its own batch
+    statistics, the keys in a random order, so a query and its key share no statistics."""
+
+    def __init__(self, arch: str, dim: int = 128, queue_size: int = 65536, momentum: float = 0.999,
+                 temperature: float = 0.2, bn_groups: int = 1):
+        encoder = getattr(torchvision.models, arch)(weights=None)
+        channels = encoder.fc.in_features
+        encoder.fc = nn.Sequential(nn.Linear(channels, channels), nn.ReLU(inplace=True), nn.Linear(channels, dim))
+        super().__init__(encoder, dim, queue_size, momentum, temperature)
+        self.bn_groups = bn_groups
+
+    def _embed(self, net: nn.Module, images: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+        """L2-normalised embeddings of ``images``, computed group by group over ``order``."""
+        out = torch.cat([net(images[group]) for group in order.chunk(self.bn_groups)])
+        return F.normalize(out[torch.argsort(order)], dim=1)  # back to the images' order
+
+    def forward(self, view_q: torch.Tensor, view_k: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Eq. 1 with one query and one key per image (views of the same image are positives)."""
+        n = len(view_q)
+        q = self._embed(self.query, view_q, torch.arange(n, device=view_q.device))
+        with torch.no_grad():
+            self.momentum_update()
+            k = self._embed(self.key, view_k, torch.randperm(n, generator=generator).to(view_k.device))
+        loss = info_nce(q, k, self.queue.clone().detach(), self.temperature)
+        self.enqueue(k)
+        return loss
+
+    def official_state(self) -> dict[str, torch.Tensor]:
+        """The query encoder under the official checkpoint's names (``module.encoder_q.*``),
+        which ``load_moco_encoder`` reads."""
+        return {f"module.encoder_q.{k}": v for k, v in self.query.state_dict().items()}
 
 
 def distributed() -> bool:

@@ -31,7 +31,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from pico import augment, checkpoint, model, pairs, seeding, zipstore
 from pico.config import PRETRAIN_RUNTIME_KEYS
-from pico.io import atomic_path, read_parquet
+from pico.io import atomic_path
 from pico.resume import Preemption
 
 log = logging.getLogger(__name__)
@@ -172,9 +172,9 @@ def learning_rate(cfg: dict, iteration: int) -> float:
     return cfg["lr"] * 0.5 * (1 + math.cos(math.pi * iteration / cfg["iterations"]))
 
 
-def _learned(moco: model.PixelMoCo) -> dict[str, torch.Tensor]:
-    """The model's state without the frozen encoder (rebuilt identically from the config)."""
-    return model.learned(moco.state_dict(), moco.query["net"].freeze_encoder)
+def files_fingerprint(paths: list[str]) -> list[tuple[str, int, int]]:
+    """(path, size, modification time) of each input file, sorted: new inputs start a run over."""
+    return [(str(p), os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in sorted(map(str, paths))]
 
 
 def _fingerprint(cfg: dict, pair_files: list[str]) -> str:
@@ -186,26 +186,87 @@ def _fingerprint(cfg: dict, pair_files: list[str]) -> str:
         "model": cfg["model"],
         "pretrain": {k: v for k, v in cfg["pretrain"].items() if k not in PRETRAIN_RUNTIME_KEYS},
         "encoder_sha256": encoder and checkpoint.sha256(encoder),
-        "pairs": [(str(p), os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in sorted(map(str, pair_files))],
+        "pairs": files_fingerprint(pair_files),
     }
     return json.dumps(keep, sort_keys=True)
 
 
-def save(path: Path, moco: model.PixelMoCo, optimizer: torch.optim.Optimizer, iteration: int, fingerprint: str) -> None:
-    state = {"moco": _learned(moco), "optimizer": optimizer.state_dict(), "iteration": iteration, "config": fingerprint}
+class Recipe:
+    """What ``fit`` trains and on what. ``model``: the module stepped (its parameters that
+    require gradients are trained); ``settings``: lr, iterations, weight_decay, precision,
+    checkpoint_every, seed; ``fingerprint``: what a checkpoint must agree on to be resumed;
+    ``count``: what a step counts, the metrics' column (pairs, images)."""
+
+    count = "pairs"
+
+    def __init__(self, model: torch.nn.Module, settings: dict, fingerprint: str):
+        self.model, self.settings, self.fingerprint = model, settings, fingerprint
+
+    def batches(self, start: int, rank: int, world: int, device: torch.device):
+        """The batches of iterations start, start + 1, ... (this process's share)."""
+        raise NotImplementedError
+
+    def loss(self, step: torch.nn.Module, batch, iteration: int, rank: int, world: int,
+             device: torch.device) -> tuple[torch.Tensor, int]:
+        """The iteration's loss through ``step`` (the model, DDP-wrapped under torchrun) and
+        this process's count of what it trained on."""
+        raise NotImplementedError
+
+    def learned(self) -> dict[str, torch.Tensor]:
+        """The state a checkpoint holds (everything not rebuilt from the config)."""
+        return self.model.state_dict()
+
+    def result(self) -> dict:
+        """The final model file's content."""
+        raise NotImplementedError
+
+
+class PixelRecipe(Recipe):
+    """Section 3.4: pixel MoCo-v2 of decoder and head on the point pairs of ``pair_files``,
+    at most ``max_pairs`` pairs an iteration over the global batch, after the crops."""
+
+    def __init__(self, pair_files: list[str], cfg: dict, device: torch.device):
+        super().__init__(build(cfg).to(device), cfg["pretrain"], _fingerprint(cfg, pair_files))
+        self.cfg, self.pair_files = cfg, pair_files
+
+    def batches(self, start, rank, world, device):
+        p = self.settings
+        data = PairData(self.pair_files, p["crop_size"], p["seed"])
+        sampler = IterationSampler(len(data), p["videos_per_batch"], start, p["iterations"], p["seed"], rank, world)
+        return DataLoader(data, batch_sampler=sampler, collate_fn=collate, num_workers=p["workers"],
+                          persistent_workers=False, pin_memory=device.type == "cuda")
+
+    def loss(self, step, batch, iteration, rank, world, device):
+        p = self.settings
+        counts = point_counts(len(batch.xa), world, device)
+        batch = batch.points(torch.from_numpy(within_budget(counts, rank, p["max_pairs"], seeding.rng(p["seed"], "budget", iteration))))
+        return step(*(t.to(device, non_blocking=True) for t in batch)), len(batch.xa)
+
+    def learned(self):
+        return model.learned(self.model.state_dict(), self.model.query["net"].freeze_encoder)
+
+    def result(self):
+        encoder = self.cfg["model"]["encoder_checkpoint"]
+        return {"decoder": model.trainable_state(self.model), "config": self.cfg, "iteration": self.settings["iterations"],
+                "encoder": {"arch": self.cfg["model"]["arch"], "checkpoint": encoder,
+                            "sha256": encoder and checkpoint.sha256(encoder)}}
+
+
+def save(path: Path, recipe: Recipe, optimizer: torch.optim.Optimizer, iteration: int) -> None:
+    state = {"moco": recipe.learned(), "optimizer": optimizer.state_dict(), "iteration": iteration, "config": recipe.fingerprint}
     checkpoint.save(state, path)
 
 
-def restore(path: Path, moco: model.PixelMoCo, optimizer: torch.optim.Optimizer, fingerprint: str) -> int:
+def restore(path: Path, recipe: Recipe, optimizer: torch.optim.Optimizer) -> int:
     """Load a checkpoint written by ``save``; the iteration it was taken after, or 0 when it
     belongs to other settings or data (it is then ignored: the run starts over). A damaged
     checkpoint is an error naming it (``pico.checkpoint``), never resumed from."""
-    state = checkpoint.load(path, map_location=next(moco.parameters()).device)
-    if state.get("config") != fingerprint:
+    state = checkpoint.load(path, map_location=next(recipe.model.parameters()).device)
+    if state.get("config") != recipe.fingerprint:
         log.warning("%s was written with other settings; starting over", path)
         return 0
-    missing, unexpected = moco.load_state_dict(state["moco"], strict=False)
-    if unexpected or set(missing) - (set(moco.state_dict()) - set(_learned(moco))):
+    missing, unexpected = recipe.model.load_state_dict(state["moco"], strict=False)
+    if unexpected or set(missing) - (set(recipe.model.state_dict()) - set(recipe.learned())):
         raise ValueError(f"{path}: checkpoint does not fit this model ({len(missing)} missing, {len(unexpected)} unexpected keys)")
     optimizer.load_state_dict(state["optimizer"])
     return state["iteration"]
@@ -223,12 +284,12 @@ def distributed(use_cuda: bool) -> tuple[int, int, torch.device]:
     return (dist.get_rank() if world > 1 else 0), world, device
 
 
-def global_batch(loss: torch.Tensor, n_pairs: int, world: int) -> tuple[float, int]:
-    """The step's loss, Eq. 1's mean over every point of the global batch (the processes'
-    losses average to it, ``model.PixelMoCo.forward``), and the global batch's point pairs."""
+def global_batch(loss: torch.Tensor, count: int, world: int) -> tuple[float, int]:
+    """The step's loss, the mean over the global batch (the processes' losses average to it,
+    ``model.PixelMoCo.forward``), and the global batch's count (point pairs, images)."""
     if world == 1:
-        return loss.item(), n_pairs
-    both = torch.stack([loss.detach().float(), torch.tensor(float(n_pairs), device=loss.device)])
+        return loss.item(), count
+    both = torch.stack([loss.detach().float(), torch.tensor(float(count), device=loss.device)])
     dist.all_reduce(both)
     return both[0].item() / world, round(both[1].item())
 
@@ -241,70 +302,64 @@ def _truncate_metrics(path: Path, start: int) -> None:
             tmp.write_text("\n".join(rows[: start + 1]) + "\n")
 
 
-def train(pair_files: list[str], cfg: dict, out: str | Path, metrics_out: str | Path, work_dir: str | Path,
-          on_iteration=None) -> Path:
-    """Pretrain on ``pair_files``; checkpoints and metrics in ``work_dir``; the final model at
-    ``out`` and the metrics of every iteration (the work copy, once training ends) at
-    ``metrics_out``.
-    ``on_iteration(i)`` is called after each step (progress hooks, tests). Under torchrun every
-    process takes its share of each batch (DDP); rank 0 writes checkpoints, metrics and model."""
-    p = cfg["pretrain"]
+def fit(recipe: Recipe, out: str | Path, metrics_out: str | Path, work_dir: str | Path, *,
+        rank: int = 0, world: int = 1, device: torch.device = torch.device("cpu"), on_iteration=None) -> Path:
+    """The training loop of every pretraining: SGD (momentum 0.9) with ``recipe``'s settings
+    and a cosine schedule; checkpoints and metrics in ``work_dir``, resumed from when they
+    fit; the final model (``recipe.result()``) at ``out`` and the metrics of every iteration
+    (the work copy, once training ends) at ``metrics_out``. ``on_iteration(i)`` is called after
+    each step (progress hooks, tests). Under torchrun every process takes its share of each
+    batch (DDP); rank 0 writes checkpoints, metrics and model."""
+    p, net = recipe.settings, recipe.model
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    rank, world, device = distributed(torch.cuda.is_available() and p["device"] != "cpu")
-    moco = build(cfg).to(device)
-    params = [q for q in moco.parameters() if q.requires_grad]
-    step = DistributedDataParallel(moco, broadcast_buffers=False) if world > 1 else moco
+    params = [q for q in net.parameters() if q.requires_grad]
+    step = DistributedDataParallel(net, broadcast_buffers=False) if world > 1 else net
     optimizer = torch.optim.SGD(params, lr=p["lr"], momentum=0.9, weight_decay=p["weight_decay"])
     ckpt, start = work_dir / "checkpoint.pt", 0
-    fingerprint = _fingerprint(cfg, pair_files)
     if ckpt.exists():
-        start = restore(ckpt, moco, optimizer, fingerprint)
+        start = restore(ckpt, recipe, optimizer)
         if start:
             log.info("resuming from %s at iteration %d", ckpt, start)
-    data = PairData(pair_files, p["crop_size"], p["seed"])
-    sampler = IterationSampler(len(data), p["videos_per_batch"], start, p["iterations"], p["seed"], rank, world)
-    loader = DataLoader(data, batch_sampler=sampler, collate_fn=collate, num_workers=p["workers"],
-                        persistent_workers=False, pin_memory=device.type == "cuda")
+    loader = recipe.batches(start, rank, world, device)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(p["precision"])
     scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16 and device.type == "cuda")  # fp16 underflow
-    moco.train()
+    net.train()
     metrics = work_dir / ("metrics.csv" if rank == 0 else f"metrics.rank{rank}.csv")
     _truncate_metrics(metrics, start)
     board = SummaryWriter(str(work_dir / "tensorboard"), purge_step=start + 1) if rank == 0 else None
+    name = recipe.count
     with open(metrics, "a" if start else "w", newline="") as f, Preemption() as preempt:
         writer = csv.writer(f)
         if start == 0:
-            writer.writerow(["iteration", "loss", "lr", "pairs", "seconds", "pairs_per_s"])
+            writer.writerow(["iteration", "loss", "lr", name, "seconds", f"{name}_per_s"])
         tick = time.perf_counter()
         for i, batch in enumerate(loader, start):
-            counts = point_counts(len(batch.xa), world, device)
-            batch = batch.points(torch.from_numpy(within_budget(counts, rank, p["max_pairs"], seeding.rng(p["seed"], "budget", i))))
             lr = learning_rate(p, i)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None and device.type == "cuda"):
-                loss = step(*(t.to(device, non_blocking=True) for t in batch))
+                loss, count = recipe.loss(step, batch, i, rank, world, device)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            mean_loss, n_pairs = global_batch(loss, len(batch.xa), world)
+            mean_loss, count = global_batch(loss, count, world)
             if not math.isfinite(mean_loss):
                 raise FloatingPointError(f"pretraining loss is {mean_loss} at iteration {i + 1}")
             seconds, tick = time.perf_counter() - tick, time.perf_counter()
-            writer.writerow([i + 1, f"{mean_loss:.5f}", f"{lr:.6g}", n_pairs, f"{seconds:.4f}", f"{n_pairs / seconds:.1f}"])
-            log.info("pretrain: %d/%d loss %.4f lr %.4g %d pairs (%.2f s)", i + 1, p["iterations"], mean_loss, lr, n_pairs, seconds)
+            writer.writerow([i + 1, f"{mean_loss:.5f}", f"{lr:.6g}", count, f"{seconds:.4f}", f"{count / seconds:.1f}"])
+            log.info("pretrain: %d/%d loss %.4f lr %.4g %d %s (%.2f s)", i + 1, p["iterations"], mean_loss, lr, count, name, seconds)
             if board:
-                for name, value in (("loss", mean_loss), ("lr", lr), ("pairs_per_s", n_pairs / seconds)):
-                    board.add_scalar(f"pretrain/{name}", value, i + 1)
+                for key, value in (("loss", mean_loss), ("lr", lr), (f"{name}_per_s", count / seconds)):
+                    board.add_scalar(f"pretrain/{key}", value, i + 1)
             if on_iteration:
                 on_iteration(i + 1)
             stop = preempt.agreed(world, device)
             if (i + 1) % p["checkpoint_every"] == 0 or stop:
                 f.flush()
                 if rank == 0:
-                    save(ckpt, moco, optimizer, i + 1, fingerprint)
+                    save(ckpt, recipe, optimizer, i + 1)
                 if world > 1:
                     dist.barrier()
             if stop:
@@ -315,12 +370,16 @@ def train(pair_files: list[str], cfg: dict, out: str | Path, metrics_out: str | 
     if rank == 0:
         with atomic_path(metrics_out) as tmp:
             shutil.copyfile(metrics, tmp)
-        encoder = cfg["model"]["encoder_checkpoint"]
-        result = {"decoder": model.trainable_state(moco), "config": cfg, "iteration": p["iterations"],
-                  "encoder": {"arch": cfg["model"]["arch"], "checkpoint": encoder,
-                              "sha256": encoder and checkpoint.sha256(encoder)}}
-        checkpoint.save(result, out)
+        checkpoint.save(recipe.result(), out)
     return Path(out)
+
+
+def train(pair_files: list[str], cfg: dict, out: str | Path, metrics_out: str | Path, work_dir: str | Path,
+          on_iteration=None) -> Path:
+    """Pretrain decoder and head on ``pair_files`` (``PixelRecipe``, ``fit``)."""
+    rank, world, device = distributed(torch.cuda.is_available() and cfg["pretrain"]["device"] != "cpu")
+    return fit(PixelRecipe(pair_files, cfg, device), out, metrics_out, work_dir, rank=rank, world=world,
+               device=device, on_iteration=on_iteration)
 
 
 def torchrun_command(processes: int, nodes: int, head_node: str | None, args: list[str]) -> list[str]:

@@ -2,13 +2,15 @@
 
 An entry is a small dict, ``{"video": id, ...}``, enough for the download stage to fetch or
 find the file: ``path`` (local), ``url`` (youtube), ``url``/``start``/``end``/``label``/``split``
-(kinetics), the generator's settings (synthetic).
+(kinetics), the generator's settings (synthetic), a rank in the seeded sample (yt8m: which
+video that is, a job finds out, ``pico.yt8m``).
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import os
 import re
 from pathlib import Path
@@ -27,6 +29,8 @@ def entries(dataset: dict, seed: int) -> list[dict]:
         found = youtube_entries(dataset["ids"], dataset["url_template"])
     elif source == "kinetics":
         found = kinetics_entries(dataset["csv"], dataset["url_template"])
+    elif source == "yt8m":
+        found = sample_entries(dataset["sample"], dataset["reserve"])
     else:
         found = synthetic_entries(dataset["synthetic"])
     found = found[: dataset.get("limit")]
@@ -102,6 +106,20 @@ def kinetics_entries(csv_file: str, url_template: str) -> list[dict]:
                 "split": row.get("split"),
             })
     return found
+
+
+def drawn(sample: int, reserve: float) -> int:
+    """How many videos a yt8m sample draws: ``sample`` plus the reserve, a fraction of
+    ``sample`` (rounded up) when below 1, else a count."""
+    extra = math.ceil(sample * reserve) if reserve < 1 else int(reserve)
+    return sample + extra
+
+
+def sample_entries(sample: int, reserve: float) -> list[dict]:
+    """yt8m: one placeholder per rank of the seeded sample and its reserve. The pool is not
+    read at parse time (240,000 videos from thousands of TFRecord files); the sample job draws
+    which pseudo id each rank is, so the DAG (shards of ranks) is fixed by the config alone."""
+    return [{"video": f"rank{rank:07d}", "rank": rank} for rank in range(drawn(sample, reserve))]
 
 
 def clip_candidates(root: str, entry: dict) -> list[str]:

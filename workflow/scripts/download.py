@@ -1,12 +1,22 @@
-from pico import download, logs, manifest
+import shutil
+
+from pico import download, logs, manifest, yt8m
 
 logs.setup(snakemake.log[0])
+entries, failed = snakemake.params.entries, []
+if snakemake.params.source == "yt8m":
+    entries, failed = yt8m.download_entries(
+        yt8m.read_lookup(snakemake.input.lookup[0]),
+        snakemake.config["datasets"][snakemake.wildcards.dataset]["url_template"],
+    )
 rows = download.run_shard(
-    snakemake.params.entries,
+    entries,
     snakemake.params.source,
     snakemake.output.media,
     snakemake.config["download"],
     snakemake.config["seed"],
     snakemake.params.root,
+    journal=download.journal_folder(snakemake.output.table),
 )
-manifest.write(rows, snakemake.output.table)
+manifest.write(rows + failed, snakemake.output.table)
+shutil.rmtree(download.journal_folder(snakemake.output.table), ignore_errors=True)  # the shard is done

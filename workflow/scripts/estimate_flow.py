@@ -1,5 +1,8 @@
 from pico import flow, logs, manifest
 
 logs.setup(snakemake.log[0], threads=snakemake.threads)
-rows = flow.run_shard(manifest.read(snakemake.input[0]), snakemake.config["flow"], snakemake.output.flow)
+cfg = snakemake.config["flow"]
+if snakemake.input.weights:  # the fetched default weights (rules/flow.smk), or the configured file
+    cfg = {**cfg, "weights": snakemake.input.weights[0]}
+rows = flow.run_shard(manifest.read(snakemake.input[0]), cfg, snakemake.output.flow)
 manifest.write(rows, snakemake.output.table)

@@ -1,8 +1,12 @@
-from pico import logs, manifest, pairs
+from pico import logs, manifest, pairs, yt8m
 
 logs.setup(snakemake.log[0])
+rows = manifest.read(snakemake.input.table)
+if snakemake.input.selection:  # yt8m: the videos past the sample's first `sample` ok ones are reserve
+    used = yt8m.read_selection(snakemake.input.selection[0])
+    rows = [row for row in rows if row["video"] in used]
 pairs.run_shard(
-    manifest.read(snakemake.input.table),
+    rows,
     snakemake.input.tracks,
     snakemake.wildcards.method,
     snakemake.wildcards.sampling,

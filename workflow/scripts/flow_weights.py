@@ -1,0 +1,4 @@
+from pico import logs, weights
+
+logs.setup(snakemake.log[0])
+weights.fetch(snakemake.params.backend, snakemake.output[0])

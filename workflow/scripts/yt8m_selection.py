@@ -1,0 +1,15 @@
+import json
+
+from pico import logs, manifest, yt8m
+from pico.io import atomic_path
+
+logs.setup(snakemake.log[0])
+lookups = [row for path in snakemake.input.lookups for row in yt8m.read_lookup(path)]
+tables = [row for path in snakemake.input.tables for row in manifest.read(path)]
+used, report = yt8m.select(lookups, tables, snakemake.params.sample)
+report["dataset"] = snakemake.wildcards.dataset
+yt8m.write_selection(used, snakemake.output.selection)
+with atomic_path(snakemake.output.availability) as tmp:
+    tmp.write_text(json.dumps(report, indent=1, sort_keys=True))
+with atomic_path(snakemake.output.page) as tmp:
+    tmp.write_text(yt8m.availability_page(report))
