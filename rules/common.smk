@@ -61,7 +61,11 @@ RAFT_DEFAULT_WEIGHTS = (
     and config["flow"]["weights"] == "default"
     else None
 )
-if (problem := pico.weights.check_fetchable(config["flow"])) is not None:
+# only where Snakemake plans the run: a job (a SLURM job re-parses this file) may start before
+# flow_weights has fetched the file, on a node that cannot reach the host and need not
+if workflow.is_main_process and (
+    problem := pico.weights.check_fetchable(config["flow"])
+):
     raise WorkflowError(problem)
 
 

@@ -15,7 +15,7 @@ rule encoder_moco:
         "benchmarks/encoder_moco/{dataset}.tsv"
     conda:
         "../envs/flow.yaml"
-    threads: max(1, config["encoder"]["workers"])
+    threads: max(config["encoder"]["threads"], config["encoder"]["workers"])
     resources:
         gpu=0 if config["encoder"]["device"] == "cpu" else 1,
         mem_mb=16000,

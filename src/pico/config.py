@@ -17,7 +17,7 @@ METHODS = ("pico", "static_video", "static_frame")
 #: triggers nor part of a checkpoint's fingerprint.
 PRETRAIN_RUNTIME_KEYS = ("workers", "device", "gpus", "nodes", "checkpoint_every")
 #: Keys of ``encoder`` (the image-level MoCo-v2 stand-in) that change how it runs, not what it learns.
-ENCODER_RUNTIME_KEYS = ("workers", "device", "checkpoint_every")
+ENCODER_RUNTIME_KEYS = ("workers", "threads", "device", "checkpoint_every")
 
 #: Benchmark settings that change where or how fast a benchmark runs, not its result.
 BENCHMARK_RUNTIME_KEYS = ("device", "checkpoint_every", "workers")
@@ -176,3 +176,10 @@ def _missing_paths(config: dict) -> list[str]:
              "benchmarks.cityscapes.root": b["cityscapes"]["root"], "benchmarks.nyu.root": b["nyu"]["root"]}
     problems += [f"{key}: folder '{root}' does not exist" for key, root in roots.items() if root and not os.path.isdir(root)]
     return problems
+
+
+def rule_config(config: dict, params, block: str) -> dict:
+    """What a training rule's script trains with: the rule's ``model`` and its ``block``
+    settings (a reproduction seed's, say) laid over the config's, whose runtime keys the rule's
+    params leave out so that they trigger no rerun."""
+    return {"model": params.model, block: {**config[block], **getattr(params, block)}}

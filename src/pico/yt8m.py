@@ -213,22 +213,27 @@ def lookup(pseudo: str, template: str, *, timeout: float = 30, retries: int = 3,
 
     sleep = time.sleep if sleep is None else sleep
     url = lookup_url(template, pseudo)
+
+    def answer(youtube: str | None, status: str, reason: str) -> dict:
+        return {"pseudo_id": pseudo, "youtube_id": youtube, "status": status, "reason": reason}
+
     for attempt in range(retries + 1):
         try:
             status, body = get(url, timeout)
         except Transient as e:
-            status, body, problem = None, "", str(e)
+            status, problem = None, str(e)
+        else:
+            problem = f"{url}: HTTP {status}"
         if status == 200:
             try:
-                return {"pseudo_id": pseudo, "youtube_id": parse_answer(body, pseudo), "status": "ok", "reason": ""}
+                return answer(parse_answer(body, pseudo), "ok", "")
             except ValueError as e:
-                return {"pseudo_id": pseudo, "youtube_id": None, "status": "lookup_failed", "reason": f"{url}: {e}"}
+                return answer(None, "lookup_failed", f"{url}: {e}")
         if status in (404, 410):
-            return {"pseudo_id": pseudo, "youtube_id": None, "status": "gone", "reason": f"{url}: HTTP {status}"}
+            return answer(None, "gone", problem)
         if status is not None and status != 429 and status < 500:
-            return {"pseudo_id": pseudo, "youtube_id": None, "status": "lookup_failed", "reason": f"{url}: HTTP {status}"}
-        problem = problem if status is None else f"{url}: HTTP {status}"
-        if attempt < retries:
+            return answer(None, "lookup_failed", problem)
+        if attempt < retries:  # rate-limited, a server error or the network: wait and ask again
             sleep(backoff * 2.0**attempt)
     raise Transient(f"{problem} (after {retries + 1} attempts)")
 

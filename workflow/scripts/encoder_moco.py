@@ -1,14 +1,10 @@
 from pico import encoder, logs
+from pico.config import rule_config
 
 logs.setup(snakemake.log[0], threads=snakemake.threads)
-cfg = {
-    "model": snakemake.params.model,
-    # the config's runtime keys with the rule's settings over them
-    "encoder": {**snakemake.config["encoder"], **snakemake.params.encoder},
-}
 encoder.train(
     list(snakemake.input.frames),
-    cfg,
+    rule_config(snakemake.config, snakemake.params, "encoder"),
     snakemake.output.checkpoint,
     snakemake.output.metrics,
     snakemake.params.work,

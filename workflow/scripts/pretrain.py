@@ -1,16 +1,12 @@
 from pathlib import Path
 
 from pico import logs, pretrain
+from pico.config import rule_config
 
 logs.setup(snakemake.log[0], threads=snakemake.threads)
-cfg = {
-    "model": snakemake.params.model,
-    # the config's runtime keys with the rule's settings over them (a reproduction seed)
-    "pretrain": {**snakemake.config["pretrain"], **snakemake.params.pretrain},
-}
 pretrain.launch(
     list(snakemake.input.pairs),
-    cfg,
+    rule_config(snakemake.config, snakemake.params, "pretrain"),
     snakemake.output.model,
     snakemake.output.metrics,
     Path(snakemake.params.work) / "work",
