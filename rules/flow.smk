@@ -40,6 +40,7 @@ rule estimate_flow:
     output:
         table="results/{dataset}/flow/{shard}.parquet",
         flow=directory("results/{dataset}/flow/{shard}"),
+        health="results/{dataset}/health/flow/{shard}.json",
     log:
         "logs/estimate_flow/{dataset}/{shard}.log",
     benchmark:

@@ -1,7 +1,8 @@
-# The data's own health for the report: per shard, statuses and flow codec error, track
-# lengths per (gamma, delta) cut and point pairs per video per pair set, each reduced to counts
-# on its own (a new cut or pair set adds only its summaries); per dataset, their plots; and the
-# pretraining loss of every model. Covers Table 1's and the ablations' data.
+# The data's own health for the report: per dataset, the plots of its shards' summaries
+# (statuses and flow codec error, track lengths per (gamma, delta) cut, point pairs per video
+# per pair set: results/{dataset}/health/*/{shard}.json, each written by the job that makes
+# the data it counts, so a new cut or pair set adds only its summaries); and the pretraining
+# loss of every model. Covers Table 1's and the ablations' data.
 
 
 # The pair sets (method/sampling/cut) of every configured model of each dataset: Table 1's and
@@ -27,61 +28,6 @@ HEALTH_CUTS = {
     )
     for dataset in SHARDS
 }
-
-
-rule flow_health:
-    input:
-        table="results/{dataset}/flow/{shard}.parquet",
-    output:
-        "results/{dataset}/health/flow/{shard}.json",
-    log:
-        "logs/flow_health/{dataset}/{shard}.log",
-    benchmark:
-        "benchmarks/flow_health/{dataset}/{shard}.tsv"
-    conda:
-        "../envs/video.yaml"
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    script:
-        "../workflow/scripts/shard_health.py"
-
-
-rule track_health:
-    input:
-        cut="results/{dataset}/tracks/g{gamma}_d{delta}/{shard}.parquet",
-    output:
-        "results/{dataset}/health/tracks/g{gamma}_d{delta}/{shard}.json",
-    log:
-        "logs/track_health/{dataset}/g{gamma}_d{delta}/{shard}.log",
-    benchmark:
-        "benchmarks/track_health/{dataset}/g{gamma}_d{delta}/{shard}.tsv"
-    conda:
-        "../envs/video.yaml"
-    resources:
-        mem_mb=8000,
-        runtime=30,
-    script:
-        "../workflow/scripts/shard_health.py"
-
-
-rule pair_health:
-    input:
-        pairs="results/{dataset}/pairs/{method}/{sampling}/g{gamma}_d{delta}/{shard}.parquet",
-        table="results/{dataset}/flow/{shard}.parquet",
-    output:
-        "results/{dataset}/health/pairs/{method}/{sampling}/g{gamma}_d{delta}/{shard}.json",
-    log:
-        "logs/pair_health/{dataset}/{method}/{sampling}/g{gamma}_d{delta}/{shard}.log",
-    benchmark:
-        "benchmarks/pair_health/{dataset}/{method}/{sampling}/g{gamma}_d{delta}/{shard}.tsv"
-    conda:
-        "../envs/video.yaml"
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    script:
-        "../workflow/scripts/shard_health.py"
 
 
 rule dataset_health:

@@ -16,6 +16,7 @@ rule point_pairs:
     output:
         pairs="results/{dataset}/pairs/{method}/{sampling}/g{gamma}_d{delta}/{shard}.parquet",
         frames="results/{dataset}/pairs/{method}/{sampling}/g{gamma}_d{delta}/{shard}.frames.parquet",
+        health="results/{dataset}/health/pairs/{method}/{sampling}/g{gamma}_d{delta}/{shard}.json",
     log:
         "logs/point_pairs/{dataset}/{method}/{sampling}/g{gamma}_d{delta}/{shard}.log",
     benchmark:

@@ -31,7 +31,8 @@ rule cut_tracks:
     input:
         "results/{dataset}/tracks/raw/{shard}.parquet",
     output:
-        "results/{dataset}/tracks/g{gamma}_d{delta}/{shard}.parquet",
+        cut="results/{dataset}/tracks/g{gamma}_d{delta}/{shard}.parquet",
+        health="results/{dataset}/health/tracks/g{gamma}_d{delta}/{shard}.json",
     log:
         "logs/cut_tracks/{dataset}/g{gamma}_d{delta}/{shard}.log",
     benchmark:

@@ -4,7 +4,9 @@ draw, temporal gaps and videos without pairs (Section 3.3) and the pretraining l
 
 Per shard, the ``*_summary`` functions reduce one stage output each to counts (a few kB of
 JSON; a paper shard's cut tracks are tens of millions of rows): the flow table, one cut, one
-pair set, so a new cut or pair set adds its own summaries and leaves the others be. ``merge``
+pair set. The job that writes the output writes its summary beside it (``write_summary``; no
+job of its own, which at the paper's scale were a third of the DAG), so a new cut or pair set
+adds its own summaries and leaves the others be. ``merge``
 adds a dataset's summaries up and the ``plot_*`` functions draw its figures from that.
 """
 
@@ -21,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from pico import manifest, plots
-from pico.io import read_parquet
+from pico.io import atomic_path, read_parquet
 from pico.pairs import SCHEMA as PAIRS_SCHEMA
 from pico.tracks import SCHEMA as TRACKS_SCHEMA
 
@@ -72,12 +74,19 @@ def track_summary(cut: str | Path) -> dict:
     return {"track_lengths": lengths.tolist()}
 
 
-def pair_summary(pairs: str | Path, table: str | Path) -> dict:
-    """One shard's pair set over the ok videos of the flow table ``table`` (``pair_counts``)."""
-    ok = [r["video"] for r in manifest.read(table) if r["status"] == "ok"]
+def pair_summary(pairs: str | Path, rows: list[dict]) -> dict:
+    """One shard's pair set over the ok videos of ``rows`` (the flow table's rows the pair set
+    was drawn from, ``pair_counts``)."""
+    ok = [r["video"] for r in rows if r["status"] == "ok"]
     counts = pair_counts(pairs, ok)
     log.info("%s: %d ok videos, %d without a pair", pairs, len(ok), counts["videos_without_pairs"])
     return counts
+
+
+def write_summary(summary: dict, path: str | Path) -> None:
+    """A shard's summary as JSON, atomically (its stage's job writes it beside its output)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(summary, indent=1))
 
 
 def _add(total: np.ndarray | None, count: list[int]) -> np.ndarray:

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlparse
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".webm", ".mov")
 _YT_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def entries(dataset: dict, seed: int) -> list[dict]:
@@ -144,7 +145,7 @@ def synthetic_entries(settings: dict) -> list[dict]:
 
 def file_name(video_id: str) -> str:
     """File-system-safe name for a video id (ids may be relative paths or URLs)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", video_id.replace("/", "__"))
+    return _UNSAFE.sub("_", video_id.replace("/", "__"))
 
 
 def _check_unique(found: list[dict]) -> None:

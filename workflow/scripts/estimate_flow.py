@@ -1,4 +1,4 @@
-from pico import flow, logs, manifest
+from pico import flow, health, logs, manifest
 
 logs.setup(snakemake.log[0], threads=snakemake.threads)
 cfg = snakemake.config["flow"]
@@ -6,3 +6,4 @@ if snakemake.input.weights:  # the fetched default weights (rules/flow.smk), or 
     cfg = {**cfg, "weights": snakemake.input.weights[0]}
 rows = flow.run_shard(manifest.read(snakemake.input[0]), cfg, snakemake.output.flow)
 manifest.write(rows, snakemake.output.table)
+health.write_summary(health.flow_summary(snakemake.output.table), snakemake.output.health)

@@ -1,4 +1,4 @@
-from pico import logs, manifest, pairs, yt8m
+from pico import health, logs, manifest, pairs, yt8m
 
 logs.setup(snakemake.log[0])
 rows = manifest.read(snakemake.input.table)
@@ -14,3 +14,4 @@ pairs.run_shard(
     snakemake.output.pairs,
     snakemake.output.frames,
 )
+health.write_summary(health.pair_summary(snakemake.output.pairs, rows), snakemake.output.health)
