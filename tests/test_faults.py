@@ -405,8 +405,10 @@ def assert_flow_failed_cleanly(workdir, out, before: dict, message: str) -> None
     assert partial_files(workdir) == []
     after = digests(workdir, "results/demo")
     assert after.items() <= before.items()  # nothing new, nothing changed
-    assert before.keys() - after.keys() and all(k.startswith("results/demo/flow/") for k in before.keys() - after.keys())
-    print(f"full disk in estimate_flow: {message}; {len(before.keys() - after.keys())} flow outputs gone, the rest intact")
+    # only the failed jobs' outputs are gone: flow fields and tables, and their shards' health summaries
+    gone = before.keys() - after.keys()
+    assert gone and all(k.startswith(("results/demo/flow/", "results/demo/health/flow/")) for k in gone), sorted(gone)
+    print(f"full disk in estimate_flow: {message}; {len(gone)} flow outputs gone, the rest intact")
 
 
 def test_a_file_size_limit_fails_the_flow_job_clearly_and_a_rerun_recovers(demo, demo_copy):
