@@ -28,9 +28,9 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from timing import best_time
 
 from pico import sources, weights
+from timing import best_time
 
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
@@ -71,7 +71,9 @@ def write_sample_size(root: Path, n: int) -> Path:
     """A config file that sets ``sample`` of every yt8m dataset of paper.yaml to ``n``."""
     datasets = yaml.safe_load(PAPER.read_text())["datasets"]
     path = root / f"sample_{n}.yaml"
-    path.write_text(yaml.safe_dump({"datasets": {k: {"sample": n} for k, d in datasets.items() if d["source"] == "yt8m"}}))
+    path.write_text(
+        yaml.safe_dump({"datasets": {k: {"sample": n} for k, d in datasets.items() if d["source"] == "yt8m"}})
+    )
     return path
 
 
@@ -96,7 +98,6 @@ def snakemake(root: Path, configs: list[Path], *flags: str) -> subprocess.Comple
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}{out.stderr[-3000:]}")
     return out
-
 
 
 def job_count(root: Path, configs: list[Path]) -> int:
@@ -131,7 +132,9 @@ def measure(root: Path, n: int, repeat: int) -> list[dict]:
         (per_shard,) = per_shard_settings(configs)
         jobs = job_count(root, configs)
         for command in commands:
-            seconds = best_time(repeat, lambda: snakemake(root, configs, *command.split()))
+            seconds = best_time(
+                repeat, lambda configs=configs, command=command: snakemake(root, configs, *command.split())
+            )
             print(f"  {name}, {command}: {seconds:.1f} s", file=sys.stderr)
             rows.append(
                 {

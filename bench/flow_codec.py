@@ -55,12 +55,20 @@ def rows(name: str, fields: np.ndarray, args: argparse.Namespace) -> list[dict]:
         for quality in args.quality:
             decoded, sizes = zip(*(round_trip(f, scheme, args.bound, quality) for f in fields))
             epe = np.hypot(*(np.stack(decoded) - fields).transpose(1, 0, 2, 3))[inside]
-            out.append({
-                "input": name, "scheme": scheme, "quality": quality, "size": fields.shape[2:],
-                "mean |w|": magnitude.mean(), "p95 |w|": np.percentile(magnitude, 95),
-                "mean EPE": epe.mean(), "p95 EPE": np.percentile(epe, 95),
-                "bytes": np.mean(sizes), "ratio": np.mean(sizes) / (fields[0].size * 2),
-            })
+            out.append(
+                {
+                    "input": name,
+                    "scheme": scheme,
+                    "quality": quality,
+                    "size": fields.shape[2:],
+                    "mean |w|": magnitude.mean(),
+                    "p95 |w|": np.percentile(magnitude, 95),
+                    "mean EPE": epe.mean(),
+                    "p95 EPE": np.percentile(epe, 95),
+                    "bytes": np.mean(sizes),
+                    "ratio": np.mean(sizes) / (fields[0].size * 2),
+                }
+            )
     return out
 
 
@@ -69,7 +77,8 @@ def table(results: list[dict], args: argparse.Namespace) -> str:
         f"Flow codec, {os.cpu_count()} cores; DIS fine forward flow of {args.n} frames per input; "
         f"EPE over pixels with |w| <= {args.bound:g} px; float16 = 4 bytes/pixel",
         "",
-        "| input | frame size | mean / p95 \\|w\\| px | scheme | JPEG q | mean EPE px | p95 EPE px | bytes/field | of float16 |",
+        "| input | frame size | mean / p95 \\|w\\| px | scheme | JPEG q "
+        "| mean EPE px | p95 EPE px | bytes/field | of float16 |",
         "|---|---|--:|---|--:|--:|--:|--:|--:|",
     ]
     for r in results:

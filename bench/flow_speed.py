@@ -36,15 +36,15 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
-from timing import best_time
 
 from pico import flow, framestore, synthetic
+from timing import best_time
 
 # torch is imported where it is used: the spawned run_shard processes import this module, and
 # torch alone adds ~650 MB of RSS, which the DIS stage's own processes never carry.
@@ -79,7 +79,6 @@ def save_weights(folder: Path, seed: int) -> dict[str, Path]:
     return paths
 
 
-
 def throughput(estimate: Callable, frames: np.ndarray, repeat: int) -> tuple[float, np.ndarray]:
     """Seconds per call of ``estimate(frames)``, after a warm-up call whose forward flow is returned."""
     fwd, _ = estimate(frames)
@@ -96,22 +95,38 @@ def dis_rows(frames: np.ndarray, truth: np.ndarray, repeat: int) -> list[dict]:
     rows = []
     for preset in flow.DIS_PRESETS:
         seconds, fwd = throughput(flow.DIS(preset), frames, repeat)
-        rows.append({"backend": f"dis {preset}", "device": "cpu", "frames": len(frames), "seconds": seconds,
-                     "pairs": 2 * (len(frames) - 1), "epe": end_point_error(fwd, truth)})
+        rows.append(
+            {
+                "backend": f"dis {preset}",
+                "device": "cpu",
+                "frames": len(frames),
+                "seconds": seconds,
+                "pairs": 2 * (len(frames) - 1),
+                "epe": end_point_error(fwd, truth),
+            }
+        )
         print(f"  dis {preset}: {rows[-1]['pairs'] / seconds:.1f} pairs/s", file=sys.stderr)
     return rows
 
 
-def raft_row(variant: str, weights: Path, frames: np.ndarray, device: str, precision: str, batch: int,
-             repeat: int) -> dict:
+def raft_row(
+    variant: str, weights: Path, frames: np.ndarray, device: str, precision: str, batch: int, repeat: int
+) -> dict:
     """One RAFT configuration; on CUDA with torch's peak memory allocated (weights included)."""
     import torch
 
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     seconds, _ = throughput(flow.RAFT(variant, str(weights), ITERS, device, precision, batch), frames, repeat)
-    row = {"backend": variant, "device": device, "precision": precision, "batch": batch,
-           "frames": len(frames), "pairs": 2 * (len(frames) - 1), "seconds": seconds}
+    row = {
+        "backend": variant,
+        "device": device,
+        "precision": precision,
+        "batch": batch,
+        "frames": len(frames),
+        "pairs": 2 * (len(frames) - 1),
+        "seconds": seconds,
+    }
     if device == "cuda":
         row["cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
     print(f"  {variant} {device} {precision} batch {batch}: {row['pairs'] / seconds:.1f} pairs/s", file=sys.stderr)
@@ -176,26 +191,42 @@ def shard_row(rows: list[dict], length: int, cfg: dict, out_dir: Path, repeat: i
     for _ in range(repeat):
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             runs.append(pool.submit(shard_child, rows, cfg, str(out_dir)).result())
-    row = {"backend": label, "device": cfg.get("device", "cpu"), "precision": cfg.get("precision"),
-           "batch": cfg.get("batch_size"), "frames": f"{len(rows)}x{length}", "pairs": len(rows) * 2 * (length - 1),
-           "seconds": min(r["seconds"] for r in runs), "snippets": len(rows),
-           "rss_mb": max(r["peak_kib"] for r in runs) / 1024, "start_mb": max(r["start_kib"] for r in runs) / 1024}
+    row = {
+        "backend": label,
+        "device": cfg.get("device", "cpu"),
+        "precision": cfg.get("precision"),
+        "batch": cfg.get("batch_size"),
+        "frames": f"{len(rows)}x{length}",
+        "pairs": len(rows) * 2 * (length - 1),
+        "seconds": min(r["seconds"] for r in runs),
+        "snippets": len(rows),
+        "rss_mb": max(r["peak_kib"] for r in runs) / 1024,
+        "start_mb": max(r["start_kib"] for r in runs) / 1024,
+    }
     if "cuda_mb" in runs[0]:
         row["cuda_mb"] = max(r["cuda_mb"] for r in runs)
     print(f"  {label}: {row['seconds'] / len(rows):.2f} s/snippet, peak RSS {row['rss_mb']:.0f} MB", file=sys.stderr)
     return row
 
 
-def shard_rows(frames: np.ndarray, weights: dict[str, Path], folder: Path, args: argparse.Namespace,
-               cuda: bool) -> list[dict]:
+def shard_rows(
+    frames: np.ndarray, weights: dict[str, Path], folder: Path, args: argparse.Namespace, cuda: bool
+) -> list[dict]:
     """``run_shard`` with DIS, and with RAFT on CUDA when available."""
     rows = write_shard(frames, folder, args.snippets, args.shard_frames)
     out_dir = folder / "flow"
     dis = {"backend": "dis", "dis_preset": args.dis_preset, "codec": CODEC}
     found = [shard_row(rows, args.shard_frames, dis, out_dir, args.repeat, f"dis {args.dis_preset}, run_shard")]
     if cuda:
-        cfg = {"backend": "raft", "weights": str(weights["raft"]), "iters": ITERS, "device": "cuda",
-               "precision": "fp32", "batch_size": 16, "codec": CODEC}
+        cfg = {
+            "backend": "raft",
+            "weights": str(weights["raft"]),
+            "iters": ITERS,
+            "device": "cuda",
+            "precision": "fp32",
+            "batch_size": 16,
+            "codec": CODEC,
+        }
         found.append(shard_row(rows, args.shard_frames, cfg, out_dir, args.repeat, "raft, run_shard"))
     return found
 
@@ -216,12 +247,17 @@ def machine() -> str:
 
     cpu = platform.processor() or platform.machine()
     if Path("/proc/cpuinfo").is_file():
-        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ]
         cpu = names[0] if names else cpu
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device"
-    return (f"{os.cpu_count()} cores ({cpu}), torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"torchvision {torchvision.__version__}, OpenCV {cv2.__version__}, {gpu}")
+    return (
+        f"{os.cpu_count()} cores ({cpu}), torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"torchvision {torchvision.__version__}, OpenCV {cv2.__version__}, {gpu}"
+    )
 
 
 def table(rows: list[dict], zero_epe: float, other_load: float, args: argparse.Namespace) -> str:
@@ -242,8 +278,14 @@ def table(rows: list[dict], zero_epe: float, other_load: float, args: argparse.N
     for r in rows:
         rate = r["pairs"] / r["seconds"]
         cells = [
-            r["backend"], r["device"], r.get("precision") or "–", str(r.get("batch") or "–"), str(r["frames"]),
-            f"{WIDTH}x{HEIGHT}", f"{rate:,.1f}", f"{1000 / rate:,.1f}",
+            r["backend"],
+            r["device"],
+            r.get("precision") or "–",
+            str(r.get("batch") or "–"),
+            str(r["frames"]),
+            f"{WIDTH}x{HEIGHT}",
+            f"{rate:,.1f}",
+            f"{1000 / rate:,.1f}",
             f"{r['epe']:.3f}" if "epe" in r else "–",
             f"{r['seconds'] / r['snippets']:.2f}" if "snippets" in r else "–",
             f"{r['rss_mb']:,.0f} ({r['start_mb']:,.0f})" if "rss_mb" in r else "–",
@@ -261,12 +303,17 @@ def main() -> None:
     parser.add_argument("--cpu-frames", type=int, default=5, help="frames per RAFT call on the CPU (default 5)")
     parser.add_argument("--cpu-batch", type=int, nargs="+", default=[8], help="RAFT batch sizes on the CPU (default 8)")
     parser.add_argument("--gpu-frames", type=int, default=33, help="frames per RAFT call on CUDA (default 33)")
-    parser.add_argument("--gpu-batch", type=int, nargs="+", default=[4, 8, 16, 32],
-                        help="RAFT batch sizes on CUDA (default 4 8 16 32)")
+    parser.add_argument(
+        "--gpu-batch", type=int, nargs="+", default=[4, 8, 16, 32], help="RAFT batch sizes on CUDA (default 4 8 16 32)"
+    )
     parser.add_argument("--snippets", type=int, default=4, help="snippets in the run_shard shard (default 4)")
     parser.add_argument("--shard-frames", type=int, default=60, help="frames per shard snippet (default 60)")
-    parser.add_argument("--dis-preset", choices=list(flow.DIS_PRESETS), default="fine",
-                        help="DIS preset of the run_shard run (default fine)")
+    parser.add_argument(
+        "--dis-preset",
+        choices=list(flow.DIS_PRESETS),
+        default="fine",
+        help="DIS preset of the run_shard run (default fine)",
+    )
     parser.add_argument("-r", "--repeat", type=int, default=3, help="timed runs, best kept (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random RAFT weights (default 0)")
     args = parser.parse_args()

@@ -25,13 +25,13 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
-from timing import best_time
 
 from pico import framestore, synthetic, video
+from timing import best_time
 
 WIDTH, HEIGHT, FPS = 640, 360, 30
 MANDELBROT = f"mandelbrot=size={WIDTH}x{HEIGHT}:rate={FPS},noise=alls=12:allf=t"
@@ -46,7 +46,6 @@ def make_inputs(folder: Path, seconds: float) -> dict[str, Path]:
     cmd += ["-t", str(seconds), "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p"]
     subprocess.run(cmd + [str(paths["mandelbrot"])], check=True, stdin=subprocess.DEVNULL)
     return paths
-
 
 
 def extract(src: Path, dst: Path, short_side: int, quality: int) -> dict:

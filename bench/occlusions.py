@@ -50,15 +50,26 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from timing import best_time
 
 from pico import flow, flowstore, synthetic, tracks
+from timing import best_time
 
 FPS = 30
 CODEC = {"scheme": "frame_range", "bound": 20, "quality": 90}
 RAW_BOUNDS = (0.5, 16)  # the demo's tracking.max_gamma, max_delta
-BACKENDS = ["true", "dis:ultrafast", "dis:fast", "dis:medium", "dis:fine", "dis:fine:5", "dis:fine:20",
-            "farneback", "deepflow", "tvl1", "rlof"]
+BACKENDS = [
+    "true",
+    "dis:ultrafast",
+    "dis:fast",
+    "dis:medium",
+    "dis:fine",
+    "dis:fine:5",
+    "dis:fine:20",
+    "farneback",
+    "deepflow",
+    "tvl1",
+    "rlof",
+]
 
 
 def size(text: str) -> tuple[int, int]:
@@ -75,8 +86,13 @@ def estimator(name: str) -> flow.OpenCVFlow:
         return flow.OpenCVFlow(cv2.FarnebackOpticalFlow_create())
     if backend != "dis":
         return flow.estimator({"backend": backend})
-    return flow.estimator({"backend": "dis", "dis_preset": options[0] if options else "fine",
-                           "dis_refine": int(options[1]) if len(options) > 1 else 0})
+    return flow.estimator(
+        {
+            "backend": "dis",
+            "dis_preset": options[0] if options else "fine",
+            "dis_refine": int(options[1]) if len(options) > 1 else 0,
+        }
+    )
 
 
 def scene_of(seed: int, video: str, n_frames: int, width: int, height: int) -> synthetic.Scene:
@@ -111,8 +127,9 @@ def start_surfaces(scene: synthetic.Scene, starts: dict[str, np.ndarray]) -> np.
     return layer
 
 
-def surface_positions(scene: synthetic.Scene, layer: np.ndarray, starts: dict[str, np.ndarray],
-                      n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+def surface_positions(
+    scene: synthetic.Scene, layer: np.ndarray, starts: dict[str, np.ndarray], n_frames: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Where each start point's surface point is at every frame, (T, n) x and y: the object's
     local coordinates at the start frame mapped back at each frame, or the background's pan."""
     t0, x0, y0 = starts["t"], starts["x"], starts["y"]
@@ -161,8 +178,14 @@ def last_rows(cut) -> dict[str, np.ndarray]:
     first = np.r_[True, trk[1:] != trk[:-1]]
     last = np.r_[trk[1:] != trk[:-1], True]
     cols = {k: cut[k].to_numpy() for k in ("t", "x", "y", "end")}
-    return {"track": trk[first], "t": cols["t"][first], "x": cols["x"][first], "y": cols["y"][first],
-            "last": cols["t"][last], "end": cols["end"][last]}
+    return {
+        "track": trk[first],
+        "t": cols["t"][first],
+        "x": cols["x"][first],
+        "y": cols["y"][first],
+        "last": cols["t"][last],
+        "end": cols["end"][last],
+    }
 
 
 def score(ends: dict[str, np.ndarray], occluded_at: np.ndarray) -> dict[str, np.ndarray]:
@@ -188,7 +211,12 @@ def run_backend(name: str, videos: list[tuple[str, synthetic.Scene, np.ndarray]]
         path = folder / f"{video}{flowstore.SUFFIX}"
         flowstore.write(path, fwd, bwd, {"video": video}, **CODEC)
         row = {"video": video, "n_frames": len(frames), "width": scene.width, "height": scene.height, "flow": str(path)}
-        cfg = {"seed": args.seed, "points_per_video": args.points, "max_gamma": RAW_BOUNDS[0], "max_delta": RAW_BOUNDS[1]}
+        cfg = {
+            "seed": args.seed,
+            "points_per_video": args.points,
+            "max_gamma": RAW_BOUNDS[0],
+            "max_delta": RAW_BOUNDS[1],
+        }
         raw = tracks.video_tracks(row, cfg)
         starts = last_rows(raw)
         got = truth(scene, starts, len(frames))
@@ -199,8 +227,11 @@ def run_backend(name: str, videos: list[tuple[str, synthetic.Scene, np.ndarray]]
             totals[mb].append(score(ends, got["occluded_at"]))
     merged = {mb: {k: np.concatenate([s[k] for s in totals[mb]]) for k in totals[mb][0]} for mb in totals}
     print(f"  {name}: {seconds / pairs * 1000:.1f} ms/pair", file=sys.stderr)
-    return {"scores": merged, "world": {k: np.concatenate([w[k] for w in world]) for k in world[0]},
-            "seconds_per_pair": seconds / pairs}
+    return {
+        "scores": merged,
+        "world": {k: np.concatenate([w[k] for w in world]) for k in world[0]},
+        "seconds_per_pair": seconds / pairs,
+    }
 
 
 def timing(name: str, frames: np.ndarray, repeat: int) -> float:
@@ -245,9 +276,15 @@ def table(results: dict, times: dict, args) -> str:
         cells = [name]
         for mb in (False, True):
             s = r["scores"][mb]
-            cells += [share(s["caught"], s["occluded"]), share(s["late"], s["occluded"]), share(s["wrong"], ~s["occluded"])]
-        cells += ["–" if name == "true" else f"{r['seconds_per_pair']:.4f}",
-                  "–" if np.isnan(times[name]) else f"{times[name]:.4f}"]
+            cells += [
+                share(s["caught"], s["occluded"]),
+                share(s["late"], s["occluded"]),
+                share(s["wrong"], ~s["occluded"]),
+            ]
+        cells += [
+            "–" if name == "true" else f"{r['seconds_per_pair']:.4f}",
+            "–" if np.isnan(times[name]) else f"{times[name]:.4f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -261,9 +298,13 @@ def main() -> None:
     parser.add_argument("--gamma", type=float, default=0.0, help="Eq. 3's gamma (default 0)")
     parser.add_argument("--delta", type=float, default=4.0, help="Eq. 3's delta (default 4)")
     parser.add_argument("--backends", nargs="+", default=BACKENDS, help=f"default: {' '.join(BACKENDS)}")
-    parser.add_argument("--timing-size", type=size, default=(455, 256), help="frame size of the timing (default 455x256)")
+    parser.add_argument(
+        "--timing-size", type=size, default=(455, 256), help="frame size of the timing (default 455x256)"
+    )
     parser.add_argument("--timing-frames", type=int, default=3, help="frames per timed call (default 3)")
-    parser.add_argument("-r", "--repeat", type=int, default=1, help="timed runs at the timing size, best kept (default 1)")
+    parser.add_argument(
+        "-r", "--repeat", type=int, default=1, help="timed runs at the timing size, best kept (default 1)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="world and start-point seed (default 0)")
     args = parser.parse_args()
     width, height = args.size

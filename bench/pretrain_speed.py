@@ -3,7 +3,8 @@ iteration time and point pairs per second, on this machine (CUDA if present, els
 
 Inputs are generated: ``--videos`` videos with eight 455x256 JPEG frames each (the paper's frame
 size) and 32 draws of 256 identity point pairs per video (Section 3.4's 65,536 / 256 per
-iteration, the budget applied after the crops), written in the pairs stage's format. Settings: the demo's (ResNet-18, 96-pixel crops, 4 videos per batch)
+iteration, the budget applied after the crops), written in the pairs stage's format.
+Settings: the demo's (ResNet-18, 96-pixel crops, 4 videos per batch)
 and the paper's (ResNet-50, 224-pixel crops) with a batch that fits a CPU run
 (``--paper-videos``, default 8; the paper uses 256 on GPUs). Loader time is one process
 (``workers=0``) building a batch; the goal is loader >= 2x faster than the step (with
@@ -29,29 +30,43 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 from pico import pairs, pretrain, zipstore
 
 
-def make_pairs(folder: Path, videos: int, per_shard: int = 500, detail: tuple[int, int] = (8, 14), draws: int = 32) -> list[str]:
+def make_pairs(
+    folder: Path, videos: int, per_shard: int = 500, detail: tuple[int, int] = (8, 14), draws: int = 32
+) -> list[str]:
     """Pair files (shards of ``per_shard``) of ``videos`` videos: ``draws`` draws (the schema's
     draws_per_video) of 256 point pairs each between two of 8 distinct 455x256 frames (random
     ``detail`` pixels upsampled: (8, 14) gives ~23 kB JPEGs, (32, 57) ~50 kB), written as the
     pairs stage writes them (``pico.pairs.write``: a row group per video)."""
     rng = np.random.default_rng(0)
-    bases = [cv2.resize(rng.integers(0, 255, (*detail, 3), dtype=np.uint8), (455, 256), interpolation=cv2.INTER_CUBIC) for _ in range(16)]
+    bases = [
+        cv2.resize(rng.integers(0, 255, (*detail, 3), dtype=np.uint8), (455, 256), interpolation=cv2.INTER_CUBIC)
+        for _ in range(16)
+    ]
     files = []
     for first in range(0, videos, per_shard):
         shard = []
         for v in range(first, min(videos, first + per_shard)):
             jpegs = {9 * k: zipstore.encode_jpeg(np.roll(bases[(2 * v + k) % 16], v, axis=1), 95) for k in range(8)}
             a = rng.integers(0, 7, draws).repeat(256)
-            x, y = rng.uniform(0, 454, 256 * draws).astype(np.float32), rng.uniform(0, 255, 256 * draws).astype(np.float32)
-            cols = {"frame_a": 9 * a, "frame_b": 9 * (a + 1), "track": np.tile(np.arange(256), draws), "xa": x, "ya": y,
-                    "xb": x, "yb": y, "draw": np.arange(draws).repeat(256)}
+            x, y = (
+                rng.uniform(0, 454, 256 * draws).astype(np.float32),
+                rng.uniform(0, 255, 256 * draws).astype(np.float32),
+            )
+            cols = {
+                "frame_a": 9 * a,
+                "frame_b": 9 * (a + 1),
+                "track": np.tile(np.arange(256), draws),
+                "xa": x,
+                "ya": y,
+                "xb": x,
+                "yb": y,
+                "draw": np.arange(draws).repeat(256),
+            }
             shard.append((f"v{v:06d}", cols, jpegs))
         path = folder / f"{first // per_shard:05d}.parquet"
         pairs.write(shard, path, pairs.frames_path(path))
@@ -88,8 +103,17 @@ def data_memory(files: list[str], crop: int, fetches: int = 200) -> dict:
 def settings(arch: str, crop: int, videos: int) -> dict:
     return {
         "model": {"arch": arch, "encoder_checkpoint": None, "freeze_encoder": True, "dim": 128, "hidden": 2048},
-        "pretrain": {"queue_size": 65536, "key_momentum": 0.999, "temperature": 0.2, "lr": 0.03, "weight_decay": 1e-4,
-                     "crop_size": crop, "videos_per_batch": videos, "seed": 0, "iterations": 1000},
+        "pretrain": {
+            "queue_size": 65536,
+            "key_momentum": 0.999,
+            "temperature": 0.2,
+            "lr": 0.03,
+            "weight_decay": 1e-4,
+            "crop_size": crop,
+            "videos_per_batch": videos,
+            "seed": 0,
+            "iterations": 1000,
+        },
     }
 
 
@@ -104,7 +128,11 @@ def measure(files: list[str], cfg: dict, iterations: int, device: torch.device) 
     for i in range(iterations + 1):
         start = time.perf_counter()
         batch = pretrain.collate([data[key] for key in next(sampler)])
-        batch = batch.points(torch.from_numpy(pretrain.within_budget([len(batch.xa)], 0, 256 * p["videos_per_batch"], np.random.default_rng(i))))
+        batch = batch.points(
+            torch.from_numpy(
+                pretrain.within_budget([len(batch.xa)], 0, 256 * p["videos_per_batch"], np.random.default_rng(i))
+            )
+        )
         loaded = time.perf_counter()
         loss = moco(*(t.to(device) for t in batch))
         optimizer.zero_grad()
@@ -128,10 +156,15 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     runs = [("demo", "resnet18", 96, 4), ("paper model", "resnet50", 224, args.paper_videos)]
-    print(f"Pretraining speed, {os.cpu_count()} cores, torch {torch.__version__}, {device}, fp32; "
-          f"mean of {args.iterations} iterations after one warm-up")
+    print(
+        f"Pretraining speed, {os.cpu_count()} cores, torch {torch.__version__}, {device}, fp32; "
+        f"mean of {args.iterations} iterations after one warm-up"
+    )
     print()
-    print("| setting | encoder | crop | videos/batch | pairs/batch | loader s/batch | step s | loader / step | images/s | pairs/s |")
+    print(
+        "| setting | encoder | crop | videos/batch | pairs/batch | loader s/batch | step s "
+        "| loader / step | images/s | pairs/s |"
+    )
     print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
     with tempfile.TemporaryDirectory(prefix="pico-pretrain-") as tmp:
         (Path(tmp) / "memory").mkdir()
@@ -143,19 +176,29 @@ def main() -> None:
         for name, arch, crop, videos in runs:
             r = measure(files, settings(arch, crop, videos), args.iterations, device)
             total = r["load"] + r["step"]
-            print(f"| {name} | {arch} | {crop} | {videos} | {r['pairs']:.0f} | {r['load']:.3f} | {r['step']:.3f} "
-                  f"| {r['load'] / r['step']:.2f} | {2 * videos / total:.1f} | {r['pairs'] / total:,.0f} |")
+            print(
+                f"| {name} | {arch} | {crop} | {videos} | {r['pairs']:.0f} | {r['load']:.3f} | {r['step']:.3f} "
+                f"| {r['load'] / r['step']:.2f} | {2 * videos / total:.1f} | {r['pairs'] / total:,.0f} |"
+            )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print()
     print(f"Peak RSS of the benchmark process: {peak:,.0f} MB")
     print()
-    print(f"Data set (PairData) memory, {m['videos']:,} videos in {len(shards)} shards of 500, 32 draws of 256 pairs "
-          f"per video; pairs files {pairs_mb:,.0f} MB, frames files {jpeg_mb:,.0f} MB; mean of 200 random videos")
+    print(
+        f"Data set (PairData) memory, {m['videos']:,} videos in {len(shards)} shards of 500, 32 draws of 256 pairs "
+        f"per video; pairs files {pairs_mb:,.0f} MB, frames files {jpeg_mb:,.0f} MB; mean of 200 random videos"
+    )
     print()
-    print("| videos | pairs MB/video | frames MB/video | build s | RSS growth MB | index + names MB | the same at 240,000 videos MB | read draws + frames ms | item (224 crop) ms |")
+    print(
+        "| videos | pairs MB/video | frames MB/video | build s | RSS growth MB | index + names MB "
+        "| the same at 240,000 videos MB | read draws + frames ms | item (224 crop) ms |"
+    )
     print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
-    print(f"| {m['videos']:,} | {pairs_mb / m['videos']:.3f} | {jpeg_mb / m['videos']:.3f} | {m['build']:.2f} | {m['rss']:,.0f} | {m['held']:,.2f} "
-          f"| {m['held'] / m['videos'] * 240000:,.0f} | {m['read'] * 1e3:.2f} | {m['item'] * 1e3:.1f} |")
+    print(
+        f"| {m['videos']:,} | {pairs_mb / m['videos']:.3f} | {jpeg_mb / m['videos']:.3f} | {m['build']:.2f} "
+        f"| {m['rss']:,.0f} | {m['held']:,.2f} "
+        f"| {m['held'] / m['videos'] * 240000:,.0f} | {m['read'] * 1e3:.2f} | {m['item'] * 1e3:.1f} |"
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ from pathlib import Path
 import yaml
 from snakemake.utils import update_config
 
-from pico import benchmark, config as pcfg, pretrain
+from pico import benchmark, pretrain
+from pico import config as pcfg
 
 SCHEMA = Path(__file__).resolve().parent.parent / "workflow/schemas/config.schema.yaml"
 
@@ -42,7 +43,9 @@ def untrained_probe(cfg: dict, seed: int, work: Path) -> dict[str, float]:
     cut = pcfg.cut_name(gamma, delta)
     files = sorted(glob.glob(f"results/{dataset}/pairs/{method}/{sampling}/{cut}/[0-9]*[0-9].parquet"))
     if not files:
-        raise SystemExit(f"no pair files under results/{dataset}/pairs/{method}/{sampling}/{cut}: run the reproduction first")
+        raise SystemExit(
+            f"no pair files under results/{dataset}/pairs/{method}/{sampling}/{cut}: run the reproduction first"
+        )
     settings = {"model": cfg["model"], "pretrain": {**cfg["pretrain"], "seed": seed, "iterations": 0}}
     model = pretrain.train(files, settings, work / "model.pt", work / "metrics.csv", work / "work")
     probe = pcfg.benchmark_settings(cfg, "coco_probe")
@@ -62,8 +65,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             scores = untrained_probe(cfg, seed, Path(tmp))
-            print(f"| untrained decoder | {seed} | {scores['mIoU']:.2f} | {scores['fIoU']:.2f} | {time.perf_counter() - start:.0f} |",
-                  flush=True)
+            print(
+                f"| untrained decoder | {seed} | {scores['mIoU']:.2f} | {scores['fIoU']:.2f} "
+                f"| {time.perf_counter() - start:.0f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ Input: a synthetic snippet at the paper's frame size (456x256, 30 fps), its DIS 
 flow stored with the default codec (frame_range, q90), and ``--points`` start points as in
 A.1. Tracking decodes every field it steps through, so its cost is compared with decoding
 those fields alone to float32 (goal: at most 1.15 times). It samples the stored uint8 codes and
-dequantizes only the sampled values (the codec's map is affine), so it can cost less. The cut is timed on a shard-sized table made of
+dequantizes only the sampled values (the codec's map is affine), so it can cost less. The cut
+is timed on a shard-sized table made of
 copies of the snippet's raw tracks under distinct video ids, read from and written to Parquet
 as the ``cut_tracks`` rule does. Wall clock, best of ``--repeat``; prints a Markdown table.
 
@@ -22,12 +23,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from timing import best_time
 
 from pico import flow, flowstore, synthetic, tracks
+from timing import best_time
 
 WIDTH, HEIGHT = 456, 256
-
 
 
 def make_flow(folder: Path, n_frames: int) -> Path:
@@ -77,22 +77,35 @@ def main() -> None:
         raw = tracks.video_tracks(row, cfg)
         shard = shard_table(raw, args.videos)
         pq.write_table(shard, Path(tmp) / "raw.parquet")
-        cutting = best_time(args.repeat, lambda: tracks.write(
-            tracks.cut(pq.read_table(Path(tmp) / "raw.parquet"), 0, 4), Path(tmp) / "cut.parquet"))
+        cutting = best_time(
+            args.repeat,
+            lambda: tracks.write(tracks.cut(pq.read_table(Path(tmp) / "raw.parquet"), 0, 4), Path(tmp) / "cut.parquet"),
+        )
     steps = raw.num_rows
-    print(f"Tracking from stored flow, {os.cpu_count()} cores; {args.frames} frames of {WIDTH}x{HEIGHT}, "
-          f"{args.points} points, DIS fine flow stored at q90; wall clock, best of {args.repeat}")
+    print(
+        f"Tracking from stored flow, {os.cpu_count()} cores; {args.frames} frames of {WIDTH}x{HEIGHT}, "
+        f"{args.points} points, DIS fine flow stored at q90; wall clock, best of {args.repeat}"
+    )
     print()
     print("| measure | value |")
     print("|---|--:|")
-    print(f"| decode the snippet's flow to float32 (fwd + bwd, {args.frames - 1} fields each) | {decoding * 1000:.0f} ms |")
+    print(
+        f"| decode the snippet's flow to float32 (fwd + bwd, {args.frames - 1} fields each) "
+        f"| {decoding * 1000:.0f} ms |"
+    )
     print(f"| of which JPEG decoding to uint8 codes | {codes * 1000:.0f} ms |")
     print(f"| track from stored flow (JPEG decoding included) | {tracking * 1000:.0f} ms |")
     print(f"| tracking / decoding the flow (goal <= 1.15) | {tracking / decoding:.3f} |")
     print(f"| point-steps (raw rows) | {steps:,} |")
     print(f"| point-steps per second, whole stage | {steps / tracking:,.0f} |")
-    print(f"| point-steps per second, tracking arithmetic alone (beyond JPEG decoding) | {steps / max(tracking - codes, 1e-9):,.0f} |")
-    print(f"| cut (γ=0, δ=4) of {args.videos} videos' raw tracks ({shard.num_rows:,} rows), read + cut + write | {cutting:.2f} s |")
+    print(
+        "| point-steps per second, tracking arithmetic alone (beyond JPEG decoding) "
+        f"| {steps / max(tracking - codes, 1e-9):,.0f} |"
+    )
+    print(
+        f"| cut (γ=0, δ=4) of {args.videos} videos' raw tracks ({shard.num_rows:,} rows), read + cut + write "
+        f"| {cutting:.2f} s |"
+    )
     print(f"| cut rate | {shard.num_rows / cutting:,.0f} rows/s |")
     per_shard = 500 * steps * (300 / args.frames) / (shard.num_rows / cutting)
     print(f"| cut per paper shard (500 videos of 300 frames, extrapolated) | {per_shard:.0f} s |")

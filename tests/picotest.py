@@ -38,7 +38,9 @@ def run_snakemake(workdir: Path, *args: str, config: dict | None = None, check: 
 def dry_run_with(workdir, override: dict, target: str):
     """``snakemake -n target`` with ``override`` layered over the demo config."""
     (workdir / "override.yaml").write_text(yaml.safe_dump(override))
-    return run_snakemake(workdir, target, "-n", "--configfile", str(workdir / "config/config.yaml"), str(workdir / "override.yaml"))
+    return run_snakemake(
+        workdir, target, "-n", "--configfile", str(workdir / "config/config.yaml"), str(workdir / "override.yaml")
+    )
 
 
 def scheduled(dry_run_stdout: str) -> dict[str, int]:
@@ -55,7 +57,12 @@ def random_raw_tracks(height: int, width: int):
     from pico import tracks
 
     rng = np.random.default_rng(0)
-    flows = [(rng.normal(0, 2, (2, height, width)).astype(np.float32), rng.normal(0, 2, (2, height, width)).astype(np.float32))
-             for _ in range(15)]
+    flows = [
+        (
+            rng.normal(0, 2, (2, height, width)).astype(np.float32),
+            rng.normal(0, 2, (2, height, width)).astype(np.float32),
+        )
+        for _ in range(15)
+    ]
     t0, x, y = tracks.start_points(300, 16, width, height, rng)
     return tracks.table("v", tracks.track(flows, 16, t0, x, y, 0.5, 16))

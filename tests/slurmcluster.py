@@ -49,8 +49,10 @@ def check_machine() -> None:
     if SYSTEM_CONF.is_symlink() and "/pico-slurm-" in os.readlink(SYSTEM_CONF) and not controller_alive():
         SYSTEM_CONF.unlink()  # left by a test cluster that was killed before its tear-down
     if SYSTEM_CONF.exists() or SYSTEM_CONF.is_symlink():
-        raise Unavailable(f"{SYSTEM_CONF} exists: this machine runs another SLURM (or another test cluster), "
-                          "which the jobs would reach")
+        raise Unavailable(
+            f"{SYSTEM_CONF} exists: this machine runs another SLURM (or another test cluster), "
+            "which the jobs would reach"
+        )
 
 
 def controller_alive() -> bool:
@@ -129,9 +131,20 @@ class Cluster:
 
     def _spawn(self, name: str, cmd: list[str], user: str | None = None) -> None:
         with open(self.root / "log" / f"{name}.out", "ab") as log:
-            self.procs.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                                      user=user, start_new_session=True,
-                                                      preexec_fn=die_with_parent)))  # noqa: PLW1509 (no threads)
+            self.procs.append(
+                (
+                    name,
+                    subprocess.Popen(
+                        cmd,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        env=self.env,
+                        user=user,
+                        start_new_session=True,
+                        preexec_fn=die_with_parent,
+                    ),
+                )
+            )  # noqa: PLW1509 (no threads)
 
     def _alive(self, name: str) -> None:
         for n, p in self.procs:
@@ -150,9 +163,19 @@ class Cluster:
         for path in (d, key):
             os.chown(path, uid, gid)
         self.munge_socket = d / "munge.socket"
-        self._spawn("munged", ["munged", "--foreground", f"--key-file={key}", f"--socket={self.munge_socket}",
-                               f"--pid-file={d / 'munged.pid'}", f"--seed-file={d / 'munged.seed'}",
-                               f"--log-file={d / 'munged.log'}"], user="munge")
+        self._spawn(
+            "munged",
+            [
+                "munged",
+                "--foreground",
+                f"--key-file={key}",
+                f"--socket={self.munge_socket}",
+                f"--pid-file={d / 'munged.pid'}",
+                f"--seed-file={d / 'munged.seed'}",
+                f"--log-file={d / 'munged.log'}",
+            ],
+            user="munge",
+        )
 
         def ready():
             self._alive("munged")
@@ -166,17 +189,42 @@ class Cluster:
         shutil.chown(d, "mysql", "mysql")
         self.db_socket = d / "mysqld.sock"
         self.db_port = free_port()
-        subprocess.run(["mariadb-install-db", "--no-defaults", "--user=mysql", f"--datadir={d / 'data'}",
-                        "--skip-test-db", "--auth-root-authentication-method=socket"],
-                       check=True, capture_output=True, env=self.env)
-        self._spawn("mariadbd", ["mariadbd", "--no-defaults", f"--datadir={d / 'data'}", f"--socket={self.db_socket}",
-                                 f"--port={self.db_port}", "--bind-address=127.0.0.1", f"--pid-file={d / 'mysqld.pid'}",
-                                 "--innodb-lock-wait-timeout=900"],  # what slurmdbd asks for
-                    user="mysql")
+        subprocess.run(
+            [
+                "mariadb-install-db",
+                "--no-defaults",
+                "--user=mysql",
+                f"--datadir={d / 'data'}",
+                "--skip-test-db",
+                "--auth-root-authentication-method=socket",
+            ],
+            check=True,
+            capture_output=True,
+            env=self.env,
+        )
+        self._spawn(
+            "mariadbd",
+            [
+                "mariadbd",
+                "--no-defaults",
+                f"--datadir={d / 'data'}",
+                f"--socket={self.db_socket}",
+                f"--port={self.db_port}",
+                "--bind-address=127.0.0.1",
+                f"--pid-file={d / 'mysqld.pid'}",
+                "--innodb-lock-wait-timeout=900",
+            ],  # what slurmdbd asks for
+            user="mysql",
+        )
 
         def sql(statement: str) -> subprocess.CompletedProcess:
-            return subprocess.run(["mariadb", "--no-defaults", f"--socket={self.db_socket}", "-u", "root", "-e",
-                                   statement], check=False, capture_output=True, text=True, env=self.env)
+            return subprocess.run(
+                ["mariadb", "--no-defaults", f"--socket={self.db_socket}", "-u", "root", "-e", statement],
+                check=False,
+                capture_output=True,
+                text=True,
+                env=self.env,
+            )
 
         def ready():
             self._alive("mariadbd")
@@ -184,21 +232,37 @@ class Cluster:
 
         wait_for("MariaDB", ready, log=self.root / "log/mariadbd.out")
         self.db_password = secrets.token_hex(16)
-        out = sql(f"CREATE USER 'slurm'@'127.0.0.1' IDENTIFIED BY '{self.db_password}'; "
-                  "GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';")
+        out = sql(
+            f"CREATE USER 'slurm'@'127.0.0.1' IDENTIFIED BY '{self.db_password}'; "
+            "GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';"
+        )
         if out.returncode:
             raise RuntimeError(f"MariaDB user: {out.stderr}")
 
     def _slurmdbd(self) -> None:
         self.dbd_port = free_port()
         conf = self.root / "etc/slurmdbd.conf"
-        conf.write_text("\n".join([
-            "AuthType=auth/munge", f"AuthInfo=socket={self.munge_socket}",
-            "DbdHost=localhost", "DbdAddr=127.0.0.1", f"DbdPort={self.dbd_port}", "SlurmUser=root",
-            "StorageType=accounting_storage/mysql", "StorageHost=127.0.0.1", f"StoragePort={self.db_port}",
-            "StorageUser=slurm", f"StoragePass={self.db_password}", "StorageLoc=slurm_acct_db",
-            f"PidFile={self.root / 'run/slurmdbd.pid'}", f"LogFile={self.root / 'log/slurmdbd.log'}", "",
-        ]))
+        conf.write_text(
+            "\n".join(
+                [
+                    "AuthType=auth/munge",
+                    f"AuthInfo=socket={self.munge_socket}",
+                    "DbdHost=localhost",
+                    "DbdAddr=127.0.0.1",
+                    f"DbdPort={self.dbd_port}",
+                    "SlurmUser=root",
+                    "StorageType=accounting_storage/mysql",
+                    "StorageHost=127.0.0.1",
+                    f"StoragePort={self.db_port}",
+                    "StorageUser=slurm",
+                    f"StoragePass={self.db_password}",
+                    "StorageLoc=slurm_acct_db",
+                    f"PidFile={self.root / 'run/slurmdbd.pid'}",
+                    f"LogFile={self.root / 'log/slurmdbd.log'}",
+                    "",
+                ]
+            )
+        )
         conf.chmod(0o600)  # slurmdbd refuses a readable one: it holds the database password
         self._spawn("slurmdbd", ["slurmdbd", "-D"])
 
@@ -211,25 +275,46 @@ class Cluster:
 
     def _slurmctld(self) -> None:
         r = self.root
-        (r / "etc/slurm.conf").write_text("\n".join([
-            f"ClusterName={self.name}", f"SlurmctldHost={self.host}(127.0.0.1)",
-            f"SlurmctldPort={free_port()}", f"SlurmdPort={free_port()}",
-            "AuthType=auth/munge", f"AuthInfo=socket={self.munge_socket}", "CredType=cred/munge",
-            "SlurmUser=root", "SlurmdUser=root", "MpiDefault=none",
-            "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none",
-            "SelectType=select/cons_tres", "SelectTypeParameters=CR_Core_Memory",
-            "SchedulerType=sched/backfill", "ReturnToService=2",
-            "JobAcctGatherType=jobacct_gather/linux", "JobAcctGatherFrequency=5",
-            "AccountingStorageType=accounting_storage/slurmdbd", "AccountingStorageHost=127.0.0.1",
-            f"AccountingStoragePort={self.dbd_port}", "AccountingStoreFlags=job_comment",
-            # the munge socket for slurmdbd connections (AuthInfo covers the others)
-            f"AccountingStoragePass={self.munge_socket}",
-            f"StateSaveLocation={r / 'spool/ctld'}", f"SlurmdSpoolDir={r / 'spool/d'}",
-            f"SlurmctldPidFile={r / 'run/slurmctld.pid'}", f"SlurmdPidFile={r / 'run/slurmd.pid'}",
-            f"SlurmctldLogFile={r / 'log/slurmctld.log'}", f"SlurmdLogFile={r / 'log/slurmd.log'}",
-            f"NodeName={self.host} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} State=UNKNOWN",
-            f"PartitionName={self.partition} Nodes=ALL Default=YES MaxTime=INFINITE State=UP", "",
-        ]))
+        (r / "etc/slurm.conf").write_text(
+            "\n".join(
+                [
+                    f"ClusterName={self.name}",
+                    f"SlurmctldHost={self.host}(127.0.0.1)",
+                    f"SlurmctldPort={free_port()}",
+                    f"SlurmdPort={free_port()}",
+                    "AuthType=auth/munge",
+                    f"AuthInfo=socket={self.munge_socket}",
+                    "CredType=cred/munge",
+                    "SlurmUser=root",
+                    "SlurmdUser=root",
+                    "MpiDefault=none",
+                    "ProctrackType=proctrack/linuxproc",
+                    "TaskPlugin=task/none",
+                    "SelectType=select/cons_tres",
+                    "SelectTypeParameters=CR_Core_Memory",
+                    "SchedulerType=sched/backfill",
+                    "ReturnToService=2",
+                    "JobAcctGatherType=jobacct_gather/linux",
+                    "JobAcctGatherFrequency=5",
+                    "AccountingStorageType=accounting_storage/slurmdbd",
+                    "AccountingStorageHost=127.0.0.1",
+                    f"AccountingStoragePort={self.dbd_port}",
+                    "AccountingStoreFlags=job_comment",
+                    # the munge socket for slurmdbd connections (AuthInfo covers the others)
+                    f"AccountingStoragePass={self.munge_socket}",
+                    f"StateSaveLocation={r / 'spool/ctld'}",
+                    f"SlurmdSpoolDir={r / 'spool/d'}",
+                    f"SlurmctldPidFile={r / 'run/slurmctld.pid'}",
+                    f"SlurmdPidFile={r / 'run/slurmd.pid'}",
+                    f"SlurmctldLogFile={r / 'log/slurmctld.log'}",
+                    f"SlurmdLogFile={r / 'log/slurmd.log'}",
+                    f"NodeName={self.host} NodeAddr=127.0.0.1 CPUs={self.cpus} "
+                    f"RealMemory={self.memory_mb} State=UNKNOWN",
+                    f"PartitionName={self.partition} Nodes=ALL Default=YES MaxTime=INFINITE State=UP",
+                    "",
+                ]
+            )
+        )
         SYSTEM_CONF.parent.mkdir(parents=True, exist_ok=True)
         SYSTEM_CONF.symlink_to(r / "etc/slurm.conf")
         self._spawn("slurmctld", ["slurmctld", "-D", "-i"])
@@ -265,16 +350,18 @@ class Cluster:
 
     def logs(self) -> str:
         """The tails of the daemons' logs, for a failure message."""
-        return "\n".join(f"== {f.name}\n{f.read_text(errors='replace')[-2000:]}"
-                         for f in sorted((self.root / "log").iterdir()))
+        return "\n".join(
+            f"== {f.name}\n{f.read_text(errors='replace')[-2000:]}" for f in sorted((self.root / "log").iterdir())
+        )
 
     # -- tear-down ----------------------------------------------------------------------
     def stop(self) -> None:
         if any(n == "slurmctld" and p.poll() is None for n, p in self.procs):
             # every job of this private cluster is ours: end them before their slurmd goes
             deadline = time.monotonic() + 30
-            while (jobs := self.run("squeue", "-h", "-o", "%i", check=False).stdout.split()) and \
-                    time.monotonic() < deadline:
+            while (
+                jobs := self.run("squeue", "-h", "-o", "%i", check=False).stdout.split()
+            ) and time.monotonic() < deadline:
                 self.run("scancel", *jobs, check=False)
                 time.sleep(0.5)
         for _, proc in reversed(self.procs):

@@ -7,17 +7,19 @@ import sys
 
 import cv2
 import pytest
-from picotest import REPO
 
 from pico import ablations
 from pico import config as pcfg
+from picotest import REPO
 
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 DATASETS = {"k400": {"source": "synthetic"}, "yt8m_s": {"source": "synthetic"}}
 
 
 def test_each_figure_defaults_to_its_own_grid():
-    cfg = pcfg.validate({"datasets": DATASETS, "ablations": {f: {"dataset": "yt8m_s"} for f in ablations.TITLES}}, SCHEMA)
+    cfg = pcfg.validate(
+        {"datasets": DATASETS, "ablations": {f: {"dataset": "yt8m_s"} for f in ablations.TITLES}}, SCHEMA
+    )
     fig3, fig4, fig5 = (cfg["ablations"][f] for f in ("figure3", "figure4", "figure5"))
     assert (fig3["sampling"], fig3["gammas"], fig3["deltas"]) == (["random"], [0, 0.01, 0.1], [1, 4, 16])
     assert (fig4["sampling"], fig4["gammas"]) == (["random"], [0]) and len(fig4["deltas"]) > len(fig3["deltas"])
@@ -34,7 +36,8 @@ def test_the_rules_import_no_heavy_module_at_parse_time():
     rules = [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk"))]
     modules = sorted({m for path in rules for m in re.findall(r"^import (pico\.\w+)$", path.read_text(), re.M)})
     assert "pico.ablations" in modules
-    code = f"import sys, {', '.join(modules)}; print(sorted({{'numpy', 'pyarrow', 'matplotlib', 'torch'}} & set(sys.modules)))"
+    heavy = "{'numpy', 'pyarrow', 'matplotlib', 'torch'}"
+    code = f"import sys, {', '.join(modules)}; print(sorted({heavy} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", (modules, out.stdout)
 
@@ -43,12 +46,28 @@ def test_the_rules_import_no_heavy_module_at_parse_time():
     "ablation, key, words",
     [
         ({"figure3": {"dataset": "youtube"}}, "ablations.figure3.dataset", "'youtube' is not one of datasets"),
-        ({"figure4": {"dataset": "k400", "deltas": [4, 20]}}, "ablations.figure4.deltas.1", "exceeds tracking.max_delta 16"),
-        ({"figure3": {"dataset": "k400", "gammas": [0.6]}}, "ablations.figure3.gammas.0", "exceeds tracking.max_gamma 0.5"),
-        ({"figure5": {"dataset": "k400", "sampling": ["anchor", "uniform"]}}, "ablations.figure5.sampling.1", "is not one of"),
+        (
+            {"figure4": {"dataset": "k400", "deltas": [4, 20]}},
+            "ablations.figure4.deltas.1",
+            "exceeds tracking.max_delta 16",
+        ),
+        (
+            {"figure3": {"dataset": "k400", "gammas": [0.6]}},
+            "ablations.figure3.gammas.0",
+            "exceeds tracking.max_gamma 0.5",
+        ),
+        (
+            {"figure5": {"dataset": "k400", "sampling": ["anchor", "uniform"]}},
+            "ablations.figure5.sampling.1",
+            "is not one of",
+        ),
         ({"figure6": {"dataset": "k400"}}, "ablations", "figure6"),
         ({"figure4": {"deltas": [1]}}, "ablations.figure4", "'dataset' is a required property"),
-        ({"figure3": {"dataset": "k400", "gammas": [0.1, 0.1000001]}}, "ablations.figure3.gammas.1", "0.1000001 is named 0.1 in paths"),
+        (
+            {"figure3": {"dataset": "k400", "gammas": [0.1, 0.1000001]}},
+            "ablations.figure3.gammas.1",
+            "0.1000001 is named 0.1 in paths",
+        ),
     ],
 )
 def test_invalid_ablations_are_rejected_naming_the_key(ablation, key, words):
@@ -79,7 +98,9 @@ def test_demo_ablations_probe_every_point_of_their_grids(demo):
     table1 = json.loads((demo / "results/coco_probe.json").read_text())
     (pico,) = [r for r in table1["rows"] if r["method"] == "pico"]
     fig5 = json.loads((demo / "results/ablations/figure5.json").read_text())
-    assert [(p["mIoU"], p["fIoU"]) for p in fig5["points"] if p["model"] == pico["model"]] == [(pico["mIoU"], pico["fIoU"])]
+    assert [(p["mIoU"], p["fIoU"]) for p in fig5["points"] if p["model"] == pico["model"]] == [
+        (pico["mIoU"], pico["fIoU"])
+    ]
 
 
 def test_the_plot_is_the_same_bytes_for_the_same_data(tmp_path, demo):

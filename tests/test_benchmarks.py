@@ -106,13 +106,18 @@ def test_the_coco_reader_takes_the_official_panoptic_layout(demo_coco):
     image, labels = train[0]
     assert image.shape == (64, 96, 3) and labels.shape == (64, 96)
     assert set(np.unique(labels)) <= {0, 1, 2} and (labels == 0).any()  # objects are visible
-    assert (demo_coco / "annotations/panoptic_val2017.json").exists() and len(list((demo_coco / "val2017").glob("*.jpg"))) == 3
+    assert (demo_coco / "annotations/panoptic_val2017.json").exists() and len(
+        list((demo_coco / "val2017").glob("*.jpg"))
+    ) == 3
 
 
-@pytest.mark.parametrize("reader, kind, damage, what", [
-    (datasets.CocoPanoptic, "panoptic", '{"images": []}', "COCO panoptic annotations"),
-    (datasets.CocoInstances, "instances", '{"images": [', "COCO instance annotations"),
-])
+@pytest.mark.parametrize(
+    "reader, kind, damage, what",
+    [
+        (datasets.CocoPanoptic, "panoptic", '{"images": []}', "COCO panoptic annotations"),
+        (datasets.CocoInstances, "instances", '{"images": [', "COCO instance annotations"),
+    ],
+)
 def test_a_missing_or_malformed_coco_names_the_path(tmp_path, demo_coco, reader, kind, damage, what):
     with pytest.raises(datasets.DatasetError, match=r"train2017: missing.*JPEG images"):
         reader(tmp_path, "train")
@@ -126,8 +131,20 @@ def test_a_missing_or_malformed_coco_names_the_path(tmp_path, demo_coco, reader,
 def test_the_probe_trains_only_its_classifier(demo_coco):
     net = model.DenseNet("resnet18", None, freeze_encoder=True)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    cfg = {"iterations": 3, "batch_size": 2, "lr": 0.1, "weight_decay": 0.0, "milestones": [2], "warmup_iterations": 0, "workers": 0, "min_size_train": [64],
-           "min_size_test": 64, "max_size": 200, "crop_size": 48, "device": "cpu"}
+    cfg = {
+        "iterations": 3,
+        "batch_size": 2,
+        "lr": 0.1,
+        "weight_decay": 0.0,
+        "milestones": [2],
+        "warmup_iterations": 0,
+        "workers": 0,
+        "min_size_train": [64],
+        "min_size_test": 64,
+        "max_size": 200,
+        "crop_size": 48,
+        "device": "cpu",
+    }
     train = datasets.CocoPanoptic(demo_coco, "train")
     linear = probe.LinearProbe(net, 128, train.n_classes)
     head_before = linear.classifier.weight.clone()
@@ -211,8 +228,21 @@ def test_cityscapes_reader_maps_label_ids_to_train_ids(tmp_path):
     assert labels[0, ::4].tolist() == [0, 13, 255, 18]
 
 
-PROBE = {"iterations": 4, "batch_size": 2, "lr": 0.1, "weight_decay": 0.0, "milestones": [3], "warmup_iterations": 0, "workers": 0, "min_size_train": [64],
-         "min_size_test": 64, "max_size": 200, "crop_size": 48, "device": "cpu", "checkpoint_every": 2}
+PROBE = {
+    "iterations": 4,
+    "batch_size": 2,
+    "lr": 0.1,
+    "weight_decay": 0.0,
+    "milestones": [3],
+    "warmup_iterations": 0,
+    "workers": 0,
+    "min_size_train": [64],
+    "min_size_test": 64,
+    "max_size": 200,
+    "crop_size": 48,
+    "device": "cpu",
+    "checkpoint_every": 2,
+}
 
 
 def test_a_preempted_probe_resumes_exactly_where_it_stopped(demo_coco, tmp_path):
@@ -290,8 +320,19 @@ def test_the_depth_probe_learns_l1_on_measured_pixels_and_scores_rmse(demo_nyu):
     assert metrics.rmse(np.array([1.0, 2.0, 3.0]), np.array([2.0, 2.0, 1.0])) == pytest.approx(np.sqrt(5 / 3))
     net = model.DenseNet("resnet18", None, freeze_encoder=True)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    cfg = {"iterations": 3, "batch_size": 2, "lr": 0.001, "weight_decay": 0.0, "milestones": [2], "warmup_iterations": 0, "workers": 0, "size": 32,
-           "device": "cpu", "depth_scale": 0.001, "checkpoint_every": 10}
+    cfg = {
+        "iterations": 3,
+        "batch_size": 2,
+        "lr": 0.001,
+        "weight_decay": 0.0,
+        "milestones": [2],
+        "warmup_iterations": 0,
+        "workers": 0,
+        "size": 32,
+        "device": "cpu",
+        "depth_scale": 0.001,
+        "checkpoint_every": 10,
+    }
     scores = probe.run(net, 128, "nyu_depth", demo_nyu, cfg, 0)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     assert set(scores) == {"RMSE"} and 0 < scores["RMSE"] < 50
@@ -301,9 +342,13 @@ def test_cocoeval_scores_perfect_and_shifted_detections(demo_coco):
     val = datasets.CocoInstances(demo_coco, "val")
     assert val.names == ["background", "disc", "box", "triangle", "ring"] and len(val) == 3
     anns = [a for a in val.coco.dataset["annotations"]]
-    perfect = [{"image_id": a["image_id"], "category_id": a["category_id"], "score": 1.0, "bbox": a["bbox"]} for a in anns]
-    masks = [{"image_id": a["image_id"], "category_id": a["category_id"], "score": 1.0,
-              "segmentation": a["segmentation"]} for a in anns]
+    perfect = [
+        {"image_id": a["image_id"], "category_id": a["category_id"], "score": 1.0, "bbox": a["bbox"]} for a in anns
+    ]
+    masks = [
+        {"image_id": a["image_id"], "category_id": a["category_id"], "score": 1.0, "segmentation": a["segmentation"]}
+        for a in anns
+    ]
     assert detection.coco_ap(val.coco, perfect, masks) == pytest.approx(dict.fromkeys(detection.METRICS, 100.0))
     shifted = [{**d, "bbox": [d["bbox"][0] + d["bbox"][2] / 3, *d["bbox"][1:]]} for d in perfect]  # IoU 0.5
     scores = detection.coco_ap(val.coco, shifted, [])
@@ -332,9 +377,22 @@ def test_detectron2s_warmup_and_step_schedule():
 def test_mask_rcnn_trains_its_heads_only_on_a_frozen_fpn(demo_coco):
     net = model.DenseNet("resnet18", None, freeze_encoder=True)
     frozen = {k: v.clone() for k, v in net.backbone.state_dict().items()}
-    cfg = {"iterations": 2, "batch_size": 2, "lr": 0.005, "weight_decay": 1e-4, "milestones": [1], "warmup_iterations": 1, "workers": 0,
-           "min_size_train": [64], "min_size_test": 64, "max_size": 128, "proposals_train": 50, "proposals_test": 50,
-           "rois_per_image": 32, "device": "cpu"}
+    cfg = {
+        "iterations": 2,
+        "batch_size": 2,
+        "lr": 0.005,
+        "weight_decay": 1e-4,
+        "milestones": [1],
+        "warmup_iterations": 1,
+        "workers": 0,
+        "min_size_train": [64],
+        "min_size_test": 64,
+        "max_size": 128,
+        "proposals_train": 50,
+        "proposals_test": 50,
+        "rois_per_image": 32,
+        "device": "cpu",
+    }
     train = datasets.CocoInstances(demo_coco, "train")
     torch.manual_seed(0)
     detector = detection.FrozenFPNMaskRCNN(net.backbone, train.n_classes, cfg)
@@ -350,15 +408,28 @@ def test_detectron2_export_renames_every_backbone_and_fpn_weight():
     state = backbone.state_dict()
     exported = detection.detectron2_state(backbone)["model"]
     assert len(exported) == sum(not k.endswith("num_batches_tracked") for k in state)
-    assert {k.split(".")[2] for k in exported if k.startswith("backbone.bottom_up.")} == {"stem", "res2", "res3", "res4", "res5"}
-    assert {k.split(".")[1] for k in exported if "fpn" in k} == {f"fpn_{kind}{i}" for kind in ("lateral", "output") for i in (2, 3, 4, 5)}
-    assert torch.equal(exported["backbone.bottom_up.res3.0.shortcut.norm.running_var"], state["body.layer2.0.downsample.1.running_var"])
+    assert {k.split(".")[2] for k in exported if k.startswith("backbone.bottom_up.")} == {
+        "stem",
+        "res2",
+        "res3",
+        "res4",
+        "res5",
+    }
+    assert {k.split(".")[1] for k in exported if "fpn" in k} == {
+        f"fpn_{kind}{i}" for kind in ("lateral", "output") for i in (2, 3, 4, 5)
+    }
+    assert torch.equal(
+        exported["backbone.bottom_up.res3.0.shortcut.norm.running_var"], state["body.layer2.0.downsample.1.running_var"]
+    )
     assert torch.equal(exported["backbone.bottom_up.res5.2.conv3.weight"], state["body.layer4.2.conv3.weight"])
     assert torch.equal(exported["backbone.fpn_output2.bias"], state["fpn.layer_blocks.0.0.bias"])
 
 
 def test_the_demo_yields_every_benchmark_table(demo):
-    tables = {name: json.loads((demo / f"results/{name}.json").read_text()) for name in ("coco_probe", "coco_maskrcnn", "nyu_depth")}
+    tables = {
+        name: json.loads((demo / f"results/{name}.json").read_text())
+        for name in ("coco_probe", "coco_maskrcnn", "nyu_depth")
+    }
     for name, table in tables.items():
         assert table["demo"] and "DEMO" in table["benchmark"]
         methods = [r["method"] for r in table["rows"]]
@@ -371,9 +442,13 @@ def test_the_demo_yields_every_benchmark_table(demo):
 
 def test_detectron2_export_and_runtime_settings_through_snakemake(demo):
     run_snakemake(demo, "detectron2")
-    saved = torch.load(demo / "results/models/pico/demo/anchor/g0_d4/detectron2.pth", weights_only=True)  # plain torch.load
+    saved = torch.load(
+        demo / "results/models/pico/demo/anchor/g0_d4/detectron2.pth", weights_only=True
+    )  # plain torch.load
     assert "backbone.bottom_up.stem.conv1.weight" in saved["model"] and "backbone.fpn_lateral5.bias" in saved["model"]
     # where and how often a benchmark checkpoints change no result: nothing reruns
-    runtime = {"benchmarks": {"probe": {"device": "auto", "checkpoint_every": 7, "workers": 3}, "maskrcnn": {"device": "auto"}}}
+    runtime = {
+        "benchmarks": {"probe": {"device": "auto", "checkpoint_every": 7, "workers": 3}, "maskrcnn": {"device": "auto"}}
+    }
     out = run_snakemake(demo, "benchmarks", "-n", config=runtime)
     assert scheduled(out.stdout) == {}, out.stdout

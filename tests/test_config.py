@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from picotest import REPO, run_snakemake
 
 from pico import config as pcfg
+from picotest import REPO, run_snakemake
 
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 
@@ -38,15 +38,47 @@ def test_a_config_naming_only_datasets_gets_every_default():
         ({"datasets": {"d": {"source": "synthetic", "snippet_secs": 3}}}, "datasets.d", "snippet_secs"),
         ({"datasets": {}}, "datasets", "non-empty"),
         ({"datasets": {"bad name": {"source": "synthetic"}}}, "datasets", "bad name"),
-        ({"datasets": {"d": {"source": "synthetic"}}, "tracking": {"thresholds": [[0, 20]]}}, "tracking.thresholds.0", "max_delta 16"),
-        ({"datasets": {"d": {"source": "synthetic"}}, "tracking": {"thresholds": [[0, 4], [0, 4.0000001]]}}, "tracking.thresholds.1.1", "is named 4 in paths"),
-        ({"datasets": {"d": {"source": "synthetic"}}, "tracking": {"thresholds": [[0, 4], [0.0, 4]]}}, "tracking.thresholds", "non-unique"),
+        (
+            {"datasets": {"d": {"source": "synthetic"}}, "tracking": {"thresholds": [[0, 20]]}},
+            "tracking.thresholds.0",
+            "max_delta 16",
+        ),
+        (
+            {"datasets": {"d": {"source": "synthetic"}}, "tracking": {"thresholds": [[0, 4], [0, 4.0000001]]}},
+            "tracking.thresholds.1.1",
+            "is named 4 in paths",
+        ),
+        (
+            {"datasets": {"d": {"source": "synthetic"}}, "tracking": {"thresholds": [[0, 4], [0.0, 4]]}},
+            "tracking.thresholds",
+            "non-unique",
+        ),
         ({"datasets": {"d": {"source": "synthetic"}}, "flow": {"backend": "pwc"}}, "flow.backend", "is not one of"),
-        ({"datasets": {"d": {"source": "synthetic"}}, "pretrain": {"videos_per_batch": 2, "gpus": 4}}, "pretrain.videos_per_batch", "4 processes"),
-        ({"datasets": {"d": {"source": "synthetic"}}, "model": {"encoder_checkpoint": "no/moco.pth"}}, "model.encoder_checkpoint", "does not exist"),
-        ({"datasets": {"d": {"source": "synthetic"}}, "benchmarks": {"coco_root": "no/coco"}}, "benchmarks.coco_root", "does not exist"),
-        ({"datasets": {"d": {"source": "synthetic"}}, "benchmarks": {"voc": {"root": "no/voc"}}}, "benchmarks.voc.root", "does not exist"),
-        ({"datasets": {"d": {"source": "synthetic"}}, "benchmarks": {"demo": {"world": {"sped": [0, 1]}}}}, "benchmarks.demo.world", "'sped' was unexpected"),
+        (
+            {"datasets": {"d": {"source": "synthetic"}}, "pretrain": {"videos_per_batch": 2, "gpus": 4}},
+            "pretrain.videos_per_batch",
+            "4 processes",
+        ),
+        (
+            {"datasets": {"d": {"source": "synthetic"}}, "model": {"encoder_checkpoint": "no/moco.pth"}},
+            "model.encoder_checkpoint",
+            "does not exist",
+        ),
+        (
+            {"datasets": {"d": {"source": "synthetic"}}, "benchmarks": {"coco_root": "no/coco"}},
+            "benchmarks.coco_root",
+            "does not exist",
+        ),
+        (
+            {"datasets": {"d": {"source": "synthetic"}}, "benchmarks": {"voc": {"root": "no/voc"}}},
+            "benchmarks.voc.root",
+            "does not exist",
+        ),
+        (
+            {"datasets": {"d": {"source": "synthetic"}}, "benchmarks": {"demo": {"world": {"sped": [0, 1]}}}},
+            "benchmarks.demo.world",
+            "'sped' was unexpected",
+        ),
     ],
 )
 def test_invalid_configs_are_rejected_naming_the_key(cfg, key, words):
@@ -58,8 +90,14 @@ def test_invalid_configs_are_rejected_naming_the_key(cfg, key, words):
 
 def test_the_demo_benchmarks_world_is_the_configured_one_else_the_first_synthetic_datasets():
     mini = {"speed": [0.35, 0.8], "deformation": 0.25}
-    cfg = validate({"datasets": {"k": {"source": "local", "path": str(REPO)},
-                                 "s": {"source": "synthetic", "synthetic": {"world": mini}}}})
+    cfg = validate(
+        {
+            "datasets": {
+                "k": {"source": "local", "path": str(REPO)},
+                "s": {"source": "synthetic", "synthetic": {"world": mini}},
+            }
+        }
+    )
     assert pcfg.demo_world(cfg) == cfg["datasets"]["s"]["synthetic"]["world"]
     assert pcfg.demo_world(cfg)["speed"] == [0.35, 0.8] and pcfg.demo_world(cfg)["pan"] == [0.0, 0.08]
     cfg = validate({"datasets": {"s": {"source": "synthetic"}}, "benchmarks": {"demo": {"world": {"spin": [0, 1]}}}})
@@ -70,7 +108,14 @@ def test_the_demo_benchmarks_world_is_the_configured_one_else_the_first_syntheti
 def test_shipped_configs_are_valid(tmp_path, monkeypatch):
     validate(yaml.safe_load((REPO / "config/config.yaml").read_text()))
     monkeypatch.chdir(tmp_path)  # paper.yaml's inputs, as a user lays them out
-    for folder in ("data/kinetics400/train", "data/yt8m/video", "data/coco", "data/VOCdevkit/VOC2012", "data/cityscapes", "data/nyu"):
+    for folder in (
+        "data/kinetics400/train",
+        "data/yt8m/video",
+        "data/coco",
+        "data/VOCdevkit/VOC2012",
+        "data/cityscapes",
+        "data/nyu",
+    ):
         Path(folder).mkdir(parents=True)
     Path("data/kinetics400/train.csv").write_text("label,youtube_id,time_start,time_end,split\n")
     Path("data/moco_v2_800ep_pretrain.pth.tar").write_bytes(b"")
@@ -82,7 +127,9 @@ def test_shipped_configs_are_valid(tmp_path, monkeypatch):
 
 
 def test_snakemake_stops_before_any_job_on_a_bad_config(tmp_path):
-    out = run_snakemake(tmp_path, "videos", config={"datasets": {"d": {"source": "synthetic"}}, "frames": {"fps": -1}}, check=False)
+    out = run_snakemake(
+        tmp_path, "videos", config={"datasets": {"d": {"source": "synthetic"}}, "frames": {"fps": -1}}, check=False
+    )
     assert out.returncode != 0
     assert "frames.fps" in out.stderr + out.stdout
     assert not (tmp_path / "results").exists()

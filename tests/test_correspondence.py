@@ -12,11 +12,11 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from picotest import run_snakemake, scheduled
 
 from pico import correspondence, groundtruth, synthetic
 from pico.datasets import DatasetError
 from pico.model import STRIDE
+from picotest import run_snakemake, scheduled
 
 ALOE = Path("/usr/share/doc/opencv-doc/examples/data")
 H, W = 128, 171  # the demo's frame size
@@ -34,7 +34,11 @@ def position_features(shift: tuple[float, float]) -> torch.Tensor:
 
 
 def grid_points(step: int = 7) -> np.ndarray:
-    return np.stack(np.meshgrid(np.arange(10, W - 20, step), np.arange(10, H - 20, step)), -1).reshape(-1, 2).astype(np.float32)
+    return (
+        np.stack(np.meshgrid(np.arange(10, W - 20, step), np.arange(10, H - 20, step)), -1)
+        .reshape(-1, 2)
+        .astype(np.float32)
+    )
 
 
 def matched(features_a, features_b, points, refinement="upsample"):
@@ -49,7 +53,9 @@ def test_features_that_encode_position_give_pck1_of_one_on_a_known_subcell_shift
     got = correspondence.scores(matched(position_features((0, 0)), position_features(shift), points), truth)
     assert got["pck1"] == 1.0 and got["epe"] < 0.75 and got["n"] == len(points)
     # without refinement a cell's centre is up to 2.1 px off: pck1 is the share of lucky cells
-    nearest = correspondence.scores(matched(position_features((0, 0)), position_features(shift), points, "nearest"), truth)
+    nearest = correspondence.scores(
+        matched(position_features((0, 0)), position_features(shift), points, "nearest"), truth
+    )
     assert nearest["pck1"] < 0.5 and nearest["pck4"] == 1.0
 
 
@@ -65,7 +71,11 @@ def test_random_features_score_at_chance():
     n = 6000
     points = np.stack([rng.uniform(0, W - 1, n), rng.uniform(0, H - 1, n)], 1).astype(np.float32)
     truth = np.stack([rng.uniform(0, W - 1, n), rng.uniform(0, H - 1, n)], 1).astype(np.float32)
-    random_map = lambda: F.normalize(torch.randn(128, *CELLS, generator=torch.Generator().manual_seed(int(rng.integers(1 << 30)))), dim=0)
+
+    def random_map():
+        generator = torch.Generator().manual_seed(int(rng.integers(1 << 30)))
+        return F.normalize(torch.randn(128, *CELLS, generator=generator), dim=0)
+
     got = correspondence.scores(matched(random_map(), random_map(), points), truth)
     for k in (4, 8):
         p = chance(truth[:1500], k)  # ~0.2 % and ~0.8 %
@@ -97,15 +107,21 @@ def write_png16(path: Path, values: np.ndarray) -> None:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     rows = b"".join(b"\0" + struct.pack(f">{w}H", *row) for row in values.tolist())
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 0, 0, 0, 0))
-                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def write_pfm(path: Path, values: np.ndarray, little: bool) -> None:
     h, w = values.shape
     bottom_up = [float(x) for row in values[::-1] for x in row]
-    path.write_bytes(f"Pf\n{w} {h}\n{-1.0 if little else 1.0}\n".encode()
-                     + struct.pack(("<" if little else ">") + f"{len(bottom_up)}f", *bottom_up))
+    path.write_bytes(
+        f"Pf\n{w} {h}\n{-1.0 if little else 1.0}\n".encode()
+        + struct.pack(("<" if little else ">") + f"{len(bottom_up)}f", *bottom_up)
+    )
 
 
 DISPARITY = np.array([[1.5, 0.0, 7.25], [np.inf, -2.0, 40.0]], np.float32)  # 0, inf and < 0: unknown
@@ -118,7 +134,9 @@ def test_flo_reader_on_a_middlebury_file_with_unknown_vectors(tmp_path):
     write_flo(tmp_path / "f.flo", u, v)
     flow = groundtruth.read_flo(tmp_path / "f.flo")
     assert flow.shape == (2, 2, 3) and flow.dtype == np.float32
-    expected = np.array([[[0.5, np.nan, np.nan], [2.0, np.nan, np.nan]], [[1.0, np.nan, np.nan], [-1.25, np.nan, np.nan]]])
+    expected = np.array(
+        [[[0.5, np.nan, np.nan], [2.0, np.nan, np.nan]], [[1.0, np.nan, np.nan], [-1.25, np.nan, np.nan]]]
+    )
     np.testing.assert_array_equal(flow, expected)
 
 
@@ -155,8 +173,19 @@ def test_disparity_is_a_leftward_flow():
     np.testing.assert_array_equal(np.isnan(flow[1]), np.isnan(KNOWN))
 
 
-@pytest.mark.parametrize("damage", ["truncated flo", "wrong magic", "bad pfm type", "bad pfm size", "truncated pfm",
-                                    "three-channel png", "npz of two arrays", "unknown suffix"])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "truncated flo",
+        "wrong magic",
+        "bad pfm type",
+        "bad pfm size",
+        "truncated pfm",
+        "three-channel png",
+        "npz of two arrays",
+        "unknown suffix",
+    ],
+)
 def test_a_damaged_file_is_an_error_naming_it(tmp_path, damage):
     u = np.ones((3, 4), np.float32)
     if "flo" in damage or "magic" in damage:
@@ -166,12 +195,19 @@ def test_a_damaged_file_is_an_error_naming_it(tmp_path, damage):
             path.write_bytes(path.read_bytes()[:-4])
         read = groundtruth.read_flo
     else:
-        path = tmp_path / {"pfm": "bad.pfm", "png": "bad.png", "npz": "bad.npz"}.get(damage.split()[-1].replace("arrays", "npz"), "bad.tiff")
+        path = tmp_path / {"pfm": "bad.pfm", "png": "bad.png", "npz": "bad.npz"}.get(
+            damage.split()[-1].replace("arrays", "npz"), "bad.tiff"
+        )
         if "pfm" in damage:
             write_pfm(path, u, little=True)
             raw = path.read_bytes()
-            path.write_bytes({"bad pfm type": raw.replace(b"Pf", b"PX", 1), "bad pfm size": raw.replace(b"4 3", b"4 x", 1),
-                              "truncated pfm": raw[:-1]}[damage])
+            path.write_bytes(
+                {
+                    "bad pfm type": raw.replace(b"Pf", b"PX", 1),
+                    "bad pfm size": raw.replace(b"4 3", b"4 x", 1),
+                    "truncated pfm": raw[:-1],
+                }[damage]
+            )
         elif "png" in damage:
             import cv2
 
@@ -238,15 +274,21 @@ def test_demo_pairs_are_deterministic_with_motion_and_occlusions(tmp_path):
     known = np.isfinite(small.flow[0])
     assert 0.5 < known.mean() < 1.0  # occluded and leaving points unlabelled, most labelled
     a, b = correspondence.labelled_points(small, 2000, np.random.default_rng(0))
-    colour = lambda image, p: image[np.round(p[:, 1]).astype(int), np.round(p[:, 0]).astype(int)].astype(float)
+
+    def colour(image, p):
+        return image[np.round(p[:, 1]).astype(int), np.round(p[:, 0]).astype(int)].astype(float)
+
     assert np.median(np.abs(colour(small.image_a, a) - colour(small.image_b, b)).mean(1)) < 12  # the same content
     assert np.percentile(np.hypot(*(b - a).T), 90) > 3.0  # moving objects: several pixels, not sub-pixel
 
 
 def test_demo_pairs_move_as_fast_as_their_world():
     fast = synthetic.World(speed=(0.6, 0.6), pan=(0.3, 0.3))
-    motion = [np.nanmedian(np.hypot(*correspondence.demo_pair(0, i, gap=0.5, width=342, height=256, world=w).flow))
-              for w in (synthetic.World(), fast) for i in range(4)]
+    motion = [
+        np.nanmedian(np.hypot(*correspondence.demo_pair(0, i, gap=0.5, width=342, height=256, world=w).flow))
+        for w in (synthetic.World(), fast)
+        for i in range(4)
+    ]
     # the default world moves 0-0.08 (pan) and 0.08-0.25 (objects) short sides per second
     assert max(motion[:4]) < 0.25 * 256 * 0.5 < 0.3 * 256 * 0.5 * 0.9 < min(motion[4:])
 
@@ -270,8 +312,13 @@ def aloe() -> dict:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the Aloe test: {reason}")
         pytest.skip(reason)
-    return {"name": "aloe", "image_a": str(ALOE / "aloeL.jpg"), "image_b": str(ALOE / "aloeR.jpg"),
-            "disparity": str(ALOE / "aloeGT.png"), "disparity_scale": 1.0}
+    return {
+        "name": "aloe",
+        "image_a": str(ALOE / "aloeL.jpg"),
+        "image_b": str(ALOE / "aloeR.jpg"),
+        "disparity": str(ALOE / "aloeGT.png"),
+        "disparity_scale": 1.0,
+    }
 
 
 def test_aloe_disparity_is_in_pixels_with_zero_unknown():
@@ -292,8 +339,16 @@ def test_aloe_disparity_is_in_pixels_with_zero_unknown():
 
 
 def test_aloe_with_colour_patches_scores_far_above_chance():
-    (row,) = correspondence.evaluate(ColourPatches(), [aloe()], short_side=128, points=2000, refinement="upsample",
-                                     temperature=None, seed=0, device=torch.device("cpu"))
+    (row,) = correspondence.evaluate(
+        ColourPatches(),
+        [aloe()],
+        short_side=128,
+        points=2000,
+        refinement="upsample",
+        temperature=None,
+        seed=0,
+        device=torch.device("cpu"),
+    )
     assert row["pair"] == "aloe" and row["n"] == 2000
     assert 0.15 < row["pck4"] < 0.9 and row["pck1"] <= row["pck2"] <= row["pck4"] <= row["pck8"]  # chance: ~0.3 %
 
@@ -303,21 +358,40 @@ def test_aloe_with_colour_patches_scores_far_above_chance():
 
 def test_the_table_has_one_row_per_model_and_pair_moco_v2_first():
     scored = {"pck1": 0.1, "pck2": 0.2, "pck4": 0.3, "pck8": 0.4, "epe": 5.0, "n": 9}
-    results = [{"method": m, "dataset": d, "model": name, "seconds": 1, "pairs": [{"pair": p, **scored} for p in ("aloe", "demo00")]}
-               for m, d, name in (("pico", "demo", "pico/demo/anchor/g0_d4"), ("moco_v2", None, "moco_v2"))]
+    results = [
+        {
+            "method": m,
+            "dataset": d,
+            "model": name,
+            "seconds": 1,
+            "pairs": [{"pair": p, **scored} for p in ("aloe", "demo00")],
+        }
+        for m, d, name in (("pico", "demo", "pico/demo/anchor/g0_d4"), ("moco_v2", None, "moco_v2"))
+    ]
     table = correspondence.table(results, demo=True)
     assert set(table) == {"benchmark", "demo", "rows"} and table["demo"] is True and "DEMO" in table["benchmark"]
-    assert [(r["model"], r["pair"]) for r in table["rows"]] == [("moco_v2", "aloe"), ("moco_v2", "demo00"),
-                                                                  ("pico/demo/anchor/g0_d4", "aloe"), ("pico/demo/anchor/g0_d4", "demo00")]
-    assert all(list(r) == ["method", "model", "pair", "pck1", "pck2", "pck4", "pck8", "epe", "n"] for r in table["rows"])
+    assert [(r["model"], r["pair"]) for r in table["rows"]] == [
+        ("moco_v2", "aloe"),
+        ("moco_v2", "demo00"),
+        ("pico/demo/anchor/g0_d4", "aloe"),
+        ("pico/demo/anchor/g0_d4", "demo00"),
+    ]
+    assert all(
+        list(r) == ["method", "model", "pair", "pck1", "pck2", "pck4", "pck8", "epe", "n"] for r in table["rows"]
+    )
 
 
 def test_the_demo_plans_one_job_per_model_and_the_demo_pairs(tmp_path, repo):
     out = run_snakemake(tmp_path, "correspondence", "-n", "--configfile", str(repo / "config/config.yaml"))
     jobs = scheduled(out.stdout)
     assert {k: v for k, v in jobs.items() if "correspondence" in k} == {
-        "demo_correspondence": 1, "correspondence_model": 3, "correspondence_moco_v2": 1,
-        "correspondence_table": 1, "correspondence_report": 1, "correspondence": 1}
+        "demo_correspondence": 1,
+        "correspondence_model": 3,
+        "correspondence_moco_v2": 1,
+        "correspondence_table": 1,
+        "correspondence_report": 1,
+        "correspondence": 1,
+    }
 
 
 def test_a_configured_pairs_files_are_inputs_and_a_missing_one_is_named(tmp_path, repo):
@@ -326,7 +400,12 @@ def test_a_configured_pairs_files_are_inputs_and_a_missing_one_is_named(tmp_path
     config = yaml.safe_load((repo / "config/config.yaml").read_text())
     for name in ("a.png", "b.png"):
         (tmp_path / name).write_bytes(b"")
-    pair = {"name": "stereo", "image_a": str(tmp_path / "a.png"), "image_b": str(tmp_path / "b.png"), "disparity": str(tmp_path / "d.pfm")}
+    pair = {
+        "name": "stereo",
+        "image_a": str(tmp_path / "a.png"),
+        "image_b": str(tmp_path / "b.png"),
+        "disparity": str(tmp_path / "d.pfm"),
+    }
     config["benchmarks"]["correspondence"] = {"pairs": [pair], "demo_pairs": 0}
     out = run_snakemake(tmp_path / "run", "correspondence_moco_v2", "-n", config=config, check=False)
     assert out.returncode != 0 and str(tmp_path / "d.pfm") in out.stdout + out.stderr

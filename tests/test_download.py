@@ -19,14 +19,17 @@ from pathlib import Path
 
 import pytest
 
-from picotest import REPO
-
 from pico import config as pcfg
 from pico import download, manifest, sources, video
+from picotest import REPO
 
-CFG = pcfg.validate({"datasets": {"d": {"source": "synthetic"}},
-                     "download": {"retries": 1, "retry_backoff_seconds": 0, "socket_timeout": 5, "bot_backoff_seconds": 0}},
-                    REPO / "workflow/schemas/config.schema.yaml")["download"]
+CFG = pcfg.validate(
+    {
+        "datasets": {"d": {"source": "synthetic"}},
+        "download": {"retries": 1, "retry_backoff_seconds": 0, "socket_timeout": 5, "bot_backoff_seconds": 0},
+    },
+    REPO / "workflow/schemas/config.schema.yaml",
+)["download"]
 
 GOOD_SECONDS = 2.0  # the whole-file video
 LONG_SECONDS = 8.0  # the Kinetics source video, trimmed by the downloads
@@ -285,8 +288,16 @@ def _kinetics_csv(path: Path, rows: list[tuple[str, str, int, int, str]]) -> Pat
 def test_kinetics_downloads_the_trimmed_segment(srv, tmp_path):
     table = _kinetics_csv(tmp_path / "train.csv", [("abseiling", KINETICS_ID, 2, 5, "train")])
     entries = sources.kinetics_entries(str(table), srv.url("/{id}.mp4"))
-    assert entries == [{"video": f"{KINETICS_ID}_000002_000005", "url": srv.url(f"/{KINETICS_ID}.mp4"),
-                        "start": 2.0, "end": 5.0, "label": "abseiling", "split": "train"}]
+    assert entries == [
+        {
+            "video": f"{KINETICS_ID}_000002_000005",
+            "url": srv.url(f"/{KINETICS_ID}.mp4"),
+            "start": 2.0,
+            "end": 5.0,
+            "label": "abseiling",
+            "split": "train",
+        }
+    ]
     (row,) = download.run_shard(entries, "kinetics", tmp_path / "media", CFG, seed=0)
     assert row["status"] == "ok", row.get("reason")
     assert row["source"] == "kinetics"
@@ -374,18 +385,21 @@ def test_a_transient_failure_fails_the_shard_instead_of_losing_the_video(srv, tm
     assert not list((tmp_path / "media").glob("busy*"))
 
 
-@pytest.mark.parametrize("reason, expected", [
-    ("Unable to download webpage: <urlopen error [Errno -3] Temporary failure in name resolution>", True),
-    ("Unable to download webpage: The read operation timed out", True),
-    ("Unable to download webpage: HTTP Error 429: Too Many Requests", True),
-    ("Unable to download webpage: HTTP Error 502: Bad Gateway", True),
-    ("Sign in to confirm you’re not a bot. Use --cookies-from-browser or --cookies for the authentication.", True),
-    ("Sign in to confirm your age. This video may be inappropriate for some users.", False),
-    ("The uploader has not made this video available in your country", False),
-    ("Video unavailable. This video has been removed by the uploader", False),
-    ("Private video. Sign in if you've been granted access to this video", False),
-    ("Unable to download webpage: HTTP Error 404: Not Found", False),
-])
+@pytest.mark.parametrize(
+    "reason, expected",
+    [
+        ("Unable to download webpage: <urlopen error [Errno -3] Temporary failure in name resolution>", True),
+        ("Unable to download webpage: The read operation timed out", True),
+        ("Unable to download webpage: HTTP Error 429: Too Many Requests", True),
+        ("Unable to download webpage: HTTP Error 502: Bad Gateway", True),
+        ("Sign in to confirm you’re not a bot. Use --cookies-from-browser or --cookies for the authentication.", True),
+        ("Sign in to confirm your age. This video may be inappropriate for some users.", False),
+        ("The uploader has not made this video available in your country", False),
+        ("Video unavailable. This video has been removed by the uploader", False),
+        ("Private video. Sign in if you've been granted access to this video", False),
+        ("Unable to download webpage: HTTP Error 404: Not Found", False),
+    ],
+)
 def test_which_download_errors_are_transient(reason, expected):
     assert download.transient(reason) is expected
 
@@ -393,10 +407,20 @@ def test_which_download_errors_are_transient(reason, expected):
 def test_ytdlp_options_carry_cookies_limits_sleeps_and_proxy(tmp_path):
     plain = download.ytdlp_options(tmp_path / "v", CFG)
     assert not {"cookiefile", "ratelimit", "proxy", "sleep_interval", "sleep_interval_requests"} & plain.keys()
-    cfg = {**CFG, "cookies": "/secrets/cookies.txt", "rate_limit": 2_000_000, "proxy": "socks5://127.0.0.1:1080",
-           "sleep_seconds": 5, "sleep_requests": 0.75}
+    cfg = {
+        **CFG,
+        "cookies": "/secrets/cookies.txt",
+        "rate_limit": 2_000_000,
+        "proxy": "socks5://127.0.0.1:1080",
+        "sleep_seconds": 5,
+        "sleep_requests": 0.75,
+    }
     options = download.ytdlp_options(tmp_path / "v", cfg)
-    assert (options["cookiefile"], options["ratelimit"], options["proxy"]) == ("/secrets/cookies.txt", 2_000_000, "socks5://127.0.0.1:1080")
+    assert (options["cookiefile"], options["ratelimit"], options["proxy"]) == (
+        "/secrets/cookies.txt",
+        2_000_000,
+        "socks5://127.0.0.1:1080",
+    )
     assert (options["sleep_interval"], options["sleep_interval_requests"]) == (5, 0.75)
 
 

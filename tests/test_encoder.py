@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from picotest import REPO, dry_run_with, scheduled
 
 from pico import config as pcfg
 from pico import encoder, framestore, model
+from picotest import REPO, dry_run_with, scheduled
 
 
 @pytest.fixture(scope="module")
@@ -22,21 +22,37 @@ def frame_dirs(tmp_path_factory):
     for shard, videos in (("00000", ["a", "b"]), ("00001", ["c"])):
         (root / shard).mkdir()
         for video in videos:
-            frames = [cv2.resize(rng.integers(0, 255, (4, 5, 3), dtype=np.uint8), (50, 40), interpolation=cv2.INTER_CUBIC)
-                      for _ in range(4)]
+            frames = [
+                cv2.resize(rng.integers(0, 255, (4, 5, 3), dtype=np.uint8), (50, 40), interpolation=cv2.INTER_CUBIC)
+                for _ in range(4)
+            ]
             framestore.write(root / shard / f"{video}{framestore.SUFFIX}", frames, {"video": video, "fps": 30.0})
     return [str(root / "00000"), str(root / "00001")]
 
 
 def config(**settings):
-    cfg = {"datasets": {"d": {"source": "synthetic"}}, "model": {"arch": "resnet18"},
-           "encoder": {"iterations": 4, "batch_size": 4, "crop_size": 32, "queue_size": 16, "bn_groups": 2,
-                       "checkpoint_every": 100, "workers": 0, "device": "cpu", **settings}}
+    cfg = {
+        "datasets": {"d": {"source": "synthetic"}},
+        "model": {"arch": "resnet18"},
+        "encoder": {
+            "iterations": 4,
+            "batch_size": 4,
+            "crop_size": 32,
+            "queue_size": 16,
+            "bn_groups": 2,
+            "checkpoint_every": 100,
+            "workers": 0,
+            "device": "cpu",
+            **settings,
+        },
+    }
     return pcfg.validate(cfg, REPO / "workflow/schemas/config.schema.yaml")
 
 
 def run(frame_dirs, folder, **kwargs):
-    return encoder.train(frame_dirs, config(), folder / "moco_v2.pth", folder / "metrics.csv", folder / "work", **kwargs)
+    return encoder.train(
+        frame_dirs, config(), folder / "moco_v2.pth", folder / "metrics.csv", folder / "work", **kwargs
+    )
 
 
 def test_the_stand_in_is_an_official_moco_checkpoint_and_resumes_bit_exactly(frame_dirs, tmp_path):

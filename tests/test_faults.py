@@ -24,7 +24,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from picotest import run_snakemake, snakemake_command
 
 from pico import (
     checkpoint,
@@ -38,10 +37,21 @@ from pico import (
     tracks,
 )
 from pico.io import write_parquet
+from picotest import run_snakemake, snakemake_command
 
 #: The stages (workflow/scripts/{stage}.py) that the interrupted run must have killed once each.
-STAGES = ("download", "detect_shots", "extract_frames", "estimate_flow", "raw_tracks", "cut_tracks",
-          "point_pairs", "pretrain", "probe", "probe_table")
+STAGES = (
+    "download",
+    "detect_shots",
+    "extract_frames",
+    "estimate_flow",
+    "raw_tracks",
+    "cut_tracks",
+    "point_pairs",
+    "pretrain",
+    "probe",
+    "probe_table",
+)
 #: The interrupted run's target: Table 1, through every stage (the demo's ablation grid and
 #: other benchmarks rerun the same rules on other settings, at several times the cost).
 TARGET = "coco_probe"
@@ -166,7 +176,9 @@ def interrupted_run(workdir, log) -> list[dict]:
             proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         victim = None
         while victim is None and proc.poll() is None:
-            jobs = {pid: stage for pid, stage in job_processes(workdir).items() if stage in STAGES and stage not in seen}
+            jobs = {
+                pid: stage for pid, stage in job_processes(workdir).items() if stage in STAGES and stage not in seen
+            }
             frozen = freeze(jobs)
             victim = next((jobs[pid] for pid in sorted(frozen) if ready_to_kill(jobs[pid], workdir)), None)
             if victim is None:
@@ -241,8 +253,10 @@ def test_kill_9_in_every_stage_then_rerun_gives_the_uninterrupted_outputs(demo, 
     shutil.copytree(demo / "config", workdir / "config")
     kills = interrupted_run(workdir, tmp_path / "snakemake.log")
     for kill in kills:
-        print(f"kill -9 in {kill['stage']}; in the middle: {kill['middle']}; half-written: "
-              f"{kill['writing'] or 'none'}; marked incomplete and present: {kill['incomplete'] or 'none'}")
+        print(
+            f"kill -9 in {kill['stage']}; in the middle: {kill['middle']}; half-written: "
+            f"{kill['writing'] or 'none'}; marked incomplete and present: {kill['incomplete'] or 'none'}"
+        )
     leftovers = partial_files(workdir)
     print(f"{len(kills)} kills; temporary files left behind (never read): {leftovers}")
     assert set(STAGES) <= {stage for kill in kills for stage in kill["middle"]}, kills
@@ -263,7 +277,11 @@ def read_pair_frames(path):
 
 #: name: (file of the demo, the reader its stage uses, files it reads beside it)
 INTERMEDIATES = {
-    "frames": ("results/demo/frames/00000/synth0000.frames.zip", lambda p: meta_and(framestore.FrameStore(p), "all"), ()),
+    "frames": (
+        "results/demo/frames/00000/synth0000.frames.zip",
+        lambda p: meta_and(framestore.FrameStore(p), "all"),
+        (),
+    ),
     "flow": ("results/demo/flow/00000/synth0000.flow.zip", lambda p: meta_and(flowstore.FlowStore(p), "read"), ()),
     "flow table": ("results/demo/flow/00000.parquet", manifest.read, ()),
     "raw tracks": ("results/demo/tracks/raw/00000.parquet", tracks.read, ()),
@@ -303,7 +321,9 @@ def test_a_damaged_intermediate_is_an_error_naming_the_file(demo, tmp_path, kind
 def test_a_parquet_file_with_other_columns_is_refused_naming_them(tmp_path):
     table = pa.table({"video": ["v"], "track": pa.array([1], pa.int64()), "t": pa.array([0], pa.int32())})
     write_parquet(table, tmp_path / "tracks.parquet")
-    with pytest.raises(ValueError, match=r"tracks\.parquet: unexpected columns: track \(int64, expected int32\), x \(missing"):
+    with pytest.raises(
+        ValueError, match=r"tracks\.parquet: unexpected columns: track \(int64, expected int32\), x \(missing"
+    ):
         tracks.read(tmp_path / "tracks.parquet")
 
 
@@ -322,7 +342,9 @@ def flips(path, read) -> tuple[int, int]:
                 assert str(path) in str(e)
                 errors += 1
             else:
-                assert same_values(got, want), f"bit {bit} of byte {i} of {path.name} flipped: read without an error, and wrong"
+                assert same_values(got, want), (
+                    f"bit {bit} of byte {i} of {path.name} flipped: read without an error, and wrong"
+                )
                 same += 1
             os.pwrite(fd, data[i : i + 1], i)
     finally:
@@ -352,18 +374,29 @@ def test_every_single_bit_flip_is_detected_or_harmless(tmp_path):
     """Exhaustively, on small files of each format: a frame store, a flow store, a tracks
     table and a checkpoint."""
     rng = np.random.default_rng(0)
-    framestore.write(tmp_path / "a.frames.zip", rng.integers(0, 255, (2, 8, 8, 3), np.uint8), {"video": "a", "fps": 30.0})
+    framestore.write(
+        tmp_path / "a.frames.zip", rng.integers(0, 255, (2, 8, 8, 3), np.uint8), {"video": "a", "fps": 30.0}
+    )
     fields = rng.normal(0, 2, (2, 2, 2, 8, 8)).astype(np.float32)
     flowstore.write(tmp_path / "a.flow.zip", *fields, {"video": "a"}, "frame_range", 20, 90)
-    rows = {"track": np.repeat(np.arange(50, dtype=np.int32), 2), "t": np.tile(np.arange(2, dtype=np.int32), 50),
-            "x": rng.uniform(0, 9, 100).astype(np.float32), "y": rng.uniform(0, 9, 100).astype(np.float32),
-            "fb_sq": rng.uniform(0, 1, 100).astype(np.float16), "mag_sq": rng.uniform(0, 1, 100).astype(np.float16),
-            "end": np.tile(np.array([0, 3], np.int8), 50), "boundary": rng.uniform(0, 1, 100).astype(np.float16)}
+    rows = {
+        "track": np.repeat(np.arange(50, dtype=np.int32), 2),
+        "t": np.tile(np.arange(2, dtype=np.int32), 50),
+        "x": rng.uniform(0, 9, 100).astype(np.float32),
+        "y": rng.uniform(0, 9, 100).astype(np.float32),
+        "fb_sq": rng.uniform(0, 1, 100).astype(np.float16),
+        "mag_sq": rng.uniform(0, 1, 100).astype(np.float16),
+        "end": np.tile(np.array([0, 3], np.int8), 50),
+        "boundary": rng.uniform(0, 1, 100).astype(np.float16),
+    }
     tracks.write(tracks.table("a", rows), tmp_path / "a.parquet")
     checkpoint.save({"w": torch.randn(64), "iteration": 3}, tmp_path / "a.pt")
-    for name, read in (("a.frames.zip", lambda p: meta_and(framestore.FrameStore(p), "all")),
-                       ("a.flow.zip", lambda p: meta_and(flowstore.FlowStore(p), "read")),
-                       ("a.parquet", tracks.read), ("a.pt", checkpoint.load)):
+    for name, read in (
+        ("a.frames.zip", lambda p: meta_and(framestore.FrameStore(p), "all")),
+        ("a.flow.zip", lambda p: meta_and(flowstore.FlowStore(p), "read")),
+        ("a.parquet", tracks.read),
+        ("a.pt", checkpoint.load),
+    ):
         errors, same = flips(tmp_path / name, read)
         print(f"{name}: {errors + same} single-bit flips, {errors} errors naming the file, {same} harmless")
         assert errors  # and no flip gave wrong values (flips)
@@ -401,7 +434,9 @@ def assert_flow_failed_cleanly(workdir, out, before: dict, message: str) -> None
     outputs, pico.io.atomic_path its half-written file) and changed nothing else."""
     text = out.stdout + out.stderr
     assert out.returncode != 0 and message in text, text[-3000:]
-    assert re.search(r"while writing results/demo/flow/0000\d/synth\d{4}\.flow\.zip \(left unchanged", text), text[-3000:]
+    assert re.search(r"while writing results/demo/flow/0000\d/synth\d{4}\.flow\.zip \(left unchanged", text), text[
+        -3000:
+    ]
     assert partial_files(workdir) == []
     after = digests(workdir, "results/demo")
     assert after.items() <= before.items()  # nothing new, nothing changed
@@ -414,7 +449,9 @@ def assert_flow_failed_cleanly(workdir, out, before: dict, message: str) -> None
 def test_a_file_size_limit_fails_the_flow_job_clearly_and_a_rerun_recovers(demo, demo_copy):
     before = digests(demo_copy, "results/demo")
     smallest = min(p.stat().st_size for p in (demo_copy / "results/demo/flow").rglob("*.flow.zip"))
-    out = run_snakemake(demo_copy, "flow", "--forcerun", "estimate_flow", check=False, preexec_fn=file_size_limit(smallest // 2))
+    out = run_snakemake(
+        demo_copy, "flow", "--forcerun", "estimate_flow", check=False, preexec_fn=file_size_limit(smallest // 2)
+    )
     assert_flow_failed_cleanly(demo_copy, out, before, "File too large")
     run_snakemake(demo_copy, "flow")
     assert digests(demo_copy, "results/demo") == digests(demo, "results/demo")
@@ -427,8 +464,12 @@ def test_a_full_tmpfs_fails_the_flow_job_clearly(demo_copy):
     shutil.rmtree(demo_copy / "results/demo/flow")
     mount = demo_copy / "results/demo/flow"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={largest * 3 // 2}", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={largest * 3 // 2}", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:
@@ -478,13 +519,22 @@ def test_a_jobs_fatal_error_reaches_its_log_file(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 1 and "ValueError: results/x.parquet: damaged" in out.stderr
     text = log.read_text()
-    assert "CRITICAL pico: job failed" in text and "Traceback" in text and "ValueError: results/x.parquet: damaged" in text
+    assert (
+        "CRITICAL pico: job failed" in text and "Traceback" in text and "ValueError: results/x.parquet: damaged" in text
+    )
 
 
 def test_a_job_runs_torch_and_opencv_on_its_share_of_the_cores(tmp_path):
     """Two jobs side by side must not each run a thread per core (``logs.setup(threads=)``)."""
-    code = ("import cv2, torch; from pico import logs; logs.setup(None, threads=1); "
-            "print(torch.get_num_threads(), cv2.getNumThreads())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "OMP_NUM_THREADS": "2"})
+    code = (
+        "import cv2, torch; from pico import logs; logs.setup(None, threads=1); "
+        "print(torch.get_num_threads(), cv2.getNumThreads())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "OMP_NUM_THREADS": "2"},
+    )
     assert out.stdout.split() == ["1", "1"]

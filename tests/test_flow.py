@@ -4,10 +4,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from picotest import run_snakemake
 from torchvision.models.optical_flow import raft_small
 
 from pico import flow, flowstore, synthetic, weights
+from picotest import run_snakemake
 
 SHIFT = (2.5, -1.25)  # px, subpixel in both directions
 
@@ -18,8 +18,13 @@ def translated():
     rng = np.random.default_rng(0)
     image = np.clip(synthetic._colorize(synthetic._noise(rng, 160, 208, octaves=7, roughness=0.75), rng), 0, 255)
     image = image.astype(np.uint8)
-    moved = cv2.warpAffine(image, np.float32([[1, 0, SHIFT[0]], [0, 1, SHIFT[1]]]), (208, 160),
-                           flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    moved = cv2.warpAffine(
+        image,
+        np.float32([[1, 0, SHIFT[0]], [0, 1, SHIFT[1]]]),
+        (208, 160),
+        flags=cv2.INTER_CUBIC,
+        borderMode=cv2.BORDER_REFLECT,
+    )
     return np.stack([image, moved])
 
 
@@ -42,12 +47,16 @@ def test_dis_recovers_a_known_translation_within_a_tenth_of_a_pixel(translated):
     assert back[mask].mean() < 0.1, back[mask].mean()
 
 
-@pytest.mark.parametrize("cfg, bound", [
-    ({"backend": "dis", "dis_preset": "fine", "dis_refine": 5}, 0.1),  # measured 0.042 px
-    ({"backend": "deepflow"}, 0.1),  # 0.026
-    ({"backend": "rlof"}, 0.1),  # 0.034
-    ({"backend": "tvl1"}, 0.2),  # 0.132
-], ids=lambda v: v.get("backend") if isinstance(v, dict) else str(v))
+@pytest.mark.parametrize(
+    "cfg, bound",
+    [
+        ({"backend": "dis", "dis_preset": "fine", "dis_refine": 5}, 0.1),  # measured 0.042 px
+        ({"backend": "deepflow"}, 0.1),  # 0.026
+        ({"backend": "rlof"}, 0.1),  # 0.034
+        ({"backend": "tvl1"}, 0.2),  # 0.132
+    ],
+    ids=lambda v: v.get("backend") if isinstance(v, dict) else str(v),
+)
 def test_opencv_backends_recover_a_known_translation(translated, cfg, bound):
     """Each CPU backend on the textured pair shifted by SHIFT: mean end-point error of both
     directions on textured pixels against the true flow."""
@@ -113,8 +122,12 @@ def test_codec_round_trip_is_within_its_documented_bound(tmp_path, scheme, bound
     """Smooth random flows inside the bound, quality 90: mean added EPE <= 0.1 px with
     frame_range; within one quantisation step (2 * bound / 255) with fixed."""
     rng = np.random.default_rng(1)
-    fields = np.stack([cv2.resize(rng.normal(0, 4, (6, 8)).astype(np.float32), (96, 64), interpolation=cv2.INTER_CUBIC)
-                       for _ in range(2 * 3 * 2)]).reshape(2, 3, 2, 64, 96)
+    fields = np.stack(
+        [
+            cv2.resize(rng.normal(0, 4, (6, 8)).astype(np.float32), (96, 64), interpolation=cv2.INTER_CUBIC)
+            for _ in range(2 * 3 * 2)
+        ]
+    ).reshape(2, 3, 2, 64, 96)
     path = tmp_path / f"{scheme}.flow.zip"
     stored = flowstore.write(path, fields[0], fields[1], {"video": "v"}, scheme=scheme, bound=20, quality=90)
     assert stored.bytes < fields[0].size * 2 * 2 / 8  # under 1/8 of float16, both directions
@@ -143,21 +156,28 @@ def test_non_finite_flow_is_refused_not_stored(tmp_path):
     field = np.zeros((1, 2, 8, 8), np.float32)
     field[0, 0, 3, 3] = np.nan
     with pytest.raises(ValueError, match="NaN or infinite"):
-        flowstore.write(tmp_path / "n.flow.zip", field, np.zeros_like(field), {}, scheme="frame_range", bound=20, quality=90)
+        flowstore.write(
+            tmp_path / "n.flow.zip", field, np.zeros_like(field), {}, scheme="frame_range", bound=20, quality=90
+        )
     assert not (tmp_path / "n.flow.zip").exists()
 
 
 def test_the_default_raft_weights_are_torchvisions():
     from torchvision.models import optical_flow as of
 
-    assert weights.RAFT_URLS == {"raft": of.Raft_Large_Weights.C_T_SKHT_V2.url, "raft_small": of.Raft_Small_Weights.C_T_V2.url}
+    assert weights.RAFT_URLS == {
+        "raft": of.Raft_Large_Weights.C_T_SKHT_V2.url,
+        "raft_small": of.Raft_Small_Weights.C_T_V2.url,
+    }
     assert weights.default_file("raft") == "results/weights/raft_large_C_T_SKHT_V2-ff5fadd5.pth"
 
 
 def test_unfetchable_weights_stop_the_run_naming_the_key_and_the_ways_out(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(weights, "reachable", lambda url, timeout=3.0: "download.pytorch.org: Name or service not known")
+    monkeypatch.setattr(
+        weights, "reachable", lambda url, timeout=3.0: "download.pytorch.org: Name or service not known"
+    )
     problem = weights.check_fetchable({"backend": "raft", "weights": "default"})
     assert "flow.weights: /path/to/raft_large_C_T_SKHT_V2-ff5fadd5.pth" in problem and "flow.backend: dis" in problem
     assert weights.check_fetchable({"backend": "dis", "weights": "default"}) is None
@@ -216,5 +236,7 @@ def test_an_offline_machine_stops_before_any_job(tmp_path, monkeypatch):
         pytest.skip("download.pytorch.org is reachable from this machine")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     out = run_snakemake(tmp_path, "flow", config={"datasets": {"d": {"source": "synthetic"}}}, check=False)
-    assert out.returncode != 0 and "flow.weights: /path/to/raft_large_C_T_SKHT_V2-ff5fadd5.pth" in out.stderr + out.stdout
+    assert (
+        out.returncode != 0 and "flow.weights: /path/to/raft_large_C_T_SKHT_V2-ff5fadd5.pth" in out.stderr + out.stdout
+    )
     assert not (tmp_path / "results").exists()

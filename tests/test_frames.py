@@ -12,8 +12,15 @@ CFG = {"fps": 30, "short_side": 64, "jpeg_quality": 95}
 
 def snippet_row(path, start, end):
     info = video.probe(path)
-    return {"video": "v", "status": "ok", "path": str(path), "src_width": info.width, "src_height": info.height,
-            "start_s": start, "end_s": end}
+    return {
+        "video": "v",
+        "status": "ok",
+        "path": str(path),
+        "src_width": info.width,
+        "src_height": info.height,
+        "start_s": start,
+        "end_s": end,
+    }
 
 
 @pytest.mark.parametrize("fps", [24, 25, 30, 60])

@@ -1,5 +1,6 @@
-"""The design card's layout, and conda env files that agree with the pinned versions."""
+"""The design card's layout; pins, the lock and conda env files that agree; lint and format."""
 
+import importlib.metadata
 import re
 import subprocess
 import sys
@@ -7,19 +8,49 @@ import tomllib
 from pathlib import Path
 
 import yaml
+
 from picotest import REPO
+
+
+def normalized(name: str) -> str:
+    """A distribution's name as PEP 503 compares them (``PyYAML`` is ``pyyaml``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def pins() -> dict[str, str]:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     deps = project["dependencies"] + [d for group in project["optional-dependencies"].values() for d in group]
-    return dict(re.fullmatch(r"([A-Za-z0-9_.-]+)==(\S+)", d).groups() for d in deps)
+    return {
+        normalized(name): version
+        for name, version in (re.fullmatch(r"([A-Za-z0-9_.-]+)==(\S+)", d).groups() for d in deps)
+    }
+
+
+def locked() -> dict[str, str]:
+    """requirements.lock (``make lock``): every package of the environment at one version."""
+    lines = [line.strip() for line in (REPO / "requirements.lock").read_text().splitlines()]
+    entries = [line for line in lines if line and not line.startswith("#")]
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+==\S+", e) for e in entries), "requirements.lock: not name==version"
+    return {normalized(e.split("==")[0]): e.split("==")[1] for e in entries}
 
 
 def test_top_level_layout():
-    for path in ("Snakefile", "rules", "workflow/scripts", "workflow/schemas/config.schema.yaml", "envs",
-                 "config/config.yaml", "config/paper.yaml", "tests", "profiles/local", "profiles/slurm",
-                 "README.md", "pyproject.toml", "src/pico", ".ci/run"):
+    for path in (
+        "Snakefile",
+        "rules",
+        "workflow/scripts",
+        "workflow/schemas/config.schema.yaml",
+        "envs",
+        "config/config.yaml",
+        "config/paper.yaml",
+        "tests",
+        "profiles/local",
+        "profiles/slurm",
+        "README.md",
+        "pyproject.toml",
+        "src/pico",
+        ".ci/run",
+    ):
         assert (REPO / path).exists(), path
 
 
@@ -28,16 +59,30 @@ def test_every_dependency_is_pinned_exactly():
     assert all("==" in d for d in project["dependencies"]), project["dependencies"]
 
 
-def test_conda_envs_agree_with_the_pins():
-    pinned = pins()
+def test_the_lock_holds_every_pin_and_the_installed_environment():
+    lock, pinned = locked(), pins()
+    for name, version in pinned.items():
+        assert lock.get(name) == version, f"pyproject.toml pins {name}=={version}, requirements.lock {lock.get(name)}"
+    assert "pico" not in lock  # the project itself is installed editable, never locked
+    installed = {normalized(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()}
+    drift = {name: (version, installed.get(name)) for name, version in lock.items() if installed.get(name) != version}
+    assert not drift, f"(locked, installed) differ; reinstall with make install: {drift}"
+
+
+def test_conda_envs_agree_with_the_pins_and_use_the_lock():
+    pinned, lock = pins(), locked()
     for env in sorted((REPO / "envs").glob("*.yaml")):
         spec = yaml.safe_load(env.read_text())
         pip = next(d["pip"] for d in spec["dependencies"] if isinstance(d, dict))
+        assert "-c ../requirements.lock" in pip, f"{env.name}: the lock is not its pip constraints"
         for requirement in pip:
-            if requirement.startswith("-e"):
+            if requirement.startswith(("-e", "-c")):
                 continue
             name, version = requirement.split("==")
-            assert pinned.get(name) == version, f"{env.name}: {requirement} but pyproject pins {pinned.get(name)}"
+            assert pinned.get(normalized(name)) == version == lock.get(normalized(name)), (
+                f"{env.name}: {requirement} but pyproject pins {pinned.get(normalized(name))}, "
+                f"the lock {lock.get(normalized(name))}"
+            )
 
 
 def test_every_rule_logs_and_benchmarks():
@@ -47,11 +92,24 @@ def test_every_rule_logs_and_benchmarks():
                 assert "log:" in rule and "benchmark:" in rule, f"{smk.name}: rule {rule.split(':')[0]}"
 
 
+def test_ruff_lint_and_format_clean():
+    """The Python (package, scripts, tests, benchmarks) passes ``ruff check`` and ``ruff format
+    --check`` under pyproject.toml's settings (fix with ``ruff check --fix . && ruff format .``)."""
+    ruff = str(Path(sys.executable).parent / "ruff")
+    lint = subprocess.run([ruff, "check", "--no-cache", "."], cwd=REPO, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    fmt = subprocess.run([ruff, "format", "--no-cache", "--check", "."], cwd=REPO, capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
 def test_snakefmt_clean_and_lint_quiet():
     bin_dir = Path(sys.executable).parent
     files = [str(REPO / "Snakefile"), str(REPO / "rules")]
     fmt = subprocess.run([str(bin_dir / "snakefmt"), "--check", *files], capture_output=True, text=True)
     assert fmt.returncode == 0, fmt.stderr
-    lint = subprocess.run([str(bin_dir / "snakemake"), "--lint", "-s", str(REPO / "Snakefile"), "--directory", str(REPO)],
-                          capture_output=True, text=True)
+    lint = subprocess.run(
+        [str(bin_dir / "snakemake"), "--lint", "-s", str(REPO / "Snakefile"), "--directory", str(REPO)],
+        capture_output=True,
+        text=True,
+    )
     assert lint.returncode == 0 and "Congratulations" in lint.stdout + lint.stderr, lint.stdout + lint.stderr

@@ -121,16 +121,22 @@ def test_the_semantic_branch_is_detectron2s_sem_seg_fpn_head():
         assert kinds == per_block * blocks, level
         convs = [m for m in stack if isinstance(m, torch.nn.Conv2d)]
         assert [c.in_channels for c in convs] == [256] + [128] * (blocks - 1)
-        assert all(c.kernel_size == (3, 3) and c.padding == (1, 1) and c.bias is None and c.out_channels == 128 for c in convs)
+        assert all(
+            c.kernel_size == (3, 3) and c.padding == (1, 1) and c.bias is None and c.out_channels == 128 for c in convs
+        )
         assert all(g.num_groups == 32 and g.num_channels == 128 for g in stack if isinstance(g, torch.nn.GroupNorm))
-        assert all(u.scale_factor == 2 and u.mode == "bilinear" and not u.align_corners for u in stack if isinstance(u, torch.nn.Upsample))
+        assert all(
+            u.scale_factor == 2 and u.mode == "bilinear" and not u.align_corners
+            for u in stack
+            if isinstance(u, torch.nn.Upsample)
+        )
     features = {str(k): torch.randn(1, 256, 16 >> k, 24 >> k) for k in range(4)}
     assert branch(features).shape == (1, 128, 16, 24)
 
 
 def excess_kurtosis(w: torch.Tensor) -> float:
     z = (w.flatten().double() - w.double().mean()) / w.double().std()
-    return (z ** 4).mean().item() - 3
+    return (z**4).mean().item() - 3
 
 
 def test_decoder_initialisation_is_detectron2s():

@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from picotest import random_raw_tracks
 
 from pico import model, pairs, pretrain, sampling, tracks, zipstore
+from picotest import random_raw_tracks
 
 H, W = 48, 64
 OBSERVED, ALL = "observed", "all"
@@ -80,7 +80,9 @@ def test_pico_pairs_follow_the_tracks_on_every_draw(raw_table):
 def test_the_three_methods_differ_only_in_the_correspondence_map(raw_table):
     """Same draws, same frames, same points on frame a; static_video maps each point to itself
     on frame b, static_frame to itself on frame a."""
-    pico, video, frame = (pairs.video_draws(m, "anchor", ROW, columns(raw_table), CFG) for m in ("pico", "static_video", "static_frame"))
+    pico, video, frame = (
+        pairs.video_draws(m, "anchor", ROW, columns(raw_table), CFG) for m in ("pico", "static_video", "static_frame")
+    )
     for (fp, p), (fv, v), (ff, f) in zip(pico, video, frame):
         assert fp == fv == ff
         for k in ("frame_a", "track", "xa", "ya"):
@@ -91,8 +93,13 @@ def test_the_three_methods_differ_only_in_the_correspondence_map(raw_table):
 
 def test_a_video_whose_tracks_never_meet_has_no_draw():
     """Random frames of a video whose tracks each live on one frame share no trajectory."""
-    cols = {"track": np.arange(5, dtype=np.int32), "t": np.arange(5, dtype=np.int32), "x": np.ones(5, np.float32),
-            "y": np.ones(5, np.float32), "end": np.full(5, tracks.END_OCCLUDED, np.int8)}
+    cols = {
+        "track": np.arange(5, dtype=np.int32),
+        "t": np.arange(5, dtype=np.int32),
+        "x": np.ones(5, np.float32),
+        "y": np.ones(5, np.float32),
+        "end": np.full(5, tracks.END_OCCLUDED, np.int8),
+    }
     assert pairs.video_draws("pico", "random", {**ROW, "n_frames": 5}, cols, CFG) == []
 
 
@@ -107,7 +114,10 @@ def pair_file(raw_table, tmp_path_factory):
         parts = [{**p, "draw": np.full(len(p["xa"]), k)} for k, (_, p) in enumerate(draws)]
         cols = {name: np.concatenate([p[name] for p in parts]) for name in pairs.SCHEMA.names[1:]}
         used = sorted({f for frames, _ in draws for f in frames})
-        images = {f: cv2.resize(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8), (W, H), interpolation=cv2.INTER_CUBIC) for f in used}
+        images = {
+            f: cv2.resize(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8), (W, H), interpolation=cv2.INTER_CUBIC)
+            for f in used
+        }
         videos.append((video, cols, {f: zipstore.encode_jpeg(i, 95) for f, i in images.items()}))
     path = folder / "00000.parquet"
     pairs.write(videos, path, pairs.frames_path(path))
@@ -138,8 +148,13 @@ def test_visits_take_a_videos_draws_in_turn(pair_file):
 def test_the_query_is_the_later_frame_half_of_the_time(tmp_path):
     """One draw between a black frame 0 and a white frame 5: which view comes first shows in
     its brightness (colour jitter keeps black black and white bright)."""
-    cols = {"frame_a": np.zeros(4, np.int32), "frame_b": np.full(4, 5, np.int32), "track": np.arange(4, dtype=np.int32),
-            **{k: np.full(4, 20.0, np.float32) for k in ("xa", "ya", "xb", "yb")}, "draw": np.zeros(4, np.int32)}
+    cols = {
+        "frame_a": np.zeros(4, np.int32),
+        "frame_b": np.full(4, 5, np.int32),
+        "track": np.arange(4, dtype=np.int32),
+        **{k: np.full(4, 20.0, np.float32) for k in ("xa", "ya", "xb", "yb")},
+        "draw": np.zeros(4, np.int32),
+    }
     jpegs = {f: zipstore.encode_jpeg(np.full((H, W, 3), value, np.uint8), 95) for f, value in ((0, 0), (5, 255))}
     path = tmp_path / "00000.parquet"
     pairs.write([("v", cols, jpegs)], path, pairs.frames_path(path))
@@ -162,7 +177,9 @@ def test_point_features_sample_the_map_at_the_points_cell_coordinates():
     """A map whose channels are the cell's own (column, row): a point x lies at (x - 1.5) / 4
     cells (cell j's centre is pixel 4j + 1.5), interpolated bilinearly, clamped at the border."""
     h, w = 6, 8
-    rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    rows, cols = torch.meshgrid(
+        torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij"
+    )
     maps = torch.stack([cols, rows])[None].repeat(2, 1, 1, 1)
     x = torch.tensor([1.5, 5.5, 7.0, 0.0, 31.0])
     y = torch.tensor([1.5, 9.5, 3.0, 0.0, 23.0])

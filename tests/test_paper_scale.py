@@ -11,5 +11,11 @@ def test_paper_config_dry_run_plans_every_shard(tmp_path):
     out = run_snakemake(tmp_path, "videos", "-n", "--configfile", str(REPO / "config/paper.yaml"))
     k400, yt8m = 240_000 // 500, 264_000 // 500  # YT8M-S: the sample and its 10 % reserve
     shards = k400 + yt8m
-    assert scheduled(out.stdout + out.stderr) == {"yt8m_sample": 1, "yt8m_lookup": yt8m, "download": shards,
-                                                  "detect_shots": shards, "extract_frames": shards, "videos": 1}
+    assert scheduled(out.stdout + out.stderr) == {
+        "yt8m_sample": 1,
+        "yt8m_lookup": yt8m,
+        "download": shards,
+        "detect_shots": shards,
+        "extract_frames": shards,
+        "videos": 1,
+    }

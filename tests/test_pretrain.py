@@ -10,15 +10,14 @@ import sys
 
 import cv2
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
 import torchvision
-from picotest import REPO
 
 from pico import config as pcfg
 from pico import model, pairs, pretrain, probe, zipstore
+from picotest import REPO
 
 
 @pytest.fixture(scope="module")
@@ -29,19 +28,41 @@ def pair_files(tmp_path_factory):
     rng = np.random.default_rng(0)
     videos = []
     for video in ("a", "b"):
-        images = [cv2.resize(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8), (80, 64), interpolation=cv2.INTER_CUBIC) for _ in (0, 5)]
+        images = [
+            cv2.resize(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8), (80, 64), interpolation=cv2.INTER_CUBIC)
+            for _ in (0, 5)
+        ]
         x, y = rng.uniform(0, 79, 80).astype(np.float32), rng.uniform(0, 63, 80).astype(np.float32)
-        cols = {"frame_a": np.zeros(80, np.int32), "frame_b": np.full(80, 5, np.int32), "track": np.arange(80, dtype=np.int32),
-                "xa": x, "ya": y, "xb": x, "yb": y, "draw": np.repeat(np.arange(2, dtype=np.int32), 40)}
+        cols = {
+            "frame_a": np.zeros(80, np.int32),
+            "frame_b": np.full(80, 5, np.int32),
+            "track": np.arange(80, dtype=np.int32),
+            "xa": x,
+            "ya": y,
+            "xb": x,
+            "yb": y,
+            "draw": np.repeat(np.arange(2, dtype=np.int32), 40),
+        }
         videos.append((video, cols, {f: zipstore.encode_jpeg(i, 95) for f, i in zip((0, 5), images)}))
     pairs.write(videos, folder / "00000.parquet", folder / "00000.frames.parquet")
     return [str(folder / "00000.parquet")]
 
 
 def config(**pretrain):
-    cfg = {"datasets": {"d": {"source": "synthetic"}}, "model": {"arch": "resnet18", "hidden": 64},
-           "pretrain": {"iterations": 4, "videos_per_batch": 2, "queue_size": 64, "crop_size": 48,
-                        "checkpoint_every": 100, "workers": 0, "device": "cpu", **pretrain}}
+    cfg = {
+        "datasets": {"d": {"source": "synthetic"}},
+        "model": {"arch": "resnet18", "hidden": 64},
+        "pretrain": {
+            "iterations": 4,
+            "videos_per_batch": 2,
+            "queue_size": 64,
+            "crop_size": 48,
+            "checkpoint_every": 100,
+            "workers": 0,
+            "device": "cpu",
+            **pretrain,
+        },
+    }
     return pcfg.validate(cfg, REPO / "workflow/schemas/config.schema.yaml")
 
 
@@ -82,7 +103,9 @@ def test_the_pairs_stage_writes_one_row_group_per_video(demo):
     path = demo / "results/demo/pairs/pico/anchor/g0_d4/00000.parquet"
     index = pairs.index(path)
     videos = pq.read_table(pairs.frames_path(path), columns=["video"])["video"].unique().to_pylist()
-    assert [video for video, _ in index] == videos and pq.read_metadata(pairs.frames_path(path)).num_row_groups == len(videos) > 1
+    assert [video for video, _ in index] == videos and pq.read_metadata(pairs.frames_path(path)).num_row_groups == len(
+        videos
+    ) > 1
     assert all(draws == 32 for _, draws in index)  # the schema's draws_per_video: every demo video has PiCO pairs
 
 
@@ -97,7 +120,9 @@ def test_a_preempted_run_resumes_to_the_uninterrupted_weights(pair_files, tmp_pa
     with pytest.raises(SystemExit, match="SIGTERM at iteration 2"):
         train(pair_files, cfg, tmp_path / "cut", on_iteration=preempt)
     assert (tmp_path / "cut/work/checkpoint.pt").exists()
-    assert not (tmp_path / "cut/model.pt").exists() and not (tmp_path / "cut/metrics.csv").exists()  # outputs: at the end
+    assert (
+        not (tmp_path / "cut/model.pt").exists() and not (tmp_path / "cut/metrics.csv").exists()
+    )  # outputs: at the end
     resumed = train(pair_files, cfg, tmp_path / "cut")
     a, b = weights(whole), weights(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -107,7 +132,12 @@ def test_a_preempted_run_resumes_to_the_uninterrupted_weights(pair_files, tmp_pa
     lines = (tmp_path / "whole/metrics.csv").read_text().splitlines()
     assert lines[0] == "iteration,loss,lr,pairs,seconds,pairs_per_s" and len(lines) == 5
     assert (tmp_path / "whole/metrics.csv").read_text() == (tmp_path / "whole/work/metrics.csv").read_text()
-    assert [r.split(",")[0] for r in (tmp_path / "cut/metrics.csv").read_text().splitlines()[1:]] == ["1", "2", "3", "4"]
+    assert [r.split(",")[0] for r in (tmp_path / "cut/metrics.csv").read_text().splitlines()[1:]] == [
+        "1",
+        "2",
+        "3",
+        "4",
+    ]
 
 
 def test_the_probe_refuses_a_model_whose_encoder_file_changed(pair_files, tmp_path):
@@ -150,23 +180,42 @@ def test_two_process_ddp_learns_what_one_process_learns(pair_files, tmp_path):
     cfg = config(iterations=3, checkpoint_every=2, max_pairs=budget)
     seed = cfg["pretrain"]["seed"]
     data = pretrain.PairData(pair_files, cfg["pretrain"]["crop_size"], seed)
-    shares = [[sum(len(data[key][2]) for key in keys) for keys in pretrain.IterationSampler(len(data), 2, 0, 3, seed, rank, 2)]
-              for rank in (0, 1)]
+    shares = [
+        [
+            sum(len(data[key][2]) for key in keys)
+            for keys in pretrain.IterationSampler(len(data), 2, 0, 3, seed, rank, 2)
+        ]
+        for rank in (0, 1)
+    ]
     assert all(a != b for a, b in zip(*shares)), shares  # unequal points per process, every iteration
     (tmp_path / "pairs.txt").write_text("\n".join(pair_files))
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "pico.pretrain",
-           *(str(tmp_path / name) for name in ("pairs.txt", "config.json", "model.pt", "metrics.csv", "work"))]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "pico.pretrain",
+        *(str(tmp_path / name) for name in ("pairs.txt", "config.json", "model.pt", "metrics.csv", "work")),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert torch.load(tmp_path / "model.pt", weights_only=True)["iteration"] == 3
     assert (tmp_path / "work/checkpoint.pt").exists() and (tmp_path / "work/metrics.rank1.csv").exists()
     one = train(pair_files, cfg, tmp_path / "one")
-    rows = {name: [r.split(",") for r in (folder / "metrics.csv").read_text().splitlines()[1:]]
-            for name, folder in (("ddp", tmp_path), ("one", tmp_path / "one"))}
+    rows = {
+        name: [r.split(",") for r in (folder / "metrics.csv").read_text().splitlines()[1:]]
+        for name, folder in (("ddp", tmp_path), ("one", tmp_path / "one"))
+    }
     assert any(a + b > budget for a, b in zip(*shares))  # the budget binds
-    assert [int(r[3]) for r in rows["ddp"]] == [int(r[3]) for r in rows["one"]] == [min(a + b, budget) for a, b in zip(*shares)]
+    assert (
+        [int(r[3]) for r in rows["ddp"]]
+        == [int(r[3]) for r in rows["one"]]
+        == [min(a + b, budget) for a, b in zip(*shares)]
+    )
     assert [float(r[1]) for r in rows["ddp"]] == pytest.approx([float(r[1]) for r in rows["one"]], rel=1e-4)
     initial = model.trainable_state(pretrain.build(cfg))
     ddp, single = weights(tmp_path / "model.pt"), weights(one)
@@ -202,7 +251,9 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(pair_files, tmp_path):
 
 def test_a_non_finite_loss_stops_pretraining_naming_the_iteration(pair_files, tmp_path, monkeypatch):
     real = pretrain.global_batch
-    monkeypatch.setattr(pretrain, "global_batch", lambda loss, n, world: (float("nan"), n) if n and real(loss, n, world) else (0.0, n))
+    monkeypatch.setattr(
+        pretrain, "global_batch", lambda loss, n, world: (float("nan"), n) if n and real(loss, n, world) else (0.0, n)
+    )
     with pytest.raises(FloatingPointError, match="pretraining loss is nan at iteration 1"):
         train(pair_files, config(iterations=2), tmp_path)
     assert not (tmp_path / "model.pt").exists()
@@ -219,8 +270,18 @@ def test_the_pretrained_backbone_plugs_into_torchvision_mask_rcnn():
 def test_torchrun_commands_for_one_and_several_nodes():
     args = ["pairs.txt", "config.json", "model.pt", "work"]
     single = pretrain.torchrun_command(4, 1, None, args)
-    assert single[1:] == ["-m", "torch.distributed.run", "--nproc_per_node=4", "--standalone", "-m", "pico.pretrain", *args]
+    assert single[1:] == [
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=4",
+        "--standalone",
+        "-m",
+        "pico.pretrain",
+        *args,
+    ]
     multi = pretrain.torchrun_command(8, 2, "gpu-node-07", args)
     assert multi[:3] == ["srun", "--nodes=2", "--ntasks-per-node=1"]
-    assert {"--nnodes=2", "--nproc_per_node=8", "--rdzv_backend=c10d", "--rdzv_endpoint=gpu-node-07:29500"} <= set(multi)
+    assert {"--nnodes=2", "--nproc_per_node=8", "--rdzv_backend=c10d", "--rdzv_endpoint=gpu-node-07:29500"} <= set(
+        multi
+    )
     assert multi[-5:] == ["pico.pretrain", *args]

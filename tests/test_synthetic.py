@@ -6,10 +6,10 @@ from dataclasses import replace
 
 import cv2
 import numpy as np
-from picotest import REPO
 
 from pico import config as pcfg
 from pico import seeding, synthetic
+from picotest import REPO
 
 #: sha256 of the frames below, computed with pico.synthetic before World existed.
 DEFAULT_DIGEST = "f9e568543157b62715c9a189c0b9331f049f9850e5ac4bfb14f2b93598458564"
@@ -59,7 +59,9 @@ def _warp_error(now: dict, later: dict, flow: np.ndarray) -> tuple[float, int]:
     kernel = np.ones((5, 5), np.uint8)
     valid = np.zeros((h, w), bool)
     for k in np.unique(surface_now):
-        core_now, core_later = (cv2.erode((s == k).astype(np.uint8), kernel).astype(bool) for s in (surface_now, surface_later))
+        core_now, core_later = (
+            cv2.erode((s == k).astype(np.uint8), kernel).astype(bool) for s in (surface_now, surface_later)
+        )
         valid |= core_now & core_later[row, col]
     valid &= (tx >= 1) & (tx <= w - 2) & (ty >= 1) & (ty <= h - 2)
     return float(np.abs(warped - now["rgb"].astype(np.float32))[valid].mean()), int(valid.sum())

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from picotest import random_raw_tracks
 
 from pico import tracks
+from picotest import random_raw_tracks
 
 H, W = 48, 64
 
@@ -31,8 +31,15 @@ def test_affine_flow_is_followed_exactly():
     A, b = np.array([[0.02, -0.01], [0.015, 0.01]], np.float32), np.array([0.3, -0.2], np.float32)
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
     fwd = np.stack([A[0, 0] * xx + A[0, 1] * yy + b[0], A[1, 0] * xx + A[1, 1] * yy + b[1]])
-    rows = tracks.track([(fwd, -fwd)] * 5, 6, np.zeros(1, np.int32), np.array([20.3], np.float32),
-                        np.array([15.7], np.float32), 10.0, 1e6)
+    rows = tracks.track(
+        [(fwd, -fwd)] * 5,
+        6,
+        np.zeros(1, np.int32),
+        np.array([20.3], np.float32),
+        np.array([15.7], np.float32),
+        10.0,
+        1e6,
+    )
     p = np.array([20.3, 15.7], np.float64)
     for t in range(6):
         np.testing.assert_allclose([rows["x"][t], rows["y"][t]], p, atol=1e-4)
@@ -75,8 +82,15 @@ def ends(rows) -> dict[int, tuple[int, int]]:
 def test_tracks_end_on_leaving_the_frame_or_at_the_snippets_end():
     """Flow (3, 0): from x = 55 the point is at 64 > W - 1 after three steps, so its last row is
     t = 2 (left the frame); from x = 5 it is at 32 on the last frame t = 9 (snippet end)."""
-    rows = tracks.track(constant(3.0, 0.0, 9), 10, np.zeros(2, np.int32), np.array([55.0, 5.0], np.float32),
-                        np.full(2, 20.0, np.float32), 0.5, 16)
+    rows = tracks.track(
+        constant(3.0, 0.0, 9),
+        10,
+        np.zeros(2, np.int32),
+        np.array([55.0, 5.0], np.float32),
+        np.full(2, 20.0, np.float32),
+        0.5,
+        16,
+    )
     assert ends(rows) == {0: (2, tracks.END_LEFT), 1: (9, tracks.END_SNIPPET)}
     assert rows["end"].dtype == np.int8 and tracks.table("v", rows).schema == tracks.SCHEMA
 
@@ -109,16 +123,22 @@ def test_the_motion_boundary_term_is_sundarams_eq6_and_ends_tracks_only_when_ask
     step it is 0. An affine field has |∇u|² + |∇v|² = the sum of its matrix's squares."""
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
     step = np.stack([(xx >= 32).astype(np.float32), np.zeros((H, W), np.float32)])
-    ratio = tracks.motion_boundary_ratio(step, np.array([31.5, 10.0]), np.array([20.0, 20.0]), np.array([[0.5, 0.0], [0.0, 0.0]]))
+    ratio = tracks.motion_boundary_ratio(
+        step, np.array([31.5, 10.0]), np.array([20.0, 20.0]), np.array([[0.5, 0.0], [0.0, 0.0]])
+    )
     np.testing.assert_allclose(ratio, [0.25 / (0.01 * 0.25 + 0.002), 0.0], rtol=1e-6)
     A, b = np.array([[0.02, -0.01], [0.015, 0.01]], np.float32), np.array([0.3, -0.2], np.float32)
     affine = np.stack([A[0, 0] * xx + A[0, 1] * yy + b[0], A[1, 0] * xx + A[1, 1] * yy + b[1]])
     x, y = np.array([0.0, 20.3, 63.0]), np.array([5.0, 15.7, 47.0])  # at the borders: one-sided differences
     w = tracks.sample(affine, x, y)
-    np.testing.assert_allclose(tracks.motion_boundary_ratio(affine, x, y, w), (A**2).sum() / (0.01 * (w**2).sum(0) + 0.002), rtol=1e-5)
+    np.testing.assert_allclose(
+        tracks.motion_boundary_ratio(affine, x, y, w), (A**2).sum() / (0.01 * (w**2).sum(0) + 0.002), rtol=1e-5
+    )
 
     fields = [(step, -step)] * 9  # consistent both ways: Eq. 3 never fails
-    rows = tracks.track(fields, 10, np.zeros(2, np.int32), np.array([31.5, 10.0], np.float32), np.full(2, 20.0, np.float32), 0.5, 16)
+    rows = tracks.track(
+        fields, 10, np.zeros(2, np.int32), np.array([31.5, 10.0], np.float32), np.full(2, 20.0, np.float32), 0.5, 16
+    )
     raw = tracks.table("v", rows)
     assert ends(rows) == {0: (9, tracks.END_SNIPPET), 1: (9, tracks.END_SNIPPET)}  # raw tracks record, never apply it
     assert same(tracks.cut(raw, 0, 4), raw)
@@ -168,7 +188,10 @@ def test_the_cut_is_a_prefix_and_monotone_in_gamma_and_delta(raw_table):
 
 def test_tracking_is_identical_on_rerun(raw_table, tmp_path):
     rng = np.random.default_rng(0)
-    flows = [(rng.normal(0, 2, (2, H, W)).astype(np.float32), rng.normal(0, 2, (2, H, W)).astype(np.float32)) for _ in range(15)]
+    flows = [
+        (rng.normal(0, 2, (2, H, W)).astype(np.float32), rng.normal(0, 2, (2, H, W)).astype(np.float32))
+        for _ in range(15)
+    ]
     t0, x, y = tracks.start_points(300, 16, W, H, rng)
     again = tracks.table("v", tracks.track(flows, 16, t0, x, y, 0.5, 16))
     assert same(again, raw_table)
@@ -187,7 +210,10 @@ def test_tracking_from_stored_codes_equals_tracking_the_decoded_flow(tmp_path):
     t0, x, y = tracks.start_points(200, 6, W, H, rng)
     with flowstore.FlowStore(tmp_path / "f.flow.zip") as store:
         decoded = [(store.field("fwd", t), store.field("bwd", t)) for t in range(5)]
-        stored = [(tracks.StoredField(*store.quantized("fwd", t)), tracks.StoredField(*store.quantized("bwd", t))) for t in range(5)]
+        stored = [
+            (tracks.StoredField(*store.quantized("fwd", t)), tracks.StoredField(*store.quantized("bwd", t)))
+            for t in range(5)
+        ]
     a, b = tracks.track(decoded, 6, t0, x, y, 0.5, 16), tracks.track(stored, 6, t0, x, y, 0.5, 16)
     assert (a["track"] == b["track"]).all() and (a["t"] == b["t"]).all()
     np.testing.assert_allclose(a["x"], b["x"], atol=1e-3)

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from picotest import dry_run_with, run_snakemake, scheduled
 
 from pico import figures, flowstore, framestore, manifest, synthetic
+from picotest import dry_run_with, run_snakemake, scheduled
 
 MANIFEST_COLUMNS = {"video", "status", "reason", "source", "start_s", "end_s", "fps", "n_frames", "width", "height"}
 
@@ -83,19 +83,34 @@ def messy_folder(tmp_path_factory, make_video):
     (root / "notes.txt").write_text("ignored: not a video extension\n")
     ffmpeg = ["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i"]
     subprocess.run([*ffmpeg, "sine=duration=2", str(root / "audio_only.mp4")], check=True)
-    subprocess.run([*ffmpeg, "testsrc2=size=64x48:rate=30", "-frames:v", "1", "-pix_fmt", "yuv420p", str(root / "one_frame.mp4")], check=True)
-    subprocess.run([*ffmpeg, "testsrc2=size=64x48", "-frames:v", "1", "-f", "image2", "-c:v", "png", str(root / "still.avi")], check=True)
+    subprocess.run(
+        [*ffmpeg, "testsrc2=size=64x48:rate=30", "-frames:v", "1", "-pix_fmt", "yuv420p", str(root / "one_frame.mp4")],
+        check=True,
+    )
+    subprocess.run(
+        [*ffmpeg, "testsrc2=size=64x48", "-frames:v", "1", "-f", "image2", "-c:v", "png", str(root / "still.avi")],
+        check=True,
+    )
     return root
 
 
 def test_bad_inputs_get_their_status_and_the_rest_of_the_shard_finishes(tmp_path, messy_folder):
     config = {
-        "datasets": {"mine": {"source": "local", "path": str(messy_folder), "shots": True, "snippet_seconds": 2.0,
-                              "videos_per_shard": 6}},
+        "datasets": {
+            "mine": {
+                "source": "local",
+                "path": str(messy_folder),
+                "shots": True,
+                "snippet_seconds": 2.0,
+                "videos_per_shard": 6,
+            }
+        },
         "frames": {"short_side": 32},
     }
     run_snakemake(tmp_path, "flow", config={**config, "flow": {"backend": "dis"}})
-    rows = {r["video"]: r for p in sorted((tmp_path / "results/mine/videos").glob("*.parquet")) for r in manifest.read(p)}
+    rows = {
+        r["video"]: r for p in sorted((tmp_path / "results/mine/videos").glob("*.parquet")) for r in manifest.read(p)
+    }
     assert {v: r["status"] for v, r in rows.items()} == {
         "audio_only.mp4": "no_video_stream",
         "cut.mkv": "no_shot",
@@ -114,7 +129,9 @@ def test_bad_inputs_get_their_status_and_the_rest_of_the_shard_finishes(tmp_path
     assert "0 bytes" in rows["zero.mp4"]["reason"] and "audio" in rows["audio_only.mp4"]["reason"]
     reseeded = run_snakemake(tmp_path, "flow", "-n", config={**config, "flow": {"backend": "dis"}, "seed": 7})
     assert "download" not in scheduled(reseeded.stdout + reseeded.stderr)  # local files are not re-fetched
-    flows = {r["video"]: r for p in sorted((tmp_path / "results/mine/flow").glob("*.parquet")) for r in manifest.read(p)}
+    flows = {
+        r["video"]: r for p in sorted((tmp_path / "results/mine/flow").glob("*.parquet")) for r in manifest.read(p)
+    }
     assert {v: r["status"] for v, r in flows.items()} == {v: r["status"] for v, r in rows.items()}  # carried through
     assert {v for v, r in flows.items() if r["flow"]} == {"good.mp4", "nested/deeper/good60.mov"}
 
@@ -137,7 +154,9 @@ def test_demo_pairs_for_every_method(demo):
                 row = table.iloc[len(table) // 2]
                 assert tracked.loc[(row.video, row.track, row.frame_b), "x"] == row.xb
             else:
-                assert (table.xa == table.xb).all() and (table.ya == table.yb).all()  # PiCO's points, mapped to themselves
+                assert (table.xa == table.xb).all() and (
+                    table.ya == table.yb
+                ).all()  # PiCO's points, mapped to themselves
             assert (table.frame_a == table.frame_b).all() == (method == "static_frame")
 
 
@@ -145,7 +164,10 @@ def test_demo_pairs_for_every_method(demo):
     "tracking, expected",
     [
         ({"thresholds": [[0, 2]]}, {"cut_tracks": 2, "point_pairs": 6}),  # one delta changed
-        ({"thresholds": [[0.05, 4]]}, {"cut_tracks": 2, "point_pairs": 6}),  # one gamma changed (0.1 is the demo ablations')
+        (
+            {"thresholds": [[0.05, 4]]},
+            {"cut_tracks": 2, "point_pairs": 6},
+        ),  # one gamma changed (0.1 is the demo ablations')
         ({"thresholds": [[0, 4], [0, 8]]}, {"cut_tracks": 2, "point_pairs": 6}),  # a delta added
         ({"max_delta": 12}, {"raw_tracks": 2, "cut_tracks": 2, "point_pairs": 6}),  # the bound moved
         ({"motion_boundary": False}, {"cut_tracks": 2, "point_pairs": 6}),  # the demo's option off: cuts only
@@ -173,8 +195,14 @@ def test_adding_a_delta_to_an_ablation_sweep_builds_only_the_new_point(demo):
     out = dry_run_with(demo, {"ablations": {"figure4": {"deltas": [1, 4, 8]}}}, "all")
     assert scheduled(out.stdout + out.stderr) == {
         # the new point, with its health counts (the other cuts' and pair sets' stay)
-        "cut_tracks": 2, "point_pairs": 2, "pretrain_model": 1, "probe_model": 1,
-        "ablation": 1, "dataset_health": 1, "pretraining_loss": 1, "all": 1,  # what shows it
+        "cut_tracks": 2,
+        "point_pairs": 2,
+        "pretrain_model": 1,
+        "probe_model": 1,
+        "ablation": 1,
+        "dataset_health": 1,
+        "pretraining_loss": 1,
+        "all": 1,  # what shows it
     }
 
 
@@ -186,7 +214,9 @@ def test_figure1_shows_patches_along_long_trajectories(demo):
     first = cut.to_pandas().query("video == @video and track == @trk").sort_values("t").iloc[0]
     (row,) = [r for r in manifest.read(demo / "results/demo/videos/00000.parquet") if r["video"] == video]
     with framestore.FrameStore(demo / row["frames"]) as store:
-        expected = cv2.resize(figures.patch(store[int(first.t)], first.x, first.y, 32), (96, 96), interpolation=cv2.INTER_NEAREST)
+        expected = cv2.resize(
+            figures.patch(store[int(first.t)], first.x, first.y, 32), (96, 96), interpolation=cv2.INTER_NEAREST
+        )
     np.testing.assert_array_equal(image[4:100, 4:100, ::-1], expected)
 
 
@@ -220,4 +250,9 @@ def test_configuring_a_voc_root_schedules_its_probes(demo, tmp_path):
     for folder in ("ImageSets/Segmentation", "JPEGImages", "SegmentationClassAug"):
         (root / folder).mkdir(parents=True)
     out = dry_run_with(demo, {"benchmarks": {"voc": {"root": str(root)}}}, "benchmarks")
-    assert scheduled(out.stdout + out.stderr) == {"probe_model": 3, "probe_moco_v2": 1, "probe_table": 1, "benchmarks": 1}
+    assert scheduled(out.stdout + out.stderr) == {
+        "probe_model": 3,
+        "probe_moco_v2": 1,
+        "probe_table": 1,
+        "benchmarks": 1,
+    }

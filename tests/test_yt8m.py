@@ -19,7 +19,9 @@ def write_tfrecord(path, ids, sequence=False):
         if sequence:  # frame-level files: the id in the SequenceExample's context
             writer.write({"id": (pseudo.encode(), "byte")}, {"rgb": ([b"\0" * 4, b"\1" * 4], "byte")})
         else:
-            writer.write({"id": (pseudo.encode(), "byte"), "labels": ([3, 17], "int"), "mean_rgb": ([0.5] * 4, "float")})
+            writer.write(
+                {"id": (pseudo.encode(), "byte"), "labels": ([3, 17], "int"), "mean_rgb": ([0.5] * 4, "float")}
+            )
     writer.close()
 
 
@@ -105,9 +107,17 @@ class Server:
 
 @pytest.fixture
 def server():
-    found = {f"/{p[:2]}/{p}.js": [(200, f'i("{p}","{y}");')] for p, y in [("nXSc", "0sf943sWZls"), ("a0Bz", "dQw4w9WgXcQ")]}
-    running = Server({**found, "/Q9/Q9q9.js": [(429, ""), (503, ""), (200, 'i("Q9q9","abcdefghijk");')],
-                      "/Mm/Mm00.js": [(200, "<html>captive portal</html>")], "/Gg/Gg00.js": [(410, "")]})
+    found = {
+        f"/{p[:2]}/{p}.js": [(200, f'i("{p}","{y}");')] for p, y in [("nXSc", "0sf943sWZls"), ("a0Bz", "dQw4w9WgXcQ")]
+    }
+    running = Server(
+        {
+            **found,
+            "/Q9/Q9q9.js": [(429, ""), (503, ""), (200, 'i("Q9q9","abcdefghijk");')],
+            "/Mm/Mm00.js": [(200, "<html>captive portal</html>")],
+            "/Gg/Gg00.js": [(410, "")],
+        }
+    )
     yield running
     running.close()
 
@@ -116,15 +126,22 @@ def test_lookup_found_gone_rate_limited_and_malformed(server, tmp_path):
     cache = yt8m.Cache(tmp_path / "cache")
     waits = []
     ranked = list(enumerate(["nXSc", "Gg00", "Q9q9", "Mm00", "Xx00"]))
-    rows = yt8m.lookup_shard(ranked, cache, template=server.template, rate=0, timeout=5, retries=2, backoff=0.5,
-                             sleep=waits.append)
+    rows = yt8m.lookup_shard(
+        ranked, cache, template=server.template, rate=0, timeout=5, retries=2, backoff=0.5, sleep=waits.append
+    )
     assert [(r["rank"], r["status"], r["youtube_id"]) for r in rows] == [
-        (0, "ok", "0sf943sWZls"), (1, "gone", None), (2, "ok", "abcdefghijk"), (3, "lookup_failed", None), (4, "gone", None)]
+        (0, "ok", "0sf943sWZls"),
+        (1, "gone", None),
+        (2, "ok", "abcdefghijk"),
+        (3, "lookup_failed", None),
+        (4, "gone", None),
+    ]
     assert "HTTP 410" in rows[1]["reason"] and "unexpected answer" in rows[3]["reason"]
     assert server.requests["/Q9/Q9q9.js"] == 3 and waits == [0.5, 1.0]  # 429, 503, then the answer; backing off
     # a rerun asks only for what is not final: the malformed answer, nothing else
-    again = yt8m.lookup_shard(ranked, cache, template=server.template, rate=0, timeout=5, retries=2, backoff=0,
-                              sleep=waits.append)
+    again = yt8m.lookup_shard(
+        ranked, cache, template=server.template, rate=0, timeout=5, retries=2, backoff=0, sleep=waits.append
+    )
     assert again == rows
     assert sum(server.requests.values()) == 7 + 1 and server.requests["/Mm/Mm00.js"] == 2
 
@@ -134,17 +151,29 @@ def test_a_rate_limit_that_lasts_fails_the_job_and_keeps_the_answers(server, tmp
     cache = yt8m.Cache(tmp_path / "cache")
     ranked = list(enumerate(["nXSc", "Q9q9", "a0Bz"]))
     with pytest.raises(yt8m.Transient, match=r"Q9q9.js: HTTP 429 \(after 3 attempts\)"):
-        yt8m.lookup_shard(ranked, cache, template=server.template, rate=0, timeout=5, retries=2, backoff=0, sleep=lambda s: None)
+        yt8m.lookup_shard(
+            ranked, cache, template=server.template, rate=0, timeout=5, retries=2, backoff=0, sleep=lambda s: None
+        )
     assert cache.get("nXSc")["youtube_id"] == "0sf943sWZls" and cache.get("Q9q9") is None
     server.answers["/Q9/Q9q9.js"] = [(200, 'i("Q9q9","abcdefghijk");')]
-    rows = yt8m.lookup_shard(ranked, cache, template=server.template, rate=0, timeout=5, retries=2, backoff=0, sleep=lambda s: None)
+    rows = yt8m.lookup_shard(
+        ranked, cache, template=server.template, rate=0, timeout=5, retries=2, backoff=0, sleep=lambda s: None
+    )
     assert [r["status"] for r in rows] == ["ok"] * 3 and server.requests["/nX/nXSc.js"] == 1  # not asked again
 
 
 def test_requests_are_spaced_by_the_rate(server, tmp_path):
     waits = []
-    yt8m.lookup_shard(list(enumerate(["nXSc", "a0Bz"])), yt8m.Cache(tmp_path), template=server.template, rate=2,
-                      timeout=5, retries=0, backoff=0, sleep=waits.append)
+    yt8m.lookup_shard(
+        list(enumerate(["nXSc", "a0Bz"])),
+        yt8m.Cache(tmp_path),
+        template=server.template,
+        rate=2,
+        timeout=5,
+        retries=0,
+        backoff=0,
+        sleep=waits.append,
+    )
     assert len(waits) == 1 and 0 < waits[0] <= 0.5
 
 
@@ -159,16 +188,30 @@ def test_the_seeded_sample_and_its_reserve():
 
 
 def test_select_uses_the_first_ok_videos_and_reports_every_status():
-    lookups = [{"rank": r, "pseudo_id": p, "youtube_id": y, "status": s, "reason": why} for r, p, y, s, why in [
-        (0, "aaaa", "AAAAAAAAAAA", "ok", ""), (1, "bbbb", None, "gone", "HTTP 404"),
-        (2, "cccc", "CCCCCCCCCCC", "ok", ""), (3, "dddd", "DDDDDDDDDDD", "ok", ""), (4, "eeee", "EEEEEEEEEEE", "ok", "")]]
-    tables = [{"video": "AAAAAAAAAAA", "status": "ok", "reason": None}, {"video": "bbbb", "status": "gone", "reason": "HTTP 404"},
-              {"video": "CCCCCCCCCCC", "status": "unavailable", "reason": "Video unavailable. This video is private"},
-              {"video": "DDDDDDDDDDD", "status": "ok", "reason": None}, {"video": "EEEEEEEEEEE", "status": "ok", "reason": None}]
+    lookups = [
+        {"rank": r, "pseudo_id": p, "youtube_id": y, "status": s, "reason": why}
+        for r, p, y, s, why in [
+            (0, "aaaa", "AAAAAAAAAAA", "ok", ""),
+            (1, "bbbb", None, "gone", "HTTP 404"),
+            (2, "cccc", "CCCCCCCCCCC", "ok", ""),
+            (3, "dddd", "DDDDDDDDDDD", "ok", ""),
+            (4, "eeee", "EEEEEEEEEEE", "ok", ""),
+        ]
+    ]
+    tables = [
+        {"video": "AAAAAAAAAAA", "status": "ok", "reason": None},
+        {"video": "bbbb", "status": "gone", "reason": "HTTP 404"},
+        {"video": "CCCCCCCCCCC", "status": "unavailable", "reason": "Video unavailable. This video is private"},
+        {"video": "DDDDDDDDDDD", "status": "ok", "reason": None},
+        {"video": "EEEEEEEEEEE", "status": "ok", "reason": None},
+    ]
     used, report = yt8m.select(lookups, tables, sample=2)
     assert [u["video"] for u in used] == ["AAAAAAAAAAA", "DDDDDDDDDDD"]  # rank order, skipping the dead
-    assert report["statuses"] == {"gone": {"count": 1, "examples": ["HTTP 404"]}, "ok": {"count": 3, "examples": []},
-                                  "unavailable": {"count": 1, "examples": ["Video unavailable. This video is private"]}}
+    assert report["statuses"] == {
+        "gone": {"count": 1, "examples": ["HTTP 404"]},
+        "ok": {"count": 3, "examples": []},
+        "unavailable": {"count": 1, "examples": ["Video unavailable. This video is private"]},
+    }
     used, report = yt8m.select(lookups, tables, sample=4)  # the pool ran out: fewer, and said so
     assert len(used) == 3 and (report["used"], report["short_by"]) == (3, 1)
     assert "1 short of the sample" in yt8m.availability_page(report)
@@ -183,33 +226,69 @@ def test_a_yt8m_dataset_from_pseudo_ids_to_flow_through_the_workflow(tmp_path):
     import subprocess
 
     import yaml
+
     from picotest import REPO, run_snakemake, scheduled
 
     pool = ["nXSc", "a0Bz", "Q9q9", "Mm00", "Gg00", "Kk11", "Zz22", "Yy33"]
     order = yt8m.sample_order(pool, seed=0, count=6)
     youtube = {p: f"v{p}abcdef" for p in pool}  # 11 characters, like YouTube's
     video = tmp_path / "v.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=30:duration=2",
-                    "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(video)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-nostdin",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=30:duration=2",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            str(video),
+        ],
+        check=True,
+    )
     answers = {f"/{p[:2]}/{p}.js": [(200, f'i("{p}","{youtube[p]}");')] for p in pool}
     answers[f"/{order[1][:2]}/{order[1]}.js"] = [(404, "")]  # rank 1: gone from YouTube-8M's look-up
-    answers |= {f"/media/{youtube[p]}.mp4": [(200, video.read_bytes())] for r, p in enumerate(order) if r != 3}  # rank 3: no video
+    answers |= {
+        f"/media/{youtube[p]}.mp4": [(200, video.read_bytes())] for r, p in enumerate(order) if r != 3
+    }  # rank 3: no video
     server = Server(answers)
     (tmp_path / "ids.txt").write_text("\n".join(pool) + "\n")
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    config["datasets"] = {"yt": {"source": "yt8m", "ids": str(tmp_path / "ids.txt"), "lookup_url": server.template,
-                                 "url_template": f"http://127.0.0.1:{server.httpd.server_port}/media/{{id}}.mp4",
-                                 "sample": 3, "reserve": 3, "videos_per_shard": 3, "snippet_seconds": 1}}
+    config["datasets"] = {
+        "yt": {
+            "source": "yt8m",
+            "ids": str(tmp_path / "ids.txt"),
+            "lookup_url": server.template,
+            "url_template": f"http://127.0.0.1:{server.httpd.server_port}/media/{{id}}.mp4",
+            "sample": 3,
+            "reserve": 3,
+            "videos_per_shard": 3,
+            "snippet_seconds": 1,
+        }
+    }
     config["download"] = {"retries": 0, "retry_backoff_seconds": 0}
     config["ablations"] = {}  # the demo's figures are of its own dataset
     work = tmp_path / "run"
     try:
-        assert scheduled(run_snakemake(work, "results/yt/availability.json", "-n", config=config).stdout)["yt8m_lookup"] == 2
+        assert (
+            scheduled(run_snakemake(work, "results/yt/availability.json", "-n", config=config).stdout)["yt8m_lookup"]
+            == 2
+        )
         run_snakemake(work, "results/yt/availability.json", config=config)
     finally:
         server.close()
     report = json.loads((work / "results/yt/availability.json").read_text())
     assert (report["drawn"], report["ok"], report["used"], report["short_by"]) == (6, 4, 3, 0)
     assert report["statuses"]["gone"]["count"] == 1 and report["statuses"]["unavailable"]["count"] == 1
-    assert sorted(yt8m.read_selection(work / "results/yt/selection.parquet")) == sorted(youtube[order[r]] for r in (0, 2, 4))
+    assert sorted(yt8m.read_selection(work / "results/yt/selection.parquet")) == sorted(
+        youtube[order[r]] for r in (0, 2, 4)
+    )
     assert server.requests[f"/media/{youtube[order[5]]}.mp4"] >= 1  # the reserve is fetched: it may be needed

@@ -43,7 +43,9 @@ def table(figure: str, results: list[dict], demo: bool) -> dict:
     """``{"figure", "demo", "points": [...]}`` from the probe results of a figure's models,
     sorted by sampling, gamma, delta; metrics in percent as the probe gives them."""
     title = TITLES[figure] + (" -- DEMO: the synthetic world's benchmark, not COCO" if demo else "")
-    points = sorted(({k: r[k] for k in POINT_KEYS} for r in results), key=lambda p: (p["sampling"], p["gamma"], p["delta"]))
+    points = sorted(
+        ({k: r[k] for k in POINT_KEYS} for r in results), key=lambda p: (p["sampling"], p["gamma"], p["delta"])
+    )
     return {"figure": title, "demo": demo, "points": points}
 
 
@@ -58,8 +60,12 @@ def plot(data: dict, path: str | Path) -> None:
     fig, axes = plt.subplots(1, len(METRICS), figsize=(4.5 * len(METRICS), 3.6), layout="constrained")
     for ax, metric in zip(axes, METRICS):
         for (sampling, gamma), points in series.items():
-            ax.plot([p["delta"] for p in points], [p[metric] for p in points], marker="o",
-                    label=f"{sampling}, gamma = {gamma:g}")
+            ax.plot(
+                [p["delta"] for p in points],
+                [p[metric] for p in points],
+                marker="o",
+                label=f"{sampling}, gamma = {gamma:g}",
+            )
         ax.set_xlabel("delta (Eq. 3)")
         ax.set_ylabel(f"{metric} (%)")
         ax.grid(alpha=0.3)

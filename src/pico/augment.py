@@ -65,8 +65,12 @@ def photometric(image: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         b, c, s = (1 + 0.4 * (2 * torch.rand(3, generator=g) - 1)).tolist()
         hue = 0.1 * (2 * torch.rand(1, generator=g).item() - 1)
         for k in torch.randperm(4, generator=g).tolist():
-            image = [lambda im: TF.adjust_brightness(im, b), lambda im: TF.adjust_contrast(im, c),
-                     lambda im: TF.adjust_saturation(im, s), lambda im: TF.adjust_hue(im, hue)][k](image)
+            image = [
+                lambda im: TF.adjust_brightness(im, b),
+                lambda im: TF.adjust_contrast(im, c),
+                lambda im: TF.adjust_saturation(im, s),
+                lambda im: TF.adjust_hue(im, hue),
+            ][k](image)
     if torch.rand(1, generator=g) < 0.2:
         image = TF.rgb_to_grayscale(image, num_output_channels=3)
     if torch.rand(1, generator=g) < 0.5:

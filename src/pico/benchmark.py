@@ -49,15 +49,33 @@ def fingerprint(benchmark: str, model_path: str | None, moco_v2: str | None, roo
     """What a benchmark's checkpoint must agree on to be resumed: benchmark, model file
     content, data root and the settings that shape learning."""
     weights = model_path or moco_v2
-    return json.dumps({"benchmark": benchmark, "model": weights and sha256(weights), "root": str(root), "seed": seed,
-                       "config": {k: v for k, v in cfg.items() if k not in BENCHMARK_RUNTIME_KEYS}}, sort_keys=True)
+    return json.dumps(
+        {
+            "benchmark": benchmark,
+            "model": weights and sha256(weights),
+            "root": str(root),
+            "seed": seed,
+            "config": {k: v for k, v in cfg.items() if k not in BENCHMARK_RUNTIME_KEYS},
+        },
+        sort_keys=True,
+    )
 
 
-def evaluate(benchmark: str, model_path: str | None, moco_v2: str | None, root: str, cfg: dict, seed: int,
-             work: str | Path | None = None) -> dict[str, float]:
+def evaluate(
+    benchmark: str,
+    model_path: str | None,
+    moco_v2: str | None,
+    root: str,
+    cfg: dict,
+    seed: int,
+    work: str | Path | None = None,
+) -> dict[str, float]:
     """Train the benchmark's head on the frozen model and score it (checkpoints in ``work``)."""
-    resume = Resumable(work and Path(work) / "checkpoint.pt", fingerprint(benchmark, model_path, moco_v2, root, cfg, seed),
-                       cfg["checkpoint_every"])
+    resume = Resumable(
+        work and Path(work) / "checkpoint.pt",
+        fingerprint(benchmark, model_path, moco_v2, root, cfg, seed),
+        cfg["checkpoint_every"],
+    )
     if model_path is None and benchmark in WITHOUT_MOCO_V2:
         raise ValueError(f"{benchmark} has no MoCo-v2 baseline")
     net, channels = frozen_network(model_path, moco_v2, seed)
@@ -76,16 +94,26 @@ def frozen_network(model_path: str | None, moco_v2: str | None, seed: int) -> tu
     return net, net.dim
 
 
-def result(metrics_: dict, benchmark: str, model_name: str, model_path: str | None, cfg: dict, demo: bool, seconds: float) -> dict:
+def result(
+    metrics_: dict, benchmark: str, model_name: str, model_path: str | None, cfg: dict, demo: bool, seconds: float
+) -> dict:
     """One benchmark result: metrics, the model (and its file's sha256), settings, time."""
     parts = model_name.split("/")
     row = {"method": parts[0], "dataset": parts[1] if len(parts) > 1 else None}
     if len(parts) == 4:
         gamma, delta = parts[3].removeprefix("g").split("_d")
         row.update(sampling=parts[2], gamma=float(gamma), delta=float(delta))
-    return {**row, **metrics_, "model": model_name, "checkpoint": model_path,
-            "checkpoint_sha256": model_path and sha256(model_path),
-            "benchmark": benchmark, "demo": demo, "config": cfg, "seconds": round(seconds, 1)}
+    return {
+        **row,
+        **metrics_,
+        "model": model_name,
+        "checkpoint": model_path,
+        "checkpoint_sha256": model_path and sha256(model_path),
+        "benchmark": benchmark,
+        "demo": demo,
+        "config": cfg,
+        "seconds": round(seconds, 1),
+    }
 
 
 def table(results: list[dict], benchmark: str, demo: bool) -> dict:

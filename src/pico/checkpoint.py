@@ -64,11 +64,17 @@ def _verified(f: BinaryIO, path: str | os.PathLike) -> None:
     size = os.fstat(f.fileno()).st_size
     f.seek(max(0, size - _COMMENT - 2))
     trailer = f.read()
-    if len(trailer) != _COMMENT + 2 or trailer[:2] != _COMMENT.to_bytes(2, "little") or not trailer[2:].startswith(_MAGIC):
-        raise ValueError(f"{path}: no pico checksum at its end (truncated, or not written by pico.checkpoint.save); "
-                         "delete it to rebuild")
+    if (
+        len(trailer) != _COMMENT + 2
+        or trailer[:2] != _COMMENT.to_bytes(2, "little")
+        or not trailer[2:].startswith(_MAGIC)
+    ):
+        raise ValueError(
+            f"{path}: no pico checksum at its end (truncated, or not written by pico.checkpoint.save); "
+            "delete it to rebuild"
+        )
     f.seek(0)
-    if _digest(f, size - _COMMENT - 2) != trailer[2 + len(_MAGIC):].decode("ascii", "replace"):
+    if _digest(f, size - _COMMENT - 2) != trailer[2 + len(_MAGIC) :].decode("ascii", "replace"):
         raise ValueError(f"{path}: checksum mismatch, the file is corrupted; delete it to rebuild")
     f.seek(0)
 

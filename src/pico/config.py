@@ -9,7 +9,6 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-
 #: Pretraining methods (Sections 3-4): PiCO and the two static baselines.
 METHODS = ("pico", "static_video", "static_frame")
 
@@ -117,32 +116,49 @@ def grids_outside_config(config: dict, key: str, grids: dict[str, dict]) -> list
     tracking, problems = config["tracking"], []
     for figure, spec in grids.items():
         if spec["dataset"] not in config["datasets"]:
-            problems.append(f"{key}.{figure}.dataset: '{spec['dataset']}' is not one of datasets ({', '.join(config['datasets'])})")
+            problems.append(
+                f"{key}.{figure}.dataset: '{spec['dataset']}' is not one of datasets ({', '.join(config['datasets'])})"
+            )
         for axis, bound in (("gammas", "max_gamma"), ("deltas", "max_delta")):
-            problems += [f"{key}.{figure}.{axis}.{i}: {v:g} exceeds tracking.{bound} {tracking[bound]:g}"
-                         for i, v in enumerate(spec[axis]) if v > tracking[bound]]
+            problems += [
+                f"{key}.{figure}.{axis}.{i}: {v:g} exceeds tracking.{bound} {tracking[bound]:g}"
+                for i, v in enumerate(spec[axis])
+                if v > tracking[bound]
+            ]
     return problems
-
 
 
 def _numbers_paths_change(config: dict) -> list[str]:
     """A cut is named by its numbers as ``format(x, "g")`` (``cut_name``) and computed from that
     name, so a gamma or delta it changes (beyond 6 significant digits) would silently be
     another value, or merge with another grid point: 0.1 and 0.1000001 both give g0.1."""
-    numbers = [(f"tracking.thresholds.{i}.{j}", x)
-               for i, cut in enumerate(config["tracking"]["thresholds"]) for j, x in enumerate(cut)]
-    numbers += [(f"ablations.{figure}.{axis}.{i}", x) for figure, spec in config["ablations"].items()
-                for axis in ("gammas", "deltas") for i, x in enumerate(spec[axis])]
-    return [f"{key}: {x!r} is named {x:g} in paths (6 significant digits), which is what its cut "
-            f"would use, shared with any other value named so; give it as {x:g}"
-            for key, x in numbers if float(f"{x:g}") != x]
+    numbers = [
+        (f"tracking.thresholds.{i}.{j}", x)
+        for i, cut in enumerate(config["tracking"]["thresholds"])
+        for j, x in enumerate(cut)
+    ]
+    numbers += [
+        (f"ablations.{figure}.{axis}.{i}", x)
+        for figure, spec in config["ablations"].items()
+        for axis in ("gammas", "deltas")
+        for i, x in enumerate(spec[axis])
+    ]
+    return [
+        f"{key}: {x!r} is named {x:g} in paths (6 significant digits), which is what its cut "
+        f"would use, shared with any other value named so; give it as {x:g}"
+        for key, x in numbers
+        if float(f"{x:g}") != x
+    ]
 
 
 def _processes_exceed_batch(config: dict) -> list[str]:
     """Each DDP process takes its share of a batch's videos: none may be left without."""
     p = config["pretrain"]
     if p["gpus"] * p["nodes"] > p["videos_per_batch"]:
-        return [f"pretrain.videos_per_batch: {p['videos_per_batch']} videos cannot feed {p['gpus'] * p['nodes']} processes (gpus x nodes)"]
+        return [
+            f"pretrain.videos_per_batch: {p['videos_per_batch']} videos cannot feed "
+            f"{p['gpus'] * p['nodes']} processes (gpus x nodes)"
+        ]
     return []
 
 
@@ -169,12 +185,21 @@ def _missing_paths(config: dict) -> list[str]:
         "flow.weights": None if config["flow"]["weights"] == "default" else config["flow"]["weights"],
         "download.cookies": config["download"]["cookies"],
     }
-    problems += [f"{key}: file '{path}' does not exist" for key, path in files.items()
-                 if path and not os.path.isfile(path) and not stand_in_encoder(path, config)]
+    problems += [
+        f"{key}: file '{path}' does not exist"
+        for key, path in files.items()
+        if path and not os.path.isfile(path) and not stand_in_encoder(path, config)
+    ]
     b = config["benchmarks"]
-    roots = {"benchmarks.coco_root": b["coco_root"], "benchmarks.voc.root": b["voc"]["root"],
-             "benchmarks.cityscapes.root": b["cityscapes"]["root"], "benchmarks.nyu.root": b["nyu"]["root"]}
-    problems += [f"{key}: folder '{root}' does not exist" for key, root in roots.items() if root and not os.path.isdir(root)]
+    roots = {
+        "benchmarks.coco_root": b["coco_root"],
+        "benchmarks.voc.root": b["voc"]["root"],
+        "benchmarks.cityscapes.root": b["cityscapes"]["root"],
+        "benchmarks.nyu.root": b["nyu"]["root"],
+    }
+    problems += [
+        f"{key}: folder '{root}' does not exist" for key, root in roots.items() if root and not os.path.isdir(root)
+    ]
     return problems
 
 

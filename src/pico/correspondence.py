@@ -60,8 +60,10 @@ def load_pair(spec: dict) -> Pair:
     flow = groundtruth.read_truth(spec)
     truth = spec.get("flow") or spec.get("disparity")
     if image_a.shape != image_b.shape or flow.shape[1:] != image_a.shape[:2]:
-        raise DatasetError(f"{truth}: sizes disagree: image_a {image_a.shape[1::-1]}, image_b {image_b.shape[1::-1]}, "
-                           f"truth {flow.shape[:0:-1]} (width, height); a pair's images and truth must be the same size")
+        raise DatasetError(
+            f"{truth}: sizes disagree: image_a {image_a.shape[1::-1]}, image_b {image_b.shape[1::-1]}, "
+            f"truth {flow.shape[:0:-1]} (width, height); a pair's images and truth must be the same size"
+        )
     return Pair(spec["name"], image_a, image_b, flow)
 
 
@@ -77,7 +79,9 @@ def resized(pair: Pair, short_side: int) -> Pair:
     sx, sy = size[0] / w, size[1] / h
     rows = np.clip(np.round((np.arange(size[1]) + 0.5) / sy - 0.5), 0, h - 1).astype(int)
     cols = np.clip(np.round((np.arange(size[0]) + 0.5) / sx - 0.5), 0, w - 1).astype(int)
-    flow = pair.flow[:, rows][:, :, cols] * np.array([sx, sy], np.float32)[:, None, None]  # nearest-pixel truth, rescaled
+    flow = (
+        pair.flow[:, rows][:, :, cols] * np.array([sx, sy], np.float32)[:, None, None]
+    )  # nearest-pixel truth, rescaled
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     image_a, image_b = (cv2.resize(im, size, interpolation=interpolation) for im in (pair.image_a, pair.image_b))
     return Pair(pair.name, image_a, image_b, flow.astype(np.float32))
@@ -162,8 +166,9 @@ def soft_argmax(similarity: torch.Tensor, cells: torch.Tensor, temperature: floa
 REFINEMENTS = ("upsample", "soft_argmax", "nearest")
 
 
-def match(queries: torch.Tensor, features: torch.Tensor, size: tuple[int, int], *, refinement: str,
-          temperature: float | None) -> torch.Tensor:
+def match(
+    queries: torch.Tensor, features: torch.Tensor, size: tuple[int, int], *, refinement: str, temperature: float | None
+) -> torch.Tensor:
     """m(p) for each query (n, C): its image position (n, 2) in image b of ``size`` (width,
     height), whose normalised features are ``features`` (C, h, w); queries in chunks."""
     _, h, w = features.shape
@@ -183,11 +188,23 @@ def match(queries: torch.Tensor, features: torch.Tensor, size: tuple[int, int], 
 def scores(matched: np.ndarray, truth: np.ndarray) -> dict:
     """pck_K = share of |m(p) - t(p)| <= K px (K in THRESHOLDS), epe = mean |m(p) - t(p)|, n."""
     error = np.hypot(*(matched - truth).T)
-    return {**{f"pck{k}": float((error <= k).mean()) for k in THRESHOLDS}, "epe": float(error.mean()), "n": int(error.size)}
+    return {
+        **{f"pck{k}": float((error <= k).mean()) for k in THRESHOLDS},
+        "epe": float(error.mean()),
+        "n": int(error.size),
+    }
 
 
-def score_pair(net: torch.nn.Module, pair: Pair, *, points: int, refinement: str, temperature: float | None, seed: int,
-               device: torch.device) -> dict:
+def score_pair(
+    net: torch.nn.Module,
+    pair: Pair,
+    *,
+    points: int,
+    refinement: str,
+    temperature: float | None,
+    seed: int,
+    device: torch.device,
+) -> dict:
     """A model's scores on one pair; the points are drawn by (seed, pair name), the same for
     every model."""
     a, truth = labelled_points(pair, points, seeding.rng(seed, "correspondence", pair.name))
@@ -200,13 +217,31 @@ def score_pair(net: torch.nn.Module, pair: Pair, *, points: int, refinement: str
     return {"pair": pair.name, **scores(matched.cpu().numpy(), truth)}
 
 
-def evaluate(net: torch.nn.Module, specs: list[dict], *, short_side: int, points: int, refinement: str,
-             temperature: float | None, seed: int, device: torch.device) -> list[dict]:
+def evaluate(
+    net: torch.nn.Module,
+    specs: list[dict],
+    *,
+    short_side: int,
+    points: int,
+    refinement: str,
+    temperature: float | None,
+    seed: int,
+    device: torch.device,
+) -> list[dict]:
     """One row of scores per configured pair (``specs``), each resized to ``short_side``."""
     net, rows = net.eval().to(device), []
     for spec in specs:
-        rows.append(score_pair(net, resized(load_pair(spec), short_side), points=points, refinement=refinement,
-                               temperature=temperature, seed=seed, device=device))
+        rows.append(
+            score_pair(
+                net,
+                resized(load_pair(spec), short_side),
+                points=points,
+                refinement=refinement,
+                temperature=temperature,
+                seed=seed,
+                device=device,
+            )
+        )
         log.info("%s", rows[-1])
     return rows
 
@@ -224,8 +259,9 @@ def visible_flow(now: dict, later: dict) -> np.ndarray:
     return np.where(inside & seen, flow, np.nan).astype(np.float32)
 
 
-def demo_pair(seed: int, index: int, *, gap: float, width: int, height: int,
-              world: synthetic.World = synthetic.World()) -> Pair:
+def demo_pair(
+    seed: int, index: int, *, gap: float, width: int, height: int, world: synthetic.World = synthetic.World()
+) -> Pair:
     """Demo pair ``index``: a fresh synthetic scene of ``world`` (its own id namespace, never a
     pretraining video) at a random time t and t + ``gap`` seconds, with its visible true motion."""
     rng = seeding.rng(seed, "demo-correspondence", index)
@@ -241,8 +277,15 @@ def demo_name(index: int) -> str:
 
 def demo_specs(root: str | Path, count: int) -> list[dict]:
     """The configuration of the demo pairs ``write_demo_pairs`` writes under ``root``."""
-    return [{"name": demo_name(i), "image_a": f"{root}/{demo_name(i)}_a.png", "image_b": f"{root}/{demo_name(i)}_b.png",
-             "flow": f"{root}/{demo_name(i)}.flo"} for i in range(count)]
+    return [
+        {
+            "name": demo_name(i),
+            "image_a": f"{root}/{demo_name(i)}_a.png",
+            "image_b": f"{root}/{demo_name(i)}_b.png",
+            "flow": f"{root}/{demo_name(i)}.flo",
+        }
+        for i in range(count)
+    ]
 
 
 def demo_size(short_side: int) -> tuple[int, int]:
@@ -251,8 +294,9 @@ def demo_size(short_side: int) -> tuple[int, int]:
     return 2 * round(4 * short_side / 3), 2 * short_side
 
 
-def write_demo_pairs(root: str | Path, *, seed: int, count: int, gap: float, short_side: int,
-                     world: synthetic.World = synthetic.World()) -> None:
+def write_demo_pairs(
+    root: str | Path, *, seed: int, count: int, gap: float, short_side: int, world: synthetic.World = synthetic.World()
+) -> None:
     """``count`` demo pairs of ``world`` as files (PNG images, Middlebury .flo truth) under ``root``."""
     Path(root).mkdir(parents=True, exist_ok=True)  # the folder is the output, even with no pairs
     width, height = demo_size(short_side)
@@ -267,6 +311,9 @@ def table(results: list[dict], demo: bool) -> dict:
     """``results/correspondence.json``: one row per model x pair, the MoCo-v2 baseline first."""
     name = TITLE + (" -- DEMO: pairs demo* are the synthetic world's, not real images" if demo else "")
     keys = ("pck1", "pck2", "pck4", "pck8", "epe", "n")
-    rows = [{"method": r["method"], "model": r["model"], "pair": p["pair"], **{k: p[k] for k in keys}}
-            for r in ordered(results) for p in r["pairs"]]
+    rows = [
+        {"method": r["method"], "model": r["model"], "pair": p["pair"], **{k: p[k] for k in keys}}
+        for r in ordered(results)
+        for p in r["pairs"]
+    ]
     return {"benchmark": name, "demo": demo, "rows": rows}

@@ -55,8 +55,11 @@ class CocoPanoptic(LabelledImages):
         self.root = Path(root)
         images, annotations = self.root / f"{split}2017", self.root / "annotations" / f"panoptic_{split}2017.json"
         self.png_dir = self.root / "annotations" / f"panoptic_{split}2017"
-        for path, what in ((images, "a folder of JPEG images"), (annotations, "the panoptic annotations JSON"),
-                           (self.png_dir, "a folder of panoptic PNGs")):
+        for path, what in (
+            (images, "a folder of JPEG images"),
+            (annotations, "the panoptic annotations JSON"),
+            (self.png_dir, "a folder of panoptic PNGs"),
+        ):
             if not path.exists():
                 raise DatasetError(f"{path}: missing; COCO panoptic needs {what} there (official 2017 layout)")
         try:
@@ -64,7 +67,10 @@ class CocoPanoptic(LabelledImages):
             self.labels = panoptic.label_map(spec["categories"])
             self.names = panoptic.class_names(spec["categories"])
             files = {im["id"]: im["file_name"] for im in spec["images"]}
-            self.items = [(images / files[a["image_id"]], self.png_dir / a["file_name"], a["segments_info"]) for a in spec["annotations"]]
+            self.items = [
+                (images / files[a["image_id"]], self.png_dir / a["file_name"], a["segments_info"])
+                for a in spec["annotations"]
+            ]
         except (KeyError, TypeError, json.JSONDecodeError) as e:
             raise DatasetError(f"{annotations}: not COCO panoptic annotations ({type(e).__name__}: {e})") from None
 
@@ -82,25 +88,39 @@ def _demo_frames(seed: int, split: str, count: int, width: int, height: int, wor
         yield f"{split}{i:06d}", scene.render(float(rng.uniform(0, 3)))
 
 
-def write_demo_coco(root: str | Path, seed: int, n_train: int, n_val: int, width: int, height: int, *,
-                    world: synthetic.World = synthetic.World()) -> None:
+def write_demo_coco(
+    root: str | Path,
+    seed: int,
+    n_train: int,
+    n_val: int,
+    width: int,
+    height: int,
+    *,
+    world: synthetic.World = synthetic.World(),
+) -> None:
     """The demo's COCO: frames of the synthetic world in COCO's official layout, with panoptic
     annotations (each visible object a "thing" segment of its class, sky and ground "stuff")
     for the linear probe and instance annotations (RLE masks, boxes) for Mask R-CNN."""
     root = Path(root)
-    categories = [{"id": c, "name": synthetic.CLASSES[c], "isthing": int(c in synthetic.THINGS), "supercategory": "demo"}
-                  for c in range(1, len(synthetic.CLASSES))]
+    categories = [
+        {"id": c, "name": synthetic.CLASSES[c], "isthing": int(c in synthetic.THINGS), "supercategory": "demo"}
+        for c in range(1, len(synthetic.CLASSES))
+    ]
     for split, count in (("train", n_train), ("val", n_val)):
         images, annotations, instances = [], [], []
         for i, (name, frame) in enumerate(_demo_frames(seed, split, count, width, height, world)):
             ids, segments = _panoptic_segments(frame)
             _write_image(root / f"{split}2017" / f"{name}.jpg", frame["rgb"])
-            _write_image(root / "annotations" / f"panoptic_{split}2017" / f"{name}.png",
-                         np.stack([ids % 256, ids // 256 % 256, ids // 65536], -1).astype(np.uint8))
+            _write_image(
+                root / "annotations" / f"panoptic_{split}2017" / f"{name}.png",
+                np.stack([ids % 256, ids // 256 % 256, ids // 65536], -1).astype(np.uint8),
+            )
             images.append({"id": i, "file_name": f"{name}.jpg", "width": width, "height": height})
             annotations.append({"image_id": i, "file_name": f"{name}.png", "segments_info": segments})
-            instances += [{**a, "id": len(instances) + k + 1, "image_id": i}
-                          for k, a in enumerate(_instance_annotations(ids, segments))]
+            instances += [
+                {**a, "id": len(instances) + k + 1, "image_id": i}
+                for k, a in enumerate(_instance_annotations(ids, segments))
+            ]
         spec = {"images": images, "annotations": annotations, "categories": categories}
         things = {"images": images, "annotations": instances, "categories": [c for c in categories if c["isthing"]]}
         for kind, content in (("panoptic", spec), ("instances", things)):
@@ -117,14 +137,28 @@ def _instance_annotations(ids: np.ndarray, segments: list[dict]) -> list[dict]:
         if seg["category_id"] not in synthetic.THINGS:
             continue
         encoded = rle.encode(np.asfortranarray(ids == seg["id"], dtype=np.uint8))
-        out.append({"category_id": seg["category_id"], "iscrowd": 0, "area": int(rle.area(encoded)),
-                    "bbox": [float(v) for v in rle.toBbox(encoded)],
-                    "segmentation": {"size": encoded["size"], "counts": encoded["counts"].decode()}})
+        out.append(
+            {
+                "category_id": seg["category_id"],
+                "iscrowd": 0,
+                "area": int(rle.area(encoded)),
+                "bbox": [float(v) for v in rle.toBbox(encoded)],
+                "segmentation": {"size": encoded["size"], "counts": encoded["counts"].decode()},
+            }
+        )
     return out
 
 
-def write_demo_nyu(root: str | Path, seed: int, n_train: int, n_test: int, width: int, height: int, *,
-                   world: synthetic.World = synthetic.World()) -> None:
+def write_demo_nyu(
+    root: str | Path,
+    seed: int,
+    n_train: int,
+    n_test: int,
+    width: int,
+    height: int,
+    *,
+    world: synthetic.World = synthetic.World(),
+) -> None:
     """The demo's NYU-depth v2 in the ViRB release's layout (see ``NyuDepth``): frames of the
     synthetic world and their depth as 16-bit PNGs in millimetres (``depth_scale`` 0.001)."""
     root = Path(root)
@@ -143,7 +177,9 @@ def _panoptic_segments(frame: dict) -> tuple[np.ndarray, list[dict]]:
     for k in np.unique(frame["instances"]):
         mask = frame["instances"] == k if k else np.zeros_like(frame["instances"], bool)
         if k:
-            segments.append({"id": int(k), "category_id": int(frame["labels"][mask][0]), "area": int(mask.sum()), "iscrowd": 0})
+            segments.append(
+                {"id": int(k), "category_id": int(frame["labels"][mask][0]), "area": int(mask.sum()), "iscrowd": 0}
+            )
             ids[mask] = k
     for stuff, seg_id in ((synthetic.SKY, 1000), (synthetic.GROUND, 1001)):
         mask = (frame["instances"] == 0) & (frame["labels"] == stuff)
@@ -175,8 +211,29 @@ class SegmentationFolder(LabelledImages):
         return image[:, :, ::-1].copy(), (self.lut[labels] if self.lut is not None else labels)
 
 
-VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
+VOC_CLASSES = [
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+]
 
 
 def voc(root: str | Path, split: str) -> SegmentationFolder:
@@ -185,21 +242,62 @@ def voc(root: str | Path, split: str) -> SegmentationFolder:
     ``ImageSets/Segmentation/{train_aug,val}.txt``."""
     root = Path(root)
     listing = root / "ImageSets" / "Segmentation" / f"{split}.txt"
-    for path, what in ((listing, "the image list"), (root / "JPEGImages", "the JPEG images"),
-                       (root / "SegmentationClassAug", "the augmented label PNGs (SBD + VOC)")):
+    for path, what in (
+        (listing, "the image list"),
+        (root / "JPEGImages", "the JPEG images"),
+        (root / "SegmentationClassAug", "the augmented label PNGs (SBD + VOC)"),
+    ):
         if not path.exists():
             raise DatasetError(f"{path}: missing; VOC 2012 (train_aug) needs {what} there")
     names = [line.split()[0] for line in listing.read_text().split("\n") if line.strip()]
-    return SegmentationFolder([(root / "JPEGImages" / f"{n}.jpg", root / "SegmentationClassAug" / f"{n}.png") for n in names],
-                              VOC_CLASSES)
+    return SegmentationFolder(
+        [(root / "JPEGImages" / f"{n}.jpg", root / "SegmentationClassAug" / f"{n}.png") for n in names], VOC_CLASSES
+    )
 
 
 #: Cityscapes labelIds -> trainIds of the 19 evaluated classes (cityscapesScripts' labels.py).
-CITYSCAPES_TRAIN_IDS = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12,
-                        26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
-CITYSCAPES_CLASSES = ["road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
-                      "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle",
-                      "bicycle"]
+CITYSCAPES_TRAIN_IDS = {
+    7: 0,
+    8: 1,
+    11: 2,
+    12: 3,
+    13: 4,
+    17: 5,
+    19: 6,
+    20: 7,
+    21: 8,
+    22: 9,
+    23: 10,
+    24: 11,
+    25: 12,
+    26: 13,
+    27: 14,
+    28: 15,
+    31: 16,
+    32: 17,
+    33: 18,
+}
+CITYSCAPES_CLASSES = [
+    "road",
+    "sidewalk",
+    "building",
+    "wall",
+    "fence",
+    "pole",
+    "traffic light",
+    "traffic sign",
+    "vegetation",
+    "terrain",
+    "sky",
+    "person",
+    "rider",
+    "car",
+    "truck",
+    "bus",
+    "train",
+    "motorcycle",
+    "bicycle",
+]
 
 
 def cityscapes(root: str | Path, split: str) -> SegmentationFolder:
@@ -234,7 +332,10 @@ class CocoInstances(LabelledImages):
         from pycocotools.coco import COCO
 
         self.root = Path(root)
-        self.images, self.annotations = self.root / f"{split}2017", self.root / "annotations" / f"instances_{split}2017.json"
+        self.images, self.annotations = (
+            self.root / f"{split}2017",
+            self.root / "annotations" / f"instances_{split}2017.json",
+        )
         for path, what in ((self.images, "a folder of JPEG images"), (self.annotations, "the instances JSON")):
             if not path.exists():
                 raise DatasetError(f"{path}: missing; COCO instances need {what} there (official 2017 layout)")
@@ -251,7 +352,11 @@ class CocoInstances(LabelledImages):
 
     def annotated(self) -> list[int]:
         """Indices of the images with at least one non-crowd object (the ones trained on)."""
-        usable = [i for i, image_id in enumerate(self.items) if any(not a.get("iscrowd") for a in self.coco.imgToAnns[image_id])]
+        usable = [
+            i
+            for i, image_id in enumerate(self.items)
+            if any(not a.get("iscrowd") for a in self.coco.imgToAnns[image_id])
+        ]
         if not usable:
             raise DatasetError(f"{self.annotations}: no image has a non-crowd object to train on")
         return usable
@@ -263,10 +368,22 @@ class CocoInstances(LabelledImages):
     def target(self, i: int) -> dict[str, np.ndarray]:
         """boxes (N, 4) xyxy float32, labels (N,) int64, masks (N, H, W) uint8; crowds dropped."""
         info = self.coco.imgs[self.items[i]]
-        anns = [a for a in self.coco.imgToAnns[self.items[i]] if not a.get("iscrowd") and a["bbox"][2] > 0 and a["bbox"][3] > 0]
+        anns = [
+            a
+            for a in self.coco.imgToAnns[self.items[i]]
+            if not a.get("iscrowd") and a["bbox"][2] > 0 and a["bbox"][3] > 0
+        ]
         boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)], np.float32).reshape(-1, 4)
-        masks = np.stack([self.coco.annToMask(a) for a in anns]) if anns else np.zeros((0, info["height"], info["width"]), np.uint8)
-        return {"boxes": boxes, "labels": np.array([self.label_of[a["category_id"]] for a in anns], np.int64), "masks": masks}
+        masks = (
+            np.stack([self.coco.annToMask(a) for a in anns])
+            if anns
+            else np.zeros((0, info["height"], info["width"]), np.uint8)
+        )
+        return {
+            "boxes": boxes,
+            "labels": np.array([self.label_of[a["category_id"]] for a in anns], np.int64),
+            "masks": masks,
+        }
 
 
 class NyuDepth(LabelledImages):
@@ -281,7 +398,10 @@ class NyuDepth(LabelledImages):
         root = Path(root) / split
         images = sorted((root / "images").glob("*.png"))
         depths = sorted(p for p in (root / "depths").glob("*") if p.suffix in (".png", ".tiff", ".tif"))
-        for path, found, what in ((root / "images", images, "PNG images"), (root / "depths", depths, "depth PNG or TIFF files")):
+        for path, found, what in (
+            (root / "images", images, "PNG images"),
+            (root / "depths", depths, "depth PNG or TIFF files"),
+        ):
             if not found:
                 raise DatasetError(f"{path}: missing or empty; NYU-depth v2 (ViRB release) needs {what} there")
         if len(images) != len(depths):

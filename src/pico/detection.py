@@ -37,12 +37,18 @@ class FrozenFPNMaskRCNN(MaskRCNN):
     image from the config (detectron2's FPN defaults: 1000, 1000, 512)."""
 
     def __init__(self, backbone: BackboneWithFPN, n_classes: int, cfg: dict):
-        super().__init__(backbone, num_classes=n_classes, min_size=tuple(cfg["min_size_train"]), max_size=cfg["max_size"],
-                         rpn_post_nms_top_n_train=cfg["proposals_train"], rpn_post_nms_top_n_test=cfg["proposals_test"],
-                         box_batch_size_per_image=cfg["rois_per_image"])
+        super().__init__(
+            backbone,
+            num_classes=n_classes,
+            min_size=tuple(cfg["min_size_train"]),
+            max_size=cfg["max_size"],
+            rpn_post_nms_top_n_train=cfg["proposals_train"],
+            rpn_post_nms_top_n_test=cfg["proposals_test"],
+            box_batch_size_per_image=cfg["rois_per_image"],
+        )
         self.backbone.requires_grad_(False)
 
-    def train(self, mode: bool = True) -> "FrozenFPNMaskRCNN":
+    def train(self, mode: bool = True) -> FrozenFPNMaskRCNN:
         super().train(mode)
         self.backbone.eval()
         return self
@@ -61,13 +67,16 @@ def training_sample(dataset: datasets.CocoInstances, index: int, rng: np.random.
         width = image.shape[1]
         image, masks = image[:, ::-1], masks[:, :, ::-1]
         boxes = np.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], axis=1)
-    return to_tensor(np.ascontiguousarray(image)), {"boxes": torch.from_numpy(np.ascontiguousarray(boxes, np.float32)),
-                                                    "labels": torch.from_numpy(target["labels"]),
-                                                    "masks": torch.from_numpy(np.ascontiguousarray(masks))}
+    return to_tensor(np.ascontiguousarray(image)), {
+        "boxes": torch.from_numpy(np.ascontiguousarray(boxes, np.float32)),
+        "labels": torch.from_numpy(target["labels"]),
+        "masks": torch.from_numpy(np.ascontiguousarray(masks)),
+    }
 
 
-def train(detector: FrozenFPNMaskRCNN, dataset: datasets.CocoInstances, cfg: dict, seed: int,
-          resume: Resumable | None = None) -> FrozenFPNMaskRCNN:
+def train(
+    detector: FrozenFPNMaskRCNN, dataset: datasets.CocoInstances, cfg: dict, seed: int, resume: Resumable | None = None
+) -> FrozenFPNMaskRCNN:
     """SGD on the RPN and ROI heads; images without a (non-crowd) object are skipped, as
     detectron2 does. Iteration i's batch and random draws depend on (seed, i) only."""
     device = device_for(cfg)
@@ -79,7 +88,9 @@ def train(detector: FrozenFPNMaskRCNN, dataset: datasets.CocoInstances, cfg: dic
     def make(i: int) -> tuple[int, list]:
         rng = seeding.rng(seed, "maskrcnn", i)
         torch_seed = int(rng.integers(2**62))  # the detector's own draws: sizes, RPN/ROI sampling
-        return torch_seed, [training_sample(dataset, usable[int(k)], rng) for k in rng.integers(0, len(usable), cfg["batch_size"])]
+        return torch_seed, [
+            training_sample(dataset, usable[int(k)], rng) for k in rng.integers(0, len(usable), cfg["batch_size"])
+        ]
 
     detector.train()
     steps = (resume or Resumable()).iterations(cfg["iterations"], detector=detector, optimizer=optimizer)
@@ -102,7 +113,9 @@ def train(detector: FrozenFPNMaskRCNN, dataset: datasets.CocoInstances, cfg: dic
 
 
 @torch.no_grad()
-def detections(detector: FrozenFPNMaskRCNN, dataset: datasets.CocoInstances, cfg: dict) -> tuple[list[dict], list[dict]]:
+def detections(
+    detector: FrozenFPNMaskRCNN, dataset: datasets.CocoInstances, cfg: dict
+) -> tuple[list[dict], list[dict]]:
     """COCO-format box and mask results over the split (short side ``min_size_test``)."""
     from pycocotools import mask as rle
 
@@ -112,8 +125,9 @@ def detections(detector: FrozenFPNMaskRCNN, dataset: datasets.CocoInstances, cfg
     boxes, masks = [], []
     for i, image_id in enumerate(dataset.items):
         out = detector([to_tensor(dataset.image(i)).to(device)])[0]
-        for box, label, score, mask in zip(out["boxes"].cpu().numpy(), out["labels"].tolist(), out["scores"].tolist(),
-                                           out["masks"][:, 0].cpu().numpy()):
+        for box, label, score, mask in zip(
+            out["boxes"].cpu().numpy(), out["labels"].tolist(), out["scores"].tolist(), out["masks"][:, 0].cpu().numpy()
+        ):
             common = {"image_id": image_id, "category_id": dataset.category_of[label], "score": score}
             x0, y0, x1, y1 = (float(v) for v in box)
             boxes.append({**common, "bbox": [x0, y0, x1 - x0, y1 - y0]})
@@ -164,9 +178,18 @@ def _detectron2_name(name: str) -> str | None:
         (r"^body\.conv1\.", "backbone.bottom_up.stem.conv1."),
         (r"^body\.bn1\.", "backbone.bottom_up.stem.conv1.norm."),
         (r"^body\.layer(\d)\.(\d+)\.conv(\d)\.", lambda m: f"backbone.bottom_up.res{int(m[1]) + 1}.{m[2]}.conv{m[3]}."),
-        (r"^body\.layer(\d)\.(\d+)\.bn(\d)\.", lambda m: f"backbone.bottom_up.res{int(m[1]) + 1}.{m[2]}.conv{m[3]}.norm."),
-        (r"^body\.layer(\d)\.(\d+)\.downsample\.0\.", lambda m: f"backbone.bottom_up.res{int(m[1]) + 1}.{m[2]}.shortcut."),
-        (r"^body\.layer(\d)\.(\d+)\.downsample\.1\.", lambda m: f"backbone.bottom_up.res{int(m[1]) + 1}.{m[2]}.shortcut.norm."),
+        (
+            r"^body\.layer(\d)\.(\d+)\.bn(\d)\.",
+            lambda m: f"backbone.bottom_up.res{int(m[1]) + 1}.{m[2]}.conv{m[3]}.norm.",
+        ),
+        (
+            r"^body\.layer(\d)\.(\d+)\.downsample\.0\.",
+            lambda m: f"backbone.bottom_up.res{int(m[1]) + 1}.{m[2]}.shortcut.",
+        ),
+        (
+            r"^body\.layer(\d)\.(\d+)\.downsample\.1\.",
+            lambda m: f"backbone.bottom_up.res{int(m[1]) + 1}.{m[2]}.shortcut.norm.",
+        ),
         (r"^fpn\.inner_blocks\.(\d)\.0\.", lambda m: f"backbone.fpn_lateral{int(m[1]) + 2}."),
         (r"^fpn\.layer_blocks\.(\d)\.0\.", lambda m: f"backbone.fpn_output{int(m[1]) + 2}."),
     ]

@@ -75,8 +75,13 @@ def ytdlp_options(stem: Path, cfg: dict, section: tuple[float, float] | None = N
         "continuedl": False,
         "logger": _YtdlpLog(),
     }
-    optional = {"cookiefile": cfg["cookies"], "ratelimit": cfg["rate_limit"], "proxy": cfg["proxy"],
-                "sleep_interval": cfg["sleep_seconds"] or None, "sleep_interval_requests": cfg["sleep_requests"] or None}
+    optional = {
+        "cookiefile": cfg["cookies"],
+        "ratelimit": cfg["rate_limit"],
+        "proxy": cfg["proxy"],
+        "sleep_interval": cfg["sleep_seconds"] or None,
+        "sleep_interval_requests": cfg["sleep_requests"] or None,
+    }
     options.update({k: v for k, v in optional.items() if v is not None})
     if section:
         options["download_ranges"] = download_range_func(None, [section])
@@ -131,8 +136,16 @@ def get(entry: dict, source: str, media: Path, cfg: dict, seed: int, root: str |
     if source == "local":
         return {**row, "path": entry["path"]}
     if source == "synthetic":
-        vid = synthetic.make_video(seed, entry["video"], entry["seconds"], entry["fps"], entry["width"], entry["height"], entry["cut"],
-                                   synthetic.World.from_settings(entry["world"]))
+        vid = synthetic.make_video(
+            seed,
+            entry["video"],
+            entry["seconds"],
+            entry["fps"],
+            entry["width"],
+            entry["height"],
+            entry["cut"],
+            synthetic.World.from_settings(entry["world"]),
+        )
         synthetic.write(vid, stem.with_suffix(".mp4"))
         return {**row, "path": str(stem.with_suffix(".mp4"))}
     if root:  # kinetics with a local root: look the clip up, never download
@@ -152,13 +165,21 @@ def get(entry: dict, source: str, media: Path, cfg: dict, seed: int, root: str |
         reason = _reason(e)
         if transient(reason):
             if RATE_LIMITED.search(reason) and cfg["bot_backoff_seconds"]:
-                log.warning("rate-limited (%s): waiting %s s before failing the shard", reason, cfg["bot_backoff_seconds"])
+                log.warning(
+                    "rate-limited (%s): waiting %s s before failing the shard", reason, cfg["bot_backoff_seconds"]
+                )
                 time.sleep(cfg["bot_backoff_seconds"])
-            raise Transient(f"{entry['video']} ({entry['url']}): {reason} -- a transient failure: "
-                            "the shard fails so that a retry fetches it, rather than record it unavailable") from e
+            raise Transient(
+                f"{entry['video']} ({entry['url']}): {reason} -- a transient failure: "
+                "the shard fails so that a retry fetches it, rather than record it unavailable"
+            ) from e
         return {**row, "status": "unavailable", "reason": reason}
-    return {**row, "path": str(path), "download_bytes": path.stat().st_size,
-            "download_seconds": round(time.perf_counter() - start, 3)}
+    return {
+        **row,
+        "path": str(path),
+        "download_bytes": path.stat().st_size,
+        "download_seconds": round(time.perf_counter() - start, 3),
+    }
 
 
 class Journal:
@@ -198,7 +219,12 @@ def journal_folder(table: str | Path) -> Path:
 
 
 def run_shard(
-    entries: list[dict], source: str, media: str | Path, cfg: dict, seed: int, root: str | None = None,
+    entries: list[dict],
+    source: str,
+    media: str | Path,
+    cfg: dict,
+    seed: int,
+    root: str | None = None,
     journal: str | Path | None = None,
 ) -> list[dict]:
     """Rows for every entry of a shard, in the entries' order; files end under ``media``.
@@ -213,7 +239,13 @@ def run_shard(
     done = book.done()
     todo = [e for e in entries if e["video"] not in done]
     if done:
-        log.info("download: %d of %d videos from an earlier try (%s), %d to fetch", len(entries) - len(todo), len(entries), book.folder, len(todo))
+        log.info(
+            "download: %d of %d videos from an earlier try (%s), %d to fetch",
+            len(entries) - len(todo),
+            len(entries),
+            book.folder,
+            len(todo),
+        )
     start = time.perf_counter()
 
     def one(entry: dict) -> dict:
@@ -230,12 +262,20 @@ def run_shard(
     rows = []
     for entry in entries:
         row = done[entry["video"]]
-        if row.get("path") and Path(row["path"]).resolve().parent == book.folder.resolve():  # yt-dlp's paths are absolute
+        if (
+            row.get("path") and Path(row["path"]).resolve().parent == book.folder.resolve()
+        ):  # yt-dlp's paths are absolute
             target = media / Path(row["path"]).name
             os.replace(row["path"], target)  # same file system: the journal sits beside the outputs
             row = {**row, "path": str(target)}
         rows.append(row)
     seconds = time.perf_counter() - start
-    log.info("download: %d videos; this try fetched %d, %.1f MB in %.1f s (%.2f MB/s)", len(rows), len(todo), fetched / 1e6,
-             seconds, fetched / 1e6 / max(seconds, 1e-9))
+    log.info(
+        "download: %d videos; this try fetched %d, %.1f MB in %.1f s (%.2f MB/s)",
+        len(rows),
+        len(todo),
+        fetched / 1e6,
+        seconds,
+        fetched / 1e6 / max(seconds, 1e-9),
+    )
     return rows

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from pico import augment, framestore, model, pretrain, seeding
 from pico.config import ENCODER_RUNTIME_KEYS
 
+
 class FrameData(Dataset):
     """The snippets of ``frame_dirs`` (one frame store each, sorted by name, so the order does
     not depend on the sharding). Item (iteration, slot, snippet index, visit) -> two MoCo-v2
@@ -27,11 +28,14 @@ class FrameData(Dataset):
     (seed, iteration, slot)."""
 
     def __init__(self, frame_dirs: list[str], crop_size: int, seed: int):
-        self.files = sorted((str(p) for d in frame_dirs for p in Path(d).glob(f"*{framestore.SUFFIX}")),
-                            key=lambda p: (Path(p).name, p))
+        self.files = sorted(
+            (str(p) for d in frame_dirs for p in Path(d).glob(f"*{framestore.SUFFIX}")), key=lambda p: (Path(p).name, p)
+        )
         if not self.files:
-            raise ValueError(f"no frame stores (*{framestore.SUFFIX}) in {', '.join(map(str, frame_dirs))}: "
-                             "nothing to train the encoder on")
+            raise ValueError(
+                f"no frame stores (*{framestore.SUFFIX}) in {', '.join(map(str, frame_dirs))}: "
+                "nothing to train the encoder on"
+            )
         self.crop_size, self.seed = crop_size, seed
 
     def __len__(self) -> int:
@@ -62,8 +66,14 @@ class ImageRecipe(pretrain.Recipe):
         self.data = FrameData(frame_dirs, e["crop_size"], e["seed"])
         torch.manual_seed(e["seed"])
         moco = model.ImageMoCo(arch, e["dim"], e["queue_size"], e["key_momentum"], e["temperature"], e["bn_groups"])
-        fingerprint = json.dumps({"arch": arch, "encoder": {k: v for k, v in e.items() if k not in ENCODER_RUNTIME_KEYS},
-                                  "frames": pretrain.files_fingerprint(self.data.files)}, sort_keys=True)
+        fingerprint = json.dumps(
+            {
+                "arch": arch,
+                "encoder": {k: v for k, v in e.items() if k not in ENCODER_RUNTIME_KEYS},
+                "frames": pretrain.files_fingerprint(self.data.files),
+            },
+            sort_keys=True,
+        )
         super().__init__(moco.to(device), e, fingerprint)
         self.arch = arch
 
@@ -72,22 +82,37 @@ class ImageRecipe(pretrain.Recipe):
             raise ValueError("the image-level MoCo-v2 encoder trains in one process (encoder.gpus is 1)")
         e = self.settings
         sampler = pretrain.IterationSampler(len(self.data), e["batch_size"], start, e["iterations"], e["seed"])
-        return DataLoader(self.data, batch_sampler=sampler, collate_fn=collate, num_workers=e["workers"],
-                          persistent_workers=False, pin_memory=device.type == "cuda")
+        return DataLoader(
+            self.data,
+            batch_sampler=sampler,
+            collate_fn=collate,
+            num_workers=e["workers"],
+            persistent_workers=False,
+            pin_memory=device.type == "cuda",
+        )
 
     def loss(self, step, batch, iteration, rank, world, device):
         view_q, view_k = (t.to(device, non_blocking=True) for t in batch)
-        shuffle = torch.Generator().manual_seed(int(seeding.rng(self.settings["seed"], "shuffle-bn", iteration).integers(2**62)))
+        shuffle = torch.Generator().manual_seed(
+            int(seeding.rng(self.settings["seed"], "shuffle-bn", iteration).integers(2**62))
+        )
         return step(view_q, view_k, shuffle), len(view_q)
 
     def result(self) -> dict:
-        return {"arch": self.arch, "state_dict": self.model.official_state(), "iteration": self.settings["iterations"],
-                "config": self.settings, "frames": len(self.data.files)}
+        return {
+            "arch": self.arch,
+            "state_dict": self.model.official_state(),
+            "iteration": self.settings["iterations"],
+            "config": self.settings,
+            "frames": len(self.data.files),
+        }
 
 
-def train(frame_dirs: list[str], cfg: dict, out: str | Path, metrics_out: str | Path, work_dir: str | Path,
-          on_iteration=None) -> Path:
+def train(
+    frame_dirs: list[str], cfg: dict, out: str | Path, metrics_out: str | Path, work_dir: str | Path, on_iteration=None
+) -> Path:
     """Train the stand-in encoder on ``frame_dirs``; the checkpoint at ``out``."""
     device = torch.device("cuda" if torch.cuda.is_available() and cfg["encoder"]["device"] != "cpu" else "cpu")
-    return pretrain.fit(ImageRecipe(frame_dirs, cfg, device), out, metrics_out, work_dir, device=device,
-                        on_iteration=on_iteration)
+    return pretrain.fit(
+        ImageRecipe(frame_dirs, cfg, device), out, metrics_out, work_dir, device=device, on_iteration=on_iteration
+    )

@@ -16,8 +16,9 @@ def long_moving_tracks(cut: pa.Table, n: int) -> list[tuple[str, int]]:
     """(video, track) of ``n`` trajectories at least half as long as the longest, those that
     travel furthest first (static background makes dull rows), at most two per video."""
     df = cut.select(["video", "track", "t", "x", "y"]).to_pandas()
-    per_track = df.groupby(["video", "track"]).agg(n=("t", "size"), x0=("x", "first"), x1=("x", "last"),
-                                                  y0=("y", "first"), y1=("y", "last"))
+    per_track = df.groupby(["video", "track"]).agg(
+        n=("t", "size"), x0=("x", "first"), x1=("x", "last"), y0=("y", "first"), y1=("y", "last")
+    )
     per_track = per_track[per_track.n >= per_track.n.max() / 2]
     travel = np.hypot(per_track.x1 - per_track.x0, per_track.y1 - per_track.y0)
     picked, per_video = [], {}
@@ -38,7 +39,9 @@ def patch(frame: np.ndarray, x: float, y: float, size: int) -> np.ndarray:
     return padded[cy - half : cy - half + size, cx - half : cx - half + size]
 
 
-def figure1(cut: pa.Table, frames_of: dict[str, str], rows: int = 6, times: int = 8, size: int = 32, scale: int = 3) -> np.ndarray:
+def figure1(
+    cut: pa.Table, frames_of: dict[str, str], rows: int = 6, times: int = 8, size: int = 32, scale: int = 3
+) -> np.ndarray:
     """Figure 1: each row shows patches cropped along one long trajectory at evenly spaced
     times, resized for viewing. ``frames_of`` maps video id -> frame-store path."""
     df = cut.to_pandas().set_index(["video", "track"]).sort_index()

@@ -80,8 +80,10 @@ class DIS(OpenCVFlow):
 def contrib(backend: str):
     """opencv-contrib's ``cv2.optflow`` module, or an error naming the backend that needs it."""
     if not hasattr(cv2, "optflow"):
-        raise RuntimeError(f"flow.backend {backend}: needs OpenCV's contrib modules (opencv-contrib-python-headless), "
-                           f"but cv2 {cv2.__version__} from {cv2.__file__} has no cv2.optflow")
+        raise RuntimeError(
+            f"flow.backend {backend}: needs OpenCV's contrib modules (opencv-contrib-python-headless), "
+            f"but cv2 {cv2.__version__} from {cv2.__file__} has no cv2.optflow"
+        )
     return cv2.optflow
 
 
@@ -140,8 +142,9 @@ class RAFT:
     def __init__(self, variant="raft", weights="default", iters=12, device="auto", precision="fp32", batch_size=8):
         import torch
 
-        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                                   "cpu" if device == "auto" else device)
+        self.device = torch.device(
+            "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
+        )
         self.dtype = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
         if self.device.type != "cuda" and self.dtype is not None:
             log.info("flow.precision %s applies on CUDA only; running fp32 on %s", precision, self.device)
@@ -162,7 +165,9 @@ class RAFT:
             out = []
             for i in range(0, len(src), self.batch_size):
                 a, b = x[src[i : i + self.batch_size]], x[dst[i : i + self.batch_size]]
-                with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+                with torch.autocast(
+                    self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None
+                ):
                     flow = self.model(a, b, num_flow_updates=self.iters)[-1]
                 out.append(flow[..., :height, :width].float().cpu())
             flows = torch.cat(out).numpy()

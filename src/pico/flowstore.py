@@ -59,7 +59,9 @@ def dequantize(codes: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return (lo + codes.astype(np.float32) * np.float32((hi - lo) / 255.0)).astype(np.float32)
 
 
-def encode_field(field: np.ndarray, scheme: str, bound: float, quality: int) -> tuple[list[bytes], np.ndarray, np.ndarray]:
+def encode_field(
+    field: np.ndarray, scheme: str, bound: float, quality: int
+) -> tuple[list[bytes], np.ndarray, np.ndarray]:
     """One field (2, H, W) as stored: its two JPEGs, their [lo, hi] (2, 2), and the float32
     field a reader decodes from them, so the codec's own error is known when writing."""
     jpegs, ranges, decoded = [], np.zeros((2, 2), np.float32), []
@@ -80,7 +82,9 @@ class Stored(NamedTuple):
     epe: float
 
 
-def write(path: str | Path, fwd: np.ndarray, bwd: np.ndarray, meta: dict, scheme: str, bound: float, quality: int) -> Stored:
+def write(
+    path: str | Path, fwd: np.ndarray, bwd: np.ndarray, meta: dict, scheme: str, bound: float, quality: int
+) -> Stored:
     """Store forward and backward flow, each (T-1, 2, H, W) float, T >= 2, atomically. Flow
     with a NaN or an infinity is refused: it reaches the codec's error sum, checked before the
     archive appears (one pass over the flow, not two)."""
@@ -103,7 +107,15 @@ def write(path: str | Path, fwd: np.ndarray, bwd: np.ndarray, meta: dict, scheme
         buf = io.BytesIO()
         np.save(buf, ranges)
         put("ranges.npy", buf.getvalue())
-        info = {**meta, "n_fields": n, "height": height, "width": width, "scheme": scheme, "bound": bound, "quality": quality}
+        info = {
+            **meta,
+            "n_fields": n,
+            "height": height,
+            "width": width,
+            "scheme": scheme,
+            "bound": bound,
+            "quality": quality,
+        }
         put("meta.json", json.dumps(info, sort_keys=True).encode())
     return Stored(Path(path).stat().st_size, epe_sum / (2 * n * height * width))
 

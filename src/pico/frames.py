@@ -10,6 +10,7 @@ from pico import framestore, logs, manifest, sources, video
 
 log = logging.getLogger(__name__)
 
+
 def run_shard(rows: list[dict], cfg: dict, out_dir: str | Path) -> list[dict]:
     """Extract the frames of every ok row into ``out_dir``; return the manifest rows."""
     out_dir = Path(out_dir)

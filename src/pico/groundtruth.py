@@ -39,7 +39,9 @@ def read_flo(path: str | Path) -> np.ndarray:
     width, height = (int(v) for v in np.frombuffer(raw[4:12], "<i4"))
     expected = 12 + 8 * width * height
     if width <= 0 or height <= 0 or len(raw) != expected:
-        raise DatasetError(f"{path}: a {width} x {height} .flo needs {expected} bytes, the file has {len(raw)} (truncated or damaged)")
+        raise DatasetError(
+            f"{path}: a {width} x {height} .flo needs {expected} bytes, the file has {len(raw)} (truncated or damaged)"
+        )
     flow = np.frombuffer(raw[12:], "<f4").reshape(height, width, 2).transpose(2, 0, 1).astype(np.float32)
     unknown = ~np.isfinite(flow).all(0) | (np.abs(flow) >= FLO_UNKNOWN).any(0)
     flow[:, unknown] = np.nan
@@ -51,7 +53,9 @@ def write_flo(flow: np.ndarray, path: str | Path) -> None:
     _, height, width = flow.shape
     body = np.where(np.isfinite(flow), flow, 1e10).transpose(1, 2, 0).astype("<f4")
     with atomic_path(path) as tmp:
-        tmp.write_bytes(np.float32(FLO_MAGIC).astype("<f4").tobytes() + np.array([width, height], "<i4").tobytes() + body.tobytes())
+        tmp.write_bytes(
+            np.float32(FLO_MAGIC).astype("<f4").tobytes() + np.array([width, height], "<i4").tobytes() + body.tobytes()
+        )
 
 
 def read_pfm(path: str | Path) -> np.ndarray:
@@ -59,13 +63,16 @@ def read_pfm(path: str | Path) -> np.ndarray:
     raw = Path(path).read_bytes()
     header = PFM_HEADER.match(raw)  # type, width, height, scale, each followed by one whitespace
     if header is None or header[1] != b"Pf" or float(header[4]) == 0:
-        raise DatasetError(f"{path}: not a single-channel PFM (expected 'Pf', width, height and a nonzero scale, "
-                           f"got {raw[:24]!r})")
+        raise DatasetError(
+            f"{path}: not a single-channel PFM (expected 'Pf', width, height and a nonzero scale, got {raw[:24]!r})"
+        )
     width, height, scale = int(header[2]), int(header[3]), float(header[4])
     if len(raw) - header.end() != 4 * width * height:
-        raise DatasetError(f"{path}: a {width} x {height} PFM has {4 * width * height} bytes of samples, "
-                           f"the file {len(raw) - header.end()} (truncated or damaged)")
-    samples = np.frombuffer(raw[header.end():], "<f4" if scale < 0 else ">f4").reshape(height, width)
+        raise DatasetError(
+            f"{path}: a {width} x {height} PFM has {4 * width * height} bytes of samples, "
+            f"the file {len(raw) - header.end()} (truncated or damaged)"
+        )
+    samples = np.frombuffer(raw[header.end() :], "<f4" if scale < 0 else ">f4").reshape(height, width)
     return samples[::-1].astype(np.float32)  # PFM rows run bottom to top
 
 

@@ -51,9 +51,11 @@ def pair_counts(pairs_path: str | Path, videos: list[str]) -> dict:
     per_draw = table.groupby(["video", "draw"]).size().to_numpy()
     frame_pairs = table.drop_duplicates(["video", "draw", "frame_a", "frame_b"])
     gaps = (frame_pairs["frame_b"] - frame_pairs["frame_a"]).abs().to_numpy()
-    return {"pairs_per_draw": np.bincount(per_draw, minlength=1).tolist(),
-            "temporal_gaps": np.bincount(gaps, minlength=1).tolist(),
-            "videos_without_pairs": len(set(videos) - set(table["video"]))}
+    return {
+        "pairs_per_draw": np.bincount(per_draw, minlength=1).tolist(),
+        "temporal_gaps": np.bincount(gaps, minlength=1).tolist(),
+        "videos_without_pairs": len(set(videos) - set(table["video"])),
+    }
 
 
 def flow_summary(table: str | Path) -> dict:
@@ -112,15 +114,21 @@ def merge(flow: list[str | Path], tracks: list[str | Path], pairs: list[str | Pa
     without pairs per series, a series
     named by its summaries' folder below ``health/tracks/`` (a cut) or ``health/pairs/``
     (method/sampling/cut)."""
-    merged = {"status": Counter(), "flow_epe": {}, "track_lengths": {}, "pairs_per_draw": {}, "temporal_gaps": {},
-              "videos_without_pairs": Counter()}
+    merged = {
+        "status": Counter(),
+        "flow_epe": {},
+        "track_lengths": {},
+        "pairs_per_draw": {},
+        "temporal_gaps": {},
+        "videos_without_pairs": Counter(),
+    }
     for path in flow:
         with _summary(path) as shard:
             merged["status"].update(shard["status"])
             merged["flow_epe"].update(shard["flow_epe"])
     for keys, paths, depth in ((("track_lengths",), tracks, 1), (("pairs_per_draw", "temporal_gaps"), pairs, 3)):
         for path in paths:
-            series = "/".join(Path(path).parts[-1 - depth:-1])
+            series = "/".join(Path(path).parts[-1 - depth : -1])
             with _summary(path) as shard:
                 for key in keys:
                     merged[key][series] = _add(merged[key].get(series), shard[key])

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -79,7 +80,11 @@ def read_parquet(path: str | os.PathLike, schema: pa.Schema, row_groups: list[in
     try:
         with pq.ParquetFile(path, page_checksum_verification=True) as f:
             found = dict(zip(f.schema_arrow.names, f.schema_arrow.types))
-            wrong = [f"{c.name} ({found.get(c.name, 'missing')}, expected {c.type})" for c in schema if found.get(c.name) != c.type]
+            wrong = [
+                f"{c.name} ({found.get(c.name, 'missing')}, expected {c.type})"
+                for c in schema
+                if found.get(c.name) != c.type
+            ]
             if wrong:
                 raise ValueError(f"{path}: unexpected columns: {', '.join(wrong)}; delete it to rebuild")
             if row_groups is None:

@@ -17,7 +17,17 @@ from pico.io import read_parquet, write_parquet
 #: flow backend produced non-finite values for this snippet (the rest of the shard goes on).
 #: ``gone``, ``lookup_failed``: a yt8m pseudo id with no YouTube id (``pico.yt8m.lookup``); its
 #: row's ``video`` is the pseudo id.
-STATUSES = ("ok", "unavailable", "corrupt", "no_video_stream", "too_short", "no_shot", "flow_failed", "gone", "lookup_failed")
+STATUSES = (
+    "ok",
+    "unavailable",
+    "corrupt",
+    "no_video_stream",
+    "too_short",
+    "no_shot",
+    "flow_failed",
+    "gone",
+    "lookup_failed",
+)
 
 SCHEMA = pa.schema(
     [

@@ -32,14 +32,18 @@ def load_moco_encoder(arch: str, checkpoint: str | None) -> nn.Module:
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     state = state.get("state_dict", state)
     prefix = "module.encoder_q."
-    weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix) and not k.startswith(prefix + "fc.")}
+    weights = {
+        k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix) and not k.startswith(prefix + "fc.")
+    }
     if not weights:
         raise ValueError(f"{checkpoint}: no '{prefix}*' weights (not a MoCo checkpoint)")
     expected = {k for k in encoder.state_dict() if not k.startswith("fc.")}
     missing, unexpected = expected - weights.keys(), weights.keys() - expected
     if missing or unexpected:
-        raise ValueError(f"{checkpoint}: {len(missing)} missing keys (e.g. {sorted(missing)[:2]}), "
-                         f"{len(unexpected)} unexpected (e.g. {sorted(unexpected)[:2]}) for {arch}")
+        raise ValueError(
+            f"{checkpoint}: {len(missing)} missing keys (e.g. {sorted(missing)[:2]}), "
+            f"{len(unexpected)} unexpected (e.g. {sorted(unexpected)[:2]}) for {arch}"
+        )
     encoder.load_state_dict(weights, strict=False)  # fc stays at its (unused) initialisation
     return encoder
 
@@ -87,7 +91,11 @@ class SemanticBranch(nn.Module):
         super().__init__()
 
         def block(c_in: int, upsample: bool) -> list[nn.Module]:
-            layers = [msra_fill(nn.Conv2d(c_in, dim, 3, padding=1, bias=False)), nn.GroupNorm(32, dim), nn.ReLU(inplace=True)]
+            layers = [
+                msra_fill(nn.Conv2d(c_in, dim, 3, padding=1, bias=False)),
+                nn.GroupNorm(32, dim),
+                nn.ReLU(inplace=True),
+            ]
             return layers + ([nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)] if upsample else [])
 
         self.levels = nn.ModuleList(
@@ -113,13 +121,15 @@ def projection_head(dim: int = 128, hidden: int = 2048) -> nn.Sequential:
 class DenseNet(nn.Module):
     """f: image -> 128-d embedding per pixel at 1/4 resolution (Section 2)."""
 
-    def __init__(self, arch: str = "resnet50", checkpoint: str | None = None, freeze_encoder: bool = True, dim: int = 128):
+    def __init__(
+        self, arch: str = "resnet50", checkpoint: str | None = None, freeze_encoder: bool = True, dim: int = 128
+    ):
         super().__init__()
         self.backbone = backbone(arch, checkpoint, freeze_encoder)
         self.branch = SemanticBranch(256, dim)
         self.freeze_encoder, self.dim = freeze_encoder, dim
 
-    def train(self, mode: bool = True) -> "DenseNet":
+    def train(self, mode: bool = True) -> DenseNet:
         super().train(mode)
         if self.freeze_encoder:
             self.backbone.body.eval()  # frozen BatchNorm statistics too
@@ -146,7 +156,9 @@ def point_features(maps: torch.Tensor, batch: torch.Tensor, x: torch.Tensor, y: 
     return top * (1 - av) + bottom * av
 
 
-def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float, count: float | None = None) -> torch.Tensor:
+def info_nce(
+    q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float, count: float | None = None
+) -> torch.Tensor:
     """Eq. 1: -log exp(q.k / T) / (exp(q.k / T) + sum_j exp(q.n_j / T)), the positive among
     the denominators; q, k (n, C) and the queue's negatives (C, K), all L2-normalised. Summed
     over the n points and divided by ``count`` (default n: the mean)."""
@@ -166,8 +178,15 @@ class MoCo(nn.Module):
     shared with ``key`` (``share``: a frozen encoder, whose momentum copy would equal it) are one
     module in both."""
 
-    def __init__(self, query: nn.Module, dim: int, queue_size: int, momentum: float, temperature: float,
-                 share=lambda query, key: None):
+    def __init__(
+        self,
+        query: nn.Module,
+        dim: int,
+        queue_size: int,
+        momentum: float,
+        temperature: float,
+        share=lambda query, key: None,
+    ):
         super().__init__()
         self.query = query
         self.key = copy.deepcopy(query)
@@ -203,16 +222,37 @@ class PixelMoCo(MoCo):
     """Pixel-level MoCo-v2 (Section 3.4): query network f + head (trained), key network (momentum
     copy of the trainable parts), queue of ``queue_size`` pixel keys."""
 
-    def __init__(self, net: DenseNet, dim: int = 128, hidden: int = 2048, queue_size: int = 65536,
-                 momentum: float = 0.999, temperature: float = 0.2):
-        super().__init__(nn.ModuleDict({"net": net, "head": projection_head(dim, hidden)}), dim, queue_size,
-                         momentum, temperature, share=_share_frozen_encoder)
+    def __init__(
+        self,
+        net: DenseNet,
+        dim: int = 128,
+        hidden: int = 2048,
+        queue_size: int = 65536,
+        momentum: float = 0.999,
+        temperature: float = 0.2,
+    ):
+        super().__init__(
+            nn.ModuleDict({"net": net, "head": projection_head(dim, hidden)}),
+            dim,
+            queue_size,
+            momentum,
+            temperature,
+            share=_share_frozen_encoder,
+        )
 
     def embed(self, branch: nn.ModuleDict, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(branch["head"](branch["net"](images)), dim=1)
 
-    def forward(self, view_a: torch.Tensor, view_b: torch.Tensor, batch: torch.Tensor,
-                xa: torch.Tensor, ya: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        view_a: torch.Tensor,
+        view_b: torch.Tensor,
+        batch: torch.Tensor,
+        xa: torch.Tensor,
+        ya: torch.Tensor,
+        xb: torch.Tensor,
+        yb: torch.Tensor,
+    ) -> torch.Tensor:
         """Loss for point pairs (xa, ya) in view_a[batch] <-> (xb, yb) in view_b[batch].
 
         Under DDP, which averages the processes' gradients, processes may hold different
@@ -240,8 +280,15 @@ class ImageMoCo(MoCo):
     queries and keys are embedded in ``bn_groups`` groups, each with its own batch
     statistics, the keys in a random order, so a query and its key share no statistics."""
 
-    def __init__(self, arch: str, dim: int = 128, queue_size: int = 65536, momentum: float = 0.999,
-                 temperature: float = 0.2, bn_groups: int = 1):
+    def __init__(
+        self,
+        arch: str,
+        dim: int = 128,
+        queue_size: int = 65536,
+        momentum: float = 0.999,
+        temperature: float = 0.2,
+        bn_groups: int = 1,
+    ):
         encoder = getattr(torchvision.models, arch)(weights=None)
         channels = encoder.fc.in_features
         encoder.fc = nn.Sequential(nn.Linear(channels, channels), nn.ReLU(inplace=True), nn.Linear(channels, dim))
@@ -253,7 +300,9 @@ class ImageMoCo(MoCo):
         out = torch.cat([net(images[group]) for group in order.chunk(self.bn_groups)])
         return F.normalize(out[torch.argsort(order)], dim=1)  # back to the images' order
 
-    def forward(self, view_q: torch.Tensor, view_k: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(
+        self, view_q: torch.Tensor, view_k: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Eq. 1 with one query and one key per image (views of the same image are positives)."""
         n = len(view_q)
         q = self._embed(self.query, view_q, torch.arange(n, device=view_q.device))

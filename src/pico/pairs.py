@@ -43,10 +43,19 @@ from pico.tracks import read as read_tracks
 
 log = logging.getLogger(__name__)
 
-SCHEMA = pa.schema([
-    ("video", pa.string()), ("frame_a", pa.int32()), ("frame_b", pa.int32()), ("track", pa.int32()),
-    ("xa", pa.float32()), ("ya", pa.float32()), ("xb", pa.float32()), ("yb", pa.float32()), ("draw", pa.int32()),
-])
+SCHEMA = pa.schema(
+    [
+        ("video", pa.string()),
+        ("frame_a", pa.int32()),
+        ("frame_b", pa.int32()),
+        ("track", pa.int32()),
+        ("xa", pa.float32()),
+        ("ya", pa.float32()),
+        ("xb", pa.float32()),
+        ("yb", pa.float32()),
+        ("draw", pa.int32()),
+    ]
+)
 FRAMES_SCHEMA = pa.schema([("video", pa.string()), ("frame", pa.int32()), ("jpeg", pa.binary())])
 #: Selections tried per draw before a video is taken to have no more PiCO pairs to offer.
 MAX_ATTEMPTS = 4
@@ -81,8 +90,13 @@ def _columns(parts) -> dict[str, np.ndarray]:
     return {name: np.concatenate(col) for name, col in zip(COLUMNS, zip(*parts))}
 
 
-def video_draws(method: str, strategy: str, row: dict, tracks: dict[str, np.ndarray], cfg: dict,
-                ) -> list[tuple[list[int], dict[str, np.ndarray]]]:
+def video_draws(
+    method: str,
+    strategy: str,
+    row: dict,
+    tracks: dict[str, np.ndarray],
+    cfg: dict,
+) -> list[tuple[list[int], dict[str, np.ndarray]]]:
     """Up to ``cfg['draws_per_video']`` draws of one video: (selected frames, pairs) each."""
     start, end = sampling.spans(tracks["track"], tracks["t"])
     ends = sampling.end_reasons(tracks["track"], tracks["end"])
@@ -91,8 +105,9 @@ def video_draws(method: str, strategy: str, row: dict, tracks: dict[str, np.ndar
         if len(draws) == cfg["draws_per_video"]:
             break
         rng = seeding.rng(cfg["seed"], "pairs", row["video"], attempt)
-        frames = sampling.select(strategy, start, end, ends, row["n_frames"], cfg["frames_per_video"], rng,
-                                 endpoints=cfg["endpoints"])
+        frames = sampling.select(
+            strategy, start, end, ends, row["n_frames"], cfg["frames_per_video"], rng, endpoints=cfg["endpoints"]
+        )
         pico = tracked(tracks, frames)
         if len(pico["xa"]):
             draws.append((frames, correspondence(method, pico)))
@@ -130,7 +145,11 @@ def write(videos, out: str | Path, frames_out: str | Path) -> None:
     with parquet_writer(out, SCHEMA) as pair_writer, parquet_writer(frames_out, FRAMES_SCHEMA) as frame_writer:
         for video, columns, jpegs in videos:
             pair_writer.write_table(pa.table({"video": [video] * len(columns["xa"]), **columns}).cast(SCHEMA))
-            frame_writer.write_table(pa.table({"video": [video] * len(jpegs), "frame": list(jpegs), "jpeg": list(jpegs.values())}).cast(FRAMES_SCHEMA))
+            frame_writer.write_table(
+                pa.table({"video": [video] * len(jpegs), "frame": list(jpegs), "jpeg": list(jpegs.values())}).cast(
+                    FRAMES_SCHEMA
+                )
+            )
 
 
 def index(path: str | Path) -> list[tuple[str, int]]:
@@ -144,7 +163,10 @@ def index(path: str | Path) -> list[tuple[str, int]]:
     except (pa.ArrowException, OSError) as e:
         raise ValueError(f"{path}: not a readable pairs file ({e}); delete it to rebuild") from e
     if any(v is None or d is None or not v.has_min_max or v.min != v.max for v, d in stats):
-        raise ValueError(f"{path}: not one video per row group with statistics (not written by pico.pairs.write); delete it to rebuild")
+        raise ValueError(
+            f"{path}: not one video per row group with statistics (not written by pico.pairs.write); "
+            "delete it to rebuild"
+        )
     return [(v.min if isinstance(v.min, str) else v.min.decode(), int(d.max) + 1) for v, d in stats]
 
 
@@ -156,12 +178,22 @@ def read_video(path: str | Path, group: int, video: str) -> tuple[dict[str, np.n
     frames = read_parquet(frames_path(path), FRAMES_SCHEMA, [group])
     for name, found in ((path, table), (frames_path(path), frames)):
         if found.num_rows == 0 or set(found["video"].unique().to_pylist()) != {video}:
-            raise ValueError(f"{name}: row group {group} does not hold video {video} (files out of step); delete them to rebuild")
+            raise ValueError(
+                f"{name}: row group {group} does not hold video {video} (files out of step); delete them to rebuild"
+            )
     jpegs = dict(zip(frames["frame"].to_pylist(), frames["jpeg"].to_pylist()))
     return {k: table[k].to_numpy() for k in SCHEMA.names[1:]}, jpegs
 
 
-def run_shard(rows: list[dict], tracks_path: str | Path, method: str, strategy: str, cfg: dict, out: str | Path, frames_out: str | Path) -> None:
+def run_shard(
+    rows: list[dict],
+    tracks_path: str | Path,
+    method: str,
+    strategy: str,
+    cfg: dict,
+    out: str | Path,
+    frames_out: str | Path,
+) -> None:
     """The draws of every ok video of a shard (``cfg``: seed and ``sampling``)."""
     tracks = by_video(read_tracks(tracks_path))
     todo = [r for r in rows if r["status"] == "ok" and r["video"] in tracks]
@@ -169,7 +201,9 @@ def run_shard(rows: list[dict], tracks_path: str | Path, method: str, strategy: 
     def videos():
         for row in logs.progress(todo, len(todo), f"pairs {method}/{strategy}", log):
             mine = tracks[row["video"]]
-            draws = video_draws(method, strategy, row, {k: mine[k].to_numpy() for k in ("track", "t", "x", "y", "end")}, cfg)
+            draws = video_draws(
+                method, strategy, row, {k: mine[k].to_numpy() for k in ("track", "t", "x", "y", "end")}, cfg
+            )
             if not draws:
                 continue  # no PiCO pair in any selection: counted by the pair set's health
             parts = [{**pairs, "draw": np.full(len(pairs["xa"]), k)} for k, (_, pairs) in enumerate(draws)]

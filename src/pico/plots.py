@@ -34,8 +34,9 @@ def histograms(counts: dict[str, np.ndarray], xlabel: str, title: str, path: str
     plt = pyplot()
     rows = -(-max(1, len(counts)) // columns)
     cols = min(columns, max(1, len(counts)))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows + 0.6), squeeze=False,
-                             sharex=True, layout="constrained")
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.2 * cols, 2.4 * rows + 0.6), squeeze=False, sharex=True, layout="constrained"
+    )
     for ax, (name, count) in zip(axes.flat, counts.items()):
         values = np.arange(len(count))
         total = int(count.sum())
@@ -43,7 +44,7 @@ def histograms(counts: dict[str, np.ndarray], xlabel: str, title: str, path: str
         ax.bar(values, count, width=1.0, color="tab:blue")
         ax.set_title(f"{name}\n{total:,} items, mean {mean:.1f}", fontsize="small")
         ax.set_xlabel(xlabel, fontsize="small")
-    for ax in axes.flat[len(counts):]:
+    for ax in axes.flat[len(counts) :]:
         ax.set_axis_off()
     fig.suptitle(title, fontsize="medium")
     save(fig, path)

@@ -50,8 +50,11 @@ class PairData(Dataset):
 
     def __init__(self, pair_files: list[str], crop_size: int, seed: int):
         self.crop_size, self.seed, self.files = crop_size, seed, [str(p) for p in pair_files]
-        entries = sorted((video, shard, group, draws) for shard, path in enumerate(self.files)
-                         for group, (video, draws) in enumerate(pairs.index(path)))
+        entries = sorted(
+            (video, shard, group, draws)
+            for shard, path in enumerate(self.files)
+            for group, (video, draws) in enumerate(pairs.index(path))
+        )
         if not entries:
             raise ValueError(f"no point pairs in {len(pair_files)} pair files: nothing to pretrain on")
         self.videos = [e[0] for e in entries]  # sorted by name: the order does not depend on the sharding
@@ -75,7 +78,9 @@ class PairData(Dataset):
         views, points = [], []
         for frame, x, y in ends:
             if frame not in jpegs:
-                raise ValueError(f"{pairs.frames_path(self.files[shard])}: no frame {frame} of video {video}, which its pairs use")
+                raise ValueError(
+                    f"{pairs.frames_path(self.files[shard])}: no frame {frame} of video {video}, which its pairs use"
+                )
             image = torch.from_numpy(zipstore.decode_jpeg(jpegs[frame])).permute(2, 0, 1)
             crop = augment.random_crop(image.shape[1], image.shape[2], self.crop_size, g)
             views.append(augment.view(image, crop, g))
@@ -92,7 +97,9 @@ class IterationSampler(Sampler):
     so a resumed run sees the batches the uninterrupted run would have. This process's share
     (rank::world) of each, so DDP ranks split a global batch."""
 
-    def __init__(self, n_videos: int, videos_per_batch: int, start: int, stop: int, seed: int, rank: int = 0, world: int = 1):
+    def __init__(
+        self, n_videos: int, videos_per_batch: int, start: int, stop: int, seed: int, rank: int = 0, world: int = 1
+    ):
         self.n, self.per_batch, self.start, self.stop, self.seed = n_videos, videos_per_batch, start, stop, seed
         self.rank, self.world = rank, world
         self._epoch, self._order = None, None
@@ -126,7 +133,7 @@ class Batch(NamedTuple):
     xb: torch.Tensor
     yb: torch.Tensor
 
-    def points(self, keep: torch.Tensor) -> "Batch":
+    def points(self, keep: torch.Tensor) -> Batch:
         """The same views with the point pairs ``keep`` (indices) only."""
         return Batch(self.view_a, self.view_b, *(t[keep] for t in self[2:]))
 
@@ -206,8 +213,9 @@ class Recipe:
         """The batches of iterations start, start + 1, ... (this process's share)."""
         raise NotImplementedError
 
-    def loss(self, step: torch.nn.Module, batch, iteration: int, rank: int, world: int,
-             device: torch.device) -> tuple[torch.Tensor, int]:
+    def loss(
+        self, step: torch.nn.Module, batch, iteration: int, rank: int, world: int, device: torch.device
+    ) -> tuple[torch.Tensor, int]:
         """The iteration's loss through ``step`` (the model, DDP-wrapped under torchrun) and
         this process's count of what it trained on."""
         raise NotImplementedError
@@ -233,13 +241,21 @@ class PixelRecipe(Recipe):
         p = self.settings
         data = PairData(self.pair_files, p["crop_size"], p["seed"])
         sampler = IterationSampler(len(data), p["videos_per_batch"], start, p["iterations"], p["seed"], rank, world)
-        return DataLoader(data, batch_sampler=sampler, collate_fn=collate, num_workers=p["workers"],
-                          persistent_workers=False, pin_memory=device.type == "cuda")
+        return DataLoader(
+            data,
+            batch_sampler=sampler,
+            collate_fn=collate,
+            num_workers=p["workers"],
+            persistent_workers=False,
+            pin_memory=device.type == "cuda",
+        )
 
     def loss(self, step, batch, iteration, rank, world, device):
         p = self.settings
         counts = point_counts(len(batch.xa), world, device)
-        batch = batch.points(torch.from_numpy(within_budget(counts, rank, p["max_pairs"], seeding.rng(p["seed"], "budget", iteration))))
+        batch = batch.points(
+            torch.from_numpy(within_budget(counts, rank, p["max_pairs"], seeding.rng(p["seed"], "budget", iteration)))
+        )
         return step(*(t.to(device, non_blocking=True) for t in batch)), len(batch.xa)
 
     def learned(self):
@@ -247,13 +263,25 @@ class PixelRecipe(Recipe):
 
     def result(self):
         encoder = self.cfg["model"]["encoder_checkpoint"]
-        return {"decoder": model.trainable_state(self.model), "config": self.cfg, "iteration": self.settings["iterations"],
-                "encoder": {"arch": self.cfg["model"]["arch"], "checkpoint": encoder,
-                            "sha256": encoder and checkpoint.sha256(encoder)}}
+        return {
+            "decoder": model.trainable_state(self.model),
+            "config": self.cfg,
+            "iteration": self.settings["iterations"],
+            "encoder": {
+                "arch": self.cfg["model"]["arch"],
+                "checkpoint": encoder,
+                "sha256": encoder and checkpoint.sha256(encoder),
+            },
+        }
 
 
 def save(path: Path, recipe: Recipe, optimizer: torch.optim.Optimizer, iteration: int) -> None:
-    state = {"moco": recipe.learned(), "optimizer": optimizer.state_dict(), "iteration": iteration, "config": recipe.fingerprint}
+    state = {
+        "moco": recipe.learned(),
+        "optimizer": optimizer.state_dict(),
+        "iteration": iteration,
+        "config": recipe.fingerprint,
+    }
     checkpoint.save(state, path)
 
 
@@ -267,7 +295,9 @@ def restore(path: Path, recipe: Recipe, optimizer: torch.optim.Optimizer) -> int
         return 0
     missing, unexpected = recipe.model.load_state_dict(state["moco"], strict=False)
     if unexpected or set(missing) - (set(recipe.model.state_dict()) - set(recipe.learned())):
-        raise ValueError(f"{path}: checkpoint does not fit this model ({len(missing)} missing, {len(unexpected)} unexpected keys)")
+        raise ValueError(
+            f"{path}: checkpoint does not fit this model ({len(missing)} missing, {len(unexpected)} unexpected keys)"
+        )
     optimizer.load_state_dict(state["optimizer"])
     return state["iteration"]
 
@@ -302,8 +332,17 @@ def _truncate_metrics(path: Path, start: int) -> None:
             tmp.write_text("\n".join(rows[: start + 1]) + "\n")
 
 
-def fit(recipe: Recipe, out: str | Path, metrics_out: str | Path, work_dir: str | Path, *,
-        rank: int = 0, world: int = 1, device: torch.device = torch.device("cpu"), on_iteration=None) -> Path:
+def fit(
+    recipe: Recipe,
+    out: str | Path,
+    metrics_out: str | Path,
+    work_dir: str | Path,
+    *,
+    rank: int = 0,
+    world: int = 1,
+    device: torch.device = torch.device("cpu"),
+    on_iteration=None,
+) -> Path:
     """The training loop of every pretraining: SGD (momentum 0.9) with ``recipe``'s settings
     and a cosine schedule; checkpoints and metrics in ``work_dir``, resumed from when they
     fit; the final model (``recipe.result()``) at ``out`` and the metrics of every iteration
@@ -323,7 +362,9 @@ def fit(recipe: Recipe, out: str | Path, metrics_out: str | Path, work_dir: str 
             log.info("resuming from %s at iteration %d", ckpt, start)
     loader = recipe.batches(start, rank, world, device)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(p["precision"])
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16 and device.type == "cuda")  # fp16 underflow
+    scaler = torch.amp.GradScaler(
+        device.type, enabled=dtype is torch.float16 and device.type == "cuda"
+    )  # fp16 underflow
     net.train()
     metrics = work_dir / ("metrics.csv" if rank == 0 else f"metrics.rank{rank}.csv")
     _truncate_metrics(metrics, start)
@@ -338,7 +379,9 @@ def fit(recipe: Recipe, out: str | Path, metrics_out: str | Path, work_dir: str 
             lr = learning_rate(p, i)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None and device.type == "cuda"):
+            with torch.autocast(
+                device.type, dtype=dtype or torch.float32, enabled=dtype is not None and device.type == "cuda"
+            ):
                 loss, count = recipe.loss(step, batch, i, rank, world, device)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -349,7 +392,16 @@ def fit(recipe: Recipe, out: str | Path, metrics_out: str | Path, work_dir: str 
                 raise FloatingPointError(f"pretraining loss is {mean_loss} at iteration {i + 1}")
             seconds, tick = time.perf_counter() - tick, time.perf_counter()
             writer.writerow([i + 1, f"{mean_loss:.5f}", f"{lr:.6g}", count, f"{seconds:.4f}", f"{count / seconds:.1f}"])
-            log.info("pretrain: %d/%d loss %.4f lr %.4g %d %s (%.2f s)", i + 1, p["iterations"], mean_loss, lr, count, name, seconds)
+            log.info(
+                "pretrain: %d/%d loss %.4f lr %.4g %d %s (%.2f s)",
+                i + 1,
+                p["iterations"],
+                mean_loss,
+                lr,
+                count,
+                name,
+                seconds,
+            )
             if board:
                 for key, value in (("loss", mean_loss), ("lr", lr), (f"{name}_per_s", count / seconds)):
                     board.add_scalar(f"pretrain/{key}", value, i + 1)
@@ -374,12 +426,21 @@ def fit(recipe: Recipe, out: str | Path, metrics_out: str | Path, work_dir: str 
     return Path(out)
 
 
-def train(pair_files: list[str], cfg: dict, out: str | Path, metrics_out: str | Path, work_dir: str | Path,
-          on_iteration=None) -> Path:
+def train(
+    pair_files: list[str], cfg: dict, out: str | Path, metrics_out: str | Path, work_dir: str | Path, on_iteration=None
+) -> Path:
     """Pretrain decoder and head on ``pair_files`` (``PixelRecipe``, ``fit``)."""
     rank, world, device = distributed(torch.cuda.is_available() and cfg["pretrain"]["device"] != "cpu")
-    return fit(PixelRecipe(pair_files, cfg, device), out, metrics_out, work_dir, rank=rank, world=world,
-               device=device, on_iteration=on_iteration)
+    return fit(
+        PixelRecipe(pair_files, cfg, device),
+        out,
+        metrics_out,
+        work_dir,
+        rank=rank,
+        world=world,
+        device=device,
+        on_iteration=on_iteration,
+    )
 
 
 def torchrun_command(processes: int, nodes: int, head_node: str | None, args: list[str]) -> list[str]:
@@ -389,22 +450,45 @@ def torchrun_command(processes: int, nodes: int, head_node: str | None, args: li
     run = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}"]
     if nodes <= 1:
         return [*run, "--standalone", "-m", "pico.pretrain", *args]
-    return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", *run, f"--nnodes={nodes}", "--rdzv_backend=c10d",
-            f"--rdzv_endpoint={head_node}:29500", "-m", "pico.pretrain", *args]
+    return [
+        "srun",
+        f"--nodes={nodes}",
+        "--ntasks-per-node=1",
+        *run,
+        f"--nnodes={nodes}",
+        "--rdzv_backend=c10d",
+        f"--rdzv_endpoint={head_node}:29500",
+        "-m",
+        "pico.pretrain",
+        *args,
+    ]
 
 
 def head_node() -> str:
     """First host of this SLURM job. Inside a job started by Snakemake's SLURM plugin
     ``SLURM_JOB_NODELIST`` is gone (its jobstep plugin clears it); the job id stays, and
     ``squeue`` gives the node list from it."""
-    nodelist = os.environ.get("SLURM_JOB_NODELIST") or subprocess.run(
-        ["squeue", "-h", "-j", os.environ["SLURM_JOB_ID"], "-o", "%N"], capture_output=True, text=True, check=True).stdout.strip()
-    hosts = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True).stdout.split()
+    nodelist = (
+        os.environ.get("SLURM_JOB_NODELIST")
+        or subprocess.run(
+            ["squeue", "-h", "-j", os.environ["SLURM_JOB_ID"], "-o", "%N"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
+    hosts = subprocess.run(
+        ["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True
+    ).stdout.split()
     return hosts[0]
 
 
-def launch(pair_files: list[str], cfg: dict, out: str | Path, metrics_out: str | Path, work_dir: str | Path,
-           processes: int, nodes: int = 1) -> None:
+def launch(
+    pair_files: list[str],
+    cfg: dict,
+    out: str | Path,
+    metrics_out: str | Path,
+    work_dir: str | Path,
+    processes: int,
+    nodes: int = 1,
+) -> None:
     """Train in this process, or with several processes (GPUs) or nodes through torchrun."""
     if processes <= 1 and nodes <= 1:
         train(pair_files, cfg, out, metrics_out, work_dir)

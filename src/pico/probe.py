@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -36,7 +36,9 @@ def pretrained_features(path: str | Path) -> nn.Module:
     m = saved["config"]["model"]
     encoder = m["encoder_checkpoint"]
     if encoder and checkpoint.sha256(encoder) != saved["encoder"]["sha256"]:
-        raise ValueError(f"{path}: pretrained on another {encoder} (its sha256 has changed since); rerun the pretraining")
+        raise ValueError(
+            f"{path}: pretrained on another {encoder} (its sha256 has changed since); rerun the pretraining"
+        )
     # seeded as pretrain.build seeds it, so a random-init encoder (no checkpoint) is the one trained on
     torch.manual_seed(saved["config"]["pretrain"]["seed"])
     net = model.DenseNet(m["arch"], encoder, True, m["dim"])
@@ -56,7 +58,7 @@ class LinearProbe(nn.Module):
         self.features = features.requires_grad_(False).eval()
         self.classifier = model.msra_fill(nn.Conv2d(channels, n_classes, 1))
 
-    def train(self, mode: bool = True) -> "LinearProbe":
+    def train(self, mode: bool = True) -> LinearProbe:
         super().train(mode)
         self.features.eval()  # frozen, BatchNorm included
         return self
@@ -73,7 +75,9 @@ def resize(image: np.ndarray, labels: np.ndarray, short: int, max_size: int) -> 
     h, w = labels.shape
     scale = min(short / min(h, w), max_size / max(h, w))
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
+    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), cv2.resize(
+        labels, size, interpolation=cv2.INTER_NEAREST
+    )
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -107,7 +111,9 @@ def square(image: np.ndarray, depth: np.ndarray, side: int) -> tuple[np.ndarray,
     """A.2.4: image and depth resized to ``side`` x ``side`` for training and testing (depth by
     nearest neighbour, so missing measurements stay 0)."""
     size = (side, side)
-    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), cv2.resize(depth, size, interpolation=cv2.INTER_NEAREST)
+    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), cv2.resize(
+        depth, size, interpolation=cv2.INTER_NEAREST
+    )
 
 
 def depth_sample(dataset, index: int, cfg: dict, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -158,16 +164,26 @@ def batches(make: Callable[[int], object], steps: Steps, workers: int) -> DataLo
     """``make(i)`` for each iteration of ``steps`` in order, built by ``workers`` processes
     (forked) ahead of the training step; each batch is a function of its iteration alone, so
     the result does not depend on ``workers``."""
-    return DataLoader(_Batches(make), batch_size=None, sampler=range(steps.start, steps.total), num_workers=workers,
-                      collate_fn=_as_built, persistent_workers=False)
+    return DataLoader(
+        _Batches(make),
+        batch_size=None,
+        sampler=range(steps.start, steps.total),
+        num_workers=workers,
+        collate_fn=_as_built,
+        persistent_workers=False,
+    )
 
 
-def train(probe: LinearProbe, dataset, cfg: dict, seed: int, task: "Task", resume: Resumable | None = None) -> LinearProbe:
+def train(
+    probe: LinearProbe, dataset, cfg: dict, seed: int, task: Task, resume: Resumable | None = None
+) -> LinearProbe:
     """SGD on the 1x1 convolution only (momentum 0.9), warm-up and step schedule; batches are a
     function of (seed, iteration), so ``resume`` continues a stopped run exactly."""
     device = device_for(cfg)
     probe.to(device)
-    optimizer = torch.optim.SGD(probe.classifier.parameters(), lr=cfg["lr"], momentum=0.9, weight_decay=cfg["weight_decay"])
+    optimizer = torch.optim.SGD(
+        probe.classifier.parameters(), lr=cfg["lr"], momentum=0.9, weight_decay=cfg["weight_decay"]
+    )
 
     def make(i: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = seeding.rng(seed, "probe", i)
@@ -204,7 +220,9 @@ def evaluate(probe: LinearProbe, dataset, cfg: dict) -> dict[str, float]:
     for i in range(len(dataset)):
         image, labels = dataset[i]
         small, _ = resize(image, labels, cfg["min_size_test"], cfg["max_size"])
-        logits = F.interpolate(probe(to_tensor(small)[None].to(device)), size=labels.shape, mode="bilinear", align_corners=False)
+        logits = F.interpolate(
+            probe(to_tensor(small)[None].to(device)), size=labels.shape, mode="bilinear", align_corners=False
+        )
         conf += metrics.confusion(labels, logits.argmax(1)[0].cpu().numpy(), dataset.n_classes)
     try:
         return metrics.iou(conf)
@@ -251,8 +269,15 @@ LINEAR = {
 }
 
 
-def run(features: nn.Module, channels: int, benchmark: str, root: str | Path, cfg: dict, seed: int,
-        resume: Resumable | None = None) -> dict[str, float]:
+def run(
+    features: nn.Module,
+    channels: int,
+    benchmark: str,
+    root: str | Path,
+    cfg: dict,
+    seed: int,
+    resume: Resumable | None = None,
+) -> dict[str, float]:
     """Train the probe on the benchmark's training split at ``root``, evaluate on its other split."""
     read, train_split, eval_split, task = LINEAR[benchmark]
     train_set, eval_set = read(root, train_split, cfg), read(root, eval_split, cfg)

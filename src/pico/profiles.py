@@ -17,6 +17,7 @@ from pathlib import Path
 
 from snakemake.common import get_appdirs
 
+
 def user_folder() -> Path:
     """Snakemake's user configuration folder, where it looks profiles up by name."""
     return Path(get_appdirs().user_config_dir)
@@ -37,8 +38,10 @@ def install(profiles: Path, folder: Path | None = None) -> list[str]:
         if target.is_symlink() and not target.exists():
             target.unlink()  # a link to a clone that is gone
         if target.exists() or target.is_symlink():
-            lines.append(f"profile {source.name}: {target} is yours and was left alone; "
-                         f"use pico's with --profile {source.resolve()}")
+            lines.append(
+                f"profile {source.name}: {target} is yours and was left alone; "
+                f"use pico's with --profile {source.resolve()}"
+            )
             continue
         target.symlink_to(source.resolve(), target_is_directory=True)
         lines.append(f"profile {source.name}: {target} -> {source.resolve()}")

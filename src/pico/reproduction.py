@@ -39,8 +39,12 @@ def across_seeds(values: dict[int, float]) -> dict:
     deviation (n - 1 in the denominator; None for one seed), seeds in ascending order."""
     seeds = sorted(values)
     data = [float(values[s]) for s in seeds]
-    return {"mean": statistics.fmean(data), "std": statistics.stdev(data) if len(data) > 1 else None,
-            "seeds": seeds, "values": data}
+    return {
+        "mean": statistics.fmean(data),
+        "std": statistics.stdev(data) if len(data) > 1 else None,
+        "seeds": seeds,
+        "values": data,
+    }
 
 
 def paired(first: dict, other: dict) -> dict:
@@ -67,33 +71,64 @@ def _metric(results: dict[tuple[int, str], dict], model: str, seeds: list[int], 
     return across_seeds({seed: read(results[seed, model]) for seed in seeds})
 
 
-def table(*, seeds: list[int], table_models: list[str], figure_models: dict[str, list[str]],
-          probes: dict[tuple[int, str], dict], correspondences: dict[tuple[int, str], dict],
-          figure_specs: dict[str, dict], config: dict, demo: bool) -> dict:
+def table(
+    *,
+    seeds: list[int],
+    table_models: list[str],
+    figure_models: dict[str, list[str]],
+    probes: dict[tuple[int, str], dict],
+    correspondences: dict[tuple[int, str], dict],
+    figure_specs: dict[str, dict],
+    config: dict,
+    demo: bool,
+) -> dict:
     """``results/reproduction.json``: per Table 1 model (method) mIoU, fIoU and pck4 over seeds;
     the first method's paired difference to each other method (``paired``); per figure point
     mIoU and fIoU over seeds; the seeds and the config. ``probes`` and ``correspondences`` map
     (seed, model name) to the benchmark results."""
+
     def probe_metrics(model: str) -> dict:
         return {m: _metric(probes, model, seeds, lambda r, m=m: r[m]) for m in PROBE_METRICS}
 
-    methods = [{"method": model.split("/")[0], "model": model, **probe_metrics(model),
-                "pck4": _metric(correspondences, model, seeds, pck)} for model in table_models]
+    methods = [
+        {
+            "method": model.split("/")[0],
+            "model": model,
+            **probe_metrics(model),
+            "pck4": _metric(correspondences, model, seeds, pck),
+        }
+        for model in table_models
+    ]
     first = methods[0] if methods else None
-    differences = [{"method": first["method"], "minus": m["method"],
-                    **{k: paired(first[k], m[k]) for k in (*PROBE_METRICS, "pck4")}} for m in methods[1:]]
+    differences = [
+        {
+            "method": first["method"],
+            "minus": m["method"],
+            **{k: paired(first[k], m[k]) for k in (*PROBE_METRICS, "pck4")},
+        }
+        for m in methods[1:]
+    ]
     figures_out = {}
     for figure, models in figure_models.items():
         points = []
         for model in models:
             row = probes[seeds[0], model]
-            points.append({k: row[k] for k in ("method", "dataset", "sampling", "gamma", "delta")}
-                          | {"model": model, **probe_metrics(model)})
+            points.append(
+                {k: row[k] for k in ("method", "dataset", "sampling", "gamma", "delta")}
+                | {"model": model, **probe_metrics(model)}
+            )
         points.sort(key=lambda p: (p["sampling"], p["gamma"], p["delta"]))
         figures_out[figure] = {"title": ablations.TITLES[figure], "spec": figure_specs[figure], "points": points}
     title = TITLE + (" -- DEMO: the synthetic world's benchmarks, not COCO" if demo else "")
-    return {"reproduction": title, "demo": demo, "seeds": sorted(seeds), "methods": methods,
-            "differences": differences, "figures": figures_out, "config": config}
+    return {
+        "reproduction": title,
+        "demo": demo,
+        "seeds": sorted(seeds),
+        "methods": methods,
+        "differences": differences,
+        "figures": figures_out,
+        "config": config,
+    }
 
 
 def _cell(stat: dict) -> str:
@@ -105,15 +140,47 @@ def _cell(stat: dict) -> str:
 def report_rows(data: dict) -> dict:
     """The reproduction as a ``pico.tables.to_html`` table: Table 1's methods, then every
     figure point; each metric as mean ± std (every seed's value)."""
-    rows = [{"part": "Table 1", "method": m["method"], "sampling": None, "delta": None,
-             **{k: _cell(m[k]) for k in (*PROBE_METRICS, "pck4")}, "model": m["model"]} for m in data["methods"]]
-    rows += [{"part": "paired difference", "method": f"{d['method']} - {d['minus']}", "sampling": None, "delta": None,
-              **{k: _cell(d[k]) for k in (*PROBE_METRICS, "pck4")}, "model": None} for d in data["differences"]]
-    rows += [{"part": figure, "method": p["method"], "sampling": p["sampling"], "delta": p["delta"],
-              **{k: _cell(p[k]) for k in PROBE_METRICS}, "pck4": None, "model": p["model"]}
-             for figure, spec in data["figures"].items() for p in spec["points"]]
+    rows = [
+        {
+            "part": "Table 1",
+            "method": m["method"],
+            "sampling": None,
+            "delta": None,
+            **{k: _cell(m[k]) for k in (*PROBE_METRICS, "pck4")},
+            "model": m["model"],
+        }
+        for m in data["methods"]
+    ]
+    rows += [
+        {
+            "part": "paired difference",
+            "method": f"{d['method']} - {d['minus']}",
+            "sampling": None,
+            "delta": None,
+            **{k: _cell(d[k]) for k in (*PROBE_METRICS, "pck4")},
+            "model": None,
+        }
+        for d in data["differences"]
+    ]
+    rows += [
+        {
+            "part": figure,
+            "method": p["method"],
+            "sampling": p["sampling"],
+            "delta": p["delta"],
+            **{k: _cell(p[k]) for k in PROBE_METRICS},
+            "pck4": None,
+            "model": p["model"],
+        }
+        for figure, spec in data["figures"].items()
+        for p in spec["points"]
+    ]
     seeds = ", ".join(map(str, data["seeds"]))
-    return {"benchmark": f"{data['reproduction']}; seeds {seeds}; mean ± std (each seed)", "demo": data["demo"], "rows": rows}
+    return {
+        "benchmark": f"{data['reproduction']}; seeds {seeds}; mean ± std (each seed)",
+        "demo": data["demo"],
+        "rows": rows,
+    }
 
 
 def plot(data: dict, figure: str, path: str | Path) -> None:
@@ -129,15 +196,28 @@ def plot(data: dict, figure: str, path: str | Path) -> None:
         for sampling in dict.fromkeys(p["sampling"] for p in spec["points"]):
             points = [p for p in spec["points"] if p["sampling"] == sampling]
             deltas = [p["delta"] for p in points]
-            line = ax.errorbar(deltas, [p[metric]["mean"] for p in points],
-                               yerr=[p[metric]["std"] or 0.0 for p in points], marker="o", capsize=3, label=sampling)
+            line = ax.errorbar(
+                deltas,
+                [p[metric]["mean"] for p in points],
+                yerr=[p[metric]["std"] or 0.0 for p in points],
+                marker="o",
+                capsize=3,
+                label=sampling,
+            )
             for p in points:
-                ax.scatter([p["delta"]] * len(p[metric]["values"]), p[metric]["values"], s=8, alpha=0.4,
-                           color=line[0].get_color())
+                ax.scatter(
+                    [p["delta"]] * len(p[metric]["values"]),
+                    p[metric]["values"],
+                    s=8,
+                    alpha=0.4,
+                    color=line[0].get_color(),
+                )
         ax.set_xlabel("delta (Eq. 3)")
         ax.set_ylabel(f"{metric} (%)")
         ax.grid(alpha=0.3)
     axes[-1].legend(fontsize="small")
     seeds = ", ".join(map(str, data["seeds"]))
-    fig.suptitle(f"{spec['title']}\nmean ± std over seeds {seeds}" + (" -- DEMO" if data["demo"] else ""), fontsize="medium")
+    fig.suptitle(
+        f"{spec['title']}\nmean ± std over seeds {seeds}" + (" -- DEMO" if data["demo"] else ""), fontsize="medium"
+    )
     plots.save(fig, path)

@@ -24,7 +24,7 @@ class Preemption:
     """Remembers SIGTERM / SIGUSR1 (SLURM's pre-emption and time-limit warnings) while its
     ``with`` block runs; the caller's handlers are back afterwards."""
 
-    def __enter__(self) -> "Preemption":
+    def __enter__(self) -> Preemption:
         self.signal = None
         self._previous = {sig: signal.signal(sig, self._note) for sig in (signal.SIGTERM, signal.SIGUSR1)}
         return self
@@ -65,11 +65,14 @@ class Resumable:
         return saved["iteration"]
 
     def _save(self, iteration: int) -> None:
-        state = {"state": {name: obj.state_dict() for name, obj in self.state.items()},
-                 "iteration": iteration, "fingerprint": self.fingerprint}
+        state = {
+            "state": {name: obj.state_dict() for name, obj in self.state.items()},
+            "iteration": iteration,
+            "fingerprint": self.fingerprint,
+        }
         checkpoint.save(state, self.path)
 
-    def iterations(self, total: int, **state) -> "Steps":
+    def iterations(self, total: int, **state) -> Steps:
         """The iterations still to run of a training run whose ``state`` (objects with
         ``state_dict`` / ``load_state_dict``: modules, optimizers) is restored now and
         checkpointed as the loop goes; the body of the loop is one training step."""

@@ -43,8 +43,9 @@ def end_reasons(track_ids: np.ndarray, end: np.ndarray) -> np.ndarray:
     return end[np.r_[track_ids[1:] != track_ids[:-1], True]] if len(track_ids) else end[:0]
 
 
-def anchor_frames(start: np.ndarray, end: np.ndarray, censored: np.ndarray, n_frames: int, n: int,
-                  rng: np.random.Generator) -> list[int]:
+def anchor_frames(
+    start: np.ndarray, end: np.ndarray, censored: np.ndarray, n_frames: int, n: int, rng: np.random.Generator
+) -> list[int]:
     """Anchor sampling over trajectories spanning [start, end] (inclusive), whose end does
     not count as an endpoint where ``censored``; anchor first."""
     covered = np.zeros(n_frames + 1, np.int64)
@@ -68,8 +69,17 @@ def random_frames(n_frames: int, n: int, rng: np.random.Generator) -> list[int]:
     return [int(f) for f in rng.choice(n_frames, size=min(n, n_frames), replace=False)]
 
 
-def select(strategy: str, start: np.ndarray, end: np.ndarray, ends: np.ndarray, n_frames: int, n: int,
-           rng: np.random.Generator, *, endpoints: str = "observed") -> list[int]:
+def select(
+    strategy: str,
+    start: np.ndarray,
+    end: np.ndarray,
+    ends: np.ndarray,
+    n_frames: int,
+    n: int,
+    rng: np.random.Generator,
+    *,
+    endpoints: str = "observed",
+) -> list[int]:
     """Frames of one video by ``strategy`` (``anchor`` or ``random``) from its tracks' spans
     [start, end] and end reasons ``ends``; ``endpoints``: ``observed`` or ``all`` (above)."""
     if strategy == "anchor":

@@ -98,14 +98,16 @@ def kinetics_entries(csv_file: str, url_template: str) -> list[dict]:
                 start, end = float(row["time_start"]), float(row["time_end"])
             except ValueError:
                 raise ValueError(f"{csv_file}:{line}: time_start/time_end are not numbers") from None
-            found.append({
-                "video": f"{row['youtube_id']}_{int(start):06d}_{int(end):06d}",
-                "url": url_template.format(id=row["youtube_id"]),
-                "start": start,
-                "end": end,
-                "label": row.get("label"),
-                "split": row.get("split"),
-            })
+            found.append(
+                {
+                    "video": f"{row['youtube_id']}_{int(start):06d}_{int(end):06d}",
+                    "url": url_template.format(id=row["youtube_id"]),
+                    "start": start,
+                    "end": end,
+                    "label": row.get("label"),
+                    "split": row.get("split"),
+                }
+            )
     return found
 
 

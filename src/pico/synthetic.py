@@ -8,8 +8,8 @@ segmentation and depth benchmark and to test flow and tracking.
 
 Each object (a "thing": disc, box, triangle, ring) has its own class-specific texture
 pattern and moves by translation, rotation and scaling; objects overlap, so they occlude each
-other. The background is "stuff": a smooth sky above a horizon, rough ground below it. With ``cut`` a video is two shots of
-unrelated scenes joined by a hard cut (what TransNetV2 must find).
+other. The background is "stuff": a smooth sky above a horizon, rough ground below it. With
+``cut`` a video is two shots of unrelated scenes joined by a hard cut (what TransNetV2 must find).
 
 ``World`` holds the ranges the scenes are drawn from. Its defaults are the demo world as first
 built (slow motion, rigid objects, constant light); larger ranges, a non-rigid deformation of
@@ -21,9 +21,9 @@ defaults render exactly what they always did.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -57,7 +57,7 @@ class World:
     object_lighting: float = 0.0
 
     @classmethod
-    def from_settings(cls, settings: dict | None) -> "World":
+    def from_settings(cls, settings: dict | None) -> World:
         """The world of a validated ``world`` block (lists become tuples); None: the default."""
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in (settings or {}).items()})
 
@@ -280,8 +280,12 @@ def _gain(rng: np.random.Generator, amplitude: float) -> Gain:
 
 def _wobble(rng: np.random.Generator, amplitude: float) -> Wobble:
     """A wobble of 0.5-1 times ``amplitude``, 0.5-1 wave across the object, a period of 1.5-4 s."""
-    return Wobble(amplitude * rng.uniform(0.5, 1.0), rng.uniform(1.5, 3.0), rng.uniform(1.5, 4.0),
-                  (rng.uniform(0, 2 * np.pi), rng.uniform(0, 2 * np.pi)))
+    return Wobble(
+        amplitude * rng.uniform(0.5, 1.0),
+        rng.uniform(1.5, 3.0),
+        rng.uniform(1.5, 4.0),
+        (rng.uniform(0, 2 * np.pi), rng.uniform(0, 2 * np.pi)),
+    )
 
 
 def _thing(rng: np.random.Generator, width: int, height: int, depth: float, world: World) -> Thing:
@@ -323,8 +327,9 @@ def make_scene(rng: np.random.Generator, width: int, height: int, world: World =
     return Scene(width, height, background, sky, horizon, pan, things, light)
 
 
-def make_video(seed: int, video_id: str, seconds: float, fps: float, width: int, height: int, cut: bool,
-               world: World = World()) -> Video:
+def make_video(
+    seed: int, video_id: str, seconds: float, fps: float, width: int, height: int, cut: bool, world: World = World()
+) -> Video:
     """The synthetic video named ``video_id`` in ``world``: fixed by (seed, video_id) and the settings.
 
     With ``cut``, a hard cut falls at a random time in the first half of the video.

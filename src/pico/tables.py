@@ -32,7 +32,11 @@ def to_html(table: dict) -> str:
     head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
     body = "\n".join("<tr>" + "".join(_td(r.get(k)) for k in keys) + "</tr>" for r in table["rows"])
     title = html.escape(table["benchmark"])
-    style = ("body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}"
-             "th,td{border-bottom:1px solid #ccc;padding:.3em .8em;text-align:left}td.num{text-align:right}")
-    return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title><style>{style}</style></head>\n'
-            f"<body><h3>{title}</h3>\n<table>\n<tr>{head}</tr>\n{body}\n</table></body></html>\n")
+    style = (
+        "body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}"
+        "th,td{border-bottom:1px solid #ccc;padding:.3em .8em;text-align:left}td.num{text-align:right}"
+    )
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title><style>{style}</style></head>\n'
+        f"<body><h3>{title}</h3>\n<table>\n<tr>{head}</tr>\n{body}\n</table></body></html>\n"
+    )

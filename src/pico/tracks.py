@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -30,11 +30,19 @@ from pico.io import parquet_writer, read_parquet, write_parquet
 
 log = logging.getLogger(__name__)
 
-SCHEMA = pa.schema([
-    ("video", pa.string()), ("track", pa.int32()), ("t", pa.int32()),
-    ("x", pa.float32()), ("y", pa.float32()), ("fb_sq", pa.float16()), ("mag_sq", pa.float16()),
-    ("end", pa.int8()), ("boundary", pa.float16()),
-])
+SCHEMA = pa.schema(
+    [
+        ("video", pa.string()),
+        ("track", pa.int32()),
+        ("t", pa.int32()),
+        ("x", pa.float32()),
+        ("y", pa.float32()),
+        ("fb_sq", pa.float16()),
+        ("mag_sq", pa.float16()),
+        ("end", pa.int8()),
+        ("boundary", pa.float16()),
+    ]
+)
 F16_MAX = float(np.finfo(np.float16).max)
 
 #: Why a track ended, on its last row (``end``; 0 on every other row).
@@ -118,7 +126,12 @@ def motion_boundary_ratio(field, x: np.ndarray, y: np.ndarray, step: np.ndarray)
 
 def track(
     fields: Iterable[tuple[np.ndarray, np.ndarray]],
-    n_frames: int, t0: np.ndarray, x: np.ndarray, y: np.ndarray, max_gamma: float, max_delta: float,
+    n_frames: int,
+    t0: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    max_gamma: float,
+    max_delta: float,
 ) -> dict[str, np.ndarray]:
     """Chain points through the flow (Eq. 2), vectorised over the points alive at each step.
 
@@ -175,7 +188,9 @@ def track(
 def table(video: str, rows: dict[str, np.ndarray]) -> pa.Table:
     """One video's rows (every column of SCHEMA but ``video``) as a table of SCHEMA."""
     n = len(rows["t"])
-    columns = {name: np.asarray(rows[name]).astype(SCHEMA.field(name).type.to_pandas_dtype()) for name in SCHEMA.names[1:]}
+    columns = {
+        name: np.asarray(rows[name]).astype(SCHEMA.field(name).type.to_pandas_dtype()) for name in SCHEMA.names[1:]
+    }
     return pa.table({"video": pa.array([video] * n, pa.string()), **columns}, schema=SCHEMA)
 
 
@@ -184,7 +199,10 @@ def video_tracks(row: dict, cfg: dict) -> pa.Table:
     rng = seeding.rng(cfg["seed"], "tracks", row["video"])
     t0, x, y = start_points(cfg["points_per_video"], row["n_frames"], row["width"], row["height"], rng)
     with flowstore.FlowStore(row["flow"]) as store:
-        fields = ((StoredField(*store.quantized("fwd", t)), StoredField(*store.quantized("bwd", t))) for t in range(len(store)))
+        fields = (
+            (StoredField(*store.quantized("fwd", t)), StoredField(*store.quantized("bwd", t)))
+            for t in range(len(store))
+        )
         rows = track(fields, row["n_frames"], t0, x, y, cfg["max_gamma"], cfg["max_delta"])
     return table(row["video"], rows)
 
@@ -207,7 +225,9 @@ def cut(raw: pa.Table, gamma: float, delta: float, *, motion_boundary: bool = Fa
     ends the track too (``END_BOUNDARY``, unless Eq. 3 fails there as well)."""
     if raw.num_rows == 0:
         return raw
-    fb, mag, boundary = (raw[name].to_numpy(zero_copy_only=False).astype(np.float32) for name in ("fb_sq", "mag_sq", "boundary"))
+    fb, mag, boundary = (
+        raw[name].to_numpy(zero_copy_only=False).astype(np.float32) for name in ("fb_sq", "mag_sq", "boundary")
+    )
     end = raw["end"].to_numpy(zero_copy_only=False).copy()
     video = pc.dictionary_encode(raw["video"]).combine_chunks().indices.to_numpy()
     trk = raw["track"].to_numpy()

@@ -7,10 +7,10 @@ import json
 import logging
 import subprocess
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -176,4 +176,3 @@ def encode(frames: Iterable[np.ndarray], path: str | Path, fps: float, crf: int 
         message = err.read().decode(errors="replace")
     if code != 0:
         raise RuntimeError(f"ffmpeg could not encode {path}: {_last_line(message)}")
-

@@ -33,7 +33,9 @@ def default_file(backend: str) -> str:
 
 def torch_cache(url: str) -> Path:
     """Where torch.hub (and so torchvision) caches ``url``: $TORCH_HOME/hub/checkpoints."""
-    home = os.environ.get("TORCH_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch")
+    home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch"
+    )
     return Path(home) / "hub" / "checkpoints" / Path(urlparse(url).path).name
 
 
@@ -41,7 +43,9 @@ def reachable(url: str, timeout: float = 3.0) -> str | None:
     """None if a TCP connection to ``url``'s host opens within ``timeout``, else why not."""
     parts = urlparse(url)
     try:
-        socket.create_connection((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)), timeout).close()
+        socket.create_connection(
+            (parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)), timeout
+        ).close()
     except OSError as e:
         return f"{parts.hostname}: {e}"
     return None
@@ -59,9 +63,11 @@ def check_fetchable(flow: dict, exists=os.path.isfile) -> str | None:
     if problem is None:
         return None
     name = Path(urlparse(url).path).name
-    return (f"flow.weights: default needs {url}, which cannot be fetched from this machine ({problem}). "
-            f"Place the file and set `flow.weights: /path/to/{name}` (or put it at {default_file(flow['backend'])}), "
-            "or use a CPU backend: `flow.backend: dis`.")
+    return (
+        f"flow.weights: default needs {url}, which cannot be fetched from this machine ({problem}). "
+        f"Place the file and set `flow.weights: /path/to/{name}` (or put it at {default_file(flow['backend'])}), "
+        "or use a CPU backend: `flow.backend: dis`."
+    )
 
 
 def fetch(backend: str, out: str | Path) -> None:
@@ -87,4 +93,6 @@ def check_prefix(path: Path, prefix: str, source: Path) -> None:
     from pico.checkpoint import sha256
 
     if not sha256(path).startswith(prefix):
-        raise ValueError(f"{source}: SHA-256 does not start with {prefix} (damaged or another file); delete it to fetch again")
+        raise ValueError(
+            f"{source}: SHA-256 does not start with {prefix} (damaged or another file); delete it to fetch again"
+        )

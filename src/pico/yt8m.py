@@ -21,8 +21,8 @@ import json
 import logging
 import re
 import struct
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import google_crc32c
 import pyarrow as pa
@@ -202,8 +202,16 @@ def fetch_answer(url: str, timeout: float) -> tuple[int, str]:
         raise Transient(f"{url}: {e}") from e
 
 
-def lookup(pseudo: str, template: str, *, timeout: float = 30, retries: int = 3, backoff: float = 5.0,
-           sleep=None, get=fetch_answer) -> dict:
+def lookup(
+    pseudo: str,
+    template: str,
+    *,
+    timeout: float = 30,
+    retries: int = 3,
+    backoff: float = 5.0,
+    sleep=None,
+    get=fetch_answer,
+) -> dict:
     """One pseudo id's look-up: ``{"pseudo_id", "youtube_id", "status", "reason"}`` with status
     ok, gone (HTTP 404/410: YouTube-8M has no such id, or no longer maps it) or lookup_failed (an
     answer of another form: a captive portal, a changed site). Rate limits (HTTP 429), server
@@ -271,8 +279,18 @@ class Cache:
                 tmp.write_text(json.dumps(answer, sort_keys=True))
 
 
-def lookup_shard(ranked: list[tuple[int, str]], cache: Cache, *, template: str, rate: float, timeout: float,
-                 retries: int, backoff: float, sleep=None, get=fetch_answer) -> list[dict]:
+def lookup_shard(
+    ranked: list[tuple[int, str]],
+    cache: Cache,
+    *,
+    template: str,
+    rate: float,
+    timeout: float,
+    retries: int,
+    backoff: float,
+    sleep=None,
+    get=fetch_answer,
+) -> list[dict]:
     """Look up a shard's (rank, pseudo id) pairs: cached answers first, the others at most
     ``rate`` requests a second; one row per id with its rank. A Transient failure ends the job
     (the answers so far stay cached)."""
@@ -293,8 +311,15 @@ def lookup_shard(ranked: list[tuple[int, str]], cache: Cache, *, template: str, 
 
 
 SAMPLE_SCHEMA = pa.schema([("rank", pa.int64()), ("pseudo_id", pa.string())])
-LOOKUP_SCHEMA = pa.schema([("rank", pa.int64()), ("pseudo_id", pa.string()), ("youtube_id", pa.string()),
-                           ("status", pa.string()), ("reason", pa.string())])
+LOOKUP_SCHEMA = pa.schema(
+    [
+        ("rank", pa.int64()),
+        ("pseudo_id", pa.string()),
+        ("youtube_id", pa.string()),
+        ("status", pa.string()),
+        ("reason", pa.string()),
+    ]
+)
 
 
 def write_sample(ids: str | Path, count: int, seed: int, out: str | Path) -> None:
@@ -334,7 +359,9 @@ def download_entries(lookup_rows: list[dict], url_template: str) -> tuple[list[d
             seen[youtube] = row["pseudo_id"]
             entries.append({"video": youtube, "url": url_template.format(id=youtube)})
         else:
-            failed.append({"video": row["pseudo_id"], "source": "yt8m", "status": row["status"], "reason": row["reason"]})
+            failed.append(
+                {"video": row["pseudo_id"], "source": "yt8m", "status": row["status"], "reason": row["reason"]}
+            )
     return entries, failed
 
 
@@ -360,8 +387,14 @@ def select(lookup_rows: list[dict], manifest_rows: list[dict], sample: int) -> t
         entry["count"] += 1
         if reason and reason not in entry["examples"] and len(entry["examples"]) < 3:
             entry["examples"].append(reason)
-    report = {"sample": sample, "drawn": len(final), "ok": len(ok), "used": len(used),
-              "short_by": max(0, sample - len(used)), "statuses": dict(sorted(statuses.items()))}
+    report = {
+        "sample": sample,
+        "drawn": len(final),
+        "ok": len(ok),
+        "used": len(used),
+        "short_by": max(0, sample - len(used)),
+        "statuses": dict(sorted(statuses.items())),
+    }
     return used, report
 
 
@@ -378,9 +411,17 @@ def availability_page(report: dict) -> str:
     """The availability report (``select``) as an HTML page for ``snakemake --report``."""
     from html import escape
 
-    rows = "".join(f"<tr><td>{escape(s)}</td><td>{v['count']}</td><td>{'<br>'.join(map(escape, v['examples']))}</td></tr>"
-                   for s, v in report["statuses"].items())
-    head = (f"<p>{report['drawn']} drawn (sample {report['sample']} and its reserve), {report['ok']} ok, "
-            f"{report['used']} used for training" + (f", {report['short_by']} short of the sample" if report["short_by"] else "") + ".</p>")
-    return (f"<html><body><h3>Availability: {escape(report.get('dataset', ''))}</h3>{head}"
-            f"<table border=1><tr><th>status</th><th>videos</th><th>example reasons</th></tr>{rows}</table></body></html>\n")
+    rows = "".join(
+        f"<tr><td>{escape(s)}</td><td>{v['count']}</td><td>{'<br>'.join(map(escape, v['examples']))}</td></tr>"
+        for s, v in report["statuses"].items()
+    )
+    head = (
+        f"<p>{report['drawn']} drawn (sample {report['sample']} and its reserve), {report['ok']} ok, "
+        f"{report['used']} used for training"
+        + (f", {report['short_by']} short of the sample" if report["short_by"] else "")
+        + ".</p>"
+    )
+    return (
+        f"<html><body><h3>Availability: {escape(report.get('dataset', ''))}</h3>{head}"
+        f"<table border=1><tr><th>status</th><th>videos</th><th>example reasons</th></tr>{rows}</table></body></html>\n"
+    )

@@ -12,9 +12,9 @@ import json
 import os
 import zipfile
 import zlib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -55,7 +55,9 @@ class Reader:
         odd = [i.filename for i in self._zip.infolist() if i.compress_type != zipfile.ZIP_STORED or i.flag_bits & 1]
         if odd:
             self._zip.close()
-            raise ValueError(f"{self.path}: damaged header of member {odd[0]!r} (not stored plain); delete it to rebuild")
+            raise ValueError(
+                f"{self.path}: damaged header of member {odd[0]!r} (not stored plain); delete it to rebuild"
+            )
         self._pid = os.getpid()
 
     def read(self, name: str) -> bytes:

@@ -11,10 +11,18 @@ settings, seed = snakemake.params.settings, snakemake.params.seed
 model, path, moco_v2 = benchmark.benchmarked(snakemake.wildcards, snakemake.input, snakemake.config)
 net, _ = benchmark.frozen_network(path, moco_v2, seed)
 specs = settings["pairs"] + correspondence.demo_specs(snakemake.input.demo, settings["demo_pairs"])
-rows = correspondence.evaluate(net, specs, short_side=settings["short_side"], points=settings["points"],
-                               refinement=settings["refinement"], temperature=settings.get("temperature"), seed=seed,
-                               device=device_for(snakemake.config["benchmarks"]["correspondence"]))
-row = benchmark.result({"pairs": rows}, "correspondence", model, path, settings, bool(settings["demo_pairs"]),
-                       time.perf_counter() - start)
+rows = correspondence.evaluate(
+    net,
+    specs,
+    short_side=settings["short_side"],
+    points=settings["points"],
+    refinement=settings["refinement"],
+    temperature=settings.get("temperature"),
+    seed=seed,
+    device=device_for(snakemake.config["benchmarks"]["correspondence"]),
+)
+row = benchmark.result(
+    {"pairs": rows}, "correspondence", model, path, settings, bool(settings["demo_pairs"]), time.perf_counter() - start
+)
 with atomic_path(snakemake.output[0]) as tmp:
     tmp.write_text(json.dumps(row, indent=2))

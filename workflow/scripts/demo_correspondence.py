@@ -2,5 +2,11 @@ from pico import correspondence, logs, synthetic
 
 logs.setup(snakemake.log[0])
 p = snakemake.params
-correspondence.write_demo_pairs(snakemake.output[0], seed=p.seed, count=p.pairs, gap=p.gap, short_side=p.short_side,
-                                world=synthetic.World.from_settings(p.world))
+correspondence.write_demo_pairs(
+    snakemake.output[0],
+    seed=p.seed,
+    count=p.pairs,
+    gap=p.gap,
+    short_side=p.short_side,
+    world=synthetic.World.from_settings(p.world),
+)

@@ -1,7 +1,5 @@
 from pico import frames, logs, manifest
 
 logs.setup(snakemake.log[0])
-rows = frames.run_shard(
-    manifest.read(snakemake.input[0]), snakemake.params.frames, snakemake.output.frames
-)
+rows = frames.run_shard(manifest.read(snakemake.input[0]), snakemake.params.frames, snakemake.output.frames)
 manifest.write(rows, snakemake.output.manifest)

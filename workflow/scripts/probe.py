@@ -9,7 +9,11 @@ start = time.perf_counter()
 name = snakemake.wildcards.benchmark
 settings = config.benchmark_settings(snakemake.config, name)  # runtime keys included
 model, path, moco_v2 = benchmark.benchmarked(snakemake.wildcards, snakemake.input, snakemake.config)
-scores = benchmark.evaluate(name, path, moco_v2, snakemake.input.data, settings, snakemake.params.seed, snakemake.params.work)
-row = benchmark.result(scores, name, model, path, snakemake.params.settings, snakemake.params.demo, time.perf_counter() - start)
+scores = benchmark.evaluate(
+    name, path, moco_v2, snakemake.input.data, settings, snakemake.params.seed, snakemake.params.work
+)
+row = benchmark.result(
+    scores, name, model, path, snakemake.params.settings, snakemake.params.demo, time.perf_counter() - start
+)
 with atomic_path(snakemake.output[0]) as tmp:
     tmp.write_text(json.dumps(row, indent=2))

@@ -15,11 +15,17 @@ def read(paths, keys):
 
 config = snakemake.config
 data = reproduction.table(
-    seeds=list(params.seeds), table_models=list(params.table), figure_models=dict(params.figures),
-    probes=read(snakemake.input.probes, params.probed), correspondences=read(snakemake.input.correspondences, params.scored),
-    figure_specs={f: config["reproduction"][f] for f in params.figures}, config=config, demo=params.demo,
+    seeds=list(params.seeds),
+    table_models=list(params.table),
+    figure_models=dict(params.figures),
+    probes=read(snakemake.input.probes, params.probed),
+    correspondences=read(snakemake.input.correspondences, params.scored),
+    figure_specs={f: config["reproduction"][f] for f in params.figures},
+    config=config,
+    demo=params.demo,
 )
 with atomic_path(snakemake.output[0]) as tmp:
     tmp.write_text(json.dumps(data, indent=2))
-logging.getLogger("pico.reproduction").info("%d methods, %d figures over seeds %s", len(data["methods"]),
-                                           len(data["figures"]), data["seeds"])
+logging.getLogger("pico.reproduction").info(
+    "%d methods, %d figures over seeds %s", len(data["methods"]), len(data["figures"]), data["seeds"]
+)
