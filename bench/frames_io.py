@@ -1,14 +1,14 @@
-"""The frame stage's storage and access cost: frame stores (pico.framestore) of two inputs.
+"""The frame stage's storage and access cost: frame stores (pico.store.framestore) of two inputs.
 
-Inputs, 640x360, 30 fps, H.264 CRF 18 (the settings of ``pico.synthetic.write``):
+Inputs, 640x360, 30 fps, H.264 CRF 18 (the settings of ``pico.data.synthetic.write``):
 
-- ``synthetic``: the demo world, ``pico.synthetic.make_video(0, "bench", cut=False)``;
+- ``synthetic``: the demo world, ``pico.data.synthetic.make_video(0, "bench", cut=False)``;
 - ``mandelbrot``: ffmpeg's lavfi ``mandelbrot`` (a slow zoom: smooth gradients, fine detail
   at the set's border) with temporal grain from the ``noise`` filter, standing in for camera
   footage, which ``testsrc2`` (flat colours, sharp edges) does not.
 
-For each input and JPEG quality, the real extraction path (``pico.video.decode`` at 30 fps,
-short side resized, into ``pico.framestore.write``) is timed, then reading the store back:
+For each input and JPEG quality, the real extraction path (``pico.data.video.decode`` at 30 fps,
+short side resized, into ``pico.store.framestore.write``) is timed, then reading the store back:
 every frame in order and in a random permutation through ``FrameStore[i]`` (read + JPEG
 decode), and in the permutation through ``FrameStore.jpeg(i)`` (read only). Times are wall
 clock, best of ``--repeat``, with the store in the page cache; a reference row gives the
@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pico import framestore, synthetic, video
+from pico.data import synthetic, video
+from pico.store import framestore
 from timing import best_time
 
 WIDTH, HEIGHT, FPS = 640, 360, 30

@@ -1,15 +1,15 @@
 """Does Eq. 3 stop tracks at occlusions, per CPU flow backend? Measured on the demo world's
-true occlusions (pico.synthetic), through the pipeline's own chain.
+true occlusions (pico.data.synthetic), through the pipeline's own chain.
 
-Input: ``--videos`` videos ``pico.synthetic.make_video(--seed, "occNN", cut=False)`` rendered
+Input: ``--videos`` videos ``pico.data.synthetic.make_video(--seed, "occNN", cut=False)`` rendered
 at ``--size`` (default 171x128, the demo's frames: frames.short_side 128 of its 320x240 world;
 the world's motion scales with the short side, so rendering there is the demo's motion without
 the resize), ``--frames`` frames at 30 fps each (default 60: the demo's 2 s snippets).
 
-Per backend (``pico.flow.estimator``, and Farneback; ``true`` is the generator's exact forward and backward
+Per backend (``pico.data.flow.estimator``, and Farneback; ``true`` is the generator's exact forward and backward
 flow, the ceiling of any estimator): flow of every snippet -> the flow codec (frame_range, q90,
-the demo's) -> ``pico.tracks.video_tracks`` (``--points`` start points per video uniform in
-space and time, raw at the demo's loosest bounds 0.5, 16) -> ``pico.tracks.cut`` at
+the demo's) -> ``pico.data.tracks.video_tracks`` (``--points`` start points per video uniform in
+space and time, raw at the demo's loosest bounds 0.5, 16) -> ``pico.data.tracks.cut`` at
 (``--gamma``, ``--delta``), the paper's (0, 4) by default, without and with the
 motion-boundary criterion (Sundaram et al. 2010, Eq. 6).
 
@@ -51,7 +51,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pico import flow, flowstore, synthetic, tracks
+from pico.data import flow, synthetic, tracks
+from pico.store import flowstore
 from timing import best_time
 
 FPS = 30

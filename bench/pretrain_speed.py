@@ -1,4 +1,4 @@
-"""Pretraining speed (``pico.pretrain``): data loading per batch against the training step,
+"""Pretraining speed (``pico.learn.pretrain``): data loading per batch against the training step,
 iteration time and point pairs per second, on this machine (CUDA if present, else CPU).
 
 Inputs are generated: ``--videos`` videos with eight 455x256 JPEG frames each (the paper's frame
@@ -10,7 +10,7 @@ and the paper's (ResNet-50, 224-pixel crops) with a batch that fits a CPU run
 (``workers=0``) building a batch; the goal is loader >= 2x faster than the step (with
 ``pretrain.workers`` processes the loader's throughput scales by about that many).
 
-Then the memory of the data set (``pico.pretrain.PairData``) on ``--index-videos`` videos in
+Then the memory of the data set (``pico.learn.pretrain.PairData``) on ``--index-videos`` videos in
 shards of 500 (the paper's: 240,000 videos in 480 shards), two ~50 kB JPEG frames each (the
 paper's q95 frames): its RSS growth, extrapolated to 240,000 videos, and the time to fetch one
 video's draws and frames from its shard (one row group of each file) and one whole item.
@@ -32,7 +32,9 @@ import cv2
 import numpy as np
 import torch
 
-from pico import pairs, pretrain, zipstore
+from pico.data import pairs
+from pico.learn import pretrain
+from pico.store import zipstore
 
 
 def make_pairs(
@@ -41,7 +43,7 @@ def make_pairs(
     """Pair files (shards of ``per_shard``) of ``videos`` videos: ``draws`` draws (the schema's
     draws_per_video) of 256 point pairs each between two of 8 distinct 455x256 frames (random
     ``detail`` pixels upsampled: (8, 14) gives ~23 kB JPEGs, (32, 57) ~50 kB), written as the
-    pairs stage writes them (``pico.pairs.write``: a row group per video)."""
+    pairs stage writes them (``pico.data.pairs.write``: a row group per video)."""
     rng = np.random.default_rng(0)
     bases = [
         cv2.resize(rng.integers(0, 255, (*detail, 3), dtype=np.uint8), (455, 256), interpolation=cv2.INTER_CUBIC)

@@ -22,8 +22,9 @@ from pathlib import Path
 import yaml
 from snakemake.utils import update_config
 
-from pico import benchmark, pretrain
 from pico import config as pcfg
+from pico.evaluation import registry
+from pico.learn import pretrain
 
 SCHEMA = Path(__file__).resolve().parent.parent / "workflow/schemas/config.schema.yaml"
 
@@ -50,7 +51,7 @@ def untrained_probe(cfg: dict, seed: int, work: Path) -> dict[str, float]:
     model = pretrain.train(files, settings, work / "model.pt", work / "metrics.csv", work / "work")
     probe = pcfg.benchmark_settings(cfg, "coco_probe")
     root = cfg["benchmarks"]["coco_root"] or "results/benchmark_data/demo_coco"  # rules/common.smk's COCO_ROOT
-    return benchmark.evaluate("coco_probe", str(model), None, root, probe, seed, work / "probe")
+    return registry.evaluate("coco_probe", str(model), None, root, probe, seed, work / "probe")
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Point tracking from stored flow (``pico.tracks``): what it costs beyond decoding the flow,
+"""Point tracking from stored flow (``pico.data.tracks``): what it costs beyond decoding the flow,
 and what a (γ, δ) cut costs per shard.
 
 Input: a synthetic snippet at the paper's frame size (456x256, 30 fps), its DIS (``fine``)
@@ -24,7 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pico import flow, flowstore, synthetic, tracks
+from pico.data import flow, synthetic, tracks
+from pico.store import flowstore
 from timing import best_time
 
 WIDTH, HEIGHT = 456, 256

@@ -2,15 +2,15 @@
 # pretrained on its (sampling, gamma, delta) and probed on the COCO probe like Table 1's; the
 # generic rules cut_tracks, point_pairs, pretrain_model and probe_model build the points, and
 # a point shared with Table 1 or another figure is built once.
-import pico.ablations
+import pico.reporting.ablations
 
 ABLATION_MODELS = {
-    figure: pico.ablations.models(spec) for figure, spec in ABLATIONS.items()
+    figure: pico.reporting.ablations.models(spec) for figure, spec in ABLATIONS.items()
 }
 
 
 wildcard_constraints:
-    figure="|".join(pico.ablations.TITLES),
+    figure="|".join(pico.reporting.ablations.TITLES),
 
 
 rule ablation:
@@ -32,7 +32,7 @@ rule ablation:
     benchmark:
         "benchmarks/ablation/{figure}.tsv"
     conda:
-        "../envs/video.yaml"
+        "../envs/cpu.yaml"
     resources:
         mem_mb=2000,
         runtime=10,

@@ -1,5 +1,5 @@
 # Stage 8 (Section 4, A.2): every pretrained model and the MoCo-v2 baseline on the benchmarks
-# (pico.benchmark): COCO linear probe (Table 1), Mask R-CNN with frozen FPN (Table 2), VOC,
+# (pico.evaluation.registry): COCO linear probe (Table 1), Mask R-CNN with frozen FPN (Table 2), VOC,
 # Cityscapes and NYU-depth v2 linear probes (Table 3). Without benchmarks.coco_root the COCO
 # benchmarks (and NYU, unless its root is set) run on demo data generated from the synthetic
 # world, and say so in every output; VOC and Cityscapes run when their roots are configured.
@@ -18,7 +18,7 @@ rule demo_coco:
     benchmark:
         "benchmarks/demo_coco.tsv"
     conda:
-        "../envs/video.yaml"
+        "../envs/cpu.yaml"
     resources:
         mem_mb=2000,
         runtime=10,
@@ -26,30 +26,20 @@ rule demo_coco:
         demo=DEMO_SETTINGS,
         seed=config["seed"],
         world=DEMO_WORLD,
-        writer="write_demo_coco",
+        kind="coco",
     script:
         "../workflow/scripts/demo_benchmark.py"
 
 
-rule demo_nyu:
+use rule demo_coco as demo_nyu with:
     output:
         directory("results/benchmark_data/demo_nyu"),
     log:
         "logs/demo_nyu.log",
     benchmark:
         "benchmarks/demo_nyu.tsv"
-    conda:
-        "../envs/video.yaml"
-    resources:
-        mem_mb=2000,
-        runtime=10,
     params:
-        demo=DEMO_SETTINGS,
-        seed=config["seed"],
-        world=DEMO_WORLD,
-        writer="write_demo_nyu",
-    script:
-        "../workflow/scripts/demo_benchmark.py"
+        kind="nyu",
 
 
 rule probe_model:
@@ -63,7 +53,7 @@ rule probe_model:
     benchmark:
         "benchmarks/probe/{benchmark}/{method}/{dataset}/{sampling}/g{gamma}_d{delta}.tsv"
     conda:
-        "../envs/flow.yaml"
+        "../envs/gpu.yaml"
     threads: lambda w: pico.config.benchmark_settings(config, w.benchmark)["workers"] + 1
     resources:
         gpu=lambda w: 1 if on_gpu(w) else 0,
@@ -92,7 +82,7 @@ rule probe_moco_v2:
     benchmark:
         "benchmarks/probe/{benchmark}/moco_v2.tsv"
     conda:
-        "../envs/flow.yaml"
+        "../envs/gpu.yaml"
     threads: lambda w: pico.config.benchmark_settings(config, w.benchmark)["workers"] + 1
     resources:
         gpu=lambda w: 1 if on_gpu(w) else 0,
@@ -122,7 +112,7 @@ rule probe_table:
     benchmark:
         "benchmarks/probe_table/{benchmark}.tsv"
     conda:
-        "../envs/video.yaml"
+        "../envs/cpu.yaml"
     resources:
         mem_mb=1000,
         runtime=5,
@@ -142,7 +132,7 @@ rule export_detectron2:
     benchmark:
         "benchmarks/export_detectron2/{model}.tsv"
     conda:
-        "../envs/flow.yaml"
+        "../envs/gpu.yaml"
     resources:
         mem_mb=4000,
         runtime=10,

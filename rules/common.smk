@@ -1,10 +1,10 @@
 # Config validation and the shard layout, fixed at parse time from the input lists.
 import re
 
-import pico.ablations
+import pico.reporting.ablations
 import pico.config
-import pico.sources
-import pico.weights
+import pico.data.sources
+import pico.data.weights
 from snakemake.exceptions import WorkflowError
 
 try:
@@ -12,8 +12,8 @@ try:
         config, workflow.source_path("../workflow/schemas/config.schema.yaml")
     )
     SHARDS = {
-        name: pico.sources.shards(
-            pico.sources.entries(ds, config["seed"]), ds["videos_per_shard"]
+        name: pico.data.sources.shards(
+            pico.data.sources.entries(ds, config["seed"]), ds["videos_per_shard"]
         )
         for name, ds in config["datasets"].items()
     }
@@ -49,14 +49,14 @@ def dataset_config(wildcards):
 
 
 # RAFT backends run on a GPU when the job gets one (rules/flow.smk declares it for SLURM);
-# the others are OpenCV's, on CPUs (pico.flow.OPENCV_BACKENDS).
+# the others are OpenCV's, on CPUs (pico.data.flow.OPENCV_BACKENDS).
 RAFT_BACKENDS = ("raft", "raft_small")
 FLOW_ON_GPU = (
     config["flow"]["backend"] in RAFT_BACKENDS and config["flow"]["device"] != "cpu"
 )
 # flow.weights: default for RAFT: the file the run fetches once (rules/flow.smk), or None.
 RAFT_DEFAULT_WEIGHTS = (
-    pico.weights.default_file(config["flow"]["backend"])
+    pico.data.weights.default_file(config["flow"]["backend"])
     if config["flow"]["backend"] in RAFT_BACKENDS
     and config["flow"]["weights"] == "default"
     else None
@@ -64,7 +64,7 @@ RAFT_DEFAULT_WEIGHTS = (
 # only where Snakemake plans the run: a job (a SLURM job re-parses this file) may start before
 # flow_weights has fetched the file, on a node that cannot reach the host and need not
 if workflow.is_main_process and (
-    problem := pico.weights.check_fetchable(config["flow"])
+    problem := pico.data.weights.check_fetchable(config["flow"])
 ):
     raise WorkflowError(problem)
 
@@ -136,7 +136,11 @@ ABLATIONS = config["ablations"]
 MODELS = {
     pico.config.model_name(*model): model
     for model in TABLE_MODELS
-    + [point for spec in ABLATIONS.values() for point in pico.ablations.points(spec)]
+    + [
+        point
+        for spec in ABLATIONS.values()
+        for point in pico.reporting.ablations.points(spec)
+    ]
 }
 
 

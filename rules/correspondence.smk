@@ -1,5 +1,5 @@
 # Beyond the paper: dense correspondence of every benchmark-table model's frozen features and
-# the MoCo-v2 baseline's (pico.correspondence, docs/correspondence.md) on the configured pairs
+# the MoCo-v2 baseline's (pico.evaluation.correspondence, docs/correspondence.md) on the configured pairs
 # with true correspondences and the pairs drawn from the demo world's true motion.
 
 CORRESPONDENCE = config["benchmarks"]["correspondence"]
@@ -41,7 +41,7 @@ rule demo_correspondence:
     benchmark:
         "benchmarks/demo_correspondence.tsv"
     conda:
-        "../envs/video.yaml"
+        "../envs/cpu.yaml"
     resources:
         mem_mb=2000,
         runtime=10,
@@ -67,7 +67,7 @@ rule correspondence_model:
     benchmark:
         "benchmarks/correspondence/{method}/{dataset}/{sampling}/g{gamma}_d{delta}.tsv"
     conda:
-        "../envs/flow.yaml"
+        "../envs/gpu.yaml"
     resources:
         gpu=1 if CORRESPONDENCE_ON_GPU else 0,
         mem_mb=8000,
@@ -94,7 +94,7 @@ rule correspondence_moco_v2:
     benchmark:
         "benchmarks/correspondence/moco_v2.tsv"
     conda:
-        "../envs/flow.yaml"
+        "../envs/gpu.yaml"
     resources:
         gpu=1 if CORRESPONDENCE_ON_GPU else 0,
         mem_mb=8000,
@@ -117,7 +117,7 @@ rule correspondence_table:
     benchmark:
         "benchmarks/correspondence_table.tsv"
     conda:
-        "../envs/video.yaml"
+        "../envs/cpu.yaml"
     resources:
         mem_mb=1000,
         runtime=5,
@@ -142,7 +142,7 @@ rule correspondence_report:
     benchmark:
         "benchmarks/report_table/correspondence.tsv"
     conda:
-        "../envs/video.yaml"
+        "../envs/cpu.yaml"
     resources:
         mem_mb=1000,
         runtime=5,

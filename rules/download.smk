@@ -19,7 +19,7 @@ rule download:
     benchmark:
         "benchmarks/download/{dataset}/{shard}.tsv"
     conda:
-        "../envs/video.yaml"
+        "../envs/cpu.yaml"
     resources:
         mem_mb=2000,
         runtime=lambda w: 10 + 2 * len(shard_entries(w)),

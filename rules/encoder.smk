@@ -1,4 +1,4 @@
-# The stand-in for IN-1K MoCo-v2 where no weights are at hand (pico.encoder): image-level
+# The stand-in for IN-1K MoCo-v2 where no weights are at hand (pico.learn.encoder): image-level
 # MoCo-v2 on a dataset's frames, written as an official MoCo checkpoint. Built only when
 # model.encoder_checkpoint (or benchmarks.moco_v2_checkpoint) names its output.
 
@@ -14,7 +14,7 @@ rule encoder_moco:
     benchmark:
         "benchmarks/encoder_moco/{dataset}.tsv"
     conda:
-        "../envs/flow.yaml"
+        "../envs/gpu.yaml"
     threads: max(config["encoder"]["threads"], config["encoder"]["workers"])
     resources:
         gpu=0 if config["encoder"]["device"] == "cpu" else 1,

@@ -19,7 +19,7 @@ rule figure1:
     benchmark:
         "benchmarks/figure1/{dataset}.tsv"
     conda:
-        "../envs/video.yaml"
+        "../envs/cpu.yaml"
     resources:
         mem_mb=4000,
         runtime=10,

@@ -4,7 +4,7 @@
 
 if RAFT_DEFAULT_WEIGHTS:
 
-    # RAFT's default weights, fetched once for the whole run (pico.weights), on the machine
+    # RAFT's default weights, fetched once for the whole run (pico.data.weights), on the machine
     # that runs Snakemake: the flow jobs take the file as input.
     localrules:
         flow_weights,
@@ -17,7 +17,7 @@ if RAFT_DEFAULT_WEIGHTS:
         benchmark:
             "benchmarks/flow_weights.tsv"
         conda:
-            "../envs/flow.yaml"
+            "../envs/gpu.yaml"
         params:
             backend=config["flow"]["backend"],
         script:
@@ -46,7 +46,7 @@ rule estimate_flow:
     benchmark:
         "benchmarks/estimate_flow/{dataset}/{shard}.tsv"
     conda:
-        "../envs/flow.yaml"
+        "../envs/gpu.yaml"
     threads: 2
     resources:
         gpu=1 if FLOW_ON_GPU else 0,

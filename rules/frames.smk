@@ -13,7 +13,7 @@ rule extract_frames:
     benchmark:
         "benchmarks/extract_frames/{dataset}/{shard}.tsv"
     conda:
-        "../envs/video.yaml"
+        "../envs/cpu.yaml"
     resources:
         mem_mb=2000,
         runtime=lambda w: 10 + len(shard_entries(w)),

@@ -75,7 +75,7 @@ rule dataset_health:
     benchmark:
         "benchmarks/dataset_health/{dataset}.tsv"
     conda:
-        "../envs/video.yaml"
+        "../envs/cpu.yaml"
     resources:
         mem_mb=4000,
         runtime=10,
@@ -101,7 +101,7 @@ rule pretraining_loss:
     benchmark:
         "benchmarks/pretraining_loss.tsv"
     conda:
-        "../envs/video.yaml"
+        "../envs/cpu.yaml"
     resources:
         mem_mb=2000,
         runtime=10,

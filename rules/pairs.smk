@@ -22,7 +22,7 @@ rule point_pairs:
     benchmark:
         "benchmarks/point_pairs/{dataset}/{method}/{sampling}/g{gamma}_d{delta}/{shard}.tsv"
     conda:
-        "../envs/video.yaml"
+        "../envs/cpu.yaml"
     resources:
         mem_mb=8000,
         runtime=30,

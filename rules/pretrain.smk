@@ -18,12 +18,12 @@ rule pretrain_model:
     benchmark:
         "benchmarks/pretrain/{method}/{dataset}/{sampling}/g{gamma}_d{delta}.tsv"
     conda:
-        "../envs/flow.yaml"
+        "../envs/gpu.yaml"
     threads: max(1, config["pretrain"]["workers"])
     resources:
         # Several nodes: one task per node with `gpus` GPUs each (--gres counts per node,
         # --gpus for the whole job), and the job runs in its batch step (the SLURM plugin's
-        # `mpi` path: no srun around it), where pico.pretrain starts torchrun on every node
+        # `mpi` path: no srun around it), where pico.learn.pretrain starts torchrun on every node
         # through srun.
         **(
             {

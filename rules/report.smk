@@ -17,7 +17,7 @@ rule report_table:
     benchmark:
         "benchmarks/report_table/{benchmark}.tsv"
     conda:
-        "../envs/video.yaml"
+        "../envs/cpu.yaml"
     resources:
         mem_mb=1000,
         runtime=5,

@@ -1,18 +1,18 @@
-# The mini-reproduction (docs/reproduction.md, pico.reproduction): Table 1's models and the
+# The mini-reproduction (docs/reproduction.md, pico.reporting.reproduction): Table 1's models and the
 # points of reproduction.figure4/figure5, each pretrained and probed once per seed of
 # reproduction.seeds under results/reproduction/seed{seed}/, Table 1's also scored on the
 # correspondence benchmark; results/reproduction.json gives mean, std and every seed's value.
 # The seed reaches pretrain.seed and the probe's seed; the videos, tracks, pair sets and the
 # benchmark data are the config's (one world, seeds vary the training). Not part of `all`.
-import pico.reproduction
+import pico.reporting.reproduction
 
 REPRODUCTION = config["reproduction"]
 REPRODUCTION_SEEDS = REPRODUCTION["seeds"]
-_problems = pico.reproduction.problems(config)
+_problems = pico.reporting.reproduction.problems(config)
 if _problems:
     raise WorkflowError("; ".join(_problems))
 REPRODUCTION_TABLE = per_model("{model}")
-REPRODUCTION_FIGURES = pico.reproduction.figures(REPRODUCTION)
+REPRODUCTION_FIGURES = pico.reporting.reproduction.figures(REPRODUCTION)
 # every (seed, model) probed: Table 1's models and the figures' points, each once
 REPRODUCTION_PROBED = [
     (seed, model)
@@ -95,7 +95,7 @@ rule reproduction_table:
     benchmark:
         "benchmarks/reproduction/table.tsv"
     conda:
-        "../envs/video.yaml"
+        "../envs/cpu.yaml"
     resources:
         mem_mb=1000,
         runtime=5,
@@ -125,7 +125,7 @@ rule reproduction_report:
     benchmark:
         "benchmarks/reproduction/report.tsv"
     conda:
-        "../envs/video.yaml"
+        "../envs/cpu.yaml"
     resources:
         mem_mb=1000,
         runtime=5,
@@ -148,7 +148,7 @@ rule reproduction_figure:
     benchmark:
         "benchmarks/reproduction/{figure}.tsv"
     conda:
-        "../envs/video.yaml"
+        "../envs/cpu.yaml"
     resources:
         mem_mb=2000,
         runtime=5,

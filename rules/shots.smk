@@ -11,7 +11,7 @@ rule detect_shots:
     benchmark:
         "benchmarks/detect_shots/{dataset}/{shard}.tsv"
     conda:
-        "../envs/video.yaml"
+        "../envs/cpu.yaml"
     resources:
         mem_mb=4000,
         runtime=lambda w: 10 + len(shard_entries(w)),

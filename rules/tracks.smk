@@ -14,7 +14,7 @@ rule raw_tracks:
     benchmark:
         "benchmarks/raw_tracks/{dataset}/{shard}.tsv"
     conda:
-        "../envs/video.yaml"
+        "../envs/cpu.yaml"
     resources:
         mem_mb=4000,
         runtime=lambda w: 10 + len(shard_entries(w)) // 10,
@@ -38,7 +38,7 @@ rule cut_tracks:
     benchmark:
         "benchmarks/cut_tracks/{dataset}/g{gamma}_d{delta}/{shard}.tsv"
     conda:
-        "../envs/video.yaml"
+        "../envs/cpu.yaml"
     resources:
         mem_mb=8000,
         runtime=10,

@@ -1,4 +1,4 @@
-# Stage 0 of a yt8m dataset (Section 3.1, A.1; pico.yt8m): the seeded sample of YouTube-8M's
+# Stage 0 of a yt8m dataset (Section 3.1, A.1; pico.data.yt8m): the seeded sample of YouTube-8M's
 # pseudo ids, drawn in a job from its TFRecord files or a text file, and their look-up to
 # YouTube ids, one job per shard of ranks, cached on disk beside the tables (lookup/cache/, not
 # an output: a failed or retried job keeps its answers).
@@ -14,7 +14,7 @@ rule yt8m_sample:
     benchmark:
         "benchmarks/yt8m_sample/{dataset}.tsv"
     conda:
-        "../envs/video.yaml"
+        "../envs/cpu.yaml"
     params:
         drawn=lambda w: sum(map(len, SHARDS[w.dataset].values())),
         seed=config["seed"],
@@ -32,7 +32,7 @@ rule yt8m_lookup:
     benchmark:
         "benchmarks/yt8m_lookup/{dataset}/{shard}.tsv"
     conda:
-        "../envs/video.yaml"
+        "../envs/cpu.yaml"
     resources:
         runtime=lambda w: 10 + len(shard_entries(w)) // 60,
     params:
@@ -61,7 +61,7 @@ rule yt8m_selection:
     benchmark:
         "benchmarks/yt8m_selection/{dataset}.tsv"
     conda:
-        "../envs/video.yaml"
+        "../envs/cpu.yaml"
     resources:
         mem_mb=4000,
         runtime=10,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pico import synthetic
+from pico.data import synthetic
 from picotest import REPO, run_snakemake
 
 # The whole-suite tier (``make test``, CI) beside the everyday one (``make test-fast``,

@@ -50,11 +50,11 @@ def scheduled(dry_run_stdout: str) -> dict[str, int]:
 
 
 def random_raw_tracks(height: int, width: int):
-    """Raw tracks (``pico.tracks``) of 300 points over 16 frames of random smooth forward flow
+    """Raw tracks (``pico.data.tracks``) of 300 points over 16 frames of random smooth forward flow
     and noisy backward flow: tracks of varied lengths, Eq. 3 terms and end reasons."""
     import numpy as np
 
-    from pico import tracks
+    from pico.data import tracks
 
     rng = np.random.default_rng(0)
     flows = [

@@ -8,8 +8,8 @@ import sys
 import cv2
 import pytest
 
-from pico import ablations
 from pico import config as pcfg
+from pico.reporting import ablations
 from picotest import REPO
 
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
@@ -32,10 +32,10 @@ def test_each_figure_defaults_to_its_own_grid():
 
 def test_the_rules_import_no_heavy_module_at_parse_time():
     """Every SLURM job parses the Snakefile again: the pico modules the rules import
-    (pico.ablations among them) load none of numpy, pyarrow, matplotlib and torch."""
+    (pico.reporting.ablations among them) load none of numpy, pyarrow, matplotlib and torch."""
     rules = [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk"))]
-    modules = sorted({m for path in rules for m in re.findall(r"^import (pico\.\w+)$", path.read_text(), re.M)})
-    assert "pico.ablations" in modules
+    modules = sorted({m for path in rules for m in re.findall(r"^import (pico(?:\.\w+)+)$", path.read_text(), re.M)})
+    assert "pico.reporting.ablations" in modules
     heavy = "{'numpy', 'pyarrow', 'matplotlib', 'torch'}"
     code = f"import sys, {', '.join(modules)}; print(sorted({heavy} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

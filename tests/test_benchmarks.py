@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from pico import augment, benchmark, datasets, detection, metrics, model, panoptic, probe
-from pico.resume import Resumable
+from pico.evaluation import demo_data, mask_rcnn, metrics, panoptic, probe, readers, registry
+from pico.learn import augment, model
+from pico.learn.resume import Resumable
 from picotest import run_snakemake, scheduled
 
 CATEGORIES = [
@@ -89,19 +90,19 @@ def test_dilated_resnet_gives_a_quarter_resolution_map():
 @pytest.fixture(scope="module")
 def demo_coco(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo_coco")
-    datasets.write_demo_coco(root, 0, 6, 3, 96, 64)
+    demo_data.write_demo_coco(root, 0, 6, 3, 96, 64)
     return root
 
 
 @pytest.fixture(scope="module")
 def demo_nyu(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo_nyu")
-    datasets.write_demo_nyu(root, 0, 6, 3, 64, 48)
+    demo_data.write_demo_nyu(root, 0, 6, 3, 64, 48)
     return root
 
 
 def test_the_coco_reader_takes_the_official_panoptic_layout(demo_coco):
-    train = datasets.CocoPanoptic(demo_coco, "train")
+    train = readers.CocoPanoptic(demo_coco, "train")
     assert len(train) == 6 and train.names == ["things", "sky", "ground"]
     image, labels = train[0]
     assert image.shape == (64, 96, 3) and labels.shape == (64, 96)
@@ -114,17 +115,17 @@ def test_the_coco_reader_takes_the_official_panoptic_layout(demo_coco):
 @pytest.mark.parametrize(
     "reader, kind, damage, what",
     [
-        (datasets.CocoPanoptic, "panoptic", '{"images": []}', "COCO panoptic annotations"),
-        (datasets.CocoInstances, "instances", '{"images": [', "COCO instance annotations"),
+        (readers.CocoPanoptic, "panoptic", '{"images": []}', "COCO panoptic annotations"),
+        (readers.CocoInstances, "instances", '{"images": [', "COCO instance annotations"),
     ],
 )
 def test_a_missing_or_malformed_coco_names_the_path(tmp_path, demo_coco, reader, kind, damage, what):
-    with pytest.raises(datasets.DatasetError, match=r"train2017: missing.*JPEG images"):
+    with pytest.raises(readers.DatasetError, match=r"train2017: missing.*JPEG images"):
         reader(tmp_path, "train")
     broken = tmp_path / "broken"
     shutil.copytree(demo_coco, broken)
     (broken / f"annotations/{kind}_val2017.json").write_text(damage)
-    with pytest.raises(datasets.DatasetError, match=f"{kind}_val2017.json: not {what}"):
+    with pytest.raises(readers.DatasetError, match=f"{kind}_val2017.json: not {what}"):
         reader(broken, "val")
 
 
@@ -145,14 +146,14 @@ def test_the_probe_trains_only_its_classifier(demo_coco):
         "crop_size": 48,
         "device": "cpu",
     }
-    train = datasets.CocoPanoptic(demo_coco, "train")
+    train = readers.CocoPanoptic(demo_coco, "train")
     linear = probe.LinearProbe(net, 128, train.n_classes)
     head_before = linear.classifier.weight.clone()
     probe.train(linear, train, cfg, 0, probe.SEGMENTATION)
     after = net.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # weights and BatchNorm statistics
     assert not torch.equal(head_before, linear.classifier.weight)
-    scores = probe.evaluate(linear, datasets.CocoPanoptic(demo_coco, "val"), cfg)
+    scores = probe.evaluate(linear, readers.CocoPanoptic(demo_coco, "val"), cfg)
     assert 0 <= scores["mIoU"] <= 100 and 0 <= scores["fIoU"] <= 100
 
 
@@ -160,7 +161,7 @@ def test_probe_crops_are_padded_with_the_mean_colour_and_void_labels():
     """detectron2 clips the crop to the image and pads the normalised batch with 0 (the mean
     colour) and the labels with the ignore value, at the bottom and right."""
     mean = np.round(255 * augment.MEAN.flatten().numpy()).astype(np.uint8)
-    assert probe.to_tensor(np.broadcast_to(mean, (2, 2, 3)).copy()).abs().max() < 0.01  # 0 = the mean colour
+    assert probe.normalized_tensor(np.broadcast_to(mean, (2, 2, 3)).copy()).abs().max() < 0.01  # 0 = the mean colour
     short = (np.full((20, 30, 3), 200, np.uint8), np.ones((20, 30), np.uint8))  # smaller than the crop both ways
     wide = (np.full((20, 60, 3), 200, np.uint8), np.ones((20, 60), np.uint8))  # wider: cropped; lower: padded
     cfg = {"min_size_train": [20], "max_size": 1000, "crop_size": [32, 48]}
@@ -184,8 +185,8 @@ def write_png(path, array):
 
 def test_voc_reader_on_a_tiny_copy_of_its_layout(tmp_path):
     root = tmp_path / "VOC2012"
-    with pytest.raises(datasets.DatasetError, match="train_aug.txt: missing"):
-        datasets.voc(root, "train_aug")
+    with pytest.raises(readers.DatasetError, match="train_aug.txt: missing"):
+        readers.voc(root, "train_aug")
     (root / "ImageSets/Segmentation").mkdir(parents=True)
     (root / "ImageSets/Segmentation/train_aug.txt").write_text("2007_000032\n2007_000039\n")
     for name, cls in (("2007_000032", 1), ("2007_000039", 15)):
@@ -193,7 +194,7 @@ def test_voc_reader_on_a_tiny_copy_of_its_layout(tmp_path):
         labels = np.zeros((20, 30), np.uint8)
         labels[5:10, 5:10], labels[0, :] = cls, 255
         write_png(root / "SegmentationClassAug" / f"{name}.png", labels)
-    data = datasets.voc(root, "train_aug")
+    data = readers.voc(root, "train_aug")
     assert len(data) == 2 and data.n_classes == 21
     image, labels = data[1]
     assert image.shape == (20, 30, 3) and set(np.unique(labels)) == {0, 15, 255}
@@ -207,22 +208,22 @@ def test_an_evaluation_split_without_a_labelled_pixel_is_an_error_naming_its_lab
     write_png(root / "SegmentationClassAug/2007_000033.png", np.full((16, 24), 255, np.uint8))  # all void
     linear = probe.LinearProbe(torch.nn.AvgPool2d(4), 3, 21)  # any features at 1/4
     cfg = {"min_size_test": 16, "max_size": 100, "device": "cpu"}
-    with pytest.raises(datasets.DatasetError, match="SegmentationClassAug: no ground-truth pixel"):
-        probe.evaluate(linear, datasets.voc(root, "val"), cfg)
+    with pytest.raises(readers.DatasetError, match="SegmentationClassAug: no ground-truth pixel"):
+        probe.evaluate(linear, readers.voc(root, "val"), cfg)
 
 
 def test_cityscapes_reader_maps_label_ids_to_train_ids(tmp_path):
     root = tmp_path / "cityscapes"
-    with pytest.raises(datasets.DatasetError, match="leftImg8bit/val: missing"):
-        datasets.cityscapes(root, "val")
+    with pytest.raises(readers.DatasetError, match="leftImg8bit/val: missing"):
+        readers.cityscapes(root, "val")
     image = root / "leftImg8bit/val/frankfurt/frankfurt_000000_000294_leftImg8bit.png"
     write_png(image, np.zeros((8, 16, 3), np.uint8))
     (root / "gtFine/val/frankfurt").mkdir(parents=True)
-    with pytest.raises(datasets.DatasetError, match="_gtFine_labelIds.png: missing"):
-        datasets.cityscapes(root, "val")
+    with pytest.raises(readers.DatasetError, match="_gtFine_labelIds.png: missing"):
+        readers.cityscapes(root, "val")
     ids = np.array([[7, 26, 0, 33]] * 8, np.uint8).repeat(4, axis=1)  # road, car, unlabeled, bicycle
     write_png(root / "gtFine/val/frankfurt/frankfurt_000000_000294_gtFine_labelIds.png", ids)
-    data = datasets.cityscapes(root, "val")
+    data = readers.cityscapes(root, "val")
     assert data.n_classes == 19
     _, labels = data[0]
     assert labels[0, ::4].tolist() == [0, 13, 255, 18]
@@ -246,7 +247,7 @@ PROBE = {
 
 
 def test_a_preempted_probe_resumes_exactly_where_it_stopped(demo_coco, tmp_path):
-    train = datasets.CocoPanoptic(demo_coco, "train")
+    train = readers.CocoPanoptic(demo_coco, "train")
 
     def probe_after(resume, stop_at=None):
         torch.manual_seed(0)
@@ -280,7 +281,7 @@ def test_a_preempted_probe_resumes_exactly_where_it_stopped(demo_coco, tmp_path)
 
 def test_loader_workers_change_nothing_but_speed(demo_coco):
     """Batches are built ahead by forked workers; each is a function of its iteration alone."""
-    train = datasets.CocoPanoptic(demo_coco, "train")
+    train = readers.CocoPanoptic(demo_coco, "train")
     weights = []
     for workers in (0, 2):
         torch.manual_seed(0)
@@ -291,25 +292,25 @@ def test_loader_workers_change_nothing_but_speed(demo_coco):
 
 
 def test_the_nyu_reader_takes_the_virb_layout(tmp_path, demo_nyu):
-    data = datasets.NyuDepth(demo_nyu, "train", depth_scale=0.001)
+    data = readers.NyuDepth(demo_nyu, "train", depth_scale=0.001)
     image, depth = data[0]
     assert len(data) == 6 and image.shape == (48, 64, 3) and depth.dtype == np.float32
     assert 1.0 < depth.min() and depth.max() <= 50.0  # metres: objects, ground, sky at 50 m
     root = tmp_path / "nyu"
-    with pytest.raises(datasets.DatasetError, match=r"test/images: missing or empty.*ViRB"):
-        datasets.NyuDepth(root, "test")
+    with pytest.raises(readers.DatasetError, match=r"test/images: missing or empty.*ViRB"):
+        readers.NyuDepth(root, "test")
     write_png(root / "test/images/0001.png", np.zeros((6, 8, 3), np.uint8))
     write_png(root / "test/images/0002.png", np.zeros((6, 8, 3), np.uint8))
     write_png(root / "test/depths/0001.png", np.full((6, 8), 1500, np.uint16))
-    with pytest.raises(datasets.DatasetError, match="2 images but 1 depth maps"):
-        datasets.NyuDepth(root, "test")
+    with pytest.raises(readers.DatasetError, match="2 images but 1 depth maps"):
+        readers.NyuDepth(root, "test")
     import cv2
 
     assert cv2.imwrite(str(root / "test/depths/0002.tiff"), np.full((6, 8), 2.5, np.float32))
-    data = datasets.NyuDepth(root, "test")
+    data = readers.NyuDepth(root, "test")
     assert data[0][1][0, 0] == 1500 and data[1][1][0, 0] == pytest.approx(2.5)
     write_png(root / "test/depths/0001.png", np.zeros((6, 8, 3), np.uint8))
-    with pytest.raises(datasets.DatasetError, match="0001.png: expected a single-channel depth map"):
+    with pytest.raises(readers.DatasetError, match="0001.png: expected a single-channel depth map"):
         data[0]
 
 
@@ -339,7 +340,7 @@ def test_the_depth_probe_learns_l1_on_measured_pixels_and_scores_rmse(demo_nyu):
 
 
 def test_cocoeval_scores_perfect_and_shifted_detections(demo_coco):
-    val = datasets.CocoInstances(demo_coco, "val")
+    val = readers.CocoInstances(demo_coco, "val")
     assert val.names == ["background", "disc", "box", "triangle", "ring"] and len(val) == 3
     anns = [a for a in val.coco.dataset["annotations"]]
     perfect = [
@@ -349,14 +350,14 @@ def test_cocoeval_scores_perfect_and_shifted_detections(demo_coco):
         {"image_id": a["image_id"], "category_id": a["category_id"], "score": 1.0, "segmentation": a["segmentation"]}
         for a in anns
     ]
-    assert detection.coco_ap(val.coco, perfect, masks) == pytest.approx(dict.fromkeys(detection.METRICS, 100.0))
+    assert mask_rcnn.coco_ap(val.coco, perfect, masks) == pytest.approx(dict.fromkeys(mask_rcnn.METRICS, 100.0))
     shifted = [{**d, "bbox": [d["bbox"][0] + d["bbox"][2] / 3, *d["bbox"][1:]]} for d in perfect]  # IoU 0.5
-    scores = detection.coco_ap(val.coco, shifted, [])
+    scores = mask_rcnn.coco_ap(val.coco, shifted, [])
     assert scores["AP75_bb"] == 0 and 0 < scores["AP_bb"] < scores["AP50_bb"] <= 100 and scores["AP_mk"] == 0
 
 
 def test_coco_instances_reader_gives_torchvision_targets(demo_coco):
-    train = datasets.CocoInstances(demo_coco, "train")
+    train = readers.CocoInstances(demo_coco, "train")
     target = train.target(0)
     n = len(target["labels"])
     assert n > 0 and target["boxes"].shape == (n, 4) and target["masks"].shape == (n, 64, 96)
@@ -393,11 +394,11 @@ def test_mask_rcnn_trains_its_heads_only_on_a_frozen_fpn(demo_coco):
         "rois_per_image": 32,
         "device": "cpu",
     }
-    train = datasets.CocoInstances(demo_coco, "train")
+    train = readers.CocoInstances(demo_coco, "train")
     torch.manual_seed(0)
-    detector = detection.FrozenFPNMaskRCNN(net.backbone, train.n_classes, cfg)
+    detector = mask_rcnn.FrozenFPNMaskRCNN(net.backbone, train.n_classes, cfg)
     heads = {k: v.clone() for k, v in detector.roi_heads.state_dict().items()}
-    detection.train(detector, train, cfg, 0)
+    mask_rcnn.train(detector, train, cfg, 0)
     assert all(torch.equal(frozen[k], v) for k, v in net.backbone.state_dict().items())  # BatchNorm statistics too
     assert any(not torch.equal(heads[k], v) for k, v in detector.roi_heads.state_dict().items())
     assert detector.training and not detector.backbone.training
@@ -406,7 +407,7 @@ def test_mask_rcnn_trains_its_heads_only_on_a_frozen_fpn(demo_coco):
 def test_detectron2_export_renames_every_backbone_and_fpn_weight():
     backbone = model.backbone("resnet50", None, freeze=True)
     state = backbone.state_dict()
-    exported = detection.detectron2_state(backbone)["model"]
+    exported = mask_rcnn.detectron2_state(backbone)["model"]
     assert len(exported) == sum(not k.endswith("num_batches_tracked") for k in state)
     assert {k.split(".")[2] for k in exported if k.startswith("backbone.bottom_up.")} == {
         "stem",
@@ -435,7 +436,7 @@ def test_the_demo_yields_every_benchmark_table(demo):
         methods = [r["method"] for r in table["rows"]]
         assert set(methods) >= {"pico", "static_video", "static_frame"}
         assert ("moco_v2" in methods) == (name != "coco_maskrcnn")
-        assert all(isinstance(r[m], float) for r in table["rows"] for m in benchmark.METRICS[name])
+        assert all(isinstance(r[m], float) for r in table["rows"] for m in registry.METRICS[name])
     row = json.loads((demo / "results/benchmarks/coco_maskrcnn/pico/demo/anchor/g0_d4.json").read_text())
     assert row["checkpoint_sha256"] and "device" not in row["config"]
 

@@ -1,4 +1,4 @@
-"""The dense-correspondence benchmark (pico.correspondence, pico.groundtruth): matching and
+"""The dense-correspondence benchmark (pico.evaluation.correspondence, pico.evaluation.groundtruth): matching and
 scoring on features with a known answer, the ground-truth readers on files written here by
 independent code, the real Aloe stereo pair, the demo world's pairs and the workflow's plan."""
 
@@ -13,9 +13,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from pico import correspondence, groundtruth, synthetic
-from pico.datasets import DatasetError
-from pico.model import STRIDE
+from pico.data import synthetic
+from pico.evaluation import correspondence, groundtruth
+from pico.evaluation.readers import DatasetError
+from pico.learn.model import STRIDE
 from picotest import run_snakemake, scheduled
 
 ALOE = Path("/usr/share/doc/opencv-doc/examples/data")

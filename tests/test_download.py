@@ -1,7 +1,7 @@
 """The download stage against a real HTTP server on 127.0.0.1 (no other network).
 
 yt-dlp's generic extractor treats a URL answered with ``Content-Type: video/...`` as a direct
-video link, so a small ``http.server`` is enough to exercise ``pico.download`` end to end:
+video link, so a small ``http.server`` is enough to exercise ``pico.data.download`` end to end:
 whole files (youtube source), trimmed sections through ffmpeg (kinetics source), a 404, a
 transfer cut short, and the Kinetics "local root" path that must never touch the network.
 """
@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from pico import config as pcfg
-from pico import download, manifest, sources, video
+from pico.data import download, sources, video
+from pico.store import manifest
 from picotest import REPO
 
 CFG = pcfg.validate(

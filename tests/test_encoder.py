@@ -1,4 +1,4 @@
-"""The image-level MoCo-v2 stand-in encoder (pico.encoder): an official MoCo checkpoint,
+"""The image-level MoCo-v2 stand-in encoder (pico.learn.encoder): an official MoCo checkpoint,
 resumable, with shuffling BN in one process, built by the workflow when the config names it."""
 
 import os
@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from pico import config as pcfg
-from pico import encoder, framestore, model
+from pico.learn import encoder, model
+from pico.store import framestore
 from picotest import REPO, dry_run_with, scheduled
 
 

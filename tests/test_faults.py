@@ -25,18 +25,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pico import (
-    checkpoint,
-    flow,
-    flowstore,
-    framestore,
-    manifest,
-    pairs,
-    pretrain,
-    probe,
-    tracks,
-)
-from pico.io import write_parquet
+from pico.data import flow, pairs, tracks
+from pico.evaluation import probe
+from pico.learn import pretrain
+from pico.store import checkpoint, flowstore, framestore, manifest
+from pico.store.files import write_parquet
 from picotest import run_snakemake, snakemake_command
 
 #: The stages (workflow/scripts/{stage}.py) that the interrupted run must have killed once each.
@@ -105,7 +98,7 @@ def thaw(pids) -> None:
 
 
 def partial_files(workdir) -> list[str]:
-    """Outputs being written right now (pico.io.atomic_path's temporary names)."""
+    """Outputs being written right now (pico.store.files.atomic_path's temporary names)."""
     return sorted(str(p.relative_to(workdir)) for p in (workdir / "results").rglob(".tmp-*"))
 
 
@@ -431,7 +424,7 @@ def file_size_limit(limit: int):
 
 def assert_flow_failed_cleanly(workdir, out, before: dict, message: str) -> None:
     """The flow job failed saying why and where; it left nothing (Snakemake removed its
-    outputs, pico.io.atomic_path its half-written file) and changed nothing else."""
+    outputs, pico.store.files.atomic_path its half-written file) and changed nothing else."""
     text = out.stdout + out.stderr
     assert out.returncode != 0 and message in text, text[-3000:]
     assert re.search(r"while writing results/demo/flow/0000\d/synth\d{4}\.flow\.zip \(left unchanged", text), text[

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torchvision.models.optical_flow import raft_small
 
-from pico import flow, flowstore, synthetic, weights
+from pico.data import flow, synthetic, weights
+from pico.store import flowstore
 from picotest import run_snakemake
 
 SHIFT = (2.5, -1.25)  # px, subpixel in both directions

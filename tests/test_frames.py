@@ -4,8 +4,9 @@ import cv2
 import numpy as np
 import pytest
 
-from pico import frames, framestore, video
-from pico.io import atomic_path
+from pico.data import frames, video
+from pico.store import framestore
+from pico.store.files import atomic_path
 
 CFG = {"fps": 30, "short_side": 64, "jpeg_quality": 95}
 

@@ -1,5 +1,6 @@
 """The design card's layout; pins, the lock and conda env files that agree; lint and format."""
 
+import ast
 import importlib.metadata
 import re
 import subprocess
@@ -52,6 +53,37 @@ def test_top_level_layout():
         ".ci/run",
     ):
         assert (REPO / path).exists(), path
+
+
+LAYERS = ["", "store", "data", "learn", "evaluation", "reporting"]  # pico/__init__.py's module map
+
+
+def test_the_package_is_layered_and_its_subpackages_import_nothing():
+    """A module of one layer imports pico modules of its own layer or those above it only (the
+    top-level ``config``, ``logs``, ``seeding`` and ``profiles`` are the first); every
+    subpackage's ``__init__`` is a docstring alone (parsing the Snakefile stays light)."""
+    package = REPO / "src/pico"
+    assert sorted(p.name for p in package.iterdir() if p.is_dir() and p.name != "__pycache__") == sorted(LAYERS[1:])
+
+    def layer(module: str) -> int:
+        name = module.split(".")[1]  # pico.<layer or top-level module>[.<module>]
+        return LAYERS.index(name) if name in LAYERS else 0
+
+    wrong = []
+    for path in sorted(package.rglob("*.py")):
+        module = ".".join(path.relative_to(REPO / "src").with_suffix("").parts)
+        if path.name == "__init__.py" and path.parent != package:
+            body = ast.parse(path.read_text()).body
+            assert len(body) == 1 and isinstance(body[0].value, ast.Constant), f"{path}: more than a docstring"
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pico"):
+                imported = [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                imported = [alias.name for alias in node.names if alias.name.startswith("pico.")]
+            else:
+                continue
+            wrong += [f"{module} imports {name}" for name in imported if layer(name) > layer(module)]
+    assert not wrong, wrong
 
 
 def test_every_dependency_is_pinned_exactly():

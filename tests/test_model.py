@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pico import augment, model, probe
+from pico.evaluation import probe
+from pico.learn import augment, model
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from pico import model, pairs, pretrain, sampling, tracks, zipstore
+from pico.data import pairs, sampling, tracks
+from pico.learn import model, pretrain
+from pico.store import zipstore
 from picotest import random_raw_tracks
 
 H, W = 48, 64

@@ -16,14 +16,17 @@ import torch
 import torchvision
 
 from pico import config as pcfg
-from pico import model, pairs, pretrain, probe, zipstore
+from pico.data import pairs
+from pico.evaluation import probe
+from pico.learn import model, pretrain
+from pico.store import zipstore
 from picotest import REPO
 
 
 @pytest.fixture(scope="module")
 def pair_files(tmp_path_factory):
     """Two videos of two smooth random frames each and two draws of 40 identity point pairs
-    between them, in the pairs stage's layout (``pico.pairs.write``: a row group per video)."""
+    between them, in the pairs stage's layout (``pico.data.pairs.write``: a row group per video)."""
     folder = tmp_path_factory.mktemp("pairs")
     rng = np.random.default_rng(0)
     videos = []
@@ -198,7 +201,7 @@ def test_two_process_ddp_learns_what_one_process_learns(pair_files, tmp_path):
         "--standalone",
         "--nproc_per_node=2",
         "-m",
-        "pico.pretrain",
+        "pico.learn.pretrain",
         *(str(tmp_path / name) for name in ("pairs.txt", "config.json", "model.pt", "metrics.csv", "work")),
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
@@ -276,7 +279,7 @@ def test_torchrun_commands_for_one_and_several_nodes():
         "--nproc_per_node=4",
         "--standalone",
         "-m",
-        "pico.pretrain",
+        "pico.learn.pretrain",
         *args,
     ]
     multi = pretrain.torchrun_command(8, 2, "gpu-node-07", args)
@@ -284,4 +287,4 @@ def test_torchrun_commands_for_one_and_several_nodes():
     assert {"--nnodes=2", "--nproc_per_node=8", "--rdzv_backend=c10d", "--rdzv_endpoint=gpu-node-07:29500"} <= set(
         multi
     )
-    assert multi[-5:] == ["pico.pretrain", *args]
+    assert multi[-5:] == ["pico.learn.pretrain", *args]

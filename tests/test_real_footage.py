@@ -15,7 +15,8 @@ import pyarrow.compute as pc
 import pytest
 import yaml
 
-from pico import framestore, manifest, tracks, video
+from pico.data import tracks, video
+from pico.store import framestore, manifest
 from picotest import REPO, run_snakemake
 
 FOOTAGE = {

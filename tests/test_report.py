@@ -10,7 +10,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pico import health, manifest, tables
+from pico.reporting import health, tables
+from pico.store import manifest
 from picotest import run_snakemake
 
 CUTS = ["g0_d1", "g0_d4", "g0.1_d4"]  # Table 1's g0_d4 and the demo ablations' cuts, loosest last

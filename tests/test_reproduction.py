@@ -1,4 +1,4 @@
-"""The mini-reproduction (rules/reproduction.smk, pico.reproduction): what it plans, and how it
+"""The mini-reproduction (rules/reproduction.smk, pico.reporting.reproduction): what it plans, and how it
 aggregates over seeds."""
 
 import math
@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from pico import reproduction
+from pico.reporting import reproduction
 from picotest import REPO, run_snakemake, scheduled
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from pico import seeding, shots, video
+from pico import seeding
+from pico.data import shots, video
 
 DATASET = {"shots": True, "snippet_seconds": 1.5, "min_seconds": 1}
 DETECTION = {"threshold": 0.5, "margin_seconds": 0.1, "device": "cpu"}

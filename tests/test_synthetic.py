@@ -1,4 +1,4 @@
-"""The demo world's settings (pico.synthetic.World): the defaults render what the demo always
+"""The demo world's settings (pico.data.synthetic.World): the defaults render what the demo always
 rendered, and the realistic world's motion, deformation and lighting keep the truth exact."""
 
 import hashlib
@@ -8,10 +8,11 @@ import cv2
 import numpy as np
 
 from pico import config as pcfg
-from pico import seeding, synthetic
+from pico import seeding
+from pico.data import synthetic
 from picotest import REPO
 
-#: sha256 of the frames below, computed with pico.synthetic before World existed.
+#: sha256 of the frames below, computed with pico.data.synthetic before World existed.
 DEFAULT_DIGEST = "f9e568543157b62715c9a189c0b9331f049f9850e5ac4bfb14f2b93598458564"
 KEYS = ("rgb", "labels", "instances", "depth", "flow")
 # config/mini.yaml's world, without lighting unless a test adds it

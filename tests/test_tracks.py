@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pico import tracks
+from pico.data import tracks
 from picotest import random_raw_tracks
 
 H, W = 48, 64
@@ -202,7 +202,7 @@ def test_tracking_is_identical_on_rerun(raw_table, tmp_path):
 
 def test_tracking_from_stored_codes_equals_tracking_the_decoded_flow(tmp_path):
     """StoredField samples the uint8 codes and dequantizes after: the codec's map is affine."""
-    from pico import flowstore
+    from pico.store import flowstore
 
     rng = np.random.default_rng(3)
     fwd, bwd = (rng.normal(0, 2, (5, 2, H, W)).astype(np.float32) for _ in range(2))

@@ -7,7 +7,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pico import figures, flowstore, framestore, manifest, synthetic
+from pico.data import synthetic
+from pico.reporting import figures
+from pico.store import flowstore, framestore, manifest
 from picotest import dry_run_with, run_snakemake, scheduled
 
 MANIFEST_COLUMNS = {"video", "status", "reason", "source", "start_s", "end_s", "fps", "n_frames", "width", "height"}

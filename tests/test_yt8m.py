@@ -1,4 +1,4 @@
-"""YT8M-S inputs (pico.yt8m): pseudo ids from TFRecord files (written by an independent
+"""YT8M-S inputs (pico.data.yt8m): pseudo ids from TFRecord files (written by an independent
 writer, the ``tfrecord`` package) and text files, and the look-up against a loopback server."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from tfrecord import TFRecordWriter
 
-from pico import sources, yt8m
+from pico.data import sources, yt8m
 
 
 def write_tfrecord(path, ids, sequence=False):

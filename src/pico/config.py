@@ -37,7 +37,7 @@ def model_name(method: str, dataset: str, sampling: str, gamma: float | str, del
 
 
 def benchmark_settings(config: dict, benchmark: str) -> dict:
-    """The settings of one benchmark (``pico.benchmark.TITLES`` names them) from ``benchmarks``."""
+    """The settings of one benchmark (``pico.evaluation.registry.TITLES`` names them) from ``benchmarks``."""
     b = config["benchmarks"]
     return {
         "coco_probe": b["probe"],
@@ -164,7 +164,7 @@ def _processes_exceed_batch(config: dict) -> list[str]:
 
 def stand_in_encoder(path: str, config: dict) -> bool:
     """Whether ``path`` is the image-level MoCo-v2 stand-in of a configured dataset, which the
-    workflow builds (rule encoder_moco, ``pico.encoder``)."""
+    workflow builds (rule encoder_moco, ``pico.learn.encoder``)."""
     return any(os.path.normpath(path) == f"results/encoder/{name}/moco_v2.pth" for name in config["datasets"])
 
 

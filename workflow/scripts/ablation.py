@@ -1,8 +1,9 @@
 import json
 import logging
 
-from pico import ablations, logs
-from pico.io import atomic_path
+from pico import logs
+from pico.reporting import ablations
+from pico.store.files import atomic_path
 
 logs.setup(snakemake.log[0])
 figure = snakemake.wildcards.figure
@@ -11,4 +12,4 @@ data = ablations.table(figure, results, snakemake.params.demo)
 with atomic_path(snakemake.output.json) as tmp:
     tmp.write_text(json.dumps(data, indent=2))
 ablations.plot(data, snakemake.output.plot)
-logging.getLogger("pico.ablations").info("%s: %d points plotted", figure, len(data["points"]))
+logging.getLogger("pico.reporting.ablations").info("%s: %d points plotted", figure, len(data["points"]))

@@ -1,15 +1,16 @@
 import json
 import time
 
-from pico import benchmark, correspondence, logs
-from pico.io import atomic_path
-from pico.probe import device_for
+from pico import logs
+from pico.evaluation import correspondence, registry
+from pico.evaluation.probe import device_for
+from pico.store.files import atomic_path
 
 logs.setup(snakemake.log[0], threads=snakemake.threads)
 start = time.perf_counter()
 settings, seed = snakemake.params.settings, snakemake.params.seed
-model, path, moco_v2 = benchmark.benchmarked(snakemake.wildcards, snakemake.input, snakemake.config)
-net, _ = benchmark.frozen_network(path, moco_v2, seed)
+model, path, moco_v2 = registry.benchmarked(snakemake.wildcards, snakemake.input, snakemake.config)
+net, _ = registry.frozen_network(path, moco_v2, seed)
 specs = settings["pairs"] + correspondence.demo_specs(snakemake.input.demo, settings["demo_pairs"])
 rows = correspondence.evaluate(
     net,
@@ -21,7 +22,7 @@ rows = correspondence.evaluate(
     seed=seed,
     device=device_for(snakemake.config["benchmarks"]["correspondence"]),
 )
-row = benchmark.result(
+row = registry.result(
     {"pairs": rows}, "correspondence", model, path, settings, bool(settings["demo_pairs"]), time.perf_counter() - start
 )
 with atomic_path(snakemake.output[0]) as tmp:

@@ -1,7 +1,8 @@
 import json
 
-from pico import correspondence, logs
-from pico.io import atomic_path
+from pico import logs
+from pico.evaluation import correspondence
+from pico.store.files import atomic_path
 
 logs.setup(snakemake.log[0])
 results = [json.loads(open(path).read()) for path in snakemake.input]

@@ -1,4 +1,5 @@
-from pico import health, logs, plots
+from pico import logs
+from pico.reporting import health, plots
 
 logs.setup(snakemake.log[0])
 dataset = snakemake.wildcards.dataset

@@ -1,14 +1,6 @@
-from pico import datasets, logs, synthetic
+from pico import logs
+from pico.evaluation import demo_data
 
 logs.setup(snakemake.log[0])
-demo = snakemake.params.demo
-write = getattr(datasets, snakemake.params.writer)  # write_demo_coco or write_demo_nyu
-write(
-    snakemake.output[0],
-    snakemake.params.seed,
-    demo["train"],
-    demo["val"],
-    demo["width"],
-    demo["height"],
-    world=synthetic.World.from_settings(snakemake.params.world),
-)
+args, kwargs = demo_data.rule_arguments(snakemake.params)
+demo_data.WRITERS[snakemake.params.kind](snakemake.output[0], *args, **kwargs)

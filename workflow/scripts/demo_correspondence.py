@@ -1,4 +1,6 @@
-from pico import correspondence, logs, synthetic
+from pico import logs
+from pico.data import synthetic
+from pico.evaluation import correspondence
 
 logs.setup(snakemake.log[0])
 p = snakemake.params

@@ -1,4 +1,6 @@
-from pico import logs, manifest, shots
+from pico import logs
+from pico.data import shots
+from pico.store import manifest
 
 logs.setup(snakemake.log[0], threads=snakemake.threads)
 settings = snakemake.config["shot_detection"]

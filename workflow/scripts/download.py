@@ -1,6 +1,8 @@
 import shutil
 
-from pico import download, logs, manifest, yt8m
+from pico import logs
+from pico.data import download, yt8m
+from pico.store import manifest
 
 logs.setup(snakemake.log[0])
 entries, failed = snakemake.params.entries, []

@@ -1,5 +1,6 @@
-from pico import encoder, logs
+from pico import logs
 from pico.config import rule_config
+from pico.learn import encoder
 
 logs.setup(snakemake.log[0], threads=snakemake.threads)
 encoder.train(

@@ -1,4 +1,7 @@
-from pico import flow, health, logs, manifest
+from pico import logs
+from pico.data import flow
+from pico.reporting import health
+from pico.store import manifest
 
 logs.setup(snakemake.log[0], threads=snakemake.threads)
 cfg = snakemake.config["flow"]

@@ -1,4 +1,5 @@
-from pico import logs, weights
+from pico import logs
+from pico.data import weights
 
 logs.setup(snakemake.log[0])
 weights.fetch(snakemake.params.backend, snakemake.output[0])

@@ -1,4 +1,7 @@
-from pico import health, logs, manifest, pairs, yt8m
+from pico import logs
+from pico.data import pairs, yt8m
+from pico.reporting import health
+from pico.store import manifest
 
 logs.setup(snakemake.log[0])
 rows = manifest.read(snakemake.input.table)

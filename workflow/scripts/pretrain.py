@@ -1,7 +1,8 @@
 from pathlib import Path
 
-from pico import logs, pretrain
+from pico import logs
 from pico.config import rule_config
+from pico.learn import pretrain
 
 logs.setup(snakemake.log[0], threads=snakemake.threads)
 pretrain.launch(

@@ -1,18 +1,19 @@
 import json
 import time
 
-from pico import benchmark, config, logs
-from pico.io import atomic_path
+from pico import config, logs
+from pico.evaluation import registry
+from pico.store.files import atomic_path
 
 logs.setup(snakemake.log[0], threads=snakemake.threads)
 start = time.perf_counter()
 name = snakemake.wildcards.benchmark
 settings = config.benchmark_settings(snakemake.config, name)  # runtime keys included
-model, path, moco_v2 = benchmark.benchmarked(snakemake.wildcards, snakemake.input, snakemake.config)
-scores = benchmark.evaluate(
+model, path, moco_v2 = registry.benchmarked(snakemake.wildcards, snakemake.input, snakemake.config)
+scores = registry.evaluate(
     name, path, moco_v2, snakemake.input.data, settings, snakemake.params.seed, snakemake.params.work
 )
-row = benchmark.result(
+row = registry.result(
     scores, name, model, path, snakemake.params.settings, snakemake.params.demo, time.perf_counter() - start
 )
 with atomic_path(snakemake.output[0]) as tmp:

@@ -1,8 +1,9 @@
 import json
 import logging
 
-from pico import logs, reproduction
-from pico.io import atomic_path
+from pico import logs
+from pico.reporting import reproduction
+from pico.store.files import atomic_path
 
 logs.setup(snakemake.log[0])
 params = snakemake.params
@@ -26,6 +27,6 @@ data = reproduction.table(
 )
 with atomic_path(snakemake.output[0]) as tmp:
     tmp.write_text(json.dumps(data, indent=2))
-logging.getLogger("pico.reproduction").info(
+logging.getLogger("pico.reporting.reproduction").info(
     "%d methods, %d figures over seeds %s", len(data["methods"]), len(data["figures"]), data["seeds"]
 )

@@ -1,6 +1,7 @@
 import json
 
-from pico import logs, reproduction
+from pico import logs
+from pico.reporting import reproduction
 
 logs.setup(snakemake.log[0])
 data = json.loads(open(snakemake.input[0]).read())

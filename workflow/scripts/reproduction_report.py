@@ -1,7 +1,8 @@
 import json
 
-from pico import logs, reproduction, tables
-from pico.io import atomic_path
+from pico import logs
+from pico.reporting import reproduction, tables
+from pico.store.files import atomic_path
 
 logs.setup(snakemake.log[0])
 data = json.loads(open(snakemake.input[0]).read())

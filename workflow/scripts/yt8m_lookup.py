@@ -1,4 +1,5 @@
-from pico import logs, yt8m
+from pico import logs
+from pico.data import yt8m
 
 logs.setup(snakemake.log[0])
 download = snakemake.config["download"]

@@ -1,4 +1,5 @@
-from pico import logs, yt8m
+from pico import logs
+from pico.data import yt8m
 
 logs.setup(snakemake.log[0])
 yt8m.write_sample(snakemake.input.ids, snakemake.params.drawn, snakemake.params.seed, snakemake.output[0])

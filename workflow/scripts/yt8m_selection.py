@@ -1,7 +1,9 @@
 import json
 
-from pico import logs, manifest, yt8m
-from pico.io import atomic_path
+from pico import logs
+from pico.data import yt8m
+from pico.store import manifest
+from pico.store.files import atomic_path
 
 logs.setup(snakemake.log[0])
 lookups = [row for path in snakemake.input.lookups for row in yt8m.read_lookup(path)]

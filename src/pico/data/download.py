@@ -1,0 +1,282 @@
+"""Section 3.1 / A.1: getting the videos. yt-dlp (Python API) for YouTube and Kinetics,
+the generator for the synthetic demo, and a pass-through for local folders.
+
+A video that cannot be had (removed, private, age- or geo-restricted, 404, a truncated file
+after the retries) becomes a row with status ``unavailable`` and yt-dlp's reason; it never
+fails the shard. Transient failures (DNS, timeouts, HTTP 429/5xx, YouTube's "confirm you're
+not a bot" wall) and local errors (a full disk) do fail the shard, after ``bot_backoff_seconds``
+for a rate limit, so that its retry fetches the videos instead of losing them.
+
+Resumable inside a shard: each finished video (its file, or its final row) is recorded in the
+shard's journal, ``{table}.partial/`` beside the shard's table, outside the job's outputs, which
+Snakemake clears before a retry. A retry takes every video the journal has and fetches only the
+rest; the files move into the media folder when the shard ends.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from pico import logs
+from pico.data import sources, synthetic
+
+log = logging.getLogger(__name__)
+
+
+class _YtdlpLog:
+    """Route yt-dlp's messages into the rule's log."""
+
+    def debug(self, msg: str) -> None:
+        log.debug("yt-dlp: %s", msg)
+
+    def info(self, msg: str) -> None:
+        log.debug("yt-dlp: %s", msg)
+
+    def warning(self, msg: str) -> None:
+        log.warning("yt-dlp: %s", msg)
+
+    def error(self, msg: str) -> None:
+        log.info("yt-dlp: %s", msg)
+
+
+def ytdlp_options(stem: Path, cfg: dict, section: tuple[float, float] | None = None) -> dict:
+    """yt-dlp options: best video up to ``max_height``, bounded retries, quiet, no cache; a
+    cookies file, a bandwidth limit, sleeps between requests and downloads and a proxy where
+    the config gives them."""
+    from yt_dlp.utils import download_range_func
+
+    height, retries, backoff = cfg["max_height"], cfg["retries"], cfg["retry_backoff_seconds"]
+
+    def sleep(n: int) -> float:  # exponential backoff, capped
+        return min(backoff * 2.0**n, 60.0)
+
+    options = {
+        "outtmpl": f"{stem}.%(ext)s",
+        "format": f"bv*[height<={height}]/b[height<={height}]/bv*/b",
+        "noplaylist": True,
+        "retries": retries,
+        "fragment_retries": retries,
+        "extractor_retries": retries,
+        "file_access_retries": retries,
+        "retry_sleep_functions": {"http": sleep, "fragment": sleep, "extractor": sleep},
+        "socket_timeout": cfg["socket_timeout"],
+        "quiet": True,
+        "no_warnings": False,
+        "noprogress": True,
+        "cachedir": False,
+        "overwrites": True,
+        "continuedl": False,
+        "logger": _YtdlpLog(),
+    }
+    optional = {
+        "cookiefile": cfg["cookies"],
+        "ratelimit": cfg["rate_limit"],
+        "proxy": cfg["proxy"],
+        "sleep_interval": cfg["sleep_seconds"] or None,
+        "sleep_interval_requests": cfg["sleep_requests"] or None,
+    }
+    options.update({k: v for k, v in optional.items() if v is not None})
+    if section:
+        options["download_ranges"] = download_range_func(None, [section])
+        options["force_keyframes_at_cuts"] = True
+    return options
+
+
+def fetch(url: str, stem: Path, cfg: dict, section: tuple[float, float] | None = None) -> Path:
+    """Download ``url`` (or its ``section`` in seconds) to ``stem``.<ext>; the file's path.
+
+    Raises yt_dlp's DownloadError with yt-dlp's reason when the video cannot be had.
+    """
+    from yt_dlp import YoutubeDL
+
+    with YoutubeDL(ytdlp_options(stem, cfg, section)) as ydl:
+        info = ydl.extract_info(url, download=True)
+    return Path(info["requested_downloads"][0]["filepath"])
+
+
+#: yt-dlp messages of failures that say nothing about the video: the network, the server's
+#: load, rate limits. A shard with one of these fails (and is retried) instead of recording
+#: the video as unavailable for good.
+TRANSIENT = re.compile(
+    r"Temporary failure in name resolution|Name or service not known|timed out|Connection (refused|reset)|"
+    r"Network is unreachable|HTTP Error (429|5\d\d)|Too Many Requests|confirm you.re not a bot",
+    re.IGNORECASE,
+)
+#: Of those, the ones that say the client is being throttled: wait before failing the job.
+RATE_LIMITED = re.compile(r"HTTP Error 429|Too Many Requests|confirm you.re not a bot", re.IGNORECASE)
+
+
+def transient(reason: str) -> bool:
+    return bool(TRANSIENT.search(reason))
+
+
+class Transient(RuntimeError):
+    """A failure that says nothing about the video: the shard fails for a retry."""
+
+
+def _reason(error: Exception) -> str:
+    text = str(error).removeprefix("ERROR: ").strip()
+    return text[:500] or type(error).__name__
+
+
+def get(entry: dict, source: str, media: Path, cfg: dict, seed: int, root: str | None = None) -> dict:
+    """The download-stage row of one entry: where its file is, or why there is none.
+    ``root``: a kinetics dataset's folder of already downloaded clips."""
+    from yt_dlp.utils import YoutubeDLError
+
+    row = {"video": entry["video"], "source": source, "url": entry.get("url"), "status": "ok"}
+    stem = media / sources.file_name(entry["video"])
+    if source == "local":
+        return {**row, "path": entry["path"]}
+    if source == "synthetic":
+        vid = synthetic.make_video(
+            seed,
+            entry["video"],
+            entry["seconds"],
+            entry["fps"],
+            entry["width"],
+            entry["height"],
+            entry["cut"],
+            synthetic.World.from_settings(entry["world"]),
+        )
+        synthetic.write(vid, stem.with_suffix(".mp4"))
+        return {**row, "path": str(stem.with_suffix(".mp4"))}
+    if root:  # kinetics with a local root: look the clip up, never download
+        candidates = sources.clip_candidates(root, entry)
+        found = [c for c in candidates if os.path.isfile(c)]
+        if found:
+            return {**row, "path": found[0]}
+        reason = f"clip not found under {root} (looked for {candidates[0]} and {len(candidates) - 1} more)"
+        return {**row, "status": "unavailable", "reason": reason}
+    section = (entry["start"], entry["end"]) if source == "kinetics" else None
+    start = time.perf_counter()
+    try:
+        path = fetch(entry["url"], stem, cfg, section)
+    except YoutubeDLError as e:
+        for partial in media.glob(glob.escape(stem.name) + ".*"):  # yt-dlp's .part/.ytdl leftovers
+            partial.unlink()
+        reason = _reason(e)
+        if transient(reason):
+            if RATE_LIMITED.search(reason) and cfg["bot_backoff_seconds"]:
+                log.warning(
+                    "rate-limited (%s): waiting %s s before failing the shard", reason, cfg["bot_backoff_seconds"]
+                )
+                time.sleep(cfg["bot_backoff_seconds"])
+            raise Transient(
+                f"{entry['video']} ({entry['url']}): {reason} -- a transient failure: "
+                "the shard fails so that a retry fetches it, rather than record it unavailable"
+            ) from e
+        return {**row, "status": "unavailable", "reason": reason}
+    return {
+        **row,
+        "path": str(path),
+        "download_bytes": path.stat().st_size,
+        "download_seconds": round(time.perf_counter() - start, 3),
+    }
+
+
+class Journal:
+    """A shard's finished videos, kept across retries in ``folder`` (outside the job's
+    outputs): their files, and one JSON line per final row in ``rows.jsonl``, each line flushed
+    and synced as the video ends. A last line cut short by a kill is ignored."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._file = self.folder / "rows.jsonl"
+        self._lock = threading.Lock()
+
+    def done(self) -> dict[str, dict]:
+        """The rows recorded so far whose file (if any) is still there, by video."""
+        rows = {}
+        if self._file.exists():
+            for line in self._file.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue  # the partial last line of a killed job
+                if row.get("path") is None or os.path.isfile(row["path"]):
+                    rows[row["video"]] = row
+        return rows
+
+    def record(self, row: dict) -> None:
+        with self._lock, open(self._file, "a") as f:
+            f.write(json.dumps(row, sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def journal_folder(table: str | Path) -> Path:
+    """Where a shard's journal lives: beside its table, ``{table}.partial``."""
+    return Path(f"{table}.partial")
+
+
+def run_shard(
+    entries: list[dict],
+    source: str,
+    media: str | Path,
+    cfg: dict,
+    seed: int,
+    root: str | None = None,
+    journal: str | Path | None = None,
+) -> list[dict]:
+    """Rows for every entry of a shard, in the entries' order; files end under ``media``.
+    With a ``journal`` folder (youtube, kinetics and yt8m downloads): videos it holds from an
+    earlier try are not fetched again, new ones are fetched ``cfg['parallel']`` at a time into
+    it and recorded as they end, and the files move into ``media`` once every video is done."""
+    media = Path(media)
+    media.mkdir(parents=True, exist_ok=True)
+    if journal is None or source in ("local", "synthetic"):
+        return [get(e, source, media, cfg, seed, root) for e in logs.progress(entries, len(entries), "download", log)]
+    book = Journal(journal)
+    done = book.done()
+    todo = [e for e in entries if e["video"] not in done]
+    if done:
+        log.info(
+            "download: %d of %d videos from an earlier try (%s), %d to fetch",
+            len(entries) - len(todo),
+            len(entries),
+            book.folder,
+            len(todo),
+        )
+    start = time.perf_counter()
+
+    def one(entry: dict) -> dict:
+        row = get(entry, source, book.folder, cfg, seed, root)
+        book.record(row)
+        return row
+
+    pool, fetched = ThreadPoolExecutor(max(1, cfg["parallel"])), 0
+    try:
+        for row in logs.progress(pool.map(one, todo), len(todo), "download", log):
+            done[row["video"]], fetched = row, fetched + (row.get("download_bytes") or 0)
+    finally:  # on a failure, start no more downloads: those running end and are recorded
+        pool.shutdown(wait=True, cancel_futures=True)
+    rows = []
+    for entry in entries:
+        row = done[entry["video"]]
+        if (
+            row.get("path") and Path(row["path"]).resolve().parent == book.folder.resolve()
+        ):  # yt-dlp's paths are absolute
+            target = media / Path(row["path"]).name
+            os.replace(row["path"], target)  # same file system: the journal sits beside the outputs
+            row = {**row, "path": str(target)}
+        rows.append(row)
+    seconds = time.perf_counter() - start
+    log.info(
+        "download: %d videos; this try fetched %d, %.1f MB in %.1f s (%.2f MB/s)",
+        len(rows),
+        len(todo),
+        fetched / 1e6,
+        seconds,
+        fetched / 1e6 / max(seconds, 1e-9),
+    )
+    return rows

@@ -1,0 +1,47 @@
+"""Section 3.1: each snippet decoded, resampled to exactly ``frames.fps`` and resized so its
+short side is ``frames.short_side``, stored as one frame-store file per snippet."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pico import logs
+from pico.data import sources, video
+from pico.store import framestore, manifest
+
+log = logging.getLogger(__name__)
+
+
+def run_shard(rows: list[dict], cfg: dict, out_dir: str | Path) -> list[dict]:
+    """Extract the frames of every ok row into ``out_dir``; return the manifest rows."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    todo = [r for r in rows if r["status"] == "ok"]
+    done = {}
+    for row in logs.progress(todo, len(todo), "frames", log):
+        done[row["video"]] = extract(row, cfg, out_dir / (sources.file_name(row["video"]) + framestore.SUFFIX))
+    return [done.get(r["video"], r) for r in rows]
+
+
+def extract(row: dict, cfg: dict, path: Path) -> dict:
+    """Decode ``row``'s snippet into the frame store at ``path``; the row with its frame info."""
+    fps = cfg["fps"]
+    width, height = video.output_size(row["src_width"], row["src_height"], cfg["short_side"])
+    expected = round((row["end_s"] - row["start_s"]) * fps)
+    frames = video.decode(row["path"], (width, height), start=row["start_s"], n_frames=expected, fps=fps)
+    meta = {"video": row["video"], "fps": fps, "start_s": row["start_s"]}
+    try:
+        meta = framestore.write(path, frames, meta, quality=cfg["jpeg_quality"])
+    except video.VideoError as e:
+        return manifest.fail(row, e.status, e.reason)
+    n = meta["n_frames"]
+    row = {**row, "fps": fps, "n_frames": n, "width": width, "height": height}
+    try:
+        video.check_complete(row["path"], n, expected, fps)
+    except video.VideoError as e:
+        path.unlink()
+        return manifest.fail(row, e.status, e.reason)
+    if n < expected:
+        row["reason"] = f"video stream ended {expected - n} frames before the snippet's end"
+    return {**row, "end_s": row["start_s"] + n / fps, "frames": str(path), "bytes": path.stat().st_size}

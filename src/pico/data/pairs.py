@@ -1,0 +1,217 @@
+"""Section 3.3-4: frame selections and their point pairs, for PiCO and the two baselines.
+
+Per video, ``draws_per_video`` independent selections ("draws") are made, each from its own
+seed (run seed, video, attempt): the frames (anchor sampling or random frames, ``sampling``)
+and every point pair between them. Pretraining takes a video's draws in turn, one per visit
+(``pico.learn.pretrain``), so over a run a video offers different frames and points each time it is
+drawn, and crops, flips, which frame pair and which view is the query are drawn per visit too.
+The three methods differ only in the correspondence map of the same draws (Section 4):
+
+- ``pico``: the trajectories alive on both frames of a frame pair (a < b) give
+  (xa, ya) on a -> (xb, yb) on b.
+- ``static_video``: PiCO's frames and points, the identity correspondence (zero flow):
+  (xb, yb) = (xa, ya).
+- ``static_frame``: PiCO's points on one frame, a: frame_b = frame_a, (xb, yb) = (xa, ya);
+  the two views differ only by augmentation (VADeR's setting).
+
+No cap is applied here: Section 3.4's limit (``pretrain.max_pairs`` per iteration, 65,536 from
+256 videos) holds per iteration after the crops, over the global batch (``pico.learn.pretrain``), so
+every method trains on at most as many pairs as survive its crops. A selection with no PiCO
+pair (random frames that share no trajectory) is not a draw: the next attempt is made, up to
+``MAX_ATTEMPTS`` per draw; a video with no draw at all is left out of pretraining for every
+method (and counted in the pair set's health, ``pico.reporting.health``).
+
+Outputs per shard: the pairs (SCHEMA; a row group per video, rows by draw) and, beside them,
+the JPEG bytes of every frame a video's draws use (FRAMES_SCHEMA; the same row group per video),
+so pretraining never opens the full snippets and reads a video's rows when it visits it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pico import logs, seeding
+from pico.data import sampling
+from pico.data.tracks import read as read_tracks
+from pico.store import framestore
+from pico.store.files import parquet_writer, read_parquet
+
+log = logging.getLogger(__name__)
+
+SCHEMA = pa.schema(
+    [
+        ("video", pa.string()),
+        ("frame_a", pa.int32()),
+        ("frame_b", pa.int32()),
+        ("track", pa.int32()),
+        ("xa", pa.float32()),
+        ("ya", pa.float32()),
+        ("xb", pa.float32()),
+        ("yb", pa.float32()),
+        ("draw", pa.int32()),
+    ]
+)
+FRAMES_SCHEMA = pa.schema([("video", pa.string()), ("frame", pa.int32()), ("jpeg", pa.binary())])
+#: Selections tried per draw before a video is taken to have no more PiCO pairs to offer.
+MAX_ATTEMPTS = 4
+COLUMNS = ("frame_a", "frame_b", "track", "xa", "ya", "xb", "yb")
+
+
+def tracked(tracks: dict[str, np.ndarray], frames: list[int]) -> dict[str, np.ndarray]:
+    """PiCO's pairs: for each frame pair (a < b), the tracks with a row on both frames."""
+    parts = []
+    for a, b in itertools.combinations(sorted(frames), 2):
+        on_a, on_b = tracks["t"] == a, tracks["t"] == b
+        common, ia, ib = np.intersect1d(tracks["track"][on_a], tracks["track"][on_b], return_indices=True)
+        xa, ya = tracks["x"][on_a][ia], tracks["y"][on_a][ia]
+        xb, yb = tracks["x"][on_b][ib], tracks["y"][on_b][ib]
+        parts.append((np.full(len(common), a), np.full(len(common), b), common, xa, ya, xb, yb))
+    return _columns(parts)
+
+
+def correspondence(method: str, pico: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``method``'s correspondence map on PiCO's pairs of a draw (the module docstring)."""
+    if method == "pico":
+        return pico
+    static = {**pico, "xb": pico["xa"], "yb": pico["ya"]}  # zero flow: every point maps to itself
+    if method == "static_frame":
+        static["frame_b"] = pico["frame_a"]  # one frame, two augmentations
+    return static
+
+
+def _columns(parts) -> dict[str, np.ndarray]:
+    if not parts:
+        return {name: np.array([], np.float32) for name in COLUMNS}
+    return {name: np.concatenate(col) for name, col in zip(COLUMNS, zip(*parts))}
+
+
+def video_draws(
+    method: str,
+    strategy: str,
+    row: dict,
+    tracks: dict[str, np.ndarray],
+    cfg: dict,
+) -> list[tuple[list[int], dict[str, np.ndarray]]]:
+    """Up to ``cfg['draws_per_video']`` draws of one video: (selected frames, pairs) each."""
+    start, end = sampling.spans(tracks["track"], tracks["t"])
+    ends = sampling.end_reasons(tracks["track"], tracks["end"])
+    draws = []
+    for attempt in range(MAX_ATTEMPTS * cfg["draws_per_video"]):
+        if len(draws) == cfg["draws_per_video"]:
+            break
+        rng = seeding.rng(cfg["seed"], "pairs", row["video"], attempt)
+        frames = sampling.select(
+            strategy, start, end, ends, row["n_frames"], cfg["frames_per_video"], rng, endpoints=cfg["endpoints"]
+        )
+        pico = tracked(tracks, frames)
+        if len(pico["xa"]):
+            draws.append((frames, correspondence(method, pico)))
+    return draws
+
+
+def runs(videos: pa.ChunkedArray) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(video, first row, row after the last) of each run of a column grouped by video."""
+    encoded = pc.dictionary_encode(videos).combine_chunks()
+    codes = encoded.indices.to_numpy()
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.array([], int)
+    names = encoded.dictionary.to_pylist()
+    return [names[codes[a]] for a in starts], starts, np.r_[starts[1:], len(codes)].astype(int)
+
+
+def by_video(table: pa.Table) -> dict[str, pa.Table]:
+    """Zero-copy slices of a table whose rows are grouped by ``video``."""
+    return {video: table.slice(a, b - a) for video, a, b in zip(*runs(table["video"]))}
+
+
+def frames_path(path: str | Path) -> str:
+    """The selected frames' file beside a pairs file."""
+    return str(path).removesuffix(".parquet") + ".frames.parquet"
+
+
+def read(path: str | Path) -> tuple[pa.Table, pa.Table]:
+    """A pairs shard and its selected frames, checked (``pico.store.files.read_parquet``)."""
+    return read_parquet(path, SCHEMA), read_parquet(frames_path(path), FRAMES_SCHEMA)
+
+
+def write(videos, out: str | Path, frames_out: str | Path) -> None:
+    """Videos' draws and frames, atomically with page checksums: ``videos`` yields (video,
+    columns of SCHEMA but ``video``, {frame: JPEG bytes}); a row group per video in both files,
+    in the same order (``index`` and ``read_video`` rely on it)."""
+    with parquet_writer(out, SCHEMA) as pair_writer, parquet_writer(frames_out, FRAMES_SCHEMA) as frame_writer:
+        for video, columns, jpegs in videos:
+            pair_writer.write_table(pa.table({"video": [video] * len(columns["xa"]), **columns}).cast(SCHEMA))
+            frame_writer.write_table(
+                pa.table({"video": [video] * len(jpegs), "frame": list(jpegs), "jpeg": list(jpegs.values())}).cast(
+                    FRAMES_SCHEMA
+                )
+            )
+
+
+def index(path: str | Path) -> list[tuple[str, int]]:
+    """(video, number of draws) of each row group of a pairs file, read from its footer alone
+    (a row group per video, ``write``; its draws are 0 .. the ``draw`` column's maximum)."""
+    try:
+        metadata = pq.read_metadata(path)
+        video, draw = (metadata.schema.to_arrow_schema().get_field_index(name) for name in ("video", "draw"))
+        groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
+        stats = [(g.column(video).statistics, g.column(draw).statistics) for g in groups]
+    except (pa.ArrowException, OSError) as e:
+        raise ValueError(f"{path}: not a readable pairs file ({e}); delete it to rebuild") from e
+    if any(v is None or d is None or not v.has_min_max or v.min != v.max for v, d in stats):
+        raise ValueError(
+            f"{path}: not one video per row group with statistics (not written by pico.data.pairs.write); "
+            "delete it to rebuild"
+        )
+    return [(v.min if isinstance(v.min, str) else v.min.decode(), int(d.max) + 1) for v, d in stats]
+
+
+def read_video(path: str | Path, group: int, video: str) -> tuple[dict[str, np.ndarray], dict[int, bytes]]:
+    """The draws of ``video`` (columns of SCHEMA but ``video``) and the JPEG bytes of the
+    frames they use, from row group ``group`` of the pairs file ``path`` and of the frames
+    file beside it, checked (``pico.store.files.read_parquet``)."""
+    table = read_parquet(path, SCHEMA, [group])
+    frames = read_parquet(frames_path(path), FRAMES_SCHEMA, [group])
+    for name, found in ((path, table), (frames_path(path), frames)):
+        if found.num_rows == 0 or set(found["video"].unique().to_pylist()) != {video}:
+            raise ValueError(
+                f"{name}: row group {group} does not hold video {video} (files out of step); delete them to rebuild"
+            )
+    jpegs = dict(zip(frames["frame"].to_pylist(), frames["jpeg"].to_pylist()))
+    return {k: table[k].to_numpy() for k in SCHEMA.names[1:]}, jpegs
+
+
+def run_shard(
+    rows: list[dict],
+    tracks_path: str | Path,
+    method: str,
+    strategy: str,
+    cfg: dict,
+    out: str | Path,
+    frames_out: str | Path,
+) -> None:
+    """The draws of every ok video of a shard (``cfg``: seed and ``sampling``)."""
+    tracks = by_video(read_tracks(tracks_path))
+    todo = [r for r in rows if r["status"] == "ok" and r["video"] in tracks]
+
+    def videos():
+        for row in logs.progress(todo, len(todo), f"pairs {method}/{strategy}", log):
+            mine = tracks[row["video"]]
+            draws = video_draws(
+                method, strategy, row, {k: mine[k].to_numpy() for k in ("track", "t", "x", "y", "end")}, cfg
+            )
+            if not draws:
+                continue  # no PiCO pair in any selection: counted by the pair set's health
+            parts = [{**pairs, "draw": np.full(len(pairs["xa"]), k)} for k, (_, pairs) in enumerate(draws)]
+            columns = {name: np.concatenate([p[name] for p in parts]) for name in SCHEMA.names[1:]}
+            with framestore.FrameStore(row["frames"]) as store:  # the frames the pairs use
+                jpegs = {int(f): store.jpeg(int(f)) for f in np.union1d(columns["frame_a"], columns["frame_b"])}
+            yield row["video"], columns, jpegs
+
+    write(videos(), out, frames_out)

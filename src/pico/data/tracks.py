@@ -1,0 +1,257 @@
+"""Section 3.2 / A.1: point trajectories by flow chaining, and their forward-backward cuts.
+
+Raw tracks record, at every step t -> t+1 of every point, both terms of Eq. 3 --
+``fb_sq`` = |w + ŵ|² and ``mag_sq`` = |w|² + |ŵ|² in half precision -- so that the cut for
+any (γ, δ) is a pass over the table and never touches the flow again: the paper could re-tune
+δ cheaply; storing both terms makes γ cheap too. Beyond the paper they also record Sundaram et
+al. (2010)'s motion-boundary term (their Eq. 6, ``boundary``), which a cut may apply as well.
+
+Table layout (one row per point per frame, sorted by video, track, t): ``video`` string,
+``track`` int32, ``t`` int32 (frame index in the snippet), ``x``, ``y`` float32 (pixel centres at
+integers, x right, y down), ``fb_sq``, ``mag_sq`` float16 for the step t -> t+1, NaN on a
+track's last row; ``end`` int8, 0 on every row but a track's last, there why the track ended
+(``END_LEFT``, ``END_OCCLUDED``, ``END_SNIPPET``, ``END_BOUNDARY``); ``boundary`` float16, the
+motion-boundary ratio of the step t -> t+1 (``motion_boundary_ratio``), NaN on a track's last row.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pico import logs, seeding
+from pico.store import flowstore
+from pico.store.files import parquet_writer, read_parquet, write_parquet
+
+log = logging.getLogger(__name__)
+
+SCHEMA = pa.schema(
+    [
+        ("video", pa.string()),
+        ("track", pa.int32()),
+        ("t", pa.int32()),
+        ("x", pa.float32()),
+        ("y", pa.float32()),
+        ("fb_sq", pa.float16()),
+        ("mag_sq", pa.float16()),
+        ("end", pa.int8()),
+        ("boundary", pa.float16()),
+    ]
+)
+F16_MAX = float(np.finfo(np.float16).max)
+
+#: Why a track ended, on its last row (``end``; 0 on every other row).
+END_LEFT = 1  # the point's next position is outside the frame
+END_OCCLUDED = 2  # the step failed Eq. 3 at the table's (γ, δ): the point is taken as occluded
+END_SNIPPET = 3  # the snippet's last frame
+END_BOUNDARY = 4  # Sundaram et al.'s motion-boundary criterion (a cut with motion_boundary only)
+
+#: Sundaram et al. (2010), Eq. 6: a motion boundary where |∇u|² + |∇v|² > 0.01 |w|² + 0.002.
+BOUNDARY_SCALE, BOUNDARY_FLOOR = 0.01, 0.002
+
+
+def bilinear(field: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Sample ``field`` (C, H, W) at points inside [0, W-1] x [0, H-1]; float32 (C, n).
+    Bilinear interpolation between pixel centres (Section 3.2)."""
+    c, h, w = field.shape
+    x0 = np.minimum(np.floor(x), w - 2)
+    y0 = np.minimum(np.floor(y), h - 2)
+    ax, ay = x - x0, y - y0
+    i = y0.astype(np.intp) * w + x0.astype(np.intp)
+    flat = field.reshape(c, -1)
+    top_left, top_right = (flat.take(j, axis=1).astype(np.float32) for j in (i, i + 1))
+    bottom_left, bottom_right = (flat.take(j, axis=1).astype(np.float32) for j in (i + w, i + w + 1))
+    top = top_left + (top_right - top_left) * ax
+    bottom = bottom_left + (bottom_right - bottom_left) * ax
+    return top + (bottom - top) * ay
+
+
+class StoredField:
+    """A flow field as stored (uint8 codes and ranges), sampled without decoding it to float:
+    dequantization is affine, so it commutes with bilinear interpolation."""
+
+    def __init__(self, codes: np.ndarray, ranges: np.ndarray):
+        self.codes, self.ranges = codes, ranges
+        self.shape = codes.shape
+
+    def sample(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        sampled = bilinear(self.codes, x, y)
+        return np.stack([flowstore.dequantize(s, *span) for s, span in zip(sampled, self.ranges)])
+
+
+def sample(field, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Flow at the points: from a float array (C, H, W) or a StoredField."""
+    return field.sample(x, y) if isinstance(field, StoredField) else bilinear(field, x, y)
+
+
+def start_points(n: int, n_frames: int, width: int, height: int, rng: np.random.Generator):
+    """``n`` start points uniform in space and time (A.1): (t0, x, y)."""
+    t0 = rng.integers(0, n_frames, n).astype(np.int32)
+    x = rng.uniform(0, width - 1, n).astype(np.float32)
+    y = rng.uniform(0, height - 1, n).astype(np.float32)
+    return t0, x, y
+
+
+def half(values: np.ndarray) -> np.ndarray:
+    """Round to float16 as stored (clamped to its largest finite value), back as float32."""
+    return np.minimum(values, F16_MAX).astype(np.float16).astype(np.float32)
+
+
+def passes(fb_sq: np.ndarray, mag_sq: np.ndarray, gamma: float, delta: float) -> np.ndarray:
+    """Eq. 3: |w + ŵ|² < γ(|w|² + |ŵ|²) + δ. NaN (a track's last row) never passes."""
+    return fb_sq < gamma * mag_sq + delta
+
+
+def motion_boundary_ratio(field, x: np.ndarray, y: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """Sundaram et al. (2010)'s motion-boundary term at the points, as the ratio of the two
+    sides of their Eq. 6, (|∇u|² + |∇v|²) / (0.01 |w|² + 0.002): above 1 at a motion boundary.
+
+    ``field`` is the forward flow w = (u, v) and ``step`` its value at the points (2, n). The
+    gradient is the central difference of the bilinear interpolant over ±1 px, one-sided where
+    that leaves the frame.
+    """
+    h, w = field.shape[1:]
+    x0, x1 = np.maximum(x - 1, 0), np.minimum(x + 1, w - 1)
+    y0, y1 = np.maximum(y - 1, 0), np.minimum(y + 1, h - 1)
+    d_dx = (sample(field, x1, y) - sample(field, x0, y)) / (x1 - x0)  # (2, n): u_x, v_x
+    d_dy = (sample(field, x, y1) - sample(field, x, y0)) / (y1 - y0)  # (2, n): u_y, v_y
+    gradient_sq = (d_dx**2).sum(0) + (d_dy**2).sum(0)
+    return gradient_sq / (BOUNDARY_SCALE * (step**2).sum(0) + BOUNDARY_FLOOR)
+
+
+def track(
+    fields: Iterable[tuple[np.ndarray, np.ndarray]],
+    n_frames: int,
+    t0: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    max_gamma: float,
+    max_delta: float,
+) -> dict[str, np.ndarray]:
+    """Chain points through the flow (Eq. 2), vectorised over the points alive at each step.
+
+    ``fields`` yields, for t = 0 .. n_frames - 2 in order, the forward flow t -> t+1 and the
+    backward flow t+1 -> t: float arrays (2, H, W) or StoredFields. A track stops when its
+    point leaves the frame (``END_LEFT``), when the loosest test (max_gamma, max_delta) fails
+    (``END_OCCLUDED``) or at the snippet's end (``END_SNIPPET``); the test uses the float16
+    values that are stored, so the cut at the max bounds is the raw track itself. The
+    motion-boundary term is recorded, never applied here. Returns the rows as columns
+    (track, t, x, y, fb_sq, mag_sq, end, boundary), sorted by track and t.
+    """
+    x, y = x.astype(np.float32).copy(), y.astype(np.float32).copy()
+    alive = np.ones(len(t0), bool)
+    steps = itertools.chain(fields, [None])  # None: the last frame, where every track ends
+    parts = []
+    for t, step_fields in zip(range(n_frames), steps):
+        idx = np.flatnonzero(alive & (t0 <= t))
+        if len(idx) == 0:
+            continue
+        fb, mag, boundary = (np.full(len(idx), np.nan, np.float32) for _ in range(3))
+        end = np.full(len(idx), END_SNIPPET, np.int8)
+        cont = np.array([], np.int64)
+        if step_fields is not None:
+            fwd, bwd = step_fields
+            h, w = fwd.shape[1:]
+            step = sample(fwd, x[idx], y[idx])
+            nx, ny = x[idx] + step[0], y[idx] + step[1]
+            inside = (nx >= 0) & (nx <= w - 1) & (ny >= 0) & (ny <= h - 1)
+            back = sample(bwd, nx[inside], ny[inside])
+            fwd_in = step[:, inside]
+            fb_in = half(((fwd_in + back) ** 2).sum(0))
+            mag_in = half((fwd_in**2).sum(0) + (back**2).sum(0))
+            ok = passes(fb_in, mag_in, max_gamma, max_delta)
+            cont = np.flatnonzero(inside)[ok]
+            fb[cont], mag[cont] = fb_in[ok], mag_in[ok]
+            boundary[cont] = half(motion_boundary_ratio(fwd, x[idx[cont]], y[idx[cont]], step[:, cont]))
+            end[:] = np.where(inside, END_OCCLUDED, END_LEFT)
+            end[cont] = 0
+        parts.append((idx, np.full(len(idx), t, np.int32), x[idx].copy(), y[idx].copy(), fb, mag, end, boundary))
+        moving = idx[cont]
+        x[moving], y[moving] = nx[cont], ny[cont]
+        alive[idx] = False
+        alive[moving] = True
+    names = ("track", "t", "x", "y", "fb_sq", "mag_sq", "end", "boundary")
+    if not parts:
+        return {name: np.array([], SCHEMA.field(name).type.to_pandas_dtype()) for name in names}
+    cols = [np.concatenate(c) for c in zip(*parts)]
+    order = np.lexsort((cols[1], cols[0]))
+    out = {name: col[order] for name, col in zip(names, cols)}
+    out["track"] = out["track"].astype(np.int32)
+    return out
+
+
+def table(video: str, rows: dict[str, np.ndarray]) -> pa.Table:
+    """One video's rows (every column of SCHEMA but ``video``) as a table of SCHEMA."""
+    n = len(rows["t"])
+    columns = {
+        name: np.asarray(rows[name]).astype(SCHEMA.field(name).type.to_pandas_dtype()) for name in SCHEMA.names[1:]
+    }
+    return pa.table({"video": pa.array([video] * n, pa.string()), **columns}, schema=SCHEMA)
+
+
+def video_tracks(row: dict, cfg: dict) -> pa.Table:
+    """Raw tracks of one snippet from its stored flow (config ``tracking``)."""
+    rng = seeding.rng(cfg["seed"], "tracks", row["video"])
+    t0, x, y = start_points(cfg["points_per_video"], row["n_frames"], row["width"], row["height"], rng)
+    with flowstore.FlowStore(row["flow"]) as store:
+        fields = (
+            (StoredField(*store.quantized("fwd", t)), StoredField(*store.quantized("bwd", t)))
+            for t in range(len(store))
+        )
+        rows = track(fields, row["n_frames"], t0, x, y, cfg["max_gamma"], cfg["max_delta"])
+    return table(row["video"], rows)
+
+
+def run_shard(rows: list[dict], cfg: dict, out: str | Path) -> None:
+    """Raw tracks of every ok snippet of a shard into one Parquet file (a row group per video)."""
+    todo = [r for r in rows if r["status"] == "ok"]
+    with parquet_writer(out, SCHEMA) as writer:
+        for row in logs.progress(todo, len(todo), "tracks", log):
+            writer.write_table(video_tracks(row, cfg))
+        if not todo:
+            writer.write_table(SCHEMA.empty_table())
+
+
+def cut(raw: pa.Table, gamma: float, delta: float, *, motion_boundary: bool = False) -> pa.Table:
+    """Each track's prefix up to the first step that fails Eq. 3 for (γ, δ): the point is
+    taken as occluded in the next frame. That row becomes the last (fb_sq, mag_sq, boundary
+    NaN; ``end`` = ``END_OCCLUDED``); a track that never fails keeps its raw end and reason.
+    With ``motion_boundary``, a step where Sundaram et al.'s Eq. 6 holds (``boundary`` > 1)
+    ends the track too (``END_BOUNDARY``, unless Eq. 3 fails there as well)."""
+    if raw.num_rows == 0:
+        return raw
+    fb, mag, boundary = (
+        raw[name].to_numpy(zero_copy_only=False).astype(np.float32) for name in ("fb_sq", "mag_sq", "boundary")
+    )
+    end = raw["end"].to_numpy(zero_copy_only=False).copy()
+    video = pc.dictionary_encode(raw["video"]).combine_chunks().indices.to_numpy()
+    trk = raw["track"].to_numpy()
+    first = np.r_[True, (video[1:] != video[:-1]) | (trk[1:] != trk[:-1])]
+    occluded = (end == 0) & ~passes(fb, mag, gamma, delta)  # end == 0: a raw last row is no step
+    at_boundary = (end == 0) & (boundary > 1) if motion_boundary else np.zeros_like(occluded)
+    fail = occluded | at_boundary
+    fails_before = np.cumsum(fail) - fail
+    keep = fails_before == fails_before[np.flatnonzero(first)][np.cumsum(first) - 1]  # no failure earlier in the track
+    last = keep & fail
+    fb[last], mag[last], boundary[last] = np.nan, np.nan, np.nan
+    end[last] = np.where(occluded[last], END_OCCLUDED, END_BOUNDARY)
+    kept = raw.filter(pa.array(keep))
+    for name, values in (("fb_sq", fb), ("mag_sq", mag), ("end", end), ("boundary", boundary)):
+        field = SCHEMA.field(name)
+        kept = kept.set_column(SCHEMA.get_field_index(name), field, pa.array(values[keep], field.type))
+    return kept
+
+
+def write(table_: pa.Table, out: str | Path) -> None:
+    write_parquet(table_, out)
+
+
+def read(path: str | Path) -> pa.Table:
+    """A raw or cut tracks table, checked (``pico.store.files.read_parquet``: checksums, SCHEMA)."""
+    return read_parquet(path, SCHEMA)

@@ -1,0 +1,120 @@
+"""The frozen encoder where no ImageNet weights are at hand: image-level MoCo-v2 (He et al.
+2020; Chen et al. 2020b) trained on the pretraining videos' frames, the stand-in for the
+paper's IN-1K MoCo-v2 ResNet (Section 3.4: "we initialize the encoder with MoCo-v2 weights
+trained on ImageNet-1K and keep it frozen").
+
+The stand-in is trained once per dataset (rule ``encoder_moco``) and written in the official
+MoCo checkpoint layout (``state_dict`` of ``module.encoder_q.*``), so it is used exactly as a
+downloaded MoCo-v2 checkpoint is: ``model.encoder_checkpoint: results/encoder/{dataset}/moco_v2.pth``.
+The training loop, its checkpoints and resume are ``pico.learn.pretrain.fit``'s.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from pico import seeding
+from pico.config import ENCODER_RUNTIME_KEYS
+from pico.learn import augment, model, pretrain
+from pico.store import framestore
+
+
+class FrameData(Dataset):
+    """The snippets of ``frame_dirs`` (one frame store each, sorted by name, so the order does
+    not depend on the sharding). Item (iteration, slot, snippet index, visit) -> two MoCo-v2
+    views of one of the snippet's frames, frame, crops, flips and colours drawn from
+    (seed, iteration, slot)."""
+
+    def __init__(self, frame_dirs: list[str], crop_size: int, seed: int):
+        self.files = sorted(
+            (str(p) for d in frame_dirs for p in Path(d).glob(f"*{framestore.SUFFIX}")), key=lambda p: (Path(p).name, p)
+        )
+        if not self.files:
+            raise ValueError(
+                f"no frame stores (*{framestore.SUFFIX}) in {', '.join(map(str, frame_dirs))}: "
+                "nothing to train the encoder on"
+            )
+        self.crop_size, self.seed = crop_size, seed
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, key: tuple[int, int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        iteration, slot, index, _ = key
+        g = torch.Generator().manual_seed(int(seeding.rng(self.seed, "image-views", iteration, slot).integers(2**62)))
+        with framestore.FrameStore(self.files[index]) as store:
+            image = torch.from_numpy(store[int(torch.randint(len(store), (1,), generator=g))]).permute(2, 0, 1)
+        crops = [augment.random_crop(image.shape[1], image.shape[2], self.crop_size, g) for _ in range(2)]
+        return augment.view(image, crops[0], g), augment.view(image, crops[1], g)
+
+
+def collate(samples) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.stack([s[0] for s in samples]), torch.stack([s[1] for s in samples])
+
+
+class ImageRecipe(pretrain.Recipe):
+    """``pico.learn.pretrain.fit``'s recipe for image-level MoCo-v2 of ``model.arch`` on the frames of
+    ``frame_dirs`` with the config's ``encoder`` settings. One process: the stand-in is small,
+    and its shuffling BN is emulated by groups (``model.ImageMoCo``), not across GPUs."""
+
+    count = "images"
+
+    def __init__(self, frame_dirs: list[str], cfg: dict, device: torch.device):
+        e, arch = cfg["encoder"], cfg["model"]["arch"]
+        self.data = FrameData(frame_dirs, e["crop_size"], e["seed"])
+        torch.manual_seed(e["seed"])
+        moco = model.ImageMoCo(arch, e["dim"], e["queue_size"], e["key_momentum"], e["temperature"], e["bn_groups"])
+        fingerprint = json.dumps(
+            {
+                "arch": arch,
+                "encoder": {k: v for k, v in e.items() if k not in ENCODER_RUNTIME_KEYS},
+                "frames": pretrain.files_fingerprint(self.data.files),
+            },
+            sort_keys=True,
+        )
+        super().__init__(moco.to(device), e, fingerprint)
+        self.arch = arch
+
+    def batches(self, start, rank, world, device):
+        if world > 1:
+            raise ValueError("the image-level MoCo-v2 encoder trains in one process (encoder.gpus is 1)")
+        e = self.settings
+        sampler = pretrain.IterationSampler(len(self.data), e["batch_size"], start, e["iterations"], e["seed"])
+        return DataLoader(
+            self.data,
+            batch_sampler=sampler,
+            collate_fn=collate,
+            num_workers=e["workers"],
+            persistent_workers=False,
+            pin_memory=device.type == "cuda",
+        )
+
+    def loss(self, step, batch, iteration, rank, world, device):
+        view_q, view_k = (t.to(device, non_blocking=True) for t in batch)
+        shuffle = torch.Generator().manual_seed(
+            int(seeding.rng(self.settings["seed"], "shuffle-bn", iteration).integers(2**62))
+        )
+        return step(view_q, view_k, shuffle), len(view_q)
+
+    def result(self) -> dict:
+        return {
+            "arch": self.arch,
+            "state_dict": self.model.official_state(),
+            "iteration": self.settings["iterations"],
+            "config": self.settings,
+            "frames": len(self.data.files),
+        }
+
+
+def train(
+    frame_dirs: list[str], cfg: dict, out: str | Path, metrics_out: str | Path, work_dir: str | Path, on_iteration=None
+) -> Path:
+    """Train the stand-in encoder on ``frame_dirs``; the checkpoint at ``out``."""
+    device = torch.device("cuda" if torch.cuda.is_available() and cfg["encoder"]["device"] != "cpu" else "cpu")
+    return pretrain.fit(
+        ImageRecipe(frame_dirs, cfg, device), out, metrics_out, work_dir, device=device, on_iteration=on_iteration
+    )

@@ -1,0 +1,519 @@
+"""Section 3.4: pretraining the decoder and head with pixel MoCo-v2 on the point pairs.
+
+Stateless data order: the videos of iteration i and every random choice of their views
+derive from (seed, i, slot), so a run resumed from a checkpoint sees exactly the batches the
+uninterrupted run would have, and ends with the same weights. SGD with MoCo-v2's defaults
+(momentum 0.9, weight decay 1e-4) and a cosine learning-rate schedule over ``iterations``.
+A checkpoint is written every ``checkpoint_every`` iterations and when SLURM's pre-emption
+signals (SIGTERM, SIGUSR1) arrive; the run then exits and a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.tensorboard import SummaryWriter
+
+from pico import seeding
+from pico.config import PRETRAIN_RUNTIME_KEYS
+from pico.data import pairs
+from pico.learn import augment, model
+from pico.learn.resume import Preemption
+from pico.store import checkpoint, zipstore
+from pico.store.files import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+class PairData(Dataset):
+    """The videos of the pairs shards, indexed from the files' footers (``pico.data.pairs.index``):
+    each video's shard, row group and number of draws. A video's draws and frames are read when
+    it is fetched (``pico.data.pairs.read_video``), so memory holds neither pairs nor JPEG bytes, and
+    no file is held open, so data-loader workers fork freely.
+
+    Item (iteration, slot, video index, visit) -> two augmented views and the points in both:
+    the video's draw ``visit mod draws`` (its draws in turn, one per visit), one of that draw's
+    frame pairs, which of the two frames is the query view (p = 1/2: the earlier frame is not
+    always the query), crops and flips, all drawn from (seed, iteration, slot)."""
+
+    def __init__(self, pair_files: list[str], crop_size: int, seed: int):
+        self.crop_size, self.seed, self.files = crop_size, seed, [str(p) for p in pair_files]
+        entries = sorted(
+            (video, shard, group, draws)
+            for shard, path in enumerate(self.files)
+            for group, (video, draws) in enumerate(pairs.index(path))
+        )
+        if not entries:
+            raise ValueError(f"no point pairs in {len(pair_files)} pair files: nothing to pretrain on")
+        self.videos = [e[0] for e in entries]  # sorted by name: the order does not depend on the sharding
+        self.where = np.array([e[1:] for e in entries], np.int64)  # (shard, row group, draws)
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, key: tuple[int, int, int, int]):
+        iteration, slot, index, visit = key
+        g = torch.Generator().manual_seed(int(seeding.rng(self.seed, "views", iteration, slot).integers(2**62)))
+        (shard, group, draws), video = self.where[index], self.videos[index]
+        p, jpegs = pairs.read_video(self.files[shard], int(group), video)
+        draw = p["draw"] == visit % draws
+        frame_pairs = sorted(set(zip(p["frame_a"][draw].tolist(), p["frame_b"][draw].tolist())))
+        a, b = frame_pairs[int(torch.randint(len(frame_pairs), (1,), generator=g))]
+        on = draw & (p["frame_a"] == a) & (p["frame_b"] == b)
+        ends = [(a, p["xa"][on], p["ya"][on]), (b, p["xb"][on], p["yb"][on])]
+        if torch.rand(1, generator=g) < 0.5:
+            ends.reverse()  # the later frame is the query as often as the earlier one
+        views, points = [], []
+        for frame, x, y in ends:
+            if frame not in jpegs:
+                raise ValueError(
+                    f"{pairs.frames_path(self.files[shard])}: no frame {frame} of video {video}, which its pairs use"
+                )
+            image = torch.from_numpy(zipstore.decode_jpeg(jpegs[frame])).permute(2, 0, 1)
+            crop = augment.random_crop(image.shape[1], image.shape[2], self.crop_size, g)
+            views.append(augment.view(image, crop, g))
+            points.append(crop.map_points(torch.from_numpy(x), torch.from_numpy(y)))
+        keep = points[0][2] & points[1][2]
+        return views[0], views[1], points[0][0][keep], points[0][1][keep], points[1][0][keep], points[1][1][keep]
+
+
+class IterationSampler(Sampler):
+    """Batches of ``videos_per_batch`` items for iterations start, start+1, ...: epochs over
+    the videos, each a seeded permutation, so every video is visited once per epoch and its
+    visit number is the epoch (slot s of iteration i is position p = i * B + s: epoch p // n,
+    video permutation_epoch[p mod n]). Stateless: any iteration's batch follows from (seed, i),
+    so a resumed run sees the batches the uninterrupted run would have. This process's share
+    (rank::world) of each, so DDP ranks split a global batch."""
+
+    def __init__(
+        self, n_videos: int, videos_per_batch: int, start: int, stop: int, seed: int, rank: int = 0, world: int = 1
+    ):
+        self.n, self.per_batch, self.start, self.stop, self.seed = n_videos, videos_per_batch, start, stop, seed
+        self.rank, self.world = rank, world
+        self._epoch, self._order = None, None
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        if self._epoch != epoch:
+            self._epoch, self._order = epoch, seeding.rng(self.seed, "epoch", epoch).permutation(self.n)
+        return self._order
+
+    def __iter__(self):
+        for i in range(self.start, self.stop):
+            batch = []
+            for slot in range(self.per_batch):
+                epoch, position = divmod(i * self.per_batch + slot, self.n)
+                batch.append((i, slot, int(self._permutation(epoch)[position]), epoch))
+            yield batch[self.rank :: self.world]
+
+
+class Batch(NamedTuple):
+    """A batch of view pairs and its point pairs: (xa, ya) in ``view_a[image]`` <-> (xb, yb)
+    in ``view_b[image]``, in view pixels."""
+
+    view_a: torch.Tensor
+    view_b: torch.Tensor
+    image: torch.Tensor
+    xa: torch.Tensor
+    ya: torch.Tensor
+    xb: torch.Tensor
+    yb: torch.Tensor
+
+    def points(self, keep: torch.Tensor) -> Batch:
+        """The same views with the point pairs ``keep`` (indices) only."""
+        return Batch(self.view_a, self.view_b, *(t[keep] for t in self[2:]))
+
+
+def collate(samples) -> Batch:
+    """Stack views; concatenate points with the index of their image in the batch."""
+    view_a, view_b = (torch.stack(s) for s in list(zip(*samples))[:2])
+    image = torch.cat([torch.full((len(s[2]),), i, dtype=torch.long) for i, s in enumerate(samples)])
+    return Batch(view_a, view_b, image, *(torch.cat([s[k] for s in samples]) for k in range(2, 6)))
+
+
+def within_budget(counts: list[int], rank: int, max_pairs: int, rng: np.random.Generator) -> np.ndarray:
+    """Section 3.4's limit, per iteration over the global batch: no more than ``max_pairs``
+    point pairs in all, after the crops. ``counts``: each process's pairs (rank order); the
+    indices of this process's pairs to keep, a uniform draw of ``max_pairs`` of the global
+    batch's (all of them when within the budget), the same draw on every process."""
+    total, offset = sum(counts), sum(counts[:rank])
+    if total <= max_pairs:
+        return np.arange(counts[rank])
+    chosen = np.sort(rng.choice(total, max_pairs, replace=False))
+    return chosen[(chosen >= offset) & (chosen < offset + counts[rank])] - offset
+
+
+def point_counts(n: int, world: int, device: torch.device) -> list[int]:
+    """Every process's number of point pairs (rank order); ``[n]`` without DDP."""
+    if world == 1:
+        return [n]
+    counts = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(world)]
+    dist.all_gather(counts, torch.tensor([n], device=device))
+    return [int(c.item()) for c in counts]
+
+
+def build(cfg: dict) -> model.PixelMoCo:
+    """The model of config ``model`` / ``pretrain``, initialised from ``cfg['seed']``."""
+    torch.manual_seed(cfg["pretrain"]["seed"])
+    m, p = cfg["model"], cfg["pretrain"]
+    net = model.DenseNet(m["arch"], m["encoder_checkpoint"], m["freeze_encoder"], m["dim"])
+    return model.PixelMoCo(net, m["dim"], m["hidden"], p["queue_size"], p["key_momentum"], p["temperature"])
+
+
+def learning_rate(cfg: dict, iteration: int) -> float:
+    """Cosine schedule from ``lr`` to 0 over ``iterations`` (MoCo-v2)."""
+    return cfg["lr"] * 0.5 * (1 + math.cos(math.pi * iteration / cfg["iterations"]))
+
+
+def files_fingerprint(paths: list[str]) -> list[tuple[str, int, int]]:
+    """(path, size, modification time) of each input file, sorted: new inputs start a run over."""
+    return [(str(p), os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in sorted(map(str, paths))]
+
+
+def _fingerprint(cfg: dict, pair_files: list[str]) -> str:
+    """What a checkpoint must agree on to be resumed: the settings that shape learning, the
+    encoder file's content and the pair files (path, size, modification time): new pairs or a
+    changed config start over instead of resuming, or returning, a stale model."""
+    encoder = cfg["model"]["encoder_checkpoint"]
+    keep = {
+        "model": cfg["model"],
+        "pretrain": {k: v for k, v in cfg["pretrain"].items() if k not in PRETRAIN_RUNTIME_KEYS},
+        "encoder_sha256": encoder and checkpoint.sha256(encoder),
+        "pairs": files_fingerprint(pair_files),
+    }
+    return json.dumps(keep, sort_keys=True)
+
+
+class Recipe:
+    """What ``fit`` trains and on what. ``model``: the module stepped (its parameters that
+    require gradients are trained); ``settings``: lr, iterations, weight_decay, precision,
+    checkpoint_every, seed; ``fingerprint``: what a checkpoint must agree on to be resumed;
+    ``count``: what a step counts, the metrics' column (pairs, images)."""
+
+    count = "pairs"
+
+    def __init__(self, model: torch.nn.Module, settings: dict, fingerprint: str):
+        self.model, self.settings, self.fingerprint = model, settings, fingerprint
+
+    def batches(self, start: int, rank: int, world: int, device: torch.device):
+        """The batches of iterations start, start + 1, ... (this process's share)."""
+        raise NotImplementedError
+
+    def loss(
+        self, step: torch.nn.Module, batch, iteration: int, rank: int, world: int, device: torch.device
+    ) -> tuple[torch.Tensor, int]:
+        """The iteration's loss through ``step`` (the model, DDP-wrapped under torchrun) and
+        this process's count of what it trained on."""
+        raise NotImplementedError
+
+    def learned(self) -> dict[str, torch.Tensor]:
+        """The state a checkpoint holds (everything not rebuilt from the config)."""
+        return self.model.state_dict()
+
+    def result(self) -> dict:
+        """The final model file's content."""
+        raise NotImplementedError
+
+
+class PixelRecipe(Recipe):
+    """Section 3.4: pixel MoCo-v2 of decoder and head on the point pairs of ``pair_files``,
+    at most ``max_pairs`` pairs an iteration over the global batch, after the crops."""
+
+    def __init__(self, pair_files: list[str], cfg: dict, device: torch.device):
+        super().__init__(build(cfg).to(device), cfg["pretrain"], _fingerprint(cfg, pair_files))
+        self.cfg, self.pair_files = cfg, pair_files
+
+    def batches(self, start, rank, world, device):
+        p = self.settings
+        data = PairData(self.pair_files, p["crop_size"], p["seed"])
+        sampler = IterationSampler(len(data), p["videos_per_batch"], start, p["iterations"], p["seed"], rank, world)
+        return DataLoader(
+            data,
+            batch_sampler=sampler,
+            collate_fn=collate,
+            num_workers=p["workers"],
+            persistent_workers=False,
+            pin_memory=device.type == "cuda",
+        )
+
+    def loss(self, step, batch, iteration, rank, world, device):
+        p = self.settings
+        counts = point_counts(len(batch.xa), world, device)
+        batch = batch.points(
+            torch.from_numpy(within_budget(counts, rank, p["max_pairs"], seeding.rng(p["seed"], "budget", iteration)))
+        )
+        return step(*(t.to(device, non_blocking=True) for t in batch)), len(batch.xa)
+
+    def learned(self):
+        return model.learned(self.model.state_dict(), self.model.query["net"].freeze_encoder)
+
+    def result(self):
+        encoder = self.cfg["model"]["encoder_checkpoint"]
+        return {
+            "decoder": model.trainable_state(self.model),
+            "config": self.cfg,
+            "iteration": self.settings["iterations"],
+            "encoder": {
+                "arch": self.cfg["model"]["arch"],
+                "checkpoint": encoder,
+                "sha256": encoder and checkpoint.sha256(encoder),
+            },
+        }
+
+
+def save(path: Path, recipe: Recipe, optimizer: torch.optim.Optimizer, iteration: int) -> None:
+    state = {
+        "moco": recipe.learned(),
+        "optimizer": optimizer.state_dict(),
+        "iteration": iteration,
+        "config": recipe.fingerprint,
+    }
+    checkpoint.save(state, path)
+
+
+def restore(path: Path, recipe: Recipe, optimizer: torch.optim.Optimizer) -> int:
+    """Load a checkpoint written by ``save``; the iteration it was taken after, or 0 when it
+    belongs to other settings or data (it is then ignored: the run starts over). A damaged
+    checkpoint is an error naming it (``pico.store.checkpoint``), never resumed from."""
+    state = checkpoint.load(path, map_location=next(recipe.model.parameters()).device)
+    if state.get("config") != recipe.fingerprint:
+        log.warning("%s was written with other settings; starting over", path)
+        return 0
+    missing, unexpected = recipe.model.load_state_dict(state["moco"], strict=False)
+    if unexpected or set(missing) - (set(recipe.model.state_dict()) - set(recipe.learned())):
+        raise ValueError(
+            f"{path}: checkpoint does not fit this model ({len(missing)} missing, {len(unexpected)} unexpected keys)"
+        )
+    optimizer.load_state_dict(state["optimizer"])
+    return state["iteration"]
+
+
+def join_process_group(use_cuda: bool) -> tuple[int, int, torch.device]:
+    """(rank, world size, device); joins the process group when started by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device(f"cuda:{local}" if use_cuda else "cpu")
+    if world > 1 and not dist.is_initialized():
+        if use_cuda:
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return (dist.get_rank() if world > 1 else 0), world, device
+
+
+def global_batch(loss: torch.Tensor, count: int, world: int) -> tuple[float, int]:
+    """The step's loss, the mean over the global batch (the processes' losses average to it,
+    ``model.PixelMoCo.forward``), and the global batch's count (point pairs, images)."""
+    if world == 1:
+        return loss.item(), count
+    both = torch.stack([loss.detach().float(), torch.tensor(float(count), device=loss.device)])
+    dist.all_reduce(both)
+    return both[0].item() / world, round(both[1].item())
+
+
+def _truncate_metrics(path: Path, start: int) -> None:
+    """Drop rows past the checkpoint a run resumes from (a kill -9 leaves some behind)."""
+    if start and path.exists():
+        rows = path.read_text().splitlines()
+        with atomic_path(path) as tmp:
+            tmp.write_text("\n".join(rows[: start + 1]) + "\n")
+
+
+def fit(
+    recipe: Recipe,
+    out: str | Path,
+    metrics_out: str | Path,
+    work_dir: str | Path,
+    *,
+    rank: int = 0,
+    world: int = 1,
+    device: torch.device = torch.device("cpu"),
+    on_iteration=None,
+) -> Path:
+    """The training loop of every pretraining: SGD (momentum 0.9) with ``recipe``'s settings
+    and a cosine schedule; checkpoints and metrics in ``work_dir``, resumed from when they
+    fit; the final model (``recipe.result()``) at ``out`` and the metrics of every iteration
+    (the work copy, once training ends) at ``metrics_out``. ``on_iteration(i)`` is called after
+    each step (progress hooks, tests). Under torchrun every process takes its share of each
+    batch (DDP); rank 0 writes checkpoints, metrics and model."""
+    p, net = recipe.settings, recipe.model
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    params = [q for q in net.parameters() if q.requires_grad]
+    step = DistributedDataParallel(net, broadcast_buffers=False) if world > 1 else net
+    optimizer = torch.optim.SGD(params, lr=p["lr"], momentum=0.9, weight_decay=p["weight_decay"])
+    ckpt, start = work_dir / "checkpoint.pt", 0
+    if ckpt.exists():
+        start = restore(ckpt, recipe, optimizer)
+        if start:
+            log.info("resuming from %s at iteration %d", ckpt, start)
+    loader = recipe.batches(start, rank, world, device)
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(p["precision"])
+    scaler = torch.amp.GradScaler(
+        device.type, enabled=dtype is torch.float16 and device.type == "cuda"
+    )  # fp16 underflow
+    net.train()
+    metrics = work_dir / ("metrics.csv" if rank == 0 else f"metrics.rank{rank}.csv")
+    _truncate_metrics(metrics, start)
+    board = SummaryWriter(str(work_dir / "tensorboard"), purge_step=start + 1) if rank == 0 else None
+    name = recipe.count
+    with open(metrics, "a" if start else "w", newline="") as f, Preemption() as preempt:
+        writer = csv.writer(f)
+        if start == 0:
+            writer.writerow(["iteration", "loss", "lr", name, "seconds", f"{name}_per_s"])
+        tick = time.perf_counter()
+        for i, batch in enumerate(loader, start):
+            lr = learning_rate(p, i)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with torch.autocast(
+                device.type, dtype=dtype or torch.float32, enabled=dtype is not None and device.type == "cuda"
+            ):
+                loss, count = recipe.loss(step, batch, i, rank, world, device)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            mean_loss, count = global_batch(loss, count, world)
+            if not math.isfinite(mean_loss):
+                raise FloatingPointError(f"pretraining loss is {mean_loss} at iteration {i + 1}")
+            seconds, tick = time.perf_counter() - tick, time.perf_counter()
+            writer.writerow([i + 1, f"{mean_loss:.5f}", f"{lr:.6g}", count, f"{seconds:.4f}", f"{count / seconds:.1f}"])
+            log.info(
+                "pretrain: %d/%d loss %.4f lr %.4g %d %s (%.2f s)",
+                i + 1,
+                p["iterations"],
+                mean_loss,
+                lr,
+                count,
+                name,
+                seconds,
+            )
+            if board:
+                for key, value in (("loss", mean_loss), ("lr", lr), (f"{name}_per_s", count / seconds)):
+                    board.add_scalar(f"pretrain/{key}", value, i + 1)
+            if on_iteration:
+                on_iteration(i + 1)
+            stop = preempt.agreed(world, device)
+            if (i + 1) % p["checkpoint_every"] == 0 or stop:
+                f.flush()
+                if rank == 0:
+                    save(ckpt, recipe, optimizer, i + 1)
+                if world > 1:
+                    dist.barrier()
+            if stop:
+                log.warning("%s at iteration %d: checkpoint saved, exiting for a rerun to resume", stop, i + 1)
+                raise SystemExit(f"pre-empted by {stop} at iteration {i + 1}")
+    if board:
+        board.close()
+    if rank == 0:
+        with atomic_path(metrics_out) as tmp:
+            shutil.copyfile(metrics, tmp)
+        checkpoint.save(recipe.result(), out)
+    return Path(out)
+
+
+def train(
+    pair_files: list[str], cfg: dict, out: str | Path, metrics_out: str | Path, work_dir: str | Path, on_iteration=None
+) -> Path:
+    """Pretrain decoder and head on ``pair_files`` (``PixelRecipe``, ``fit``)."""
+    rank, world, device = join_process_group(torch.cuda.is_available() and cfg["pretrain"]["device"] != "cpu")
+    return fit(
+        PixelRecipe(pair_files, cfg, device),
+        out,
+        metrics_out,
+        work_dir,
+        rank=rank,
+        world=world,
+        device=device,
+        on_iteration=on_iteration,
+    )
+
+
+def torchrun_command(processes: int, nodes: int, head_node: str | None, args: list[str]) -> list[str]:
+    """The command that starts ``processes`` training processes per node on ``nodes`` nodes:
+    torchrun on this node, or, across nodes of a SLURM allocation, one torchrun per node under
+    ``srun`` meeting at ``head_node`` (c10d rendezvous)."""
+    run = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}"]
+    if nodes <= 1:
+        return [*run, "--standalone", "-m", "pico.learn.pretrain", *args]
+    return [
+        "srun",
+        f"--nodes={nodes}",
+        "--ntasks-per-node=1",
+        *run,
+        f"--nnodes={nodes}",
+        "--rdzv_backend=c10d",
+        f"--rdzv_endpoint={head_node}:29500",
+        "-m",
+        "pico.learn.pretrain",
+        *args,
+    ]
+
+
+def head_node() -> str:
+    """First host of this SLURM job. Inside a job started by Snakemake's SLURM plugin
+    ``SLURM_JOB_NODELIST`` is gone (its jobstep plugin clears it); the job id stays, and
+    ``squeue`` gives the node list from it."""
+    nodelist = (
+        os.environ.get("SLURM_JOB_NODELIST")
+        or subprocess.run(
+            ["squeue", "-h", "-j", os.environ["SLURM_JOB_ID"], "-o", "%N"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
+    hosts = subprocess.run(
+        ["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return hosts[0]
+
+
+def launch(
+    pair_files: list[str],
+    cfg: dict,
+    out: str | Path,
+    metrics_out: str | Path,
+    work_dir: str | Path,
+    processes: int,
+    nodes: int = 1,
+) -> None:
+    """Train in this process, or with several processes (GPUs) or nodes through torchrun."""
+    if processes <= 1 and nodes <= 1:
+        train(pair_files, cfg, out, metrics_out, work_dir)
+        return
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / "pairs.txt").write_text("\n".join(map(str, pair_files)))
+    (work_dir / "config.json").write_text(json.dumps(cfg))
+    args = [str(work_dir / "pairs.txt"), str(work_dir / "config.json"), str(out), str(metrics_out), str(work_dir)]
+    cmd = torchrun_command(max(1, processes), nodes, head_node() if nodes > 1 else None, args)
+    log.info("starting %s", " ".join(cmd))
+    subprocess.run(cmd, check=True)
+
+
+def main() -> None:
+    """Entry point of each torchrun process: PAIRS.txt CONFIG.json OUT METRICS WORK."""
+    from pico import logs
+
+    pairs_list, config_file, out, metrics_out, work = sys.argv[1:6]
+    logs.setup(None)
+    train(Path(pairs_list).read_text().split(), json.loads(Path(config_file).read_text()), out, metrics_out, work)
+
+
+if __name__ == "__main__":
+    main()

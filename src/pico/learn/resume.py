@@ -1,0 +1,99 @@
+"""Checkpoint and resume for the benchmarks' training loops (A.2: linear probes, Mask R-CNN's
+heads), as pretraining does: every iteration's batch is a pure function of (seed, iteration),
+so a run resumed from the state saved after iteration k goes on exactly as if never stopped.
+A checkpoint is taken every ``every`` iterations, after the last one (a job killed while it
+evaluates retrains nothing) and when SLURM signals pre-emption or the time limit (SIGTERM /
+SIGUSR1); the job then exits for a rerun to resume. ``Preemption`` serves pretraining too.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from pico.store import checkpoint
+
+log = logging.getLogger(__name__)
+
+
+class Preemption:
+    """Remembers SIGTERM / SIGUSR1 (SLURM's pre-emption and time-limit warnings) while its
+    ``with`` block runs; the caller's handlers are back afterwards."""
+
+    def __enter__(self) -> Preemption:
+        self.signal = None
+        self._previous = {sig: signal.signal(sig, self._note) for sig in (signal.SIGTERM, signal.SIGUSR1)}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _note(self, signum, frame) -> None:
+        self.signal = signal.Signals(signum).name
+
+    def agreed(self, world: int, device: torch.device) -> str | None:
+        """The signal, once any process got one: all DDP processes stop at the same step."""
+        if world == 1:
+            return self.signal
+        flag = torch.tensor([self.signal is not None], dtype=torch.int32, device=device)  # NCCL: on the GPU
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return (self.signal or "SIGTERM") if flag.item() else None
+
+
+class Resumable:
+    """Checkpoints at ``path`` (None: none) every ``every`` iterations; a checkpoint written
+    with another ``fingerprint`` (other settings, model or data) is ignored."""
+
+    def __init__(self, path: str | Path | None = None, fingerprint: str = "", every: int = 1):
+        self.path, self.fingerprint, self.every, self.state = path and Path(path), fingerprint, every, {}
+
+    def _restore(self) -> int:
+        if self.path is None or not self.path.exists():
+            return 0
+        saved = checkpoint.load(self.path)
+        if saved.get("fingerprint") != self.fingerprint:
+            log.warning("%s was written with other settings, model or data; starting over", self.path)
+            return 0
+        for name, obj in self.state.items():
+            obj.load_state_dict(saved["state"][name])
+        log.info("resuming from %s at iteration %d", self.path, saved["iteration"])
+        return saved["iteration"]
+
+    def _save(self, iteration: int) -> None:
+        state = {
+            "state": {name: obj.state_dict() for name, obj in self.state.items()},
+            "iteration": iteration,
+            "fingerprint": self.fingerprint,
+        }
+        checkpoint.save(state, self.path)
+
+    def iterations(self, total: int, **state) -> Steps:
+        """The iterations still to run of a training run whose ``state`` (objects with
+        ``state_dict`` / ``load_state_dict``: modules, optimizers) is restored now and
+        checkpointed as the loop goes; the body of the loop is one training step."""
+        self.state = state
+        return Steps(self, self._restore(), total)
+
+
+class Steps:
+    """Iterations ``start`` .. ``total - 1``; after each, a checkpoint when due and a clean exit
+    on pre-emption. The signal handlers are the caller's again when the loop ends."""
+
+    def __init__(self, owner: Resumable, start: int, total: int):
+        self.owner, self.start, self.total = owner, start, total
+
+    def __iter__(self):
+        owner = self.owner
+        with Preemption() as preempt:
+            for i in range(self.start, self.total):
+                yield i
+                done = i + 1
+                if owner.path is not None and (done % owner.every == 0 or done == self.total or preempt.signal):
+                    owner._save(done)  # also after the last step: a retry goes straight to evaluation
+                if preempt.signal and done < self.total:
+                    raise SystemExit(f"pre-empted by {preempt.signal} at iteration {done}: checkpoint {owner.path}")

@@ -1,0 +1,195 @@
+"""The data's own health, for the report: videos per status, the flow codec's error per video
+(Section 3.2's JPEG storage), track lengths per (gamma, delta) cut (Eq. 3), point pairs per
+draw, temporal gaps and videos without pairs (Section 3.3) and the pretraining loss (Eq. 1) of every model.
+
+Per shard, the ``*_summary`` functions reduce one stage output each to counts (a few kB of
+JSON; a paper shard's cut tracks are tens of millions of rows): the flow table, one cut, one
+pair set. The job that writes the output writes its summary beside it (``write_summary``; no
+job of its own, which at the paper's scale were a third of the DAG), so a new cut or pair set
+adds its own summaries and leaves the others be. ``merge``
+adds a dataset's summaries up and the ``plot_*`` functions draw its figures from that.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections import Counter
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from pico.data.pairs import SCHEMA as PAIRS_SCHEMA
+from pico.data.tracks import SCHEMA as TRACKS_SCHEMA
+from pico.reporting import plots
+from pico.store import manifest
+from pico.store.files import atomic_path, read_parquet
+
+log = logging.getLogger(__name__)
+
+
+def _columns(path: str | Path, schema: pa.Schema, names: list[str]) -> pa.Table:
+    """Only the columns ``names`` of a Parquet file of ``schema`` (a cut's other columns are
+    most of its bytes), verified as the stages read them (``pico.store.files.read_parquet``)."""
+    return read_parquet(path, pa.schema([schema.field(name) for name in names]))
+
+
+def track_lengths(cut_path: str | Path) -> np.ndarray:
+    """Bincount of track lengths in a cut: the frames each point is followed on (1: stopped at once)."""
+    table = _columns(cut_path, TRACKS_SCHEMA, ["video", "track"])
+    sizes = table.group_by(["video", "track"]).aggregate([([], "count_all")])["count_all"]
+    return np.bincount(sizes.to_numpy(), minlength=1)
+
+
+def pair_counts(pairs_path: str | Path, videos: list[str]) -> dict:
+    """A pair set's bincounts: point pairs per draw (before the crops), temporal gap |b - a| per
+    frame pair of every draw, and how many of ``videos`` have no draw at all (no PiCO pair in
+    any selection: left out of pretraining, ``pico.data.pairs``)."""
+    table = _columns(pairs_path, PAIRS_SCHEMA, ["video", "draw", "frame_a", "frame_b"]).to_pandas()
+    per_draw = table.groupby(["video", "draw"]).size().to_numpy()
+    frame_pairs = table.drop_duplicates(["video", "draw", "frame_a", "frame_b"])
+    gaps = (frame_pairs["frame_b"] - frame_pairs["frame_a"]).abs().to_numpy()
+    return {
+        "pairs_per_draw": np.bincount(per_draw, minlength=1).tolist(),
+        "temporal_gaps": np.bincount(gaps, minlength=1).tolist(),
+        "videos_without_pairs": len(set(videos) - set(table["video"])),
+    }
+
+
+def flow_summary(table: str | Path) -> dict:
+    """One shard's videos: statuses (of the flow table, whose statuses are final) and each
+    video's ``flow_epe``."""
+    rows = manifest.read(table)
+    log.info("%s: %d videos", table, len(rows))
+    return {
+        "status": dict(Counter(r["status"] for r in rows)),
+        "flow_epe": {r["video"]: r["flow_epe"] for r in rows if r["flow_epe"] is not None},
+    }
+
+
+def track_summary(cut: str | Path) -> dict:
+    """One shard's cut (Eq. 3): its track-length bincount."""
+    lengths = track_lengths(cut)
+    log.info("%s: %d tracks", cut, lengths.sum())
+    return {"track_lengths": lengths.tolist()}
+
+
+def pair_summary(pairs: str | Path, rows: list[dict]) -> dict:
+    """One shard's pair set over the ok videos of ``rows`` (the flow table's rows the pair set
+    was drawn from, ``pair_counts``)."""
+    ok = [r["video"] for r in rows if r["status"] == "ok"]
+    counts = pair_counts(pairs, ok)
+    log.info("%s: %d ok videos, %d without a pair", pairs, len(ok), counts["videos_without_pairs"])
+    return counts
+
+
+def write_summary(summary: dict, path: str | Path) -> None:
+    """A shard's summary as JSON, atomically (its stage's job writes it beside its output)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(summary, indent=1))
+
+
+def _add(total: np.ndarray | None, count: list[int]) -> np.ndarray:
+    count = np.asarray(count, np.int64)
+    if total is None:
+        return count
+    size = max(len(total), len(count))
+    return np.pad(total, (0, size - len(total))) + np.pad(count, (0, size - len(count)))
+
+
+@contextmanager
+def _summary(path: str | Path):
+    """A summary's JSON; any error reading or adding it names the file."""
+    try:
+        yield json.loads(Path(path).read_text())
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path}: not a shard health summary ({e!r}); delete it to rebuild") from e
+
+
+def merge(flow: list[str | Path], tracks: list[str | Path], pairs: list[str | Path]) -> dict:
+    """One dataset's summaries added up: statuses and codec errors from the ``flow`` summaries;
+    track-length, pairs-per-draw and temporal-gap bincounts (padded to the longest) and videos
+    without pairs per series, a series
+    named by its summaries' folder below ``health/tracks/`` (a cut) or ``health/pairs/``
+    (method/sampling/cut)."""
+    merged = {
+        "status": Counter(),
+        "flow_epe": {},
+        "track_lengths": {},
+        "pairs_per_draw": {},
+        "temporal_gaps": {},
+        "videos_without_pairs": Counter(),
+    }
+    for path in flow:
+        with _summary(path) as shard:
+            merged["status"].update(shard["status"])
+            merged["flow_epe"].update(shard["flow_epe"])
+    for keys, paths, depth in ((("track_lengths",), tracks, 1), (("pairs_per_draw", "temporal_gaps"), pairs, 3)):
+        for path in paths:
+            series = "/".join(Path(path).parts[-1 - depth : -1])
+            with _summary(path) as shard:
+                for key in keys:
+                    merged[key][series] = _add(merged[key].get(series), shard[key])
+                if depth == 3:
+                    merged["videos_without_pairs"][series] += shard["videos_without_pairs"]
+    return merged
+
+
+def plot_status(merged: dict, dataset: str, path: str | Path) -> None:
+    """Videos per status, every status listed (zeros included)."""
+    plt = plots.pyplot()
+    counts = [merged["status"].get(s, 0) for s in manifest.STATUSES]
+    fig, ax = plt.subplots(figsize=(6, 3), layout="constrained")
+    bars = ax.barh(manifest.STATUSES, counts, color=["tab:green"] + ["tab:red"] * (len(counts) - 1))
+    ax.bar_label(bars, [f"{c:,}" for c in counts], padding=2)
+    ax.invert_yaxis()
+    ax.set_xlabel("videos")
+    ax.set_title(f"{dataset}: {sum(counts):,} videos by status", fontsize="medium")
+    plots.save(fig, path)
+
+
+def plot_flow_error(merged: dict, dataset: str, path: str | Path) -> None:
+    """Histogram of the per-video mean end-point error the flow codec added."""
+    plt = plots.pyplot()
+    epe = np.array(list(merged["flow_epe"].values()), np.float64)
+    fig, ax = plt.subplots(figsize=(6, 3), layout="constrained")
+    if len(epe):
+        ax.hist(epe, bins=30, color="tab:blue")
+        summary = f"{len(epe):,} videos, mean {epe.mean():.4f} px, max {epe.max():.4f} px"
+    else:
+        summary = "no video has a recorded codec error"
+    ax.set_xlabel("mean end-point error added by the codec (px)")
+    ax.set_ylabel("videos")
+    ax.set_title(f"{dataset}: flow codec error per video\n{summary}", fontsize="medium")
+    plots.save(fig, path)
+
+
+def read_losses(metrics_csv: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(iteration, loss, point pairs) of a pretraining run's metrics.csv."""
+    with open(metrics_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"iteration", "loss", "pairs"} <= set(rows[0]):
+        raise ValueError(f"{metrics_csv}: no iteration/loss/pairs rows (not a pretraining metrics.csv?)")
+    return tuple(np.array([float(r[k]) for r in rows]) for k in ("iteration", "loss", "pairs"))
+
+
+def plot_losses(runs: dict[str, str | Path], path: str | Path) -> None:
+    """Pretraining loss (Eq. 1) and the point pairs trained on (the global batch's, after the
+    crops and Section 3.4's budget) against iteration, one line per model."""
+    plt = plots.pyplot()
+    fig, (loss_ax, pairs_ax) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, layout="constrained")
+    for name, metrics_csv in runs.items():
+        iteration, loss, n_pairs = read_losses(metrics_csv)
+        loss_ax.plot(iteration, loss, label=name, linewidth=1)
+        pairs_ax.plot(iteration, n_pairs, label=name, linewidth=1)
+    loss_ax.set_ylabel("InfoNCE loss (Eq. 1)")
+    pairs_ax.set_ylabel("point pairs per iteration")
+    pairs_ax.set_xlabel("iteration")
+    loss_ax.set_title(f"Pretraining of {len(runs)} models", fontsize="medium")
+    for ax in (loss_ax, pairs_ax):
+        ax.grid(alpha=0.3)
+    loss_ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    plots.save(fig, path)
