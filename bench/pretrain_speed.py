@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from pico.data import pairs
-from pico.learn import pretrain
+from pico.learn import model, pretrain
 from pico.store import zipstore
 
 
@@ -136,7 +136,7 @@ def measure(files: list[str], cfg: dict, iterations: int, device: torch.device) 
             )
         )
         loaded = time.perf_counter()
-        loss = moco(*(t.to(device) for t in batch))
+        loss = moco(model.PointBatch(*(t.to(device) for t in batch)))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -12,7 +12,7 @@ wildcard_constraints:
 
 rule demo_coco:
     output:
-        directory("results/benchmark_data/demo_coco"),
+        directory(pico.config.DEMO_DATA_ROOTS["coco"]),
     log:
         "logs/demo_coco.log",
     benchmark:
@@ -33,7 +33,7 @@ rule demo_coco:
 
 use rule demo_coco as demo_nyu with:
     output:
-        directory("results/benchmark_data/demo_nyu"),
+        directory(pico.config.DEMO_DATA_ROOTS["nyu"]),
     log:
         "logs/demo_nyu.log",
     benchmark:

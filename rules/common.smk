@@ -1,4 +1,9 @@
 # Config validation and the shard layout, fixed at parse time from the input lists.
+#
+# Params convention: a param a rule's script reads has a plain name; a param that exists only
+# so that changing those settings reruns the rule (Snakemake reruns a job whose params
+# changed) is named rerun_*, and its script never reads it (it reads the config).
+# tests/test_layout.py checks both.
 import re
 
 import pico.reporting.ablations
@@ -69,23 +74,6 @@ if workflow.is_main_process and (
     raise WorkflowError(problem)
 
 
-def flow_settings():
-    """The flow settings that change the stored flow, as rerun triggers: those of the chosen
-    backend and codec scheme only (device and batch size change nothing)."""
-    flow = config["flow"]
-    keys = {
-        "dis": ["dis_preset", "dis_refine"],
-        "raft": ["weights", "iters", "precision"],
-        "raft_small": ["weights", "iters", "precision"],
-    }.get(flow["backend"], [])
-    codec = {
-        k: v
-        for k, v in flow["codec"].items()
-        if k != "bound" or flow["codec"]["scheme"] == "fixed"
-    }
-    return {"backend": flow["backend"], **{k: flow[k] for k in keys}, "codec": codec}
-
-
 # Generous minutes per 10-second snippet (300 frames at the paper's 256 short side).
 FLOW_MINUTES_PER_VIDEO = (
     0.5 if FLOW_ON_GPU else 1 if config["flow"]["backend"] == "dis" else 20
@@ -122,19 +110,19 @@ def per_dataset_shard(pattern):
     ]
 
 
-# (method, dataset, sampling, gamma, delta) of every model of the benchmark tables (Tables 1-3).
+# Every model of the benchmark tables (Tables 1-3), pico.config.Model each.
 TABLE_MODELS = [
-    (method, dataset, config["sampling"]["strategy"], gamma, delta)
+    pico.config.Model(method, dataset, config["sampling"]["strategy"], gamma, delta)
     for method in config["methods"]
     for dataset in SHARDS
     for gamma, delta in config["tracking"]["thresholds"]
 ]
 # Section 4.3's ablation grids (rules/ablations.smk), one per configured figure.
 ABLATIONS = config["ablations"]
-# Every configured model, each once, {name (pico.config.model_name): (method, dataset,
-# sampling, gamma, delta)}: the tables' models, then the ablation points beyond them.
+# Every configured model, each once, {name: pico.config.Model}: the tables' models, then the
+# ablation points beyond them.
 MODELS = {
-    pico.config.model_name(*model): model
+    model.name: model
     for model in TABLE_MODELS
     + [
         point
@@ -156,7 +144,7 @@ def per_dataset_series(pattern, series):
 
 def per_model(pattern):
     """``pattern`` with {model} = the name of every model of the benchmark tables."""
-    return [pattern.format(model=pico.config.model_name(*m)) for m in TABLE_MODELS]
+    return [pattern.format(model=m.name) for m in TABLE_MODELS]
 
 
 # The benchmarks (rules/benchmarks.smk): data roots, demo data and settings per benchmark.
@@ -164,24 +152,12 @@ DEMO_BENCHMARK = config["benchmarks"]["coco_root"] is None
 # the demo data's size, and the world they are drawn from (pico.config.demo_world), as params
 DEMO_SETTINGS = {k: v for k, v in config["benchmarks"]["demo"].items() if k != "world"}
 DEMO_WORLD = pico.config.demo_world(config)
-COCO_ROOT = config["benchmarks"]["coco_root"] or "results/benchmark_data/demo_coco"
-NYU_ROOT = config["benchmarks"]["nyu"]["root"] or (
-    "results/benchmark_data/demo_nyu" if DEMO_BENCHMARK else None
-)
-BENCHMARK_ROOTS = {
-    "coco_probe": COCO_ROOT,
-    "coco_maskrcnn": COCO_ROOT,
-    "voc": config["benchmarks"]["voc"]["root"],
-    "cityscapes": config["benchmarks"]["cityscapes"]["root"],
-    "nyu_depth": NYU_ROOT,
-}
+BENCHMARK_ROOTS = pico.config.benchmark_roots(config)
 BENCHMARKS = [name for name, root in BENCHMARK_ROOTS.items() if root]
 
 
 def demo_data(wildcards):
-    return DEMO_BENCHMARK and BENCHMARK_ROOTS[wildcards.benchmark].startswith(
-        "results/benchmark_data/"
-    )
+    return pico.config.on_demo_data(config, wildcards.benchmark)
 
 
 def on_gpu(wildcards):

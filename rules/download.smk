@@ -27,7 +27,7 @@ rule download:
         entries=shard_entries,
         source=lambda w: dataset_config(w)["source"],
         root=lambda w: dataset_config(w).get("root", ""),
-        seed=lambda w: (
+        rerun_seed=lambda w: (
             config["seed"] if dataset_config(w)["source"] == "synthetic" else None
         ),
     script:

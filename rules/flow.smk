@@ -53,7 +53,7 @@ rule estimate_flow:
         mem_mb=16000 if FLOW_ON_GPU else 4000,
         runtime=lambda w: 30 + int(FLOW_MINUTES_PER_VIDEO * len(shard_entries(w))),
     params:
-        flow=flow_settings(),
+        rerun_flow=pico.config.flow_rerun_settings(config["flow"]),
     script:
         "../workflow/scripts/estimate_flow.py"
 

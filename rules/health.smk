@@ -9,9 +9,9 @@
 # the ablations'.
 HEALTH_PAIR_SETS = {
     dataset: [
-        f"{method}/{sampling}/{pico.config.cut_name(gamma, delta)}"
-        for method, name, sampling, gamma, delta in MODELS.values()
-        if name == dataset
+        f"{model.method}/{model.sampling}/{model.cut}"
+        for model in MODELS.values()
+        if model.dataset == dataset
     ]
     for dataset in SHARDS
 }
@@ -19,11 +19,9 @@ HEALTH_PAIR_SETS = {
 HEALTH_CUTS = {
     dataset: list(
         dict.fromkeys(
-            pico.config.cut_name(gamma, delta)
-            for method, name, sampling, gamma, delta in sorted(
-                MODELS.values(), key=lambda model: model[3:]
-            )
-            if name == dataset
+            model.cut
+            for model in sorted(MODELS.values(), key=lambda m: (m.gamma, m.delta))
+            if model.dataset == dataset
         )
     )
     for dataset in SHARDS
@@ -79,6 +77,9 @@ rule dataset_health:
     resources:
         mem_mb=4000,
         runtime=10,
+    params:
+        cuts=lambda w: HEALTH_CUTS[w.dataset],
+        pair_sets=lambda w: HEALTH_PAIR_SETS[w.dataset],
     script:
         "../workflow/scripts/dataset_health.py"
 

@@ -21,7 +21,7 @@ rule detect_shots:
             for k in ("shots", "snippet_seconds", "min_seconds")
         },
         # TransNetV2's settings and the seed choose the snippet only with shots: true
-        detection=lambda w: (
+        rerun_detection=lambda w: (
             {
                 "threshold": config["shot_detection"]["threshold"],
                 "margin_seconds": config["shot_detection"]["margin_seconds"],

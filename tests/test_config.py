@@ -133,3 +133,33 @@ def test_snakemake_stops_before_any_job_on_a_bad_config(tmp_path):
     assert out.returncode != 0
     assert "frames.fps" in out.stderr + out.stdout
     assert not (tmp_path / "results").exists()
+
+
+def test_a_model_is_named_by_its_fields_as_its_paths_are():
+    model = pcfg.Model("static_video", "k400", "anchor", 0.0, 4)
+    assert model.name == "static_video/k400/anchor/g0_d4" == pcfg.model_name(*model)
+    assert model.cut == "g0_d4" and (model.gamma, model.delta) == (0.0, 4)
+    assert pcfg.Model("pico", "demo", "random", "0.01", "0.5").name == "pico/demo/random/g0.01_d0.5"  # wildcards
+
+
+def test_benchmark_roots_fall_back_to_the_demo_data_only_without_coco():
+    cfg = validate({"datasets": {"demo": {"source": "synthetic"}}})
+    roots = pcfg.benchmark_roots(cfg)
+    assert roots["coco_probe"] == roots["coco_maskrcnn"] == pcfg.DEMO_DATA_ROOTS["coco"]
+    assert roots["nyu_depth"] == pcfg.DEMO_DATA_ROOTS["nyu"] and roots["voc"] is None
+    assert pcfg.on_demo_data(cfg, "coco_probe") and pcfg.on_demo_data(cfg, "nyu_depth")
+    cfg["benchmarks"]["coco_root"] = "/data/coco"
+    roots = pcfg.benchmark_roots(cfg)
+    assert roots["coco_probe"] == "/data/coco" and roots["nyu_depth"] is None  # no demo NYU beside real COCO
+    assert not pcfg.on_demo_data(cfg, "coco_probe")
+
+
+def test_flow_rerun_settings_are_the_chosen_backends_and_codecs_alone():
+    flow = validate({"datasets": {"demo": {"source": "synthetic"}}})["flow"]
+    flow.update(backend="dis", device="cuda", batch_size=8)
+    flow["codec"].update(scheme="frame_range", bound=40)
+    settings = pcfg.flow_rerun_settings(flow)
+    assert settings["backend"] == "dis" and {"dis_preset", "dis_refine"} <= settings.keys()
+    assert not {"device", "batch_size", "iters", "weights"} & settings.keys() and "bound" not in settings["codec"]
+    flow["codec"]["scheme"] = "fixed"
+    assert pcfg.flow_rerun_settings(flow)["codec"]["bound"] == 40

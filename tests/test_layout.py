@@ -117,6 +117,46 @@ def test_conda_envs_agree_with_the_pins_and_use_the_lock():
             )
 
 
+def rule_params() -> dict[str, tuple[list[str], str | None]]:
+    """{rule: (its params' names, its script's path or None)} of every rule in rules/."""
+    found = {}
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        for block in re.split(r"\n(?=[ \t]*(?:use )?rule \w+)", smk.read_text()):
+            head = re.match(r"([ \t]*)(?:use )?rule (\w+)", block)
+            if not head:
+                continue
+            indent = head[1] + "    "
+            params = re.search(rf"\n{indent}params:\n(.*?)(?=\n{indent}\w+:|\Z)", block, re.S)
+            names = re.findall(rf"^{indent}    (\w+)=", params[1], re.M) if params else []
+            script = re.search(r'script:\n\s+"\.\./(\S+)"', block)
+            found[head[2]] = (names, script and script[1])
+    return found
+
+
+def test_rerun_trigger_params_are_named_so_and_every_other_param_is_read():
+    """rules/common.smk's convention: a script never reads a rerun_* param, and reads (or its
+    report caption does) every other param of its rule; a script that hands ``snakemake.params``
+    whole to a pico function (``rule_config``, ``rule_arguments``) counts as reading them."""
+    captions = "".join(p.read_text() for p in (REPO / "report").glob("*.rst"))
+    checked = 0
+    for rule, (names, script) in rule_params().items():
+        if script is None:  # use rule ... with: the parent's script
+            continue
+        source = (REPO / script).read_text()
+        aliases = ["params", *re.findall(r"^(\w+) = snakemake\.params$", source, re.M)]
+        whole = re.search(r"\(snakemake\.config, snakemake\.params|\(snakemake\.params\)", source)
+        assert not re.search(rf"\b({'|'.join(aliases)})\.rerun_", source), f"{script} reads a rerun trigger"
+        for name in names:
+            read = whole or re.search(rf"\b({'|'.join(aliases)})\.{name}\b", source + captions)
+            assert name.startswith("rerun_") or read, (
+                f"rule {rule}: params.{name} is read by nothing: name it rerun_{name}"
+            )
+            checked += 1
+    assert checked > 40 and {"rerun_detection", "rerun_flow", "rerun_seed"} <= {
+        n for names, _ in rule_params().values() for n in names
+    }
+
+
 def test_every_rule_logs_and_benchmarks():
     for smk in sorted((REPO / "rules").glob("*.smk")):
         for rule in re.split(r"\nrule ", smk.read_text())[1:]:

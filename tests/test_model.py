@@ -38,7 +38,7 @@ def test_only_decoder_and_head_learn_when_the_encoder_is_frozen(moco):
     images = torch.randn(2, 3, 64, 64)
     pts = torch.tensor([5.0, 30.0, 60.0])
     moco.zero_grad()
-    moco(images, images, torch.tensor([0, 1, 1]), pts, pts, pts, pts).backward()
+    moco(model.PointBatch(images, images, torch.tensor([0, 1, 1]), pts, pts, pts, pts)).backward()
     grads = {n for n, p in moco.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
     assert grads and all(n.startswith(("query.net.backbone.fpn", "query.net.branch", "query.head")) for n in grads)
     assert not any(p.requires_grad for n, p in moco.named_parameters() if ".body." in n or n.startswith("key."))
@@ -104,7 +104,7 @@ def test_the_loss_falls_when_overfitting_one_batch(monkeypatch):
     losses = []
     for _ in range(15):
         opt.zero_grad()
-        loss = moco(images, images.flip(-1), batch, pts, pts, 63 - pts, pts)
+        loss = moco(model.PointBatch(images, images.flip(-1), batch, pts, pts, 63 - pts, pts))
         loss.backward()
         opt.step()
         losses.append(loss.item())

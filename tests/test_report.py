@@ -132,7 +132,11 @@ def test_health_plots_and_loss_curves_come_from_every_model(demo):
     folder = demo / "results/demo/health"
     for name in ("status", "flow_codec_error", "track_lengths", "pairs_per_video", "temporal_gaps"):
         assert cv2.imread(str(folder / f"{name}.png")) is not None
-    merged = health.merge(*(sorted(folder.glob(f"{stage}/**/*.json")) for stage in ("flow", "tracks", "pairs")))
+    merged = health.merge(
+        sorted(folder.glob("flow/*.json")),
+        health.by_series(CUTS, folder.glob("tracks/**/*.json")),
+        health.by_series(sorted(PAIR_SETS), folder.glob("pairs/**/*.json")),
+    )
     assert dict(merged["status"]) == {"ok": 8} and len(merged["flow_epe"]) == 8
     assert set(merged["track_lengths"]) == set(CUTS) and merged["track_lengths"]["g0_d4"].sum() == 8000
     assert (
@@ -153,11 +157,13 @@ def test_health_plots_and_loss_curves_come_from_every_model(demo):
 def test_damaged_health_inputs_are_errors_naming_the_file(tmp_path):
     (tmp_path / "00000.json").write_text('{"status": {"ok": 4}}')
     with pytest.raises(ValueError, match=r"00000\.json: not a shard health summary"):
-        health.merge([tmp_path / "00000.json"], [], [])
+        health.merge([tmp_path / "00000.json"], {}, {})
     (tmp_path / "g0_d4").mkdir()
     (tmp_path / "g0_d4/00001.json").write_text('{"track_lengths": [0, "many"]}')
     with pytest.raises(ValueError, match=r"00001\.json: not a shard health summary"):
-        health.merge([], [tmp_path / "g0_d4/00001.json"], [])
+        health.merge([], {"g0_d4": [tmp_path / "g0_d4/00001.json"]}, {})
+    with pytest.raises(ValueError, match=r"00001\.json: a summary of none of the series \['g0_d1'\]"):
+        health.by_series(["g0_d1"], [tmp_path / "g0_d4/00001.json"])
     (tmp_path / "cut.parquet").write_bytes(b"PAR1 truncated")
     with pytest.raises(ValueError, match=r"cut\.parquet: not a readable Parquet file"):
         health.track_lengths(tmp_path / "cut.parquet")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import jsonschema
 import yaml
@@ -34,6 +35,65 @@ def model_name(method: str, dataset: str, sampling: str, gamma: float | str, del
     """A pretrained model as paths name it: ``method/dataset/sampling/g{gamma}_d{delta}``
     (``results/models/{model}/model.pt``, ``results/benchmarks/{benchmark}/{model}.json``)."""
     return f"{method}/{dataset}/{sampling}/{cut_name(gamma, delta)}"
+
+
+class Model(NamedTuple):
+    """One pretrained model of the workflow: what it is trained with, and so where it lives
+    (``results/models/{name}/model.pt``)."""
+
+    method: str  # one of METHODS
+    dataset: str  # a key of config["datasets"]
+    sampling: str  # "anchor" or "random" (Section 3.3)
+    gamma: float  # Eq. 3's thresholds of the tracks it is trained on
+    delta: float
+
+    @property
+    def name(self) -> str:
+        """``model_name`` of its fields: ``method/dataset/sampling/g{gamma}_d{delta}``."""
+        return model_name(*self)
+
+    @property
+    def cut(self) -> str:
+        """``cut_name`` of its thresholds: ``g{gamma}_d{delta}``."""
+        return cut_name(self.gamma, self.delta)
+
+
+#: Where the workflow generates the demo's benchmark data (rules demo_coco, demo_nyu).
+DEMO_DATA_ROOTS = {"coco": "results/benchmark_data/demo_coco", "nyu": "results/benchmark_data/demo_nyu"}
+
+
+def benchmark_roots(config: dict) -> dict[str, str | None]:
+    """Each benchmark's data root (``pico.evaluation.registry.TITLES`` names them): the
+    configured one; without ``benchmarks.coco_root`` the COCO benchmarks run on the demo's
+    generated COCO, and NYU-depth on the demo's NYU unless its root is set. None: not run."""
+    benchmarks = config["benchmarks"]
+    coco = benchmarks["coco_root"] or DEMO_DATA_ROOTS["coco"]
+    nyu = benchmarks["nyu"]["root"] or (DEMO_DATA_ROOTS["nyu"] if benchmarks["coco_root"] is None else None)
+    return {
+        "coco_probe": coco,
+        "coco_maskrcnn": coco,
+        "voc": benchmarks["voc"]["root"],
+        "cityscapes": benchmarks["cityscapes"]["root"],
+        "nyu_depth": nyu,
+    }
+
+
+def on_demo_data(config: dict, benchmark: str) -> bool:
+    """Whether ``benchmark`` runs on the demo's generated data (its outputs then say so)."""
+    return benchmark_roots(config)[benchmark] in DEMO_DATA_ROOTS.values()
+
+
+def flow_rerun_settings(flow: dict) -> dict:
+    """The ``flow`` settings that change the stored flow, the estimate_flow jobs' rerun
+    triggers: the backend, the settings of that backend alone, and the codec (its ``bound``
+    only for the fixed scheme); device and batch size change nothing."""
+    keys = {
+        "dis": ["dis_preset", "dis_refine"],
+        "raft": ["weights", "iters", "precision"],
+        "raft_small": ["weights", "iters", "precision"],
+    }.get(flow["backend"], [])
+    codec = {k: v for k, v in flow["codec"].items() if k != "bound" or flow["codec"]["scheme"] == "fixed"}
+    return {"backend": flow["backend"], **{k: flow[k] for k in keys}, "codec": codec}
 
 
 def benchmark_settings(config: dict, benchmark: str) -> dict:

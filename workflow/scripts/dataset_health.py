@@ -3,7 +3,11 @@ from pico.reporting import health, plots
 
 logs.setup(snakemake.log[0])
 dataset = snakemake.wildcards.dataset
-merged = health.merge(snakemake.input.flow, snakemake.input.tracks, snakemake.input.pairs)
+merged = health.merge(
+    snakemake.input.flow,
+    health.by_series(snakemake.params.cuts, snakemake.input.tracks),
+    health.by_series(snakemake.params.pair_sets, snakemake.input.pairs),
+)
 out = snakemake.output
 health.plot_status(merged, dataset, out.status)
 health.plot_flow_error(merged, dataset, out.flow_codec_error)

@@ -120,6 +120,7 @@ def runs(videos: pa.ChunkedArray) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(video, first row, row after the last) of each run of a column grouped by video."""
     encoded = pc.dictionary_encode(videos).combine_chunks()
     codes = encoded.indices.to_numpy()
+    # a run starts wherever the dictionary code differs from the row before
     starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.array([], int)
     names = encoded.dictionary.to_pylist()
     return [names[codes[a]] for a in starts], starts, np.r_[starts[1:], len(codes)].astype(int)

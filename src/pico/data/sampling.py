@@ -33,8 +33,8 @@ from pico.data.tracks import END_SNIPPET
 
 def spans(track_ids: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """First and last frame of each track, from rows sorted by track then t."""
-    first = np.r_[True, track_ids[1:] != track_ids[:-1]]
-    last = np.r_[track_ids[1:] != track_ids[:-1], True]
+    first = np.r_[True, track_ids[1:] != track_ids[:-1]]  # the id changes: a track starts here
+    last = np.r_[track_ids[1:] != track_ids[:-1], True]  # ... and the previous one ended a row before
     return t[first], t[last]
 
 
@@ -48,6 +48,8 @@ def anchor_frames(
 ) -> list[int]:
     """Anchor sampling over trajectories spanning [start, end] (inclusive), whose end does
     not count as an endpoint where ``censored``; anchor first."""
+    # tracks alive per frame as a difference array: +1 where a track starts, -1 after it ends,
+    # so the cumulative sum counts the tracks spanning each frame, without a loop over tracks
     covered = np.zeros(n_frames + 1, np.int64)
     np.add.at(covered, start, 1)
     np.add.at(covered, end + 1, -1)

@@ -232,12 +232,15 @@ def cut(raw: pa.Table, gamma: float, delta: float, *, motion_boundary: bool = Fa
     end = raw["end"].to_numpy(zero_copy_only=False).copy()
     video = pc.dictionary_encode(raw["video"]).combine_chunks().indices.to_numpy()
     trk = raw["track"].to_numpy()
-    first = np.r_[True, (video[1:] != video[:-1]) | (trk[1:] != trk[:-1])]
+    first = np.r_[True, (video[1:] != video[:-1]) | (trk[1:] != trk[:-1])]  # each track's first row
     occluded = (end == 0) & ~passes(fb, mag, gamma, delta)  # end == 0: a raw last row is no step
     at_boundary = (end == 0) & (boundary > 1) if motion_boundary else np.zeros_like(occluded)
     fail = occluded | at_boundary
+    # A row is kept when no earlier row of its track failed: the running count of failures
+    # before each row equals that count at its track's first row (broadcast to the track's
+    # rows by the cumulative count of track starts), so one pass over the table, no loop.
     fails_before = np.cumsum(fail) - fail
-    keep = fails_before == fails_before[np.flatnonzero(first)][np.cumsum(first) - 1]  # no failure earlier in the track
+    keep = fails_before == fails_before[np.flatnonzero(first)][np.cumsum(first) - 1]
     last = keep & fail
     fb[last], mag[last], boundary[last] = np.nan, np.nan, np.nan
     end[last] = np.where(occluded[last], END_OCCLUDED, END_BOUNDARY)

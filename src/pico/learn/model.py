@@ -9,6 +9,7 @@ R-CNN, so pretrained weights plug into the detection benchmark unchanged.
 from __future__ import annotations
 
 import copy
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -218,6 +219,23 @@ def _share_frozen_encoder(query: nn.ModuleDict, key: nn.ModuleDict) -> None:
         key["net"].backbone.body = query["net"].backbone.body
 
 
+class PointBatch(NamedTuple):
+    """A batch of view pairs and its point pairs, what ``PixelMoCo`` trains on: (xa, ya) in
+    ``view_a[image]`` <-> (xb, yb) in ``view_b[image]``, in view pixels."""
+
+    view_a: torch.Tensor
+    view_b: torch.Tensor
+    image: torch.Tensor
+    xa: torch.Tensor
+    ya: torch.Tensor
+    xb: torch.Tensor
+    yb: torch.Tensor
+
+    def points(self, keep: torch.Tensor) -> PointBatch:
+        """The same views with the point pairs ``keep`` (indices) only."""
+        return PointBatch(self.view_a, self.view_b, *(t[keep] for t in self[2:]))
+
+
 class PixelMoCo(MoCo):
     """Pixel-level MoCo-v2 (Section 3.4): query network f + head (trained), key network (momentum
     copy of the trainable parts), queue of ``queue_size`` pixel keys."""
@@ -243,26 +261,18 @@ class PixelMoCo(MoCo):
     def embed(self, branch: nn.ModuleDict, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(branch["head"](branch["net"](images)), dim=1)
 
-    def forward(
-        self,
-        view_a: torch.Tensor,
-        view_b: torch.Tensor,
-        batch: torch.Tensor,
-        xa: torch.Tensor,
-        ya: torch.Tensor,
-        xb: torch.Tensor,
-        yb: torch.Tensor,
-    ) -> torch.Tensor:
-        """Loss for point pairs (xa, ya) in view_a[batch] <-> (xb, yb) in view_b[batch].
+    def forward(self, batch: PointBatch) -> torch.Tensor:
+        """Eq. 1's loss for the point pairs of ``batch``: a query per point of view a, its
+        positive the key of the same point in view b, the queue's keys its negatives.
 
         Under DDP, which averages the processes' gradients, processes may hold different
         numbers of points: each returns the sum of Eq. 1 over its points divided by the global
         batch's count over the world size, so the gradient is that of Eq. 1's mean over every
         point of the global batch, as in one process (the returned values average to it)."""
-        q = point_features(self.embed(self.query, view_a), batch, xa, ya)
+        q = point_features(self.embed(self.query, batch.view_a), batch.image, batch.xa, batch.ya)
         with torch.no_grad():
             self.momentum_update()
-            k = point_features(self.embed(self.key, view_b), batch, xb, yb)
+            k = point_features(self.embed(self.key, batch.view_b), batch.image, batch.xb, batch.yb)
         keys = gather(k)
         world = torch.distributed.get_world_size() if in_process_group() else 1
         loss = info_nce(q, k, self.queue.clone().detach(), self.temperature, count=len(keys) / world)

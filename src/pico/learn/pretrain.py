@@ -20,7 +20,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -124,28 +123,11 @@ class IterationSampler(Sampler):
             yield batch[self.rank :: self.world]
 
 
-class Batch(NamedTuple):
-    """A batch of view pairs and its point pairs: (xa, ya) in ``view_a[image]`` <-> (xb, yb)
-    in ``view_b[image]``, in view pixels."""
-
-    view_a: torch.Tensor
-    view_b: torch.Tensor
-    image: torch.Tensor
-    xa: torch.Tensor
-    ya: torch.Tensor
-    xb: torch.Tensor
-    yb: torch.Tensor
-
-    def points(self, keep: torch.Tensor) -> Batch:
-        """The same views with the point pairs ``keep`` (indices) only."""
-        return Batch(self.view_a, self.view_b, *(t[keep] for t in self[2:]))
-
-
-def collate(samples) -> Batch:
+def collate(samples) -> model.PointBatch:
     """Stack views; concatenate points with the index of their image in the batch."""
     view_a, view_b = (torch.stack(s) for s in list(zip(*samples))[:2])
     image = torch.cat([torch.full((len(s[2]),), i, dtype=torch.long) for i, s in enumerate(samples)])
-    return Batch(view_a, view_b, image, *(torch.cat([s[k] for s in samples]) for k in range(2, 6)))
+    return model.PointBatch(view_a, view_b, image, *(torch.cat([s[k] for s in samples]) for k in range(2, 6)))
 
 
 def within_budget(counts: list[int], rank: int, max_pairs: int, rng: np.random.Generator) -> np.ndarray:
@@ -259,7 +241,7 @@ class PixelRecipe(Recipe):
         batch = batch.points(
             torch.from_numpy(within_budget(counts, rank, p["max_pairs"], seeding.rng(p["seed"], "budget", iteration)))
         )
-        return step(*(t.to(device, non_blocking=True) for t in batch)), len(batch.xa)
+        return step(model.PointBatch(*(t.to(device, non_blocking=True) for t in batch))), len(batch.xa)
 
     def learned(self):
         return model.learned(self.model.state_dict(), self.model.query["net"].freeze_encoder)

@@ -14,7 +14,7 @@ import itertools
 import textwrap
 from pathlib import Path
 
-from pico.config import model_name
+from pico.config import Model
 
 #: The paper's captions (Section 4.3).
 TITLES = {
@@ -26,17 +26,17 @@ METRICS = ("mIoU", "fIoU")
 POINT_KEYS = ("gamma", "delta", "sampling", "dataset", "method", "mIoU", "fIoU", "model")
 
 
-def points(spec: dict) -> list[tuple[str, str, str, float, float]]:
-    """(method, dataset, sampling, gamma, delta) of every point of one figure's grid."""
+def points(spec: dict) -> list[Model]:
+    """The model of every point of one figure's grid."""
     return [
-        (spec["method"], spec["dataset"], sampling, gamma, delta)
+        Model(spec["method"], spec["dataset"], sampling, gamma, delta)
         for sampling, gamma, delta in itertools.product(spec["sampling"], spec["gammas"], spec["deltas"])
     ]
 
 
 def models(spec: dict) -> list[str]:
-    """The model of every point of one figure's grid, named by ``pico.config.model_name``."""
-    return [model_name(*point) for point in points(spec)]
+    """The name of every point's model of one figure's grid (``pico.config.Model.name``)."""
+    return [point.name for point in points(spec)]
 
 
 def table(figure: str, results: list[dict], demo: bool) -> dict:

@@ -109,12 +109,25 @@ def _summary(path: str | Path):
         raise ValueError(f"{path}: not a shard health summary ({e!r}); delete it to rebuild") from e
 
 
-def merge(flow: list[str | Path], tracks: list[str | Path], pairs: list[str | Path]) -> dict:
+def by_series(names: list[str], paths: list[str | Path]) -> dict[str, list[Path]]:
+    """``paths`` grouped by the series each lies in, ``{name: [path, ...]}`` for every name of
+    ``names``: a summary of series ``name`` is ``.../{name}/{shard}.json`` (a cut ``g0_d4``,
+    or a pair set ``method/sampling/cut``). A path in none of them is an error naming it."""
+    groups = {name: [] for name in names}
+    for path in map(Path, paths):
+        folder = path.parent.as_posix()
+        owners = [name for name in names if folder == name or folder.endswith("/" + name)]
+        if len(owners) != 1:
+            raise ValueError(f"{path}: a summary of none of the series {names}")
+        groups[owners[0]].append(path)
+    return groups
+
+
+def merge(flow: list[str | Path], tracks: dict[str, list], pairs: dict[str, list]) -> dict:
     """One dataset's summaries added up: statuses and codec errors from the ``flow`` summaries;
     track-length, pairs-per-draw and temporal-gap bincounts (padded to the longest) and videos
-    without pairs per series, a series
-    named by its summaries' folder below ``health/tracks/`` (a cut) or ``health/pairs/``
-    (method/sampling/cut)."""
+    without pairs per series: ``tracks`` maps each cut to its shards' summaries, ``pairs`` each
+    pair set (``by_series``)."""
     merged = {
         "status": Counter(),
         "flow_epe": {},
@@ -127,14 +140,14 @@ def merge(flow: list[str | Path], tracks: list[str | Path], pairs: list[str | Pa
         with _summary(path) as shard:
             merged["status"].update(shard["status"])
             merged["flow_epe"].update(shard["flow_epe"])
-    for keys, paths, depth in ((("track_lengths",), tracks, 1), (("pairs_per_draw", "temporal_gaps"), pairs, 3)):
-        for path in paths:
-            series = "/".join(Path(path).parts[-1 - depth : -1])
-            with _summary(path) as shard:
-                for key in keys:
-                    merged[key][series] = _add(merged[key].get(series), shard[key])
-                if depth == 3:
-                    merged["videos_without_pairs"][series] += shard["videos_without_pairs"]
+    for keys, series_paths in ((("track_lengths",), tracks), (("pairs_per_draw", "temporal_gaps"), pairs)):
+        for series, paths in series_paths.items():
+            for path in paths:
+                with _summary(path) as shard:
+                    for key in keys:
+                        merged[key][series] = _add(merged[key].get(series), shard[key])
+                    if series_paths is pairs:
+                        merged["videos_without_pairs"][series] += shard["videos_without_pairs"]
     return merged
 
 
