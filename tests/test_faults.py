@@ -201,7 +201,7 @@ def interrupted_run(workdir, log) -> list[dict]:
 def canonical(path) -> bytes:
     """A file's bytes, less what legitimately differs between two runs: wall-clock fields
     (``seconds`` in benchmark results, ``seconds``/``pairs_per_s`` in metrics.csv) and the
-    resume fingerprint in checkpoint.pt (it holds the pair files' modification times)."""
+    resume fingerprint in checkpoint.pt (pretraining's holds the pair files' modification times)."""
     if path.suffix == ".json":
         data = json.loads(path.read_text())
         if isinstance(data, dict):
@@ -211,7 +211,7 @@ def canonical(path) -> bytes:
         return "\n".join(",".join(line.split(",")[:4]) for line in path.read_text().splitlines()).encode()
     if path.name == "checkpoint.pt":
         state = checkpoint.load(path)
-        state.pop("config", None)
+        state.pop("fingerprint", None)
         return tensors_bytes(state)
     return path.read_bytes()
 

@@ -32,7 +32,7 @@ from pico import seeding
 from pico.config import PRETRAIN_RUNTIME_KEYS
 from pico.data import pairs
 from pico.learn import augment, model
-from pico.learn.resume import Preemption
+from pico.learn.resume import Resumable
 from pico.store import checkpoint, zipstore
 from pico.store.files import atomic_path
 
@@ -260,31 +260,21 @@ class PixelRecipe(Recipe):
         }
 
 
-def save(path: Path, recipe: Recipe, optimizer: torch.optim.Optimizer, iteration: int) -> None:
-    state = {
-        "moco": recipe.learned(),
-        "optimizer": optimizer.state_dict(),
-        "iteration": iteration,
-        "config": recipe.fingerprint,
-    }
-    checkpoint.save(state, path)
+class LearnedState:
+    """A recipe's model as its checkpoints hold it, for ``pico.learn.resume``: what it learns
+    (``recipe.learned()``), never the frozen parts rebuilt from the config."""
 
+    def __init__(self, recipe: Recipe):
+        self.recipe = recipe
 
-def restore(path: Path, recipe: Recipe, optimizer: torch.optim.Optimizer) -> int:
-    """Load a checkpoint written by ``save``; the iteration it was taken after, or 0 when it
-    belongs to other settings or data (it is then ignored: the run starts over). A damaged
-    checkpoint is an error naming it (``pico.store.checkpoint``), never resumed from."""
-    state = checkpoint.load(path, map_location=next(recipe.model.parameters()).device)
-    if state.get("config") != recipe.fingerprint:
-        log.warning("%s was written with other settings; starting over", path)
-        return 0
-    missing, unexpected = recipe.model.load_state_dict(state["moco"], strict=False)
-    if unexpected or set(missing) - (set(recipe.model.state_dict()) - set(recipe.learned())):
-        raise ValueError(
-            f"{path}: checkpoint does not fit this model ({len(missing)} missing, {len(unexpected)} unexpected keys)"
-        )
-    optimizer.load_state_dict(state["optimizer"])
-    return state["iteration"]
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.recipe.learned()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        model = self.recipe.model
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or set(missing) - (set(model.state_dict()) - set(self.recipe.learned())):
+            raise ValueError(f"{len(missing)} missing, {len(unexpected)} unexpected keys")
 
 
 def join_process_group(use_cuda: bool) -> tuple[int, int, torch.device]:
@@ -340,11 +330,11 @@ def fit(
     params = [q for q in net.parameters() if q.requires_grad]
     step = DistributedDataParallel(net, broadcast_buffers=False) if world > 1 else net
     optimizer = torch.optim.SGD(params, lr=p["lr"], momentum=0.9, weight_decay=p["weight_decay"])
-    ckpt, start = work_dir / "checkpoint.pt", 0
-    if ckpt.exists():
-        start = restore(ckpt, recipe, optimizer)
-        if start:
-            log.info("resuming from %s at iteration %d", ckpt, start)
+    resumable = Resumable(
+        work_dir / "checkpoint.pt", recipe.fingerprint, p["checkpoint_every"], rank=rank, world=world, device=device
+    )
+    steps = resumable.iterations(p["iterations"], model=LearnedState(recipe), optimizer=optimizer)
+    start = steps.start
     loader = recipe.batches(start, rank, world, device)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(p["precision"])
     scaler = torch.amp.GradScaler(
@@ -355,12 +345,12 @@ def fit(
     _truncate_metrics(metrics, start)
     board = SummaryWriter(str(work_dir / "tensorboard"), purge_step=start + 1) if rank == 0 else None
     name = recipe.count
-    with open(metrics, "a" if start else "w", newline="") as f, Preemption() as preempt:
+    with open(metrics, "a" if start else "w", newline="") as f:
         writer = csv.writer(f)
         if start == 0:
             writer.writerow(["iteration", "loss", "lr", name, "seconds", f"{name}_per_s"])
         tick = time.perf_counter()
-        for i, batch in enumerate(loader, start):
+        for i, batch in zip(steps, loader):
             lr = learning_rate(p, i)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -390,18 +380,9 @@ def fit(
             if board:
                 for key, value in (("loss", mean_loss), ("lr", lr), (f"{name}_per_s", count / seconds)):
                     board.add_scalar(f"pretrain/{key}", value, i + 1)
+            f.flush()  # the metrics reach the checkpoint taken after this step
             if on_iteration:
                 on_iteration(i + 1)
-            stop = preempt.agreed(world, device)
-            if (i + 1) % p["checkpoint_every"] == 0 or stop:
-                f.flush()
-                if rank == 0:
-                    save(ckpt, recipe, optimizer, i + 1)
-                if world > 1:
-                    dist.barrier()
-            if stop:
-                log.warning("%s at iteration %d: checkpoint saved, exiting for a rerun to resume", stop, i + 1)
-                raise SystemExit(f"pre-empted by {stop} at iteration {i + 1}")
     if board:
         board.close()
     if rank == 0:

@@ -1,9 +1,10 @@
-"""Checkpoint and resume for the benchmarks' training loops (A.2: linear probes, Mask R-CNN's
-heads), as pretraining does: every iteration's batch is a pure function of (seed, iteration),
-so a run resumed from the state saved after iteration k goes on exactly as if never stopped.
-A checkpoint is taken every ``every`` iterations, after the last one (a job killed while it
-evaluates retrains nothing) and when SLURM signals pre-emption or the time limit (SIGTERM /
-SIGUSR1); the job then exits for a rerun to resume. ``Preemption`` serves pretraining too.
+"""Checkpoint and resume, the one mechanism of every training loop: pretraining (Section 3.4,
+``pico.learn.pretrain.fit``, under DDP too), the stand-in encoder, and the benchmarks' (A.2:
+linear probes, Mask R-CNN's heads). Every iteration's batch is a pure function of (seed,
+iteration), so a run resumed from the state saved after iteration k goes on exactly as if
+never stopped. A checkpoint is taken every ``every`` iterations, after the last one (a job
+killed while it evaluates retrains nothing) and when SLURM signals pre-emption or the time
+limit (SIGTERM / SIGUSR1); the job then exits for a rerun to resume.
 """
 
 from __future__ import annotations
@@ -47,24 +48,44 @@ class Preemption:
 
 class Resumable:
     """Checkpoints at ``path`` (None: none) every ``every`` iterations; a checkpoint written
-    with another ``fingerprint`` (other settings, model or data) is ignored."""
+    with another ``fingerprint`` (other settings, model or data) is ignored. Under DDP
+    (``world`` > 1) every process restores, rank 0 alone saves, and all stop together."""
 
-    def __init__(self, path: str | Path | None = None, fingerprint: str = "", every: int = 1):
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        fingerprint: str = "",
+        every: int = 1,
+        *,
+        rank: int = 0,
+        world: int = 1,
+        device: torch.device = torch.device("cpu"),
+    ):
         self.path, self.fingerprint, self.every, self.state = path and Path(path), fingerprint, every, {}
+        self.rank, self.world, self.device = rank, world, device
 
     def _restore(self) -> int:
         if self.path is None or not self.path.exists():
             return 0
-        saved = checkpoint.load(self.path)
+        saved = checkpoint.load(self.path, map_location=self.device)
         if saved.get("fingerprint") != self.fingerprint:
             log.warning("%s was written with other settings, model or data; starting over", self.path)
             return 0
         for name, obj in self.state.items():
-            obj.load_state_dict(saved["state"][name])
+            try:
+                obj.load_state_dict(saved["state"][name])
+            except (KeyError, RuntimeError, ValueError) as e:  # a model of another shape
+                raise ValueError(f"{self.path}: checkpoint does not fit this {name}: {e}") from None
         log.info("resuming from %s at iteration %d", self.path, saved["iteration"])
         return saved["iteration"]
 
     def _save(self, iteration: int) -> None:
+        if self.rank == 0:
+            self._write(iteration)
+        if self.world > 1:
+            dist.barrier()  # no process runs ahead of a checkpoint being written
+
+    def _write(self, iteration: int) -> None:
         state = {
             "state": {name: obj.state_dict() for name, obj in self.state.items()},
             "iteration": iteration,
@@ -93,7 +114,9 @@ class Steps:
             for i in range(self.start, self.total):
                 yield i
                 done = i + 1
-                if owner.path is not None and (done % owner.every == 0 or done == self.total or preempt.signal):
+                stop = preempt.agreed(owner.world, owner.device)
+                if owner.path is not None and (done % owner.every == 0 or done == self.total or stop):
                     owner._save(done)  # also after the last step: a retry goes straight to evaluation
-                if preempt.signal and done < self.total:
-                    raise SystemExit(f"pre-empted by {preempt.signal} at iteration {done}: checkpoint {owner.path}")
+                if stop and done < self.total:
+                    log.warning("%s at iteration %d: checkpoint saved, exiting for a rerun to resume", stop, done)
+                    raise SystemExit(f"pre-empted by {stop} at iteration {done}: checkpoint {owner.path}")
