@@ -299,12 +299,50 @@ def global_batch(loss: torch.Tensor, count: int, world: int) -> tuple[float, int
     return both[0].item() / world, round(both[1].item())
 
 
-def _truncate_metrics(path: Path, start: int) -> None:
-    """Drop rows past the checkpoint a run resumes from (a kill -9 leaves some behind)."""
-    if start and path.exists():
-        rows = path.read_text().splitlines()
-        with atomic_path(path) as tmp:
-            tmp.write_text("\n".join(rows[: start + 1]) + "\n")
+class IterationLog:
+    """Each iteration's loss, learning rate and throughput, in ``work_dir``: ``metrics.csv``
+    (rank 0; other ranks ``metrics.rank{r}.csv``), TensorBoard (rank 0) and the job's log. A
+    run resumed at ``start`` first drops the rows past it (a kill -9 leaves some behind), then
+    appends."""
+
+    def __init__(self, work_dir: Path, *, rank: int, start: int, total: int, count: str):
+        self.path = work_dir / ("metrics.csv" if rank == 0 else f"metrics.rank{rank}.csv")
+        self.total, self.count = total, count
+        if start and self.path.exists():
+            rows = self.path.read_text().splitlines()
+            with atomic_path(self.path) as tmp:
+                tmp.write_text("\n".join(rows[: start + 1]) + "\n")
+        self.file = open(self.path, "a" if start else "w", newline="")
+        self.csv = csv.writer(self.file)
+        if start == 0:
+            self.csv.writerow(["iteration", "loss", "lr", count, "seconds", f"{count}_per_s"])
+        self.board = SummaryWriter(str(work_dir / "tensorboard"), purge_step=start + 1) if rank == 0 else None
+
+    def write(self, iteration: int, *, loss: float, lr: float, count: int, seconds: float) -> None:
+        """Iteration ``iteration`` (1-based) done; flushed, so a checkpoint taken now has its rows."""
+        self.csv.writerow([iteration, f"{loss:.5f}", f"{lr:.6g}", count, f"{seconds:.4f}", f"{count / seconds:.1f}"])
+        self.file.flush()
+        log.info(
+            "pretrain: %d/%d loss %.4f lr %.4g %d %s (%.2f s)",
+            iteration,
+            self.total,
+            loss,
+            lr,
+            count,
+            self.count,
+            seconds,
+        )
+        if self.board:
+            for key, value in (("loss", loss), ("lr", lr), (f"{self.count}_per_s", count / seconds)):
+                self.board.add_scalar(f"pretrain/{key}", value, iteration)
+
+    def __enter__(self) -> IterationLog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.file.close()
+        if self.board:
+            self.board.close()
 
 
 def fit(
@@ -341,22 +379,14 @@ def fit(
         device.type, enabled=dtype is torch.float16 and device.type == "cuda"
     )  # fp16 underflow
     net.train()
-    metrics = work_dir / ("metrics.csv" if rank == 0 else f"metrics.rank{rank}.csv")
-    _truncate_metrics(metrics, start)
-    board = SummaryWriter(str(work_dir / "tensorboard"), purge_step=start + 1) if rank == 0 else None
-    name = recipe.count
-    with open(metrics, "a" if start else "w", newline="") as f:
-        writer = csv.writer(f)
-        if start == 0:
-            writer.writerow(["iteration", "loss", "lr", name, "seconds", f"{name}_per_s"])
+    with IterationLog(work_dir, rank=rank, start=start, total=p["iterations"], count=recipe.count) as metrics:
         tick = time.perf_counter()
         for i, batch in zip(steps, loader):
             lr = learning_rate(p, i)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            with torch.autocast(
-                device.type, dtype=dtype or torch.float32, enabled=dtype is not None and device.type == "cuda"
-            ):
+            autocast = dtype is not None and device.type == "cuda"
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=autocast):
                 loss, count = recipe.loss(step, batch, i, rank, world, device)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -366,28 +396,12 @@ def fit(
             if not math.isfinite(mean_loss):
                 raise FloatingPointError(f"pretraining loss is {mean_loss} at iteration {i + 1}")
             seconds, tick = time.perf_counter() - tick, time.perf_counter()
-            writer.writerow([i + 1, f"{mean_loss:.5f}", f"{lr:.6g}", count, f"{seconds:.4f}", f"{count / seconds:.1f}"])
-            log.info(
-                "pretrain: %d/%d loss %.4f lr %.4g %d %s (%.2f s)",
-                i + 1,
-                p["iterations"],
-                mean_loss,
-                lr,
-                count,
-                name,
-                seconds,
-            )
-            if board:
-                for key, value in (("loss", mean_loss), ("lr", lr), (f"{name}_per_s", count / seconds)):
-                    board.add_scalar(f"pretrain/{key}", value, i + 1)
-            f.flush()  # the metrics reach the checkpoint taken after this step
+            metrics.write(i + 1, loss=mean_loss, lr=lr, count=count, seconds=seconds)
             if on_iteration:
                 on_iteration(i + 1)
-    if board:
-        board.close()
     if rank == 0:
         with atomic_path(metrics_out) as tmp:
-            shutil.copyfile(metrics, tmp)
+            shutil.copyfile(metrics.path, tmp)
         checkpoint.save(recipe.result(), out)
     return Path(out)
 
