@@ -163,3 +163,14 @@ def test_flow_rerun_settings_are_the_chosen_backends_and_codecs_alone():
     assert not {"device", "batch_size", "iters", "weights"} & settings.keys() and "bound" not in settings["codec"]
     flow["codec"]["scheme"] = "fixed"
     assert pcfg.flow_rerun_settings(flow)["codec"]["bound"] == 40
+
+
+def test_the_configuration_docs_list_every_key_of_the_schema_as_generated():
+    schema = yaml.safe_load(SCHEMA.read_text())
+    doc = (REPO / "docs/configuration.md").read_text()
+    assert pcfg.with_reference(doc, schema) == doc, "docs/configuration.md is stale: run python -m pico.config (docs)"
+    table = pcfg.reference(schema)
+    for key in ("`seed` | `0`", "`datasets.<name>.sample`", "`flow.codec.bound` | `20`", "`ablations.figure4.deltas`"):
+        assert key in table, key
+    with pytest.raises(ValueError, match="no '<!-- schema reference"):
+        pcfg.with_reference("no markers here", schema)
