@@ -9,10 +9,6 @@ ABLATION_MODELS = {
 }
 
 
-wildcard_constraints:
-    figure="|".join(pico.reporting.ablations.TITLES),
-
-
 rule ablation:
     input:
         lambda w: expand(

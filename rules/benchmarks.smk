@@ -6,10 +6,6 @@
 # Checkpoints live in work/ beside the results, so a failed or pre-empted job resumes.
 
 
-wildcard_constraints:
-    benchmark="|".join(BENCHMARKS),
-
-
 rule demo_coco:
     output:
         directory(pico.config.DEMO_DATA_ROOTS["coco"]),
@@ -68,33 +64,19 @@ rule probe_model:
         "../workflow/scripts/probe.py"
 
 
-rule probe_moco_v2:
+# MoCo-v2 as Table 1's baseline: the same probe on the encoder alone (dilated; A.2.1).
+use rule probe_model as probe_moco_v2 with:
     input:
         data=lambda w: BENCHMARK_ROOTS[w.benchmark],
-        encoder=local_file(
-            config["benchmarks"]["moco_v2_checkpoint"]
-            or config["model"]["encoder_checkpoint"]
-        ),
+        encoder=MOCO_V2_FILE,
     output:
         "results/benchmarks/{benchmark}/moco_v2.json",
     log:
         "logs/probe/{benchmark}/moco_v2.log",
     benchmark:
         "benchmarks/probe/{benchmark}/moco_v2.tsv"
-    conda:
-        "../envs/gpu.yaml"
-    threads: lambda w: pico.config.benchmark_settings(config, w.benchmark)["workers"] + 1
-    resources:
-        gpu=lambda w: 1 if on_gpu(w) else 0,
-        mem_mb=lambda w: 32000 if on_gpu(w) else 8000,
-        runtime=lambda w: 720 if on_gpu(w) else 60,
     params:
-        settings=result_settings,
-        seed=config["seed"],
-        demo=demo_data,
         work="results/benchmarks/{benchmark}/work/moco_v2",
-    script:
-        "../workflow/scripts/probe.py"
 
 
 rule probe_table:

@@ -26,11 +26,6 @@ except (pico.config.ConfigError, ValueError, OSError) as e:
     raise WorkflowError(str(e)) from None
 
 
-wildcard_constraints:
-    dataset="|".join(map(re.escape, SHARDS)),
-    shard=r"\d{5}",
-
-
 def per_shard(pattern, **fixed):
     """``pattern`` for every shard of every configured dataset (other fields from ``fixed``)."""
     return [
@@ -85,13 +80,6 @@ CUTS = [
 ]
 
 
-wildcard_constraints:
-    gamma=r"[0-9.e+-]+",
-    delta=r"[0-9.e+-]+",
-    method="|".join(pico.config.METHODS),
-    sampling="anchor|random",
-
-
 # Pretraining runs on a GPU when the job gets one (rules/pretrain.smk declares it for SLURM).
 PRETRAIN_ON_GPU = config["pretrain"]["device"] != "cpu"
 PRETRAIN_RUNTIME_KEYS = pico.config.PRETRAIN_RUNTIME_KEYS
@@ -101,6 +89,12 @@ def local_file(path):
     """A weights file named by the config as an input (replacing it reruns its users), or
     nothing for torchvision's default weights / no checkpoint."""
     return [] if path in (None, "default") else [path]
+
+
+# The MoCo-v2 baseline's encoder file (Table 1's MoCo-v2 row), an input where one is named.
+MOCO_V2_FILE = local_file(
+    config["benchmarks"]["moco_v2_checkpoint"] or config["model"]["encoder_checkpoint"]
+)
 
 
 def per_dataset_shard(pattern):
@@ -174,3 +168,16 @@ def result_settings(wildcards):
         for k, v in pico.config.benchmark_settings(config, wildcards.benchmark).items()
         if k not in pico.config.BENCHMARK_RUNTIME_KEYS
     }
+
+
+# Every wildcard of the workflow and what it matches (they apply to every rule).
+wildcard_constraints:
+    dataset="|".join(map(re.escape, SHARDS)),
+    shard=r"\d{5}",
+    gamma=r"[0-9.e+-]+",
+    delta=r"[0-9.e+-]+",
+    method="|".join(pico.config.METHODS),
+    sampling="anchor|random",
+    benchmark="|".join(BENCHMARKS),
+    figure="|".join(pico.reporting.ablations.TITLES),
+    seed=r"\d+",

@@ -79,31 +79,17 @@ rule correspondence_model:
         "../workflow/scripts/correspondence.py"
 
 
-rule correspondence_moco_v2:
+use rule correspondence_model as correspondence_moco_v2 with:
     input:
         pairs=CORRESPONDENCE_FILES,
         demo=DEMO_CORRESPONDENCE,
-        encoder=local_file(
-            config["benchmarks"]["moco_v2_checkpoint"]
-            or config["model"]["encoder_checkpoint"]
-        ),
+        encoder=MOCO_V2_FILE,
     output:
         "results/benchmarks/correspondence/moco_v2.json",
     log:
         "logs/correspondence/moco_v2.log",
     benchmark:
         "benchmarks/correspondence/moco_v2.tsv"
-    conda:
-        "../envs/gpu.yaml"
-    resources:
-        gpu=1 if CORRESPONDENCE_ON_GPU else 0,
-        mem_mb=8000,
-        runtime=30,
-    params:
-        settings=CORRESPONDENCE_SETTINGS,
-        seed=config["seed"],
-    script:
-        "../workflow/scripts/correspondence.py"
 
 
 rule correspondence_table:

@@ -28,10 +28,6 @@ SEEDED = "results/reproduction/seed{seed}"
 SEEDED_MODEL = "{method}/{dataset}/{sampling}/g{gamma}_d{delta}"
 
 
-wildcard_constraints:
-    seed=r"\d+",
-
-
 use rule pretrain_model as reproduction_pretrain with:
     output:
         model=f"{SEEDED}/models/{SEEDED_MODEL}/model.pt",
