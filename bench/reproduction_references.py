@@ -51,7 +51,7 @@ def untrained_probe(cfg: dict, seed: int, work: Path) -> dict[str, float]:
     model = pretrain.train(files, settings, work / "model.pt", work / "metrics.csv", work / "work")
     probe = pcfg.benchmark_settings(cfg, "coco_probe")
     root = cfg["benchmarks"]["coco_root"] or "results/benchmark_data/demo_coco"  # rules/common.smk's COCO_ROOT
-    return registry.evaluate("coco_probe", str(model), None, root, probe, seed, work / "probe")
+    return registry.evaluate("coco_probe", str(model), None, root, cfg=probe, seed=seed, work=work / "probe")
 
 
 def main() -> None:

@@ -334,7 +334,7 @@ def test_the_depth_probe_learns_l1_on_measured_pixels_and_scores_rmse(demo_nyu):
         "depth_scale": 0.001,
         "checkpoint_every": 10,
     }
-    scores = probe.run(net, 128, "nyu_depth", demo_nyu, cfg, 0)
+    scores = probe.run(net, 128, "nyu_depth", demo_nyu, cfg=cfg, seed=0)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     assert set(scores) == {"RMSE"} and 0 < scores["RMSE"] < 50
 

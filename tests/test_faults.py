@@ -371,7 +371,7 @@ def test_every_single_bit_flip_is_detected_or_harmless(tmp_path):
         tmp_path / "a.frames.zip", rng.integers(0, 255, (2, 8, 8, 3), np.uint8), {"video": "a", "fps": 30.0}
     )
     fields = rng.normal(0, 2, (2, 2, 2, 8, 8)).astype(np.float32)
-    flowstore.write(tmp_path / "a.flow.zip", *fields, {"video": "a"}, "frame_range", 20, 90)
+    flowstore.write(tmp_path / "a.flow.zip", *fields, {"video": "a"}, scheme="frame_range", bound=20, quality=90)
     rows = {
         "track": np.repeat(np.arange(50, dtype=np.int32), 2),
         "t": np.tile(np.arange(2, dtype=np.int32), 50),

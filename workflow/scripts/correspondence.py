@@ -23,7 +23,13 @@ rows = correspondence.evaluate(
     device=device_for(snakemake.config["benchmarks"]["correspondence"]),
 )
 row = registry.result(
-    {"pairs": rows}, "correspondence", model, path, settings, bool(settings["demo_pairs"]), time.perf_counter() - start
+    {"pairs": rows},
+    "correspondence",
+    model,
+    path,
+    cfg=settings,
+    demo=bool(settings["demo_pairs"]),
+    seconds=time.perf_counter() - start,
 )
 with atomic_path(snakemake.output[0]) as tmp:
     tmp.write_text(json.dumps(row, indent=2))

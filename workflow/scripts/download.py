@@ -16,8 +16,8 @@ rows = download.run_shard(
     snakemake.params.source,
     snakemake.output.media,
     snakemake.config["download"],
-    snakemake.config["seed"],
-    snakemake.params.root,
+    seed=snakemake.config["seed"],
+    root=snakemake.params.root,
     journal=download.journal_folder(snakemake.output.table),
 )
 manifest.write(rows + failed, snakemake.output.table)

@@ -11,10 +11,10 @@ if snakemake.input.selection:  # yt8m: the videos past the sample's first `sampl
 pairs.run_shard(
     rows,
     snakemake.input.tracks,
-    snakemake.wildcards.method,
-    snakemake.wildcards.sampling,
-    snakemake.params.pairs,
-    snakemake.output.pairs,
-    snakemake.output.frames,
+    method=snakemake.wildcards.method,
+    strategy=snakemake.wildcards.sampling,
+    cfg=snakemake.params.pairs,
+    out=snakemake.output.pairs,
+    frames_out=snakemake.output.frames,
 )
 health.write_summary(health.pair_summary(snakemake.output.pairs, rows), snakemake.output.health)

@@ -8,9 +8,9 @@ logs.setup(snakemake.log[0], threads=snakemake.threads)
 pretrain.launch(
     list(snakemake.input.pairs),
     rule_config(snakemake.config, snakemake.params, "pretrain"),
-    snakemake.output.model,
-    snakemake.output.metrics,
-    Path(snakemake.params.work) / "work",
-    snakemake.resources.gpu // snakemake.resources.nodes,  # processes per node: its GPUs
-    snakemake.resources.nodes,
+    out=snakemake.output.model,
+    metrics_out=snakemake.output.metrics,
+    work_dir=Path(snakemake.params.work) / "work",
+    processes=snakemake.resources.gpu // snakemake.resources.nodes,  # per node: its GPUs
+    nodes=snakemake.resources.nodes,
 )

@@ -11,10 +11,16 @@ name = snakemake.wildcards.benchmark
 settings = config.benchmark_settings(snakemake.config, name)  # runtime keys included
 model, path, moco_v2 = registry.benchmarked(snakemake.wildcards, snakemake.input, snakemake.config)
 scores = registry.evaluate(
-    name, path, moco_v2, snakemake.input.data, settings, snakemake.params.seed, snakemake.params.work
+    name, path, moco_v2, snakemake.input.data, cfg=settings, seed=snakemake.params.seed, work=snakemake.params.work
 )
 row = registry.result(
-    scores, name, model, path, snakemake.params.settings, snakemake.params.demo, time.perf_counter() - start
+    scores,
+    name,
+    model,
+    path,
+    cfg=snakemake.params.settings,
+    demo=snakemake.params.demo,
+    seconds=time.perf_counter() - start,
 )
 with atomic_path(snakemake.output[0]) as tmp:
     tmp.write_text(json.dumps(row, indent=2))

@@ -127,7 +127,7 @@ def _reason(error: Exception) -> str:
     return text[:500] or type(error).__name__
 
 
-def get(entry: dict, source: str, media: Path, cfg: dict, seed: int, root: str | None = None) -> dict:
+def get(entry: dict, source: str, media: Path, cfg: dict, *, seed: int, root: str | None = None) -> dict:
     """The download-stage row of one entry: where its file is, or why there is none.
     ``root``: a kinetics dataset's folder of already downloaded clips."""
     from yt_dlp.utils import YoutubeDLError
@@ -224,6 +224,7 @@ def run_shard(
     source: str,
     media: str | Path,
     cfg: dict,
+    *,
     seed: int,
     root: str | None = None,
     journal: str | Path | None = None,
@@ -235,7 +236,10 @@ def run_shard(
     media = Path(media)
     media.mkdir(parents=True, exist_ok=True)
     if journal is None or source in ("local", "synthetic"):
-        return [get(e, source, media, cfg, seed, root) for e in logs.progress(entries, len(entries), "download", log)]
+        return [
+            get(e, source, media, cfg, seed=seed, root=root)
+            for e in logs.progress(entries, len(entries), "download", log)
+        ]
     book = Journal(journal)
     done = book.done()
     todo = [e for e in entries if e["video"] not in done]
@@ -250,7 +254,7 @@ def run_shard(
     start = time.perf_counter()
 
     def one(entry: dict) -> dict:
-        row = get(entry, source, book.folder, cfg, seed, root)
+        row = get(entry, source, book.folder, cfg, seed=seed, root=root)
         book.record(row)
         return row
 

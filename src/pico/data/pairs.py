@@ -191,6 +191,7 @@ def read_video(path: str | Path, group: int, video: str) -> tuple[dict[str, np.n
 def run_shard(
     rows: list[dict],
     tracks_path: str | Path,
+    *,
     method: str,
     strategy: str,
     cfg: dict,

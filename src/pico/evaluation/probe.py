@@ -279,6 +279,7 @@ def run(
     channels: int,
     benchmark: str,
     root: str | Path,
+    *,
     cfg: dict,
     seed: int,
     resume: Resumable | None = None,

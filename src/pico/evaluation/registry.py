@@ -46,7 +46,7 @@ def benchmarked(wildcards, inputs, config: dict) -> tuple[str, str | None, str |
     return name, inputs.model, moco_v2
 
 
-def fingerprint(benchmark: str, model_path: str | None, moco_v2: str | None, root: str, cfg: dict, seed: int) -> str:
+def fingerprint(benchmark: str, model_path: str | None, moco_v2: str | None, root: str, *, cfg: dict, seed: int) -> str:
     """What a benchmark's checkpoint must agree on to be resumed: benchmark, model file
     content, data root and the settings that shape learning."""
     weights = model_path or moco_v2
@@ -67,6 +67,7 @@ def evaluate(
     model_path: str | None,
     moco_v2: str | None,
     root: str,
+    *,
     cfg: dict,
     seed: int,
     work: str | Path | None = None,
@@ -74,7 +75,7 @@ def evaluate(
     """Train the benchmark's head on the frozen model and score it (checkpoints in ``work``)."""
     resume = Resumable(
         work and Path(work) / "checkpoint.pt",
-        fingerprint(benchmark, model_path, moco_v2, root, cfg, seed),
+        fingerprint(benchmark, model_path, moco_v2, root, cfg=cfg, seed=seed),
         cfg["checkpoint_every"],
     )
     if model_path is None and benchmark in WITHOUT_MOCO_V2:
@@ -82,7 +83,7 @@ def evaluate(
     net, channels = frozen_network(model_path, moco_v2, seed)
     if benchmark == "coco_maskrcnn":
         return mask_rcnn.run(net.backbone, root, cfg, seed, resume)
-    return probe.run(net, channels, benchmark, root, cfg, seed, resume)
+    return probe.run(net, channels, benchmark, root, cfg=cfg, seed=seed, resume=resume)
 
 
 def frozen_network(model_path: str | None, moco_v2: str | None, seed: int) -> tuple[torch.nn.Module, int]:
@@ -96,7 +97,7 @@ def frozen_network(model_path: str | None, moco_v2: str | None, seed: int) -> tu
 
 
 def result(
-    metrics_: dict, benchmark: str, model_name: str, model_path: str | None, cfg: dict, demo: bool, seconds: float
+    metrics_: dict, benchmark: str, model_name: str, model_path: str | None, *, cfg: dict, demo: bool, seconds: float
 ) -> dict:
     """One benchmark result: metrics, the model (and its file's sha256), settings, time."""
     parts = model_name.split("/")

@@ -463,6 +463,7 @@ def head_node() -> str:
 def launch(
     pair_files: list[str],
     cfg: dict,
+    *,
     out: str | Path,
     metrics_out: str | Path,
     work_dir: str | Path,

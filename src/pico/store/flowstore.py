@@ -83,7 +83,7 @@ class Stored(NamedTuple):
 
 
 def write(
-    path: str | Path, fwd: np.ndarray, bwd: np.ndarray, meta: dict, scheme: str, bound: float, quality: int
+    path: str | Path, fwd: np.ndarray, bwd: np.ndarray, meta: dict, *, scheme: str, bound: float, quality: int
 ) -> Stored:
     """Store forward and backward flow, each (T-1, 2, H, W) float, T >= 2, atomically. Flow
     with a NaN or an infinity is refused: it reaches the codec's error sum, checked before the
