@@ -129,23 +129,27 @@ def test_a_missing_or_malformed_coco_names_the_path(tmp_path, demo_coco, reader,
         reader(broken, "val")
 
 
+PROBE = {
+    "iterations": 4,
+    "batch_size": 2,
+    "lr": 0.1,
+    "weight_decay": 0.0,
+    "milestones": [3],
+    "warmup_iterations": 0,
+    "workers": 0,
+    "min_size_train": [64],
+    "min_size_test": 64,
+    "max_size": 200,
+    "crop_size": 48,
+    "device": "cpu",
+    "checkpoint_every": 2,
+}
+
+
 def test_the_probe_trains_only_its_classifier(demo_coco):
     net = model.DenseNet("resnet18", None, freeze_encoder=True)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    cfg = {
-        "iterations": 3,
-        "batch_size": 2,
-        "lr": 0.1,
-        "weight_decay": 0.0,
-        "milestones": [2],
-        "warmup_iterations": 0,
-        "workers": 0,
-        "min_size_train": [64],
-        "min_size_test": 64,
-        "max_size": 200,
-        "crop_size": 48,
-        "device": "cpu",
-    }
+    cfg = {**PROBE, "iterations": 3, "milestones": [2]}
     train = readers.CocoPanoptic(demo_coco, "train")
     linear = probe.LinearProbe(net, 128, train.n_classes)
     head_before = linear.classifier.weight.clone()
@@ -227,23 +231,6 @@ def test_cityscapes_reader_maps_label_ids_to_train_ids(tmp_path):
     assert data.n_classes == 19
     _, labels = data[0]
     assert labels[0, ::4].tolist() == [0, 13, 255, 18]
-
-
-PROBE = {
-    "iterations": 4,
-    "batch_size": 2,
-    "lr": 0.1,
-    "weight_decay": 0.0,
-    "milestones": [3],
-    "warmup_iterations": 0,
-    "workers": 0,
-    "min_size_train": [64],
-    "min_size_test": 64,
-    "max_size": 200,
-    "crop_size": 48,
-    "device": "cpu",
-    "checkpoint_every": 2,
-}
 
 
 def test_a_preempted_probe_resumes_exactly_where_it_stopped(demo_coco, tmp_path):

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from pico import seeding
 from pico.config import ENCODER_RUNTIME_KEYS
@@ -84,14 +84,7 @@ class ImageRecipe(pretrain.Recipe):
             raise ValueError("the image-level MoCo-v2 encoder trains in one process (encoder.gpus is 1)")
         e = self.settings
         sampler = pretrain.IterationSampler(len(self.data), e["batch_size"], start, e["iterations"], e["seed"])
-        return DataLoader(
-            self.data,
-            batch_sampler=sampler,
-            collate_fn=collate,
-            num_workers=e["workers"],
-            persistent_workers=False,
-            pin_memory=device.type == "cuda",
-        )
+        return pretrain.iteration_loader(self.data, sampler, collate_fn=collate, workers=e["workers"], device=device)
 
     def loss(self, step, batch, iteration, rank, world, device):
         view_q, view_k = (t.to(device, non_blocking=True) for t in batch)

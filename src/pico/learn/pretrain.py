@@ -123,6 +123,19 @@ class IterationSampler(Sampler):
             yield batch[self.rank :: self.world]
 
 
+def iteration_loader(data: Dataset, sampler: Sampler, *, collate_fn, workers: int, device: torch.device) -> DataLoader:
+    """Batches of ``data`` in ``sampler``'s order (an ``IterationSampler``: one per iteration),
+    built by ``workers`` forked processes (0: this one), pinned for a GPU."""
+    return DataLoader(
+        data,
+        batch_sampler=sampler,
+        collate_fn=collate_fn,
+        num_workers=workers,
+        persistent_workers=False,
+        pin_memory=device.type == "cuda",
+    )
+
+
 def collate(samples) -> model.PointBatch:
     """Stack views; concatenate points with the index of their image in the batch."""
     view_a, view_b = (torch.stack(s) for s in list(zip(*samples))[:2])
@@ -226,14 +239,7 @@ class PixelRecipe(Recipe):
         p = self.settings
         data = PairData(self.pair_files, p["crop_size"], p["seed"])
         sampler = IterationSampler(len(data), p["videos_per_batch"], start, p["iterations"], p["seed"], rank, world)
-        return DataLoader(
-            data,
-            batch_sampler=sampler,
-            collate_fn=collate,
-            num_workers=p["workers"],
-            persistent_workers=False,
-            pin_memory=device.type == "cuda",
-        )
+        return iteration_loader(data, sampler, collate_fn=collate, workers=p["workers"], device=device)
 
     def loss(self, step, batch, iteration, rank, world, device):
         p = self.settings
