@@ -188,3 +188,31 @@ def test_point_features_sample_the_map_at_the_points_cell_coordinates():
     got = model.point_features(maps, torch.tensor([0, 1, 0, 1, 0]), x, y)
     want = torch.stack([((x - 1.5) / 4).clamp(0, w - 1), ((y - 1.5) / 4).clamp(0, h - 1)], 1)
     torch.testing.assert_close(got, want)
+
+
+def test_point_embeddings_are_the_projected_map_sampled_at_the_points():
+    """Projecting only the four cells around each point gives what projecting the whole map
+    and sampling it gives (the head and the normalisation act per cell), gradients included."""
+    g = torch.Generator().manual_seed(0)
+    maps = torch.randn(3, 16, 5, 7, generator=g, requires_grad=True)
+    head = model.projection_head(16, 32)
+    batch = torch.tensor([0, 2, 1, 1, 0, 2])
+    x, y = torch.rand(6, generator=g) * 30 - 1, torch.rand(6, generator=g) * 22 - 1  # border points too
+    assert model.projects_cells(len(x), 3 * 5 * 7)  # 24 of the 105 cells: the four-cell path
+    got = model.point_embeddings(maps, head, batch, x, y)
+    want = model.point_features(torch.nn.functional.normalize(head(maps), dim=1), batch, x, y)
+    torch.testing.assert_close(got, want)
+    (grad_got,) = torch.autograd.grad(got.sum(), maps)
+    (grad_want,) = torch.autograd.grad(want.sum(), maps)
+    torch.testing.assert_close(grad_got, grad_want)
+    assert model.point_embeddings(maps, head, batch[:0], x[:0], y[:0]).shape == (0, 16)
+    dense = (
+        torch.arange(60) % 3,
+        torch.rand(60, generator=g) * 27,
+        torch.rand(60, generator=g) * 19,
+    )
+    assert not model.projects_cells(60, 3 * 5 * 7)  # 240 cells: the whole map, the same values
+    torch.testing.assert_close(
+        model.point_embeddings(maps, head, *dense),
+        model.point_features(torch.nn.functional.normalize(head(maps), dim=1), *dense),
+    )

@@ -46,8 +46,10 @@ def end_reasons(track_ids: np.ndarray, end: np.ndarray) -> np.ndarray:
 def anchor_frames(
     start: np.ndarray, end: np.ndarray, censored: np.ndarray, n_frames: int, n: int, rng: np.random.Generator
 ) -> list[int]:
-    """Anchor sampling over trajectories spanning [start, end] (inclusive), whose end does
-    not count as an endpoint where ``censored``; anchor first."""
+    """Anchor sampling (Section 3.3) over trajectories spanning [start, end] (inclusive): a
+    random anchor frame a (one some trajectory spans); for each trajectory active on a, its
+    endpoint furthest from a (its end does not count where ``censored``); the frames are a
+    and up to n - 1 others, those with the most endpoints (ties: the earlier). Anchor first."""
     # tracks alive per frame as a difference array: +1 where a track starts, -1 after it ends,
     # so the cumulative sum counts the tracks spanning each frame, without a loop over tracks
     covered = np.zeros(n_frames + 1, np.int64)

@@ -134,7 +134,8 @@ def track(
     max_gamma: float,
     max_delta: float,
 ) -> dict[str, np.ndarray]:
-    """Chain points through the flow (Eq. 2), vectorised over the points alive at each step.
+    """Chain points through the flow, Eq. 2: (x_{t+1}, y_{t+1}) = (x_t, y_t) + (u_t(x_t, y_t),
+    v_t(x_t, y_t)), w = (u, v) sampled bilinearly; vectorised over the points alive at each step.
 
     ``fields`` yields, for t = 0 .. n_frames - 2 in order, the forward flow t -> t+1 and the
     backward flow t+1 -> t: float arrays (2, H, W) or StoredFields. A track stops when its

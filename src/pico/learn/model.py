@@ -146,14 +146,53 @@ def point_features(maps: torch.Tensor, batch: torch.Tensor, x: torch.Tensor, y: 
     covers view pixels 4j .. 4j + 3, so its centre is at 4j + 1.5 and a point x lies at
     u = (x - 1.5) / 4 in cell units; the map is sampled there bilinearly (truncating x / 4 would
     shift every point by 1.5 px on average, and a flipped view's points the other way)."""
-    _, _, h, w = maps.shape
+    corners, au, av = _cells(maps.shape[-2:], x, y)
+    return _bilinear([maps[batch, :, v, u] for v, u in corners], au, av)
+
+
+def point_embeddings(maps: torch.Tensor, head: nn.Module, batch: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
+    """``point_features(normalize(head(maps)), batch, x, y)``, the L2-normalised projections
+    of Section 3.4 sampled at the points, computed on the four cells around each point only:
+    the head is per cell (1x1 convolutions) and the normalisation too, so these are the same
+    values as projecting the whole map, at a fraction of the cost where a batch's points touch
+    few of its cells; where they touch many (``projects_cells``), the whole map is projected."""
+    if projects_cells(len(x), maps.shape[0] * maps.shape[2] * maps.shape[3]):
+        return embeddings_from_cells(maps, head, batch, x, y)
+    return point_features(F.normalize(head(maps), dim=1), batch, x, y)
+
+
+def embeddings_from_cells(maps: torch.Tensor, head: nn.Module, batch: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
+    """``point_embeddings``' four-cell path: each point's four cells projected and normalised,
+    then interpolated bilinearly."""
+    corners, au, av = _cells(maps.shape[-2:], x, y)
+    cells = torch.cat([maps[batch, :, v, u] for v, u in corners])  # (4n, C): one head call for all four
+    projected = F.normalize(head(cells[:, :, None, None])[:, :, 0, 0], dim=1)
+    return _bilinear(projected.chunk(4), au, av)
+
+
+def projects_cells(points: int, cells: int) -> bool:
+    """Whether ``point_embeddings`` projects the 4 cells around each of ``points`` points rather
+    than all ``cells`` cells of the maps: below 40 % of them. Measured (bench/pixel_step.py,
+    docs/measurements.md): 15 % of the cells took 0.41x the time of the whole map, 33 % 0.65x,
+    44 % 1.08x (gathering and scattering cells costs more than projecting them)."""
+    return 4 * points < 0.4 * cells
+
+
+def _cells(size: tuple[int, int], x: torch.Tensor, y: torch.Tensor):
+    """The four feature cells (v, u) around each point, in the order (v0, u0), (v0, u1),
+    (v1, u0), (v1, u1), and the point's fractional offsets (au, av) from (u0, v0), (n, 1)."""
+    h, w = size
     u = ((x - (STRIDE - 1) / 2) / STRIDE).clamp(0, w - 1)
     v = ((y - (STRIDE - 1) / 2) / STRIDE).clamp(0, h - 1)
     u0, v0 = u.floor().long().clamp(max=max(w - 2, 0)), v.floor().long().clamp(max=max(h - 2, 0))
     u1, v1 = (u0 + 1).clamp(max=w - 1), (v0 + 1).clamp(max=h - 1)
-    au, av = (u - u0).unsqueeze(1), (v - v0).unsqueeze(1)
-    top = maps[batch, :, v0, u0] * (1 - au) + maps[batch, :, v0, u1] * au
-    bottom = maps[batch, :, v1, u0] * (1 - au) + maps[batch, :, v1, u1] * au
+    return [(v0, u0), (v0, u1), (v1, u0), (v1, u1)], (u - u0).unsqueeze(1), (v - v0).unsqueeze(1)
+
+
+def _bilinear(corners, au: torch.Tensor, av: torch.Tensor) -> torch.Tensor:
+    """Bilinear interpolation of the values (n, C) at the four cells of ``_cells``."""
+    top = corners[0] * (1 - au) + corners[1] * au
+    bottom = corners[2] * (1 - au) + corners[3] * au
     return top * (1 - av) + bottom * av
 
 
@@ -231,6 +270,11 @@ class PointBatch(NamedTuple):
     xb: torch.Tensor
     yb: torch.Tensor
 
+    def to(self, device: torch.device) -> PointBatch:
+        """On ``device``, the views channels-last (NHWC), as the pretraining model's weights."""
+        views = (t.to(device, non_blocking=True, memory_format=torch.channels_last) for t in self[:2])
+        return PointBatch(*views, *(t.to(device, non_blocking=True) for t in self[2:]))
+
     def points(self, keep: torch.Tensor) -> PointBatch:
         """The same views with the point pairs ``keep`` (indices) only."""
         return PointBatch(self.view_a, self.view_b, *(t[keep] for t in self[2:]))
@@ -258,9 +302,6 @@ class PixelMoCo(MoCo):
             share=_share_frozen_encoder,
         )
 
-    def embed(self, branch: nn.ModuleDict, images: torch.Tensor) -> torch.Tensor:
-        return F.normalize(branch["head"](branch["net"](images)), dim=1)
-
     def forward(self, batch: PointBatch) -> torch.Tensor:
         """Eq. 1's loss for the point pairs of ``batch``: a query per point of view a, its
         positive the key of the same point in view b, the queue's keys its negatives.
@@ -269,10 +310,10 @@ class PixelMoCo(MoCo):
         numbers of points: each returns the sum of Eq. 1 over its points divided by the global
         batch's count over the world size, so the gradient is that of Eq. 1's mean over every
         point of the global batch, as in one process (the returned values average to it)."""
-        q = point_features(self.embed(self.query, batch.view_a), batch.image, batch.xa, batch.ya)
+        q = point_embeddings(self.query["net"](batch.view_a), self.query["head"], batch.image, batch.xa, batch.ya)
         with torch.no_grad():
             self.momentum_update()
-            k = point_features(self.embed(self.key, batch.view_b), batch.image, batch.xb, batch.yb)
+            k = point_embeddings(self.key["net"](batch.view_b), self.key["head"], batch.image, batch.xb, batch.yb)
         keys = gather(k)
         world = torch.distributed.get_world_size() if in_process_group() else 1
         loss = info_nce(q, k, self.queue.clone().detach(), self.temperature, count=len(keys) / world)

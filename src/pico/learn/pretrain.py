@@ -232,7 +232,8 @@ class PixelRecipe(Recipe):
     at most ``max_pairs`` pairs an iteration over the global batch, after the crops."""
 
     def __init__(self, pair_files: list[str], cfg: dict, device: torch.device):
-        super().__init__(build(cfg).to(device), cfg["pretrain"], _fingerprint(cfg, pair_files))
+        net = build(cfg).to(device, memory_format=torch.channels_last)  # NHWC convolutions: faster, measured
+        super().__init__(net, cfg["pretrain"], _fingerprint(cfg, pair_files))
         self.cfg, self.pair_files = cfg, pair_files
 
     def batches(self, start, rank, world, device):
@@ -247,7 +248,7 @@ class PixelRecipe(Recipe):
         batch = batch.points(
             torch.from_numpy(within_budget(counts, rank, p["max_pairs"], seeding.rng(p["seed"], "budget", iteration)))
         )
-        return step(model.PointBatch(*(t.to(device, non_blocking=True) for t in batch))), len(batch.xa)
+        return step(batch.to(device)), len(batch.xa)
 
     def learned(self):
         return model.learned(self.model.state_dict(), self.model.query["net"].freeze_encoder)
