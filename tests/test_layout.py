@@ -117,19 +117,23 @@ def test_conda_envs_agree_with_the_pins_and_use_the_lock():
             )
 
 
+def rule_blocks():
+    """(rules file, rule name, the rule's directive indent, its text) of every rule and
+    ``use rule`` in rules/, those inside an ``if`` included."""
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        for block in re.split(r"\n(?=[ \t]*(?:use )?rule \w+)", smk.read_text()):
+            if head := re.match(r"([ \t]*)(?:use )?rule (\w+)", block):
+                yield smk, head[2], head[1] + "    ", block
+
+
 def rule_params() -> dict[str, tuple[list[str], str | None]]:
     """{rule: (its params' names, its script's path or None)} of every rule in rules/."""
     found = {}
-    for smk in sorted((REPO / "rules").glob("*.smk")):
-        for block in re.split(r"\n(?=[ \t]*(?:use )?rule \w+)", smk.read_text()):
-            head = re.match(r"([ \t]*)(?:use )?rule (\w+)", block)
-            if not head:
-                continue
-            indent = head[1] + "    "
-            params = re.search(rf"\n{indent}params:\n(.*?)(?=\n{indent}\w+:|\Z)", block, re.S)
-            names = re.findall(rf"^{indent}    (\w+)=", params[1], re.M) if params else []
-            script = re.search(r'script:\n\s+"\.\./(\S+)"', block)
-            found[head[2]] = (names, script and script[1])
+    for _, name, indent, block in rule_blocks():
+        params = re.search(rf"\n{indent}params:\n(.*?)(?=\n{indent}\w+:|\Z)", block, re.S)
+        names = re.findall(rf"^{indent}    (\w+)=", params[1], re.M) if params else []
+        script = re.search(r'script:\n\s+"\.\./(\S+)"', block)
+        found[name] = (names, script and script[1])
     return found
 
 
@@ -138,8 +142,8 @@ def test_rerun_trigger_params_are_named_so_and_every_other_param_is_read():
     report caption does) every other param of its rule; a script that hands ``snakemake.params``
     whole to a pico function (``rule_config``, ``rule_arguments``) counts as reading them."""
     captions = "".join(p.read_text() for p in (REPO / "report").glob("*.rst"))
-    checked = 0
-    for rule, (names, script) in rule_params().items():
+    checked, rules = 0, rule_params()
+    for rule, (names, script) in rules.items():
         if script is None:  # use rule ... with: the parent's script
             continue
         source = (REPO / script).read_text()
@@ -153,15 +157,14 @@ def test_rerun_trigger_params_are_named_so_and_every_other_param_is_read():
             )
             checked += 1
     assert checked > 40 and {"rerun_detection", "rerun_flow", "rerun_seed"} <= {
-        n for names, _ in rule_params().values() for n in names
+        n for names, _ in rules.values() for n in names
     }
 
 
 def test_every_rule_logs_and_benchmarks():
-    for smk in sorted((REPO / "rules").glob("*.smk")):
-        for rule in re.split(r"\nrule ", smk.read_text())[1:]:
-            if "script:" in rule or "shell:" in rule:
-                assert "log:" in rule and "benchmark:" in rule, f"{smk.name}: rule {rule.split(':')[0]}"
+    for smk, name, _, block in rule_blocks():
+        if "script:" in block or "shell:" in block:
+            assert "log:" in block and "benchmark:" in block, f"{smk.name}: rule {name}"
 
 
 def test_ruff_lint_and_format_clean():

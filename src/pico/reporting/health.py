@@ -140,14 +140,16 @@ def merge(flow: list[str | Path], tracks: dict[str, list], pairs: dict[str, list
         with _summary(path) as shard:
             merged["status"].update(shard["status"])
             merged["flow_epe"].update(shard["flow_epe"])
-    for keys, series_paths in ((("track_lengths",), tracks), (("pairs_per_draw", "temporal_gaps"), pairs)):
+    # (bincounts added up, a count added up or None, {series: summaries}) of each stage
+    stages = (("track_lengths",), None, tracks), (("pairs_per_draw", "temporal_gaps"), "videos_without_pairs", pairs)
+    for keys, counted, series_paths in stages:
         for series, paths in series_paths.items():
             for path in paths:
                 with _summary(path) as shard:
                     for key in keys:
                         merged[key][series] = _add(merged[key].get(series), shard[key])
-                    if series_paths is pairs:
-                        merged["videos_without_pairs"][series] += shard["videos_without_pairs"]
+                    if counted:
+                        merged[counted][series] += shard[counted]
     return merged
 
 
