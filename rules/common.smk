@@ -142,7 +142,8 @@ def per_model(pattern):
 
 
 # The benchmarks (rules/benchmarks.smk): data roots, demo data and settings per benchmark.
-DEMO_BENCHMARK = config["benchmarks"]["coco_root"] is None
+# The COCO probe's (the ablations' and the reproduction's) data is the demo's: their outputs say so.
+DEMO_BENCHMARK = pico.config.on_demo_data(config, "coco_probe")
 # the demo data's size, and the world they are drawn from (pico.config.demo_world), as params
 DEMO_SETTINGS = {k: v for k, v in config["benchmarks"]["demo"].items() if k != "world"}
 DEMO_WORLD = pico.config.demo_world(config)
