@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
 
 from pico.evaluation import probe
 from pico.learn import augment, model
@@ -82,13 +83,62 @@ def test_a_marked_pixel_lands_where_its_mapped_coordinate_says():
         x, y = torch.tensor([float(crop.left + crop.width // 3)]), torch.tensor([float(crop.top + crop.height // 2)])
         marked = image.clone()
         marked[:, int(y), int(x)] = 255
-        out = augment.view(marked, crop, g, colour=False)
+        out = augment.view(marked, crop)
         vx, vy, inside = crop.map_points(x, y)
         assert inside.all()
         peak = torch.nonzero(out[0] == out[0].max())[0]
         assert abs(peak[0].item() - vy.item()) <= 1 and abs(peak[1].item() - vx.item()) <= 1, (seed, peak, vx, vy)
     far = crop.map_points(torch.tensor([crop.left - 5.0]), torch.tensor([float(crop.top)]))[2]
     assert not far.any()
+
+
+def torchvision_colour(image: torch.Tensor, draw: augment.Colour) -> torch.Tensor:
+    """MoCo-v2's photometric part on one uint8 image the way torchvision applies it, one
+    ``torchvision.transforms.v2.functional`` call at a time: the reference for the batched one."""
+    x = image.float() / 255
+    b, c, s, hue = draw.factors[0].tolist()
+    jitter = [
+        lambda im: TF.adjust_brightness(im, b),
+        lambda im: TF.adjust_contrast(im, c),
+        lambda im: TF.adjust_saturation(im, s),
+        lambda im: TF.adjust_hue(im, hue),
+    ]
+    if draw.jitter.item():
+        for k in draw.order[0].tolist():
+            x = jitter[k](x)
+    if draw.grayscale.item():
+        x = TF.rgb_to_grayscale(x, num_output_channels=3)
+    sigma = draw.sigma.item()
+    if sigma > 0:
+        kernel = 2 * math.ceil(3 * sigma) + 1
+        x = TF.gaussian_blur(x, [kernel, kernel], [sigma, sigma])
+    return (x.clamp(0, 1) - augment.MEAN) / augment.STD
+
+
+def test_the_batched_colour_is_torchvisions_per_image_colour():
+    """``augment.colour`` on a batch of 48 views, each with its own seeded draw (every
+    operation, order, grayscale and blur occurring), equals torchvision's per-image functional
+    ops to float rounding; identity draws give the normalised view itself."""
+    g = torch.Generator().manual_seed(0)
+    smooth = F.interpolate(torch.rand(48, 3, 6, 6, generator=g), size=40, mode="bilinear", align_corners=False)
+    images = (255 * smooth).round().to(torch.uint8)
+    images[:4, :, :20] = 128  # grey pixels: no hue
+    draws = [augment.draw_colour(g) for _ in images]
+    batch = augment.Colour.cat(draws)
+    assert batch.jitter.any() and (~batch.jitter).any() and batch.grayscale.any() and (batch.sigma > 0).any()
+    assert len({tuple(o) for o in batch.order[batch.jitter].tolist()}) > 10
+    expected = torch.stack([torchvision_colour(image, draw) for image, draw in zip(images, draws)])
+    torch.testing.assert_close(augment.colour(images, batch), expected, atol=1e-5, rtol=0)
+    identity = augment.Colour(
+        torch.zeros(2, dtype=torch.bool),
+        torch.tensor([[1.0, 1, 1, 0]] * 2),
+        torch.arange(4).repeat(2, 1),
+        torch.zeros(2, dtype=torch.bool),
+        torch.zeros(2),
+    )
+    torch.testing.assert_close(
+        augment.colour(images[:2], identity), (images[:2].float() / 255 - augment.MEAN) / augment.STD
+    )
 
 
 def test_the_loss_falls_when_overfitting_one_batch(monkeypatch):

@@ -80,8 +80,8 @@ def train(pair_files, cfg, folder, **kwargs):
 
 def test_views_keep_only_points_inside_both_crops(pair_files):
     data = pretrain.PairData(pair_files, 48, seed=0)
-    view_a, view_b, xa, ya, xb, yb = data[(3, 0, 1, 0)]
-    assert view_a.shape == view_b.shape == (3, 48, 48)
+    view_a, view_b, xa, ya, xb, yb, *colours = data[(3, 0, 1, 0)]
+    assert view_a.shape == view_b.shape == (3, 48, 48) and view_a.dtype == torch.uint8 and len(colours) == 2
     assert 0 < len(xa) <= 40 and ((xa >= -0.5) & (xa < 47.5) & (yb >= -0.5) & (yb < 47.5)).all()
     again = data[(3, 0, 1, 0)]
     assert torch.equal(again[0], view_a) and torch.equal(again[2], xa)  # determined by (seed, iteration, slot)

@@ -25,9 +25,10 @@ from pico.store import framestore
 
 class FrameData(Dataset):
     """The snippets of ``frame_dirs`` (one frame store each, sorted by name, so the order does
-    not depend on the sharding). Item (iteration, slot, snippet index, visit) -> two MoCo-v2
-    views of one of the snippet's frames, frame, crops, flips and colours drawn from
-    (seed, iteration, slot)."""
+    not depend on the sharding). Item (iteration, slot, snippet index, visit) -> two cropped and
+    flipped uint8 views of one of the snippet's frames and their colour draws (applied to the
+    batch on the training device, ``pico.learn.augment.colour``); frame, crops, flips and
+    colours drawn from (seed, iteration, slot)."""
 
     def __init__(self, frame_dirs: list[str], crop_size: int, seed: int):
         self.files = sorted(
@@ -43,17 +44,20 @@ class FrameData(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, key: tuple[int, int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: tuple[int, int, int, int]):
         iteration, slot, index, _ = key
         g = torch.Generator().manual_seed(int(seeding.rng(self.seed, "image-views", iteration, slot).integers(2**62)))
         with framestore.FrameStore(self.files[index]) as store:
             image = torch.from_numpy(store[int(torch.randint(len(store), (1,), generator=g))]).permute(2, 0, 1)
         crops = [augment.random_crop(image.shape[1], image.shape[2], self.crop_size, g) for _ in range(2)]
-        return augment.view(image, crops[0], g), augment.view(image, crops[1], g)
+        views, colours = [augment.view(image, c) for c in crops], [augment.draw_colour(g) for _ in crops]
+        return (*views, *colours)
 
 
-def collate(samples) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.stack([s[0] for s in samples]), torch.stack([s[1] for s in samples])
+def collate(samples) -> tuple[torch.Tensor, torch.Tensor, augment.Colour, augment.Colour]:
+    """Stack each side's views and colour draws."""
+    views = (torch.stack([s[k] for s in samples]) for k in (0, 1))
+    return (*views, *(augment.Colour.cat([s[k] for s in samples]) for k in (2, 3)))
 
 
 class ImageRecipe(pretrain.Recipe):
@@ -87,7 +91,9 @@ class ImageRecipe(pretrain.Recipe):
         return pretrain.iteration_loader(self.data, sampler, collate_fn=collate, workers=e["workers"], device=device)
 
     def loss(self, step, batch, iteration, rank, world, device):
-        view_q, view_k = (t.to(device, non_blocking=True) for t in batch)
+        view_q, view_k = (
+            augment.colour(v.to(device, non_blocking=True), c.to(device)) for v, c in zip(batch[:2], batch[2:])
+        )
         shuffle = torch.Generator().manual_seed(
             int(seeding.rng(self.settings["seed"], "shuffle-bn", iteration).integers(2**62))
         )

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -45,10 +46,12 @@ class PairData(Dataset):
     it is fetched (``pico.data.pairs.read_video``), so memory holds neither pairs nor JPEG bytes, and
     no file is held open, so data-loader workers fork freely.
 
-    Item (iteration, slot, video index, visit) -> two augmented views and the points in both:
-    the video's draw ``visit mod draws`` (its draws in turn, one per visit), one of that draw's
-    frame pairs, which of the two frames is the query view (p = 1/2: the earlier frame is not
-    always the query), crops and flips, all drawn from (seed, iteration, slot)."""
+    Item (iteration, slot, video index, visit) -> two cropped and flipped uint8 views, their
+    colour draws (applied to the batch on the training device, ``pico.learn.augment.colour``) and
+    the points in both: the video's draw ``visit mod draws`` (its draws in turn, one per visit),
+    one of that draw's frame pairs, which of the two frames is the query view (p = 1/2: the
+    earlier frame is not always the query), crops, flips and colours, all drawn from
+    (seed, iteration, slot)."""
 
     def __init__(self, pair_files: list[str], crop_size: int, seed: int):
         self.crop_size, self.seed, self.files = crop_size, seed, [str(p) for p in pair_files]
@@ -77,7 +80,7 @@ class PairData(Dataset):
         ends = [(a, p["xa"][on], p["ya"][on]), (b, p["xb"][on], p["yb"][on])]
         if torch.rand(1, generator=g) < 0.5:
             ends.reverse()  # the later frame is the query as often as the earlier one
-        views, points = [], []
+        views, colours, points = [], [], []
         for frame, x, y in ends:
             if frame not in jpegs:
                 raise ValueError(
@@ -85,10 +88,12 @@ class PairData(Dataset):
                 )
             image = torch.from_numpy(zipstore.decode_jpeg(jpegs[frame])).permute(2, 0, 1)
             crop = augment.random_crop(image.shape[1], image.shape[2], self.crop_size, g)
-            views.append(augment.view(image, crop, g))
+            views.append(augment.view(image, crop))
+            colours.append(augment.draw_colour(g))
             points.append(crop.map_points(torch.from_numpy(x), torch.from_numpy(y)))
         keep = points[0][2] & points[1][2]
-        return views[0], views[1], points[0][0][keep], points[0][1][keep], points[1][0][keep], points[1][1][keep]
+        inside = (points[0][0][keep], points[0][1][keep], points[1][0][keep], points[1][1][keep])
+        return (*views, *inside, *colours)
 
 
 class IterationSampler(Sampler):
@@ -136,11 +141,28 @@ def iteration_loader(data: Dataset, sampler: Sampler, *, collate_fn, workers: in
     )
 
 
-def collate(samples) -> model.PointBatch:
-    """Stack views; concatenate points with the index of their image in the batch."""
+class Loaded(NamedTuple):
+    """What the loader yields: the point batch with its views still uint8 and uncoloured, and
+    the colour draws of each side's views (``finish`` applies them on the training device)."""
+
+    points: model.PointBatch
+    colour_a: augment.Colour
+    colour_b: augment.Colour
+
+    def finish(self, device: torch.device) -> model.PointBatch:
+        """On ``device``: the views coloured and normalised (``pico.learn.augment.colour``),
+        channels-last as the pretraining model's weights."""
+        sides = ((self.points.view_a, self.colour_a), (self.points.view_b, self.colour_b))
+        views = (augment.colour(v.to(device, non_blocking=True), c.to(device)) for v, c in sides)
+        return model.PointBatch(*views, *self.points[2:]).to(device)
+
+
+def collate(samples) -> Loaded:
+    """Stack views and colour draws; concatenate points with the index of their image in the batch."""
     view_a, view_b = (torch.stack(s) for s in list(zip(*samples))[:2])
     image = torch.cat([torch.full((len(s[2]),), i, dtype=torch.long) for i, s in enumerate(samples)])
-    return model.PointBatch(view_a, view_b, image, *(torch.cat([s[k] for s in samples]) for k in range(2, 6)))
+    points = model.PointBatch(view_a, view_b, image, *(torch.cat([s[k] for s in samples]) for k in range(2, 6)))
+    return Loaded(points, *(augment.Colour.cat([s[k] for s in samples]) for k in (6, 7)))
 
 
 def within_budget(counts: list[int], rank: int, max_pairs: int, rng: np.random.Generator) -> np.ndarray:
@@ -244,11 +266,10 @@ class PixelRecipe(Recipe):
 
     def loss(self, step, batch, iteration, rank, world, device):
         p = self.settings
-        counts = point_counts(len(batch.xa), world, device)
-        batch = batch.points(
-            torch.from_numpy(within_budget(counts, rank, p["max_pairs"], seeding.rng(p["seed"], "budget", iteration)))
-        )
-        return step(batch.to(device)), len(batch.xa)
+        counts = point_counts(len(batch.points.xa), world, device)
+        keep = within_budget(counts, rank, p["max_pairs"], seeding.rng(p["seed"], "budget", iteration))
+        batch = batch._replace(points=batch.points.points(torch.from_numpy(keep))).finish(device)
+        return step(batch), len(batch.xa)
 
     def learned(self):
         return model.learned(self.model.state_dict(), self.model.query["net"].freeze_encoder)
