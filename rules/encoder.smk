@@ -13,6 +13,8 @@ rule encoder_moco:
         "logs/encoder_moco/{dataset}.log",
     benchmark:
         "benchmarks/encoder_moco/{dataset}.tsv"
+    # first of the jobs ready with it: it needs only the frames, and every model waits for it
+    priority: 10
     conda:
         "../envs/gpu.yaml"
     threads: max(config["encoder"]["threads"], config["encoder"]["workers"])
