@@ -2,13 +2,13 @@
 and what a (γ, δ) cut costs per shard.
 
 Input: a synthetic snippet at the paper's frame size (456x256, 30 fps), its DIS (``fine``)
-flow stored with the default codec (frame_range, q90), and ``--points`` start points as in
-A.1. Tracking decodes every field it steps through, so its cost is compared with decoding
-those fields alone to float32 (goal: at most 1.15 times). It samples the stored uint8 codes and
-dequantizes only the sampled values (the codec's map is affine), so it can cost less. The cut
-is timed on a shard-sized table made of
-copies of the snippet's raw tracks under distinct video ids, read from and written to Parquet
-as the ``cut_tracks`` rule does. Wall clock, best of ``--repeat``; prints a Markdown table.
+flow stored with the default codec (tiled, q90), and ``--points`` start points as in A.1.
+Tracking decodes every field it steps through, so its cost is compared with decoding those
+fields alone to float32 (goal: at most 1.15 times). It samples the stored uint8 codes and
+dequantizes only the four pixels around each point (each by its own tile's map), so it can
+cost less. The cut is timed on a shard-sized table made of copies of the snippet's raw tracks
+under distinct video ids, read from and written to Parquet as the ``cut_tracks`` rule does.
+Wall clock, best of ``--repeat``; prints a Markdown table.
 
     .venv/bin/python bench/tracks_speed.py [-t 60] [-p 1000] [-v 50] [-r 3]
 """
@@ -37,7 +37,7 @@ def make_flow(folder: Path, n_frames: int) -> Path:
     frames = np.stack([f for _, f in zip(range(n_frames), vid.frames())])
     fwd, bwd = flow.DIS("fine")(frames)
     path = folder / ("tracks" + flowstore.SUFFIX)
-    flowstore.write(path, fwd, bwd, {"video": "tracks"}, scheme="frame_range", bound=20, quality=90)
+    flowstore.write(path, fwd, bwd, {"video": "tracks"}, scheme="tiled", bound=20, quality=90)
     return path
 
 

@@ -35,11 +35,6 @@ def per_shard(pattern, **fixed):
     ]
 
 
-def per_cut(pattern, **fixed):
-    """``per_shard(pattern)`` for every configured (gamma, delta) cut, {cut} its name."""
-    return [path for cut in CUTS for path in per_shard(pattern, cut=cut, **fixed)]
-
-
 def shard_entries(wildcards):
     return SHARDS[wildcards.dataset][wildcards.shard]
 
@@ -73,11 +68,12 @@ if workflow.is_main_process and (
 FLOW_MINUTES_PER_VIDEO = (
     0.5 if FLOW_ON_GPU else 1 if config["flow"]["backend"] == "dis" else 20
 )
-# The configured (gamma, delta) cuts as paths name them (pico.config.cut_name).
-CUTS = [
-    pico.config.cut_name(gamma, delta)
+# The tables' (gamma, delta) cuts, tracking.thresholds: {name in paths (pico.config.cut_name):
+# (gamma, delta)}.
+CUTS = {
+    pico.config.cut_name(gamma, delta): (float(gamma), float(delta))
     for gamma, delta in config["tracking"]["thresholds"]
-]
+}
 
 
 # Pretraining runs on a GPU when the job gets one (rules/pretrain.smk declares it for SLURM).
@@ -123,6 +119,18 @@ MODELS = {
         for spec in ABLATIONS.values()
         for point in pico.reporting.ablations.points(spec)
     ]
+}
+# The cuts that configured models train on, per dataset, loosest last: the tables' and the
+# ablations'.
+MODEL_CUTS = {
+    dataset: list(
+        dict.fromkeys(
+            model.cut
+            for model in sorted(MODELS.values(), key=lambda m: (m.gamma, m.delta))
+            if model.dataset == dataset
+        )
+    )
+    for dataset in SHARDS
 }
 
 
@@ -178,6 +186,7 @@ wildcard_constraints:
     gamma=r"[0-9.e+-]+",
     delta=r"[0-9.e+-]+",
     method="|".join(pico.config.METHODS),
+    cut="|".join(map(re.escape, CUTS)),  # a tables' cut (rules/pairs.smk's cut_pairs)
     sampling="anchor|random",
     benchmark="|".join(BENCHMARKS),
     figure="|".join(pico.reporting.ablations.TITLES),

@@ -15,15 +15,17 @@ HEALTH_PAIR_SETS = {
     ]
     for dataset in SHARDS
 }
-# Their (gamma, delta) cuts, loosest last.
-HEALTH_CUTS = {
-    dataset: list(
-        dict.fromkeys(
-            model.cut
-            for model in sorted(MODELS.values(), key=lambda m: (m.gamma, m.delta))
-            if model.dataset == dataset
+# Where each of their cuts (MODEL_CUTS) is counted: the summaries of the first pair set drawn
+# from it, which carry its track lengths (an ablation's cut is made by its pair jobs, no file).
+HEALTH_CUT_SERIES = {
+    dataset: [
+        next(
+            f"{model.method}/{model.sampling}/{model.cut}"
+            for model in MODELS.values()
+            if model.dataset == dataset and model.cut == cut
         )
-    )
+        for cut in MODEL_CUTS[dataset]
+    ]
     for dataset in SHARDS
 }
 
@@ -32,7 +34,7 @@ rule dataset_health:
     input:
         flow=per_dataset_shard("results/{dataset}/health/flow/{shard}.json"),
         tracks=per_dataset_series(
-            "results/{dataset}/health/tracks/{name}/{shard}.json", HEALTH_CUTS
+            "results/{dataset}/health/pairs/{name}/{shard}.json", HEALTH_CUT_SERIES
         ),
         pairs=per_dataset_series(
             "results/{dataset}/health/pairs/{name}/{shard}.json", HEALTH_PAIR_SETS
@@ -78,7 +80,7 @@ rule dataset_health:
         mem_mb=4000,
         runtime=10,
     params:
-        cuts=lambda w: HEALTH_CUTS[w.dataset],
+        cuts=lambda w: MODEL_CUTS[w.dataset],
         pair_sets=lambda w: HEALTH_PAIR_SETS[w.dataset],
     script:
         "../workflow/scripts/dataset_health.py"

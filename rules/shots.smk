@@ -13,6 +13,10 @@ rule detect_shots:
     conda:
         "../envs/cpu.yaml"
     resources:
+        # TransNetV2 on a GPU only where asked for and used (shots: true)
+        gpu=lambda w: int(
+            config["shot_detection"]["device"] == "cuda" and dataset_config(w)["shots"]
+        ),
         mem_mb=4000,
         runtime=lambda w: 10 + len(shard_entries(w)),
     params:

@@ -1,6 +1,8 @@
 # Stage 5 (Section 3.2, A.1): raw point tracks from stored flow, then one cut per (gamma, delta).
 # A cut reads only the raw tracks, so changing gamma, delta or tracking.motion_boundary reruns
-# nothing upstream of it.
+# nothing upstream of it. The jobs that draw pair sets make their cut themselves (rules/pairs.smk:
+# the tables' cuts are written by the job that draws the tables' pair sets); cut_tracks writes a
+# cut no pair job writes, an ablation's, when a target asks for it (`tracks`).
 
 
 rule raw_tracks:
@@ -29,10 +31,10 @@ rule raw_tracks:
 
 rule cut_tracks:
     input:
-        "results/{dataset}/tracks/raw/{shard}.parquet",
+        tracks="results/{dataset}/tracks/raw/{shard}.parquet",
     output:
         cut="results/{dataset}/tracks/g{gamma}_d{delta}/{shard}.parquet",
-        health="results/{dataset}/health/tracks/g{gamma}_d{delta}/{shard}.json",
+        cut_health="results/{dataset}/health/tracks/g{gamma}_d{delta}/{shard}.json",
     log:
         "logs/cut_tracks/{dataset}/g{gamma}_d{delta}/{shard}.log",
     benchmark:
@@ -43,14 +45,20 @@ rule cut_tracks:
         mem_mb=8000,
         runtime=10,
     params:
-        gamma=lambda w: float(w.gamma),
-        delta=lambda w: float(w.delta),
+        thresholds=lambda w: (float(w.gamma), float(w.delta)),
         motion_boundary=config["tracking"]["motion_boundary"],
     script:
-        "../workflow/scripts/cut_tracks.py"
+        "../workflow/scripts/cut_pairs.py"
 
 
+# Every shard's raw tracks and every cut a configured model trains on: the tables' and the
+# ablations' (the tables' come with the tables' pair sets, cut_pairs).
 rule tracks:
     input:
         per_shard("results/{dataset}/tracks/raw/{shard}.parquet"),
-        per_cut("results/{dataset}/tracks/{cut}/{shard}.parquet"),
+        [
+            f"results/{dataset}/tracks/{cut}/{shard}.parquet"
+            for dataset, cuts in MODEL_CUTS.items()
+            for cut in cuts
+            for shard in SHARDS[dataset]
+        ],

@@ -161,8 +161,11 @@ def test_flow_rerun_settings_are_the_chosen_backends_and_codecs_alone():
     settings = pcfg.flow_rerun_settings(flow)
     assert settings["backend"] == "dis" and {"dis_preset", "dis_refine"} <= settings.keys()
     assert not {"device", "batch_size", "iters", "weights"} & settings.keys() and "bound" not in settings["codec"]
+    assert "step" not in settings["codec"]
     flow["codec"]["scheme"] = "fixed"
     assert pcfg.flow_rerun_settings(flow)["codec"]["bound"] == 40
+    flow["codec"].update(scheme="tiled", step=0.05)
+    assert {"bound", "step"} & pcfg.flow_rerun_settings(flow)["codec"].keys() == {"step"}
 
 
 def test_the_configuration_docs_list_every_key_of_the_schema_as_generated():

@@ -122,18 +122,25 @@ def rule_blocks():
     ``use rule`` in rules/, those inside an ``if`` included."""
     for smk in sorted((REPO / "rules").glob("*.smk")):
         for block in re.split(r"\n(?=[ \t]*(?:use )?rule \w+)", smk.read_text()):
-            if head := re.match(r"([ \t]*)(?:use )?rule (\w+)", block):
+            if head := re.match(r"([ \t]*)(?:use rule \w+ as |rule )(\w+)", block):
                 yield smk, head[2], head[1] + "    ", block
 
 
 def rule_params() -> dict[str, tuple[list[str], str | None]]:
-    """{rule: (its params' names, its script's path or None)} of every rule in rules/."""
-    found = {}
+    """{rule: (its params' names, its script's path or None)} of every rule in rules/; a ``use
+    rule`` has its parent's script, and the params it adds (those it keeps are the parent's)."""
+    found, parents = {}, {}
     for _, name, indent, block in rule_blocks():
         params = re.search(rf"\n{indent}params:\n(.*?)(?=\n{indent}\w+:|\Z)", block, re.S)
         names = re.findall(rf"^{indent}    (\w+)=", params[1], re.M) if params else []
         script = re.search(r'script:\n\s+"\.\./(\S+)"', block)
         found[name] = (names, script and script[1])
+        if parent := re.match(r"\s*use rule (\w+) as", block):
+            parents[name] = parent[1]
+    for name, parent in parents.items():  # a parent may be a use rule itself, in any rules file
+        while parent in parents:
+            parent = parents[parent]
+        found[name] = (found[name][0], found[parent][1])
     return found
 
 
@@ -144,7 +151,7 @@ def test_rerun_trigger_params_are_named_so_and_every_other_param_is_read():
     captions = "".join(p.read_text() for p in (REPO / "report").glob("*.rst"))
     checked, rules = 0, rule_params()
     for rule, (names, script) in rules.items():
-        if script is None:  # use rule ... with: the parent's script
+        if script is None:  # no script: shell or run
             continue
         source = (REPO / script).read_text()
         aliases = ["params", *re.findall(r"^(\w+) = snakemake\.params$", source, re.M)]

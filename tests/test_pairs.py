@@ -3,12 +3,14 @@ static baselines, and how pretraining draws them (visits, query swap, the per-it
 
 import cv2
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 
 from pico.data import pairs, sampling, tracks
 from pico.learn import model, pretrain
-from pico.store import zipstore
+from pico.store import framestore, zipstore
 from picotest import random_raw_tracks
 
 H, W = 48, 64
@@ -68,7 +70,7 @@ ROW = {"video": "v", "n_frames": 16, "width": W, "height": H}
 
 
 def test_pico_pairs_follow_the_tracks_on_every_draw(raw_table):
-    draws = pairs.video_draws("pico", "anchor", ROW, columns(raw_table), CFG)
+    draws = pairs.video_draws("anchor", ROW, columns(raw_table), CFG)
     assert len(draws) == 6 and len({tuple(frames) for frames, _ in draws}) > 1  # new frames per draw
     df = raw_table.to_pandas().set_index(["track", "t"])
     for frames, got in draws:
@@ -82,15 +84,43 @@ def test_pico_pairs_follow_the_tracks_on_every_draw(raw_table):
 def test_the_three_methods_differ_only_in_the_correspondence_map(raw_table):
     """Same draws, same frames, same points on frame a; static_video maps each point to itself
     on frame b, static_frame to itself on frame a."""
-    pico, video, frame = (
-        pairs.video_draws(m, "anchor", ROW, columns(raw_table), CFG) for m in ("pico", "static_video", "static_frame")
-    )
-    for (fp, p), (fv, v), (ff, f) in zip(pico, video, frame):
-        assert fp == fv == ff
-        for k in ("frame_a", "track", "xa", "ya"):
-            assert (p[k] == v[k]).all() and (p[k] == f[k]).all()
-        assert (v["xb"] == p["xa"]).all() and (v["yb"] == p["ya"]).all() and (v["frame_b"] == p["frame_b"]).all()
-        assert (f["xb"] == p["xa"]).all() and (f["frame_b"] == p["frame_a"]).all()
+    draws = pairs.video_draws("anchor", ROW, columns(raw_table), CFG)
+    p, v, f = (pairs.method_columns(m, draws) for m in ("pico", "static_video", "static_frame"))
+    for k in ("frame_a", "track", "xa", "ya", "draw"):
+        assert (p[k] == v[k]).all() and (p[k] == f[k]).all()
+    assert (v["xb"] == p["xa"]).all() and (v["yb"] == p["ya"]).all() and (v["frame_b"] == p["frame_b"]).all()
+    assert (f["xb"] == p["xa"]).all() and (f["frame_b"] == p["frame_a"]).all()
+    assert (p["draw"] == np.repeat(np.arange(len(draws)), [len(d["xa"]) for _, d in draws])).all()
+
+
+def test_one_pass_writes_each_methods_set_as_a_pass_for_it_alone(raw_table, tmp_path):
+    """A shard of two videos (frames in a frame store each) drawn once for the three methods
+    gives, per method, the files a pass for that method alone gives; the static sets' points
+    are PiCO's, and static_frame's frames file holds only the frames its views use."""
+    rng = np.random.default_rng(2)
+    rows = []
+    for video in ("a", "b"):
+        store = tmp_path / f"{video}.frames.zip"
+        clip = [rng.integers(0, 255, (H, W, 3), dtype=np.uint8) for _ in range(16)]
+        framestore.write(store, iter(clip), {"video": video, "fps": 30.0})
+        rows.append({**ROW, "video": video, "status": "ok", "frames": str(store)})
+    cut = pa.concat_tables([raw_table.set_column(0, "video", pa.array([v] * raw_table.num_rows)) for v in "ab"])
+    methods = ["pico", "static_video", "static_frame"]
+
+    def out(folder, method):
+        path = tmp_path / folder / method / "00000.parquet"
+        return path, pairs.frames_path(path)
+
+    pairs.run_shard(rows, cut, methods=methods, strategy="anchor", cfg=CFG, outs=[out("together", m) for m in methods])
+    for method in methods:
+        pairs.run_shard(rows, cut, methods=[method], strategy="anchor", cfg=CFG, outs=[out("alone", method)])
+        for together, alone in zip(out("together", method), out("alone", method)):
+            assert pq.read_table(together).equals(pq.read_table(alone)), together
+    (p, p_frames), (v, _), (f, f_frames) = (pairs.read(out("together", m)[0]) for m in methods)
+    assert p.num_rows == v.num_rows == f.num_rows > 0
+    assert pairs.index(out("together", "pico")[0]) == [("a", 6), ("b", 6)]
+    assert p.select(["video", "frame_a", "xa", "ya"]).equals(f.select(["video", "frame_a", "xa", "ya"]))
+    assert set(f_frames["frame"].to_pylist()) == set(f["frame_a"].to_pylist()) < set(p_frames["frame"].to_pylist())
 
 
 def test_a_video_whose_tracks_never_meet_has_no_draw():
@@ -102,7 +132,7 @@ def test_a_video_whose_tracks_never_meet_has_no_draw():
         "y": np.ones(5, np.float32),
         "end": np.full(5, tracks.END_OCCLUDED, np.int8),
     }
-    assert pairs.video_draws("pico", "random", {**ROW, "n_frames": 5}, cols, CFG) == []
+    assert pairs.video_draws("random", {**ROW, "n_frames": 5}, cols, CFG) == []
 
 
 @pytest.fixture(scope="module")
@@ -112,9 +142,8 @@ def pair_file(raw_table, tmp_path_factory):
     rng = np.random.default_rng(1)
     videos = []
     for video in ("a", "b"):
-        draws = pairs.video_draws("pico", "anchor", {**ROW, "video": video}, columns(raw_table), CFG)
-        parts = [{**p, "draw": np.full(len(p["xa"]), k)} for k, (_, p) in enumerate(draws)]
-        cols = {name: np.concatenate([p[name] for p in parts]) for name in pairs.SCHEMA.names[1:]}
+        draws = pairs.video_draws("anchor", {**ROW, "video": video}, columns(raw_table), CFG)
+        cols = pairs.method_columns("pico", draws)
         used = sorted({f for frames, _ in draws for f in frames})
         images = {
             f: cv2.resize(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8), (W, H), interpolation=cv2.INTER_CUBIC)

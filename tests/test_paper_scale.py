@@ -1,8 +1,13 @@
 """config/paper.yaml at full size (240,000 K400 clips; 240,000 YT8M-S videos and a reserve) plans in one dry run.
 
-Timing lives in bench/dag_scale.py; this test proves the plan is complete and sharded."""
+Timing lives in bench/dag_scale.py; these tests prove the plan is complete and sharded, and pin
+how many jobs a shard costs (the dry run's time grows with the job count)."""
 
-from dag_scale import write_inputs
+import yaml
+
+from dag_scale import ABLATIONS, PAPER, write_inputs, write_sample_size
+from pico.config import cut_name
+from pico.reporting import ablations
 from picotest import REPO, run_snakemake, scheduled
 
 
@@ -19,3 +24,37 @@ def test_paper_config_dry_run_plans_every_shard(tmp_path):
         "extract_frames": shards,
         "videos": 1,
     }
+
+
+def test_a_paper_shard_costs_six_jobs_and_one_more_per_ablation_pair_set(tmp_path):
+    """At 6,000 videos a dataset (12 K400 shards, 14 YT8M-S with the reserve), everything: per
+    shard download, shots, frames, flow, raw tracks and one cut_pairs job (Table 1's cut and its
+    three pair sets); the ablations add one point_pairs job per shard and pair set beyond Table
+    1's (its cut made inside), and no cut_tracks job (at full size: 6,644 and 15,947 jobs)."""
+    write_inputs(tmp_path, 6000)
+    configs = ["--configfile", str(PAPER), str(write_sample_size(tmp_path, 6000))]
+    shards = {"k400": 12, "yt8m_s": 14}
+    out = run_snakemake(tmp_path, "-n", "-q", "rules", *configs)
+    paper = scheduled(out.stdout + out.stderr)
+    per_shard = ("download", "detect_shots", "extract_frames", "estimate_flow", "raw_tracks", "cut_pairs")
+    assert {rule: paper[rule] for rule in per_shard} == dict.fromkeys(per_shard, sum(shards.values()))
+    assert paper["yt8m_lookup"] == shards["yt8m_s"] and not {"point_pairs", "cut_tracks"} & set(paper)
+
+    out = run_snakemake(tmp_path, "-n", "-q", "rules", *configs, str(ABLATIONS))
+    with_ablations = scheduled(out.stdout + out.stderr)
+    paper_config = yaml.safe_load(PAPER.read_text())
+    table = {  # Table 1's pair sets: cut_pairs'
+        (dataset, method, paper_config["sampling"]["strategy"], cut_name(*thresholds))
+        for dataset in shards
+        for method in paper_config["methods"]
+        for thresholds in paper_config["tracking"]["thresholds"]
+    }
+    pair_sets = {
+        (point.dataset, point.method, point.sampling, point.cut)
+        for spec in yaml.safe_load(ABLATIONS.read_text())["ablations"].values()
+        for point in ablations.points(spec)
+    }
+    added = pair_sets - table  # YT8M-S: 13 random cuts; K400: random and anchor on 3 cuts, one Table 1's
+    assert with_ablations["point_pairs"] == sum(shards[dataset] for dataset, *_ in added) == 13 * 14 + 5 * 12
+    assert {rule: with_ablations[rule] for rule in per_shard} == dict.fromkeys(per_shard, sum(shards.values()))
+    assert "cut_tracks" not in with_ablations

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from pico.data import tracks
 from pico.reporting import health, tables
 from pico.store import manifest
 from picotest import run_snakemake
@@ -95,10 +96,17 @@ def summary(path):
     return json.loads(path.read_text())
 
 
+def pair_sets_of(cut: str) -> list[str]:
+    """The demo's pair sets drawn from ``cut``."""
+    return sorted(name for name in PAIR_SETS if name.endswith("/" + cut))
+
+
 def test_shard_health_counts_the_demo_data(demo):
     folder = demo / "results/demo/health"
-    # one summary per shard and cut, per shard and pair set: exactly the configured ones
-    assert sorted(p.parent.name for p in folder.glob("tracks/*/00000.json")) == sorted(CUTS)
+    # one summary per shard and pair set, exactly the configured ones, each with the track
+    # lengths of its cut; one per shard and tables' cut (an ablation's cut is made by its pair
+    # jobs, not written: counted in its pair sets' summaries alone)
+    assert [p.parent.name for p in folder.glob("tracks/*/00000.json")] == ["g0_d4"]
     assert {
         p.parent.relative_to(folder / "pairs").as_posix() for p in folder.glob("pairs/*/*/*/00000.json")
     } == PAIR_SETS
@@ -110,12 +118,18 @@ def test_shard_health_counts_the_demo_data(demo):
         assert {r["video"]: r["flow_epe"] for r in rows} == videos["flow_epe"]
         assert all(0 < e < 0.05 for e in videos["flow_epe"].values())
         means = []
+        raw = tracks.read(demo / f"results/demo/tracks/raw/{shard}.parquet")
         for cut in CUTS:
-            lengths = np.array(summary(folder / f"tracks/{cut}/{shard}.json")["track_lengths"])
-            assert lengths.sum() == 4 * 1000  # every start point is a track
-            table = pq.read_table(demo / f"results/demo/tracks/{cut}/{shard}.parquet")
-            assert (lengths * np.arange(len(lengths))).sum() == table.num_rows
-            means.append((lengths * np.arange(len(lengths))).sum() / lengths.sum())
+            drawn = [summary(folder / f"pairs/{name}/{shard}.json")["track_lengths"] for name in pair_sets_of(cut)]
+            lengths = np.array(drawn[0])
+            assert all(d == drawn[0] for d in drawn) and lengths.sum() == 4 * 1000  # every start point is a track
+            gamma, delta = (float(x[1:]) for x in cut.split("_"))
+            kept = (lengths * np.arange(len(lengths))).sum()
+            assert kept == tracks.cut(raw, gamma, delta, motion_boundary=True).num_rows  # the demo's setting
+            if cut == "g0_d4":  # Table 1's: written, with a summary of its own
+                assert summary(folder / f"tracks/{cut}/{shard}.json")["track_lengths"] == drawn[0]
+                assert pq.read_table(demo / f"results/demo/tracks/{cut}/{shard}.parquet").num_rows == kept
+            means.append(kept / lengths.sum())
         assert means == sorted(means)  # a looser cut keeps each track's longer prefix
         for name in PAIR_SETS:
             counts = summary(folder / f"pairs/{name}/{shard}.json")
@@ -134,7 +148,7 @@ def test_health_plots_and_loss_curves_come_from_every_model(demo):
         assert cv2.imread(str(folder / f"{name}.png")) is not None
     merged = health.merge(
         sorted(folder.glob("flow/*.json")),
-        health.by_series(CUTS, folder.glob("tracks/**/*.json")),
+        health.by_series(CUTS, [p for cut in CUTS for p in folder.glob(f"pairs/{pair_sets_of(cut)[0]}/*.json")]),
         health.by_series(sorted(PAIR_SETS), folder.glob("pairs/**/*.json")),
     )
     assert dict(merged["status"]) == {"ok": 8} and len(merged["flow_epe"]) == 8
@@ -164,9 +178,6 @@ def test_damaged_health_inputs_are_errors_naming_the_file(tmp_path):
         health.merge([], {"g0_d4": [tmp_path / "g0_d4/00001.json"]}, {})
     with pytest.raises(ValueError, match=r"00001\.json: a summary of none of the series \['g0_d1'\]"):
         health.by_series(["g0_d1"], [tmp_path / "g0_d4/00001.json"])
-    (tmp_path / "cut.parquet").write_bytes(b"PAR1 truncated")
-    with pytest.raises(ValueError, match=r"cut\.parquet: not a readable Parquet file"):
-        health.track_lengths(tmp_path / "cut.parquet")
     (tmp_path / "metrics.csv").write_text("iteration,lr\n1,0.03\n")
     with pytest.raises(ValueError, match=r"metrics\.csv: no iteration/loss/pairs rows"):
         health.read_losses(tmp_path / "metrics.csv")

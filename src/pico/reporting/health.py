@@ -6,7 +6,9 @@ Per shard, the ``*_summary`` functions reduce one stage output each to counts (a
 JSON; a paper shard's cut tracks are tens of millions of rows): the flow table, one cut, one
 pair set. The job that writes the output writes its summary beside it (``write_summary``; no
 job of its own, which at the paper's scale were a third of the DAG), so a new cut or pair set
-adds its own summaries and leaves the others be. ``merge``
+adds its own summaries and leaves the others be. A pair set's summary carries the track
+lengths of the cut it was drawn from too: a cut that only pair jobs make (an ablation's, which
+only the ``tracks`` target writes to a file) is counted there. ``merge``
 adds a dataset's summaries up and the ``plot_*`` functions draw its figures from that.
 """
 
@@ -23,7 +25,6 @@ import numpy as np
 import pyarrow as pa
 
 from pico.data.pairs import SCHEMA as PAIRS_SCHEMA
-from pico.data.tracks import SCHEMA as TRACKS_SCHEMA
 from pico.reporting import plots
 from pico.store import manifest
 from pico.store.files import atomic_path, read_parquet
@@ -32,15 +33,15 @@ log = logging.getLogger(__name__)
 
 
 def _columns(path: str | Path, schema: pa.Schema, names: list[str]) -> pa.Table:
-    """Only the columns ``names`` of a Parquet file of ``schema`` (a cut's other columns are
+    """Only the columns ``names`` of a Parquet file of ``schema`` (a pair set's other columns are
     most of its bytes), verified as the stages read them (``pico.store.files.read_parquet``)."""
     return read_parquet(path, pa.schema([schema.field(name) for name in names]))
 
 
-def track_lengths(cut_path: str | Path) -> np.ndarray:
-    """Bincount of track lengths in a cut: the frames each point is followed on (1: stopped at once)."""
-    table = _columns(cut_path, TRACKS_SCHEMA, ["video", "track"])
-    sizes = table.group_by(["video", "track"]).aggregate([([], "count_all")])["count_all"]
+def track_lengths(cut: pa.Table) -> np.ndarray:
+    """Bincount of track lengths in a cut (a tracks table): the frames each point is followed on
+    (1: stopped at once)."""
+    sizes = cut.select(["video", "track"]).group_by(["video", "track"]).aggregate([([], "count_all")])["count_all"]
     return np.bincount(sizes.to_numpy(), minlength=1)
 
 
@@ -70,20 +71,21 @@ def flow_summary(table: str | Path) -> dict:
     }
 
 
-def track_summary(cut: str | Path) -> dict:
-    """One shard's cut (Eq. 3): its track-length bincount."""
+def track_summary(cut: pa.Table) -> dict:
+    """One shard's cut (Eq. 3, a tracks table): its track-length bincount."""
     lengths = track_lengths(cut)
-    log.info("%s: %d tracks", cut, lengths.sum())
+    log.info("cut: %d tracks", lengths.sum())
     return {"track_lengths": lengths.tolist()}
 
 
-def pair_summary(pairs: str | Path, rows: list[dict]) -> dict:
+def pair_summary(pairs: str | Path, rows: list[dict], cut: dict) -> dict:
     """One shard's pair set over the ok videos of ``rows`` (the flow table's rows the pair set
-    was drawn from, ``pair_counts``)."""
+    was drawn from, ``pair_counts``), with ``cut``, the ``track_summary`` of the cut it was
+    drawn from."""
     ok = [r["video"] for r in rows if r["status"] == "ok"]
     counts = pair_counts(pairs, ok)
     log.info("%s: %d ok videos, %d without a pair", pairs, len(ok), counts["videos_without_pairs"])
-    return counts
+    return {**counts, **cut}
 
 
 def write_summary(summary: dict, path: str | Path) -> None:
