@@ -47,7 +47,7 @@ rule estimate_flow:
         "benchmarks/estimate_flow/{dataset}/{shard}.tsv"
     conda:
         "../envs/gpu.yaml"
-    threads: 2
+    threads: config["flow"]["threads"]
     resources:
         gpu=1 if FLOW_ON_GPU else 0,
         mem_mb=16000 if FLOW_ON_GPU else 4000,
