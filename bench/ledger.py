@@ -18,8 +18,11 @@ the ffmpeg section cut yt-dlp runs for a K400 clip (``force_keyframes_at_cuts``:
 network is not measured), RAFT-large at 455x256 on the CPU with random weights (the same compute
 as trained weights) on ``--raft-frames`` frames, and pretraining's step and loader per video-visit
 at the demo's and the paper's model settings (``bench/pretrain_speed.py``'s measurement, on the
-pairs made here). On a CUDA machine RAFT and pretraining are timed on the GPU too, and the
-paper-scale GPU-hours use those rates; without one, assumed rates (options, docs/ledger.md).
+pairs made here). TransNetV2 is timed in all and its decoding at 48x27 alone: at the paper's
+scale the network runs on a GPU (``config/paper.yaml``) and the decoding stays on the CPU; its
+operations per frame are counted (``torch.utils.flop_counter``). On a CUDA machine RAFT,
+TransNetV2 and pretraining are timed on the GPU too, and the paper-scale GPU-hours use those
+rates; without one, assumed rates (options, docs/ledger.md).
 
 Per stage: wall seconds and CPU seconds (this process's threads and the ffmpeg processes it
 waited for) per video, and the bytes of the stage's outputs on disk per video (manifest tables
@@ -204,12 +207,41 @@ def ingest_real(cfg: dict, path: Path, seconds: float, folder: Path) -> tuple[li
 
 def detect_shots(
     name: str, rows: list[dict], dataset: dict, cfg: dict, detector: shots.ShotDetector
-) -> tuple[list[dict], Measured]:
+) -> tuple[list[dict], list[Measured]]:
     """TransNetV2 on each whole video and its snippet (``shots.snippet_row``, what
-    ``shots.run_shard`` does per video), the model loaded already."""
+    ``shots.run_shard`` does per video), the model loaded already; then the decoding at 48x27
+    alone (``shots.decode``), the part that stays on the CPU when the network runs on a GPU."""
     t = timed(lambda: [shots.snippet_row(r, dataset, cfg["shot_detection"], cfg["seed"], detector) for r in rows])
     seconds = float(np.mean([video.probe(r["path"]).duration for r in rows]))
-    return t[0], per_video(name, "shots (TransNetV2)", f"{seconds:.1f} s of source", len(rows), t, units=seconds)
+    work = f"{seconds:.1f} s of source, on the CPU"
+    total = per_video(name, "shots (TransNetV2)", work, len(rows), t, units=seconds)._replace(where="GPU")
+    decoded = timed(lambda: [shots.decode(r["path"], video.probe(r["path"])) for r in rows])
+    decoding = per_video(
+        name, "shots: decoding at 48x27", f"{seconds:.1f} s of source", len(rows), decoded, units=seconds
+    )
+    return t[0], [total, decoding]
+
+
+def transnet_rates(path: str, cfg: dict) -> tuple[float, list[Measured]]:
+    """TransNetV2's floating-point operations per source frame, counted on the real clip (its
+    windows overlap, so each frame is computed twice), and on CUDA, when available, its time
+    at ``config/paper.yaml``'s batch after a warm-up call."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    frames = shots.decode(path, video.probe(path))
+    d = cfg["shot_detection"]
+    with FlopCounterMode(display=False) as counter:
+        shots.ShotDetector("cpu", d["threshold"], d["batch_size"]).predict(frames)
+    found = []
+    if torch.cuda.is_available():
+        detector = shots.ShotDetector("cuda", d["threshold"], d["batch_size"])
+        detector.predict(frames)
+        _, wall, cpu = timed(lambda: (detector.predict(frames), torch.cuda.synchronize()))
+        work = f"{len(frames)} frames at 48x27, batch {d['batch_size']}, decoded already"
+        found.append(Measured("real", "shots: TransNetV2 network (cuda)", "GPU", work, wall, cpu, None, len(frames)))
+        progress(f"TransNetV2 on cuda: {len(frames) / wall:.0f} frames/s")
+    return counter.get_total_flops() / len(frames), found
 
 
 def downstream(name: str, rows: list[dict], cfg: dict, folder: Path) -> tuple[list[Measured], dict]:
@@ -310,13 +342,26 @@ def pretrain_rates(demo_pairs: Path, real_pairs: Path, args: argparse.Namespace)
     return found
 
 
-def paper_costs(real: dict[str, Measured], real_pixels: float, kbps: float, args: argparse.Namespace) -> list[Cost]:
+def paper_costs(
+    real: dict[str, Measured], real_pixels: float, kbps: float, args: argparse.Namespace, *, transnet_flops: float
+) -> list[Cost]:
     """The paper's scale from the real clip's rates (``real``, by stage) and the assumptions
-    (``args``); per-pixel work scaled from the clip's frames (``real_pixels``) to 455x256."""
+    (``args``); per-pixel work scaled from the clip's frames (``real_pixels``) to 455x256;
+    TransNetV2's GPU time from its operations per frame (``transnet_flops``) unless measured."""
     fields = 2 * (SNIPPET_FRAMES - 1)
     scale = PAPER_WIDTH * PAPER_HEIGHT / real_pixels
     video_bytes = kbps * 1000 / 8  # per second of video
     section, shot, frame, dis = (real[k] for k in ("K400 section cut", "shots (TransNetV2)", "frames", "flow, DIS"))
+    decoding = real["shots: decoding at 48x27"]
+    if "shots: TransNetV2 network (cuda)" in real:
+        net = real["shots: TransNetV2 network (cuda)"]
+        net_gpu, net_basis = net.wall / net.units * args.source_fps, f"measured here, {net.work}"
+    else:
+        net_gpu = transnet_flops * args.source_fps / (args.transnet_tflops * 1e12)
+        net_basis = (
+            f"assumed: {transnet_flops / 1e9:.2f} GFLOP a frame (counted here) at {args.transnet_tflops:g} TFLOP/s "
+            f"sustained, {args.source_fps:g} frames a source s"
+        )
     raw, cut, pair = (real[k] for k in ("raw tracks", "cut", "point pairs"))
     loader, raft_cpu = real["pretraining loader"], real["flow, RAFT-large (cpu)"]
     if "flow, RAFT-large (cuda)" in real:
@@ -351,12 +396,29 @@ def paper_costs(real: dict[str, Measured], real_pixels: float, kbps: float, args
             basis="bytes --video-kbps x --yt8m-seconds; its time is the network's, not estimated",
         ),
         Cost(
-            "shots (TransNetV2), YT8M-S",
+            "shots: decoding at 48x27, YT8M-S",
             "CPU",
             args.yt8m_videos * args.yt8m_seconds,
             "source s",
-            cpu=shot.cpu / shot.units,
+            cpu=decoding.cpu / decoding.units,
             basis="measured per second of source",
+        ),
+        Cost(
+            "shots: TransNetV2 network, YT8M-S",
+            "GPU",
+            args.yt8m_videos * args.yt8m_seconds,
+            "source s",
+            gpu=net_gpu,
+            basis=net_basis,
+        ),
+        Cost(
+            "shots: TransNetV2 network on CPUs instead",
+            "CPU",
+            args.yt8m_videos * args.yt8m_seconds,
+            "source s",
+            cpu=(shot.cpu - decoding.cpu) / shot.units,
+            basis="measured per second of source: TransNetV2 in all, less its decoding",
+            in_total=False,
         ),
         Cost(
             "frames",
@@ -488,6 +550,8 @@ def assumptions(args: argparse.Namespace, kbps: float) -> str:
         "--raft-ref-ms": f"{args.raft_ref_ms:g}",
         "--raft-ref-size": "x".join(map(str, args.raft_ref_size)),
         "--raft-ref-iters": args.raft_ref_iters,
+        "--source-fps": f"{args.source_fps:g}",
+        "--transnet-tflops": f"{args.transnet_tflops:g}",
         "--visit-gpu-ms": f"{args.visit_gpu_ms:g}",
         "--models": args.models,
         "--iterations": args.iterations,
@@ -542,6 +606,16 @@ def arguments() -> argparse.Namespace:
     scale.add_argument("--raft-ref-size", type=size, default=(1920, 1080), help="its frame size (default 1920x1080)")
     scale.add_argument("--raft-ref-iters", type=int, default=12, help="its update iterations (default 12)")
     scale.add_argument(
+        "--source-fps", type=float, default=30, help="YT8M videos' frame rate, for TransNetV2's frames (default 30)"
+    )
+    scale.add_argument(
+        "--transnet-tflops",
+        type=float,
+        default=5,
+        help="TransNetV2's sustained TFLOP/s on one GPU, without a CUDA measurement (default 5: a third of "
+        "a V100's fp32 peak, for its small 3D convolutions)",
+    )
+    scale.add_argument(
         "--visit-gpu-ms",
         type=float,
         default=round(1000 * moco_visit_seconds(hours=53, gpus=8, epochs=200), 2),
@@ -570,17 +644,18 @@ def measure(cfg: dict, folder: Path, args: argparse.Namespace) -> tuple[list[Mea
     demo_set = {k: cfg["datasets"]["demo"][k] for k in ("shots", "snippet_seconds", "min_seconds")}
     demo_rows, demo_shots = detect_shots("demo", demo_rows, demo_set, cfg, detector)
     _, real_shots = detect_shots("real", real_rows, {**demo_set, "snippet_seconds": 1}, cfg, detector)
+    transnet_flops, transnet_gpu = transnet_rates(str(clip), cfg)
     k400 = {"shots": False, "snippet_seconds": args.real_seconds, "min_seconds": 1}
     real_rows = [shots.snippet_row(r, k400, d, cfg["seed"], None) for r in real_rows]
     demo_stages, demo = downstream("demo", demo_rows, cfg, folder / "demo")
     real_stages, real = downstream("real", real_rows, cfg, folder / "real")
     progress("RAFT-large: random weights")
     weights = save_weights(folder, args.seed)["raft"]
-    found = [generated, demo_shots, *demo_stages, *ingested, real_shots, *real_stages]
+    found = [generated, *demo_shots, *demo_stages, *ingested, *real_shots, *transnet_gpu, *real_stages]
     found += raft_rates(real["rows"][0]["frames"], weights, cfg, args)
     found += pretrain_rates(demo["pairs"]["pico"], real["pairs"]["pico"], args)
     kbps = clip.stat().st_size * 8 / 1000 / video.probe(clip).duration
-    return found, {"pixels": real["pixels"], "kbps": kbps, "transnet_load": load}
+    return found, {"pixels": real["pixels"], "kbps": kbps, "transnet_load": load, "transnet_flops": transnet_flops}
 
 
 def main() -> None:
@@ -595,7 +670,7 @@ def main() -> None:
     others = max(0.0, (busy_end - busy - (own_end - own)) / (elapsed * os.cpu_count()))
     kbps = args.video_kbps or found["kbps"]
     real = {m.stage: m for m in measured if m.input == "real"}
-    costs = ledger(paper_costs(real, found["pixels"], kbps, args))
+    costs = ledger(paper_costs(real, found["pixels"], kbps, args, transnet_flops=found["transnet_flops"]))
     print(
         f"Cost ledger, {machine()}; {elapsed:.0f} s in all; load average {load_before[0]:.2f} before, "
         f"{load_after[0]:.2f} after, other processes used {others:.0%} of the cores meanwhile: times are upper "

@@ -13,8 +13,10 @@ last column is how many loader cores keep up with the step (step items/s x loade
 
 Then the memory of the data set (``pico.learn.pretrain.PairData``) on ``--index-videos`` videos in
 shards of 500 (the paper's: 240,000 videos in 480 shards), two ~50 kB JPEG frames each (the
-paper's q95 frames): its RSS growth, extrapolated to 240,000 videos, and the time to fetch one
-video's draws and frames from its shard (one row group of each file) and one whole item.
+paper's q95 frames), with ``pretrain.keep_footers`` off and on: the memory it holds (its index
+and names, and the kept footers measured in a fresh process), extrapolated to 240,000 videos,
+and the CPU time on one thread to fetch one video's draws and frames from its
+shard (one row group of each file) and to make one whole item.
 
     .venv/bin/python bench/pretrain_speed.py [-i 5] [--videos 16] [--paper-videos 8] [--index-videos 2000]
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -77,30 +80,41 @@ def make_pairs(
     return files
 
 
-def rss_mb() -> float:
-    """Resident set size of this process now, MB."""
-    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def footers_mb(path: str, copies: int = 20) -> float:
+    """Memory of one shard's two parsed footers (``pico.data.pairs.footers``), MB: the RSS growth
+    of ``copies`` of them in a fresh process (in this one, freed memory would be reused)."""
+    code = (
+        "import sys\nfrom pico.data import pairs\n"
+        "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * 4096 / 2**20\n"
+        f"pairs.footers(sys.argv[1])\nbefore = rss()\nkept = [pairs.footers(sys.argv[1]) for _ in range({copies})]\n"
+        f"print((rss() - before) / {copies})"
+    )
+    return float(subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, check=True).stdout)
 
 
-def data_memory(files: list[str], crop: int, fetches: int = 200) -> dict:
-    """RSS growth of building PairData on ``files`` and the bytes its index and names hold;
-    mean seconds to read one video's draws and frames and to build one item, over ``fetches``
-    random videos."""
-    before, start = rss_mb(), time.perf_counter()
-    data = pretrain.PairData(files, crop, seed=0)
-    built, grown = time.perf_counter() - start, rss_mb() - before
+def data_memory(files: list[str], crop: int, *, keep_footers: bool, fetches: int = 200) -> dict:
+    """Seconds to build PairData on ``files`` and the bytes its index and names hold; mean CPU
+    seconds on one thread (as a loader worker) to read one video's draws and frames and to
+    build one item, over ``fetches`` random videos."""
+    start = time.perf_counter()
+    data = pretrain.PairData(files, crop, seed=0, keep_footers=keep_footers)
+    built = time.perf_counter() - start
     held = data.where.nbytes + sum(map(sys.getsizeof, [data.videos, *data.videos]))
     picks = np.random.default_rng(1).integers(0, len(data), fetches)
-    start = time.perf_counter()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    start = time.process_time()
     for v in picks:
         shard, group, _ = data.where[v]
-        pairs.read_video(data.files[shard], int(group), data.videos[v])
-    read = (time.perf_counter() - start) / fetches
-    start = time.perf_counter()
+        parsed = data.footers[shard] if data.footers else None
+        pairs.read_video(data.files[shard], int(group), data.videos[v], parsed=parsed)
+    read = (time.process_time() - start) / fetches
+    start = time.process_time()
     for i, v in enumerate(picks):
         data[(i, 0, int(v), i)]
-    item = (time.perf_counter() - start) / fetches
-    return {"videos": len(data), "build": built, "rss": grown, "held": held / 2**20, "read": read, "item": item}
+    item = (time.process_time() - start) / fetches
+    torch.set_num_threads(threads)
+    return {"videos": len(data), "build": built, "held": held / 2**20, "read": read, "item": item}
 
 
 def settings(arch: str, crop: int, videos: int) -> dict:
@@ -180,7 +194,8 @@ def main() -> None:
         shards = make_pairs(Path(tmp) / "memory", args.index_videos, detail=(32, 57))
         jpeg_mb = sum(os.path.getsize(pairs.frames_path(f)) for f in shards) / 2**20
         pairs_mb = sum(os.path.getsize(f) for f in shards) / 2**20
-        m = data_memory(shards, 224)
+        memory = {keep: data_memory(shards, 224, keep_footers=keep) for keep in (False, True)}
+        kept = footers_mb(shards[0])
         files = make_pairs(Path(tmp), args.videos)
         for name, arch, crop, videos in runs:
             r = measure(files, settings(arch, crop, videos), args.iterations, device)
@@ -193,21 +208,25 @@ def main() -> None:
     print()
     print(f"Peak RSS of the benchmark process: {peak:,.0f} MB")
     print()
+    videos = memory[False]["videos"]
     print(
-        f"Data set (PairData) memory, {m['videos']:,} videos in {len(shards)} shards of 500, 32 draws of 256 pairs "
-        f"per video; pairs files {pairs_mb:,.0f} MB, frames files {jpeg_mb:,.0f} MB; mean of 200 random videos"
+        f"Data set (PairData), {videos:,} videos in {len(shards)} shards of 500 (the paper's shard), 32 draws of "
+        f"256 pairs per video; pairs files {pairs_mb / videos:.3f} MB a video, frames files {jpeg_mb / videos:.3f} MB "
+        "a video; CPU on one thread, mean of 200 random videos; `pretrain.keep_footers` off and on"
     )
     print()
     print(
-        "| videos | pairs MB/video | frames MB/video | build s | RSS growth MB | index + names MB "
-        "| the same at 240,000 videos MB | read draws + frames ms | item (224 crop) ms |"
+        "| keep_footers | build s | index + names MB | footers kept MB a shard | held at 240,000 videos MB "
+        "| read draws + frames ms | item (224 crop) ms |"
     )
-    print("|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
-    print(
-        f"| {m['videos']:,} | {pairs_mb / m['videos']:.3f} | {jpeg_mb / m['videos']:.3f} | {m['build']:.2f} "
-        f"| {m['rss']:,.0f} | {m['held']:,.2f} "
-        f"| {m['held'] / m['videos'] * 240000:,.0f} | {m['read'] * 1e3:.2f} | {m['item'] * 1e3:.1f} |"
-    )
+    print("|---|--:|--:|--:|--:|--:|--:|")
+    for keep, m in memory.items():
+        footers = kept if keep else 0.0
+        at_scale = (m["held"] / videos + footers / 500) * 240000
+        print(
+            f"| {str(keep).lower()} | {m['build']:.2f} | {m['held']:,.2f} | {footers:.2f} | {at_scale:,.0f} "
+            f"| {m['read'] * 1e3:.2f} | {m['item'] * 1e3:.2f} |"
+        )
 
 
 if __name__ == "__main__":

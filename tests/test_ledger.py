@@ -49,7 +49,8 @@ def real_rates(**extra: ledger.Measured) -> dict[str, ledger.Measured]:
     """The real clip's rates: 300 frames of 455x256 (no pixel scaling), round numbers."""
     found = [
         measured("K400 section cut", cpu=5.0, nbytes=4e5, units=5.0),
-        measured("shots (TransNetV2)", cpu=10.0, units=10.0),
+        measured("shots (TransNetV2)", cpu=10.0, units=10.0, where="GPU"),
+        measured("shots: decoding at 48x27", cpu=4.0, units=10.0),
         measured("frames", cpu=3.0, nbytes=3e6, units=300),
         measured("flow, DIS", cpu=59.8, nbytes=5.98e6, units=598),
         measured("raw tracks", cpu=0.3, nbytes=3e5, units=300),
@@ -71,6 +72,8 @@ def assumptions(**changes) -> argparse.Namespace:
         "raft_ref_ms": 550.0,
         "raft_ref_size": (1920, 1080),
         "raft_ref_iters": 12,
+        "source_fps": 30.0,
+        "transnet_tflops": 5.0,
         "visit_gpu_ms": 5.0,
         "models": 6,
         "iterations": 20_000,
@@ -80,11 +83,18 @@ def assumptions(**changes) -> argparse.Namespace:
 
 
 def test_paper_scale_rows_from_the_real_clips_rates():
-    rows = {r["stage"]: r for r in ledger.ledger(ledger.paper_costs(real_rates(), 455 * 256, 800.0, assumptions()))}
+    rows = {
+        r["stage"]: r
+        for r in ledger.ledger(ledger.paper_costs(real_rates(), 455 * 256, 800.0, assumptions(), transnet_flops=1e9))
+    }
     k400 = rows["download, K400: section cut"]
     assert (k400["count"], k400["cpu"], k400["nbytes"]) == pytest.approx((240_000, 10.0, 1e6))  # 10 s at 100 kB/s
     assert rows["download, YT8M-S: whole videos"]["tb"] == pytest.approx(240_000 * 200 * 1e5 / 1e12)
-    assert rows["shots (TransNetV2), YT8M-S"]["cpu_h"] == pytest.approx(240_000 * 200 / 3600)
+    source_seconds = 240_000 * 200
+    assert rows["shots: decoding at 48x27, YT8M-S"]["cpu_h"] == pytest.approx(source_seconds * 0.4 / 3600)
+    # 30 frames a source second of 1 GFLOP each at 5 TFLOP/s: 6 GPU-ms a source second
+    assert rows["shots: TransNetV2 network, YT8M-S"]["gpu_h"] == pytest.approx(source_seconds * 6e-3 / 3600)
+    assert rows["shots: TransNetV2 network on CPUs instead"]["cpu"] == pytest.approx(0.6)  # all less decoding
     assert rows["frames"]["cpu_h"] == pytest.approx(480_000 * 300 * 0.01 / 3600)
     assert rows["frames"]["tb"] == pytest.approx(480_000 * 3e6 / 1e12)
     raft = rows["flow, RAFT-large (the paper's)"]
@@ -92,7 +102,11 @@ def test_paper_scale_rows_from_the_real_clips_rates():
     assert raft["gpu_h"] == pytest.approx(fields * 0.55 * 455 * 256 / (1920 * 1080) / 3600)
     assert raft["tb"] == pytest.approx(fields * 1e4 / 1e12)  # DIS's bytes a field
     assert rows["pretraining, 6 models"]["gpu_h"] == pytest.approx(6 * 20_000 * 256 * 5e-3 / 3600)
-    alternatives = ("flow, RAFT-large on CPUs instead", "flow, DIS on CPUs instead (the demo's)")
+    alternatives = (
+        "flow, RAFT-large on CPUs instead",
+        "flow, DIS on CPUs instead (the demo's)",
+        "shots: TransNetV2 network on CPUs instead",
+    )
     counted = [r for name, r in rows.items() if name not in alternatives and name != "**total**"]
     assert rows["**total**"]["cpu_h"] == pytest.approx(sum(r["cpu_h"] for r in counted))
 
@@ -101,11 +115,18 @@ def test_per_pixel_work_scales_to_the_papers_frames_and_measured_gpu_rates_repla
     gpu = {
         "flow, RAFT-large (cuda)": measured("flow, RAFT-large (cuda)", cpu=0.01, where="GPU"),
         "pretraining step (cuda)": measured("pretraining step (cuda)", cpu=0.002, where="GPU"),
+        "shots: TransNetV2 network (cuda)": measured(
+            "shots: TransNetV2 network (cuda)", cpu=0.5, units=1000, where="GPU"
+        ),
     }
     rows = {
-        r["stage"]: r for r in ledger.ledger(ledger.paper_costs(real_rates(**gpu), 2 * 455 * 256, 800.0, assumptions()))
+        r["stage"]: r
+        for r in ledger.ledger(
+            ledger.paper_costs(real_rates(**gpu), 2 * 455 * 256, 800.0, assumptions(), transnet_flops=1e9)
+        )
     }
     assert rows["frames"]["cpu"] == pytest.approx(0.005)  # frames twice the paper's pixels: half the work
     assert rows["flow, RAFT-large (the paper's)"]["gpu"] == pytest.approx(0.01)
     assert rows["pretraining, 6 models"]["gpu"] == pytest.approx(0.002)
+    assert rows["shots: TransNetV2 network, YT8M-S"]["gpu"] == pytest.approx(0.015)  # 0.5 ms a frame x 30
     assert rows["raw tracks"]["cpu"] == pytest.approx(0.001)  # per frame, not per pixel

@@ -160,9 +160,27 @@ def test_the_index_comes_from_the_footer_and_items_are_determined_by_their_key(p
     data = pretrain.PairData([pair_file], 32, seed=0)
     item = data[(3, 0, 1, 0)]
     again = data[(3, 0, 1, 0)]
-    flat = [[*x[:6], *(t for colour in x[6:] for t in colour)] for x in (item, again)]
-    assert all(torch.equal(x, y) for x, y in zip(*flat))  # determined by (seed, iteration, slot, visit)
+    assert all(
+        torch.equal(x, y) for x, y in zip(flat(item), flat(again))
+    )  # determined by (seed, iteration, slot, visit)
     assert item[0].shape == (3, 32, 32) and len(item[2]) > 0
+
+
+def test_kept_footers_serve_the_same_draws_frames_and_items(pair_file):
+    """``keep_footers`` parses the two footers once (``pairs.footers``) instead of per fetch."""
+    kept = pretrain.PairData([pair_file], 32, seed=0, keep_footers=True)
+    read = pretrain.PairData([pair_file], 32, seed=0)
+    assert kept.footers[0][0].equals(pq.read_metadata(pair_file)) and read.footers is None
+    draws, jpegs = pairs.read_video(pair_file, 1, "b", parsed=kept.footers[0])
+    again, jpegs_again = pairs.read_video(pair_file, 1, "b")
+    assert jpegs == jpegs_again and all(np.array_equal(draws[k], again[k]) for k in again)
+    for key in [(0, 0, 0, 0), (5, 1, 1, 3)]:
+        assert all(torch.equal(x, y) for x, y in zip(flat(kept[key]), flat(read[key])))
+
+
+def flat(item) -> list[torch.Tensor]:
+    """An item's tensors: the views and points, then each colour draw's fields."""
+    return [*item[:6], *(t for colour in item[6:] for t in colour)]
 
 
 def test_visits_take_a_videos_draws_in_turn(pair_file):

@@ -17,7 +17,7 @@ METHODS = ("pico", "static_video", "static_frame")
 
 #: Pretraining settings that change how a run is executed, not what it learns: neither rerun
 #: triggers nor part of a checkpoint's fingerprint.
-PRETRAIN_RUNTIME_KEYS = ("workers", "device", "gpus", "nodes", "checkpoint_every")
+PRETRAIN_RUNTIME_KEYS = ("workers", "device", "gpus", "nodes", "checkpoint_every", "keep_footers")
 #: Keys of ``encoder`` (the image-level MoCo-v2 stand-in) that change how it runs, not what it learns.
 ENCODER_RUNTIME_KEYS = ("workers", "threads", "device", "checkpoint_every")
 

@@ -87,11 +87,17 @@ class ShotDetector:
         """Shots of the video at ``path`` as (start_s, end_s), decoded at its own frame rate.
 
         Raises VideoError("corrupt") when the stream ends well before its stated duration."""
-        fps = info.fps
-        frames = np.stack(list(video.decode(path, INPUT_SIZE, fps=fps)))
-        video.check_complete(path, len(frames), round(info.duration * fps), fps)
-        scenes = self.model.predictions_to_scenes(self.predict(frames), self.threshold)
-        return [(int(a) / fps, (int(b) + 1) / fps) for a, b in scenes]
+        scenes = self.model.predictions_to_scenes(self.predict(decode(path, info)), self.threshold)
+        return [(int(a) / info.fps, (int(b) + 1) / info.fps) for a, b in scenes]
+
+
+def decode(path: str, info: video.Probe) -> np.ndarray:
+    """Every frame of the video at ``path`` at its own rate and TransNetV2's input size,
+    (T, 27, 48, 3) uint8; VideoError("corrupt") when the stream ends well before its stated
+    duration."""
+    frames = np.stack(list(video.decode(path, INPUT_SIZE, fps=info.fps)))
+    video.check_complete(path, len(frames), round(info.duration * info.fps), info.fps)
+    return frames
 
 
 def choose_snippet(

@@ -51,10 +51,15 @@ class PairData(Dataset):
     the points in both: the video's draw ``visit mod draws`` (its draws in turn, one per visit),
     one of that draw's frame pairs, which of the two frames is the query view (p = 1/2: the
     earlier frame is not always the query), crops, flips and colours, all drawn from
-    (seed, iteration, slot)."""
+    (seed, iteration, slot).
 
-    def __init__(self, pair_files: list[str], crop_size: int, seed: int):
+    ``keep_footers``: parse every shard's two footers once, here, instead of at every fetch
+    (``pretrain.keep_footers``: about 5 MB of memory a shard of 500 videos, shared by the
+    forked workers, against about 4 ms of CPU an item; docs/measurements.md)."""
+
+    def __init__(self, pair_files: list[str], crop_size: int, seed: int, *, keep_footers: bool = False):
         self.crop_size, self.seed, self.files = crop_size, seed, [str(p) for p in pair_files]
+        self.footers = [pairs.footers(path) for path in self.files] if keep_footers else None
         entries = sorted(
             (video, shard, group, draws)
             for shard, path in enumerate(self.files)
@@ -72,7 +77,8 @@ class PairData(Dataset):
         iteration, slot, index, visit = key
         g = torch.Generator().manual_seed(int(seeding.rng(self.seed, "views", iteration, slot).integers(2**62)))
         (shard, group, draws), video = self.where[index], self.videos[index]
-        p, jpegs = pairs.read_video(self.files[shard], int(group), video)
+        parsed = self.footers[shard] if self.footers else None
+        p, jpegs = pairs.read_video(self.files[shard], int(group), video, parsed=parsed)
         draw = p["draw"] == visit % draws
         frame_pairs = sorted(set(zip(p["frame_a"][draw].tolist(), p["frame_b"][draw].tolist())))
         a, b = frame_pairs[int(torch.randint(len(frame_pairs), (1,), generator=g))]
@@ -260,7 +266,7 @@ class PixelRecipe(Recipe):
 
     def batches(self, start, rank, world, device):
         p = self.settings
-        data = PairData(self.pair_files, p["crop_size"], p["seed"])
+        data = PairData(self.pair_files, p["crop_size"], p["seed"], keep_footers=p["keep_footers"])
         sampler = IterationSampler(len(data), p["videos_per_batch"], start, p["iterations"], p["seed"], rank, world)
         return iteration_loader(data, sampler, collate_fn=collate, workers=p["workers"], device=device)
 

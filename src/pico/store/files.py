@@ -58,10 +58,23 @@ def _fsync(path: Path) -> None:
 
 
 @contextmanager
-def parquet_writer(path: str | os.PathLike, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
+def parquet_writer(
+    path: str | os.PathLike,
+    schema: pa.Schema,
+    *,
+    dictionary: bool | list[str] = True,
+    statistics: bool | list[str] = True,
+) -> Iterator[pq.ParquetWriter]:
     """A Parquet writer whose file appears at ``path`` only when the block ends; every data
-    page carries a CRC-32 (``read_parquet`` verifies them: a flipped bit is an error, not data)."""
-    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, write_page_checksum=True) as writer:
+    page carries a CRC-32 (``read_parquet`` verifies them: a flipped bit is an error, not data).
+    ``dictionary``, ``statistics``: the columns to dictionary-encode and to write min/max for
+    (all, or those named)."""
+    with (
+        atomic_path(path) as tmp,
+        pq.ParquetWriter(
+            tmp, schema, write_page_checksum=True, use_dictionary=dictionary, write_statistics=statistics
+        ) as writer,
+    ):
         yield writer
 
 
@@ -71,14 +84,21 @@ def write_parquet(table: pa.Table, path: str | os.PathLike) -> None:
         writer.write_table(table)
 
 
-def read_parquet(path: str | os.PathLike, schema: pa.Schema, row_groups: list[int] | None = None) -> pa.Table:
+def read_parquet(
+    path: str | os.PathLike,
+    schema: pa.Schema,
+    row_groups: list[int] | None = None,
+    *,
+    metadata: pq.FileMetaData | None = None,
+) -> pa.Table:
     """The columns of ``schema`` (all or some of a file's) from a flat Parquet file, checked:
     a truncated file (no footer), a page whose CRC-32 fails, a row group whose row count
     disagrees with its columns' value counts (the footer has no checksum), or a missing or
     mistyped column is a ValueError naming the file. Only those columns' pages are read, and
-    of ``row_groups`` only (default: all)."""
+    of ``row_groups`` only (default: all, in threads; some: in this thread). ``metadata``: the
+    file's footer, parsed already (``pq.read_metadata``), so that it is not read again."""
     try:
-        with pq.ParquetFile(path, page_checksum_verification=True) as f:
+        with pq.ParquetFile(path, metadata=metadata, page_checksum_verification=True) as f:
             found = dict(zip(f.schema_arrow.names, f.schema_arrow.types))
             wrong = [
                 f"{c.name} ({found.get(c.name, 'missing')}, expected {c.type})"
@@ -90,7 +110,7 @@ def read_parquet(path: str | os.PathLike, schema: pa.Schema, row_groups: list[in
             if row_groups is None:
                 table, row_groups = f.read(columns=schema.names), range(f.metadata.num_row_groups)
             else:
-                table = f.read_row_groups(row_groups, columns=schema.names)
+                table = f.read_row_groups(row_groups, columns=schema.names, use_threads=False)
             groups = [f.metadata.row_group(i) for i in row_groups]
     except FileNotFoundError:
         raise  # missing, not damaged: the message names the path already
