@@ -4,9 +4,9 @@ Builds a throw-away working directory with paper.yaml's inputs at full size -- a
 CSV of 240,000 rows (official columns, fake but well-formed distinct 11-character ids), an
 empty clip folder, and 240,000 distinct YT8M-S ids -- then times, wall clock, best of
 ``--repeat``: a quiet dry run (``-n -q``), ``--rulegraph``, a quiet dry run with
-``videos_per_shard: 50`` layered on top (the schema default, to show why paper.yaml uses 500),
+``videos_per_shard: 50`` layered on top (the schema default, to show why paper.yaml uses 1,000),
 and quiet dry runs with config/paper_ablations.yaml layered on, as it is and with
-``videos_per_shard: 1000`` (half the shards: what that would buy).
+``videos_per_shard: 500`` (paper.yaml's until 2026-12-05: twice the shards).
 One more, untimed dry run per config with ``-q rules`` (which keeps the "Job stats" table but
 not the per-job listing, ~15 MB at 50 videos per shard) gives the job count. Prints a Markdown
 table; progress goes to stderr.
@@ -129,8 +129,8 @@ def measure(root: Path, n: int, repeat: int) -> list[dict]:
         ("paper.yaml + videos_per_shard: 50", [PAPER, size, write_override(root, 50)], ["-n -q"]),
         ("paper.yaml + paper_ablations.yaml", [PAPER, size, ABLATIONS], ["-n -q"]),
         (
-            "paper.yaml + paper_ablations.yaml + videos_per_shard: 1000",
-            [PAPER, size, ABLATIONS, write_override(root, 1000)],
+            "paper.yaml + paper_ablations.yaml + videos_per_shard: 500",
+            [PAPER, size, ABLATIONS, write_override(root, 500)],
             ["-n -q"],
         ),
     ]

@@ -27,7 +27,7 @@ rates; without one, assumed rates (options, docs/ledger.md).
 Per stage: wall seconds and CPU seconds (this process's threads and the ffmpeg processes it
 waited for) per video, and the bytes of the stage's outputs on disk per video (manifest tables
 left out: a few hundred bytes a row). Model loads (TransNetV2, RAFT) are left out of the per-video
-times and reported apart: a job loads them once for its shard of 500 videos.
+times and reported apart: a job loads them once for its shard (1,000 videos in paper.yaml).
 
 The paper-scale table extrapolates the real clip's rates per unit (frame, flow field, source
 second, video, visit), scaled linearly in pixels to the paper's 455x256 frames where the work

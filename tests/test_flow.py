@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 
 import cv2
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from torchvision.models.optical_flow import raft_small
 
 from pico.data import flow, synthetic, weights
-from pico.store import flowstore, zipstore
+from pico.store import flowstore, framestore, zipstore
 from picotest import run_snakemake
 
 SHIFT = (2.5, -1.25)  # px, subpixel in both directions
@@ -93,6 +94,87 @@ def test_forward_and_backward_flow_are_consistent_on_the_synthetic_world():
     assert mask.mean() > 0.25
     assert np.hypot(*(fwd[0] + back))[mask].mean() < 0.2
     assert np.hypot(*(fwd[0] - truth))[textured(frames[0])].mean() < 0.3  # and close to the truth
+
+
+DIS_CFG = {
+    "backend": "dis",
+    "dis_preset": "fine",
+    "dis_refine": 0,
+    "weights": "default",
+    "codec": {"scheme": "tiled", "quality": 90, "bound": 20, "step": 1 / 32},
+}
+
+
+def frames_shard(folder, n: int = 3) -> list[dict]:
+    """A shard's rows: ``n`` snippets of 3 frames of the synthetic world, 64x48."""
+    folder.mkdir()
+    rows = []
+    for i in range(n):
+        scene, _ = synthetic.make_video(i, f"v{i}", 1.0, 30, 64, 48, cut=False).at(0.0)
+        path = folder / f"v{i}.frames.zip"
+        framestore.write(path, [scene.render(t / 30)["rgb"] for t in range(3)], {"video": f"v{i}", "fps": 30})
+        rows.append({"video": f"v{i}", "status": "ok", "frames": str(path)})
+    return rows
+
+
+def counting(monkeypatch, *, stop_at: int | None = None) -> list[int]:
+    """Count the snippets the flow stage estimates; raise on the ``stop_at``-th (a pre-emption)."""
+    calls, real = [], flow.estimator
+
+    def estimator(cfg):
+        estimate = real(cfg)
+
+        def run(frames):
+            calls.append(len(frames))
+            if len(calls) == stop_at:
+                raise RuntimeError("pre-empted")
+            return estimate(frames)
+
+        return run
+
+    monkeypatch.setattr(flow, "estimator", estimator)
+    return calls
+
+
+def test_a_stopped_flow_shard_resumes_keeping_the_snippets_it_finished(tmp_path, monkeypatch):
+    rows = frames_shard(tmp_path / "frames")
+    whole = flow.run_shard(rows, DIS_CFG, tmp_path / "whole")
+    out = tmp_path / "out"
+    counting(monkeypatch, stop_at=3)
+    with pytest.raises(RuntimeError, match="pre-empted"):
+        flow.run_shard(rows, DIS_CFG, out)
+    kept = sorted(p.name for p in flow.partial_dir(out).iterdir())
+    assert not out.exists() and kept == ["v0.flow.zip", "v0.flow.zip.json", "v1.flow.zip", "v1.flow.zip.json"]
+    calls = counting(monkeypatch)
+    resumed = flow.run_shard(rows, DIS_CFG, out)
+    assert len(calls) == 1 and not flow.partial_dir(out).exists()  # v2 alone was computed
+    for a, b in zip(whole, resumed):
+        assert (a["flow_bytes"], a["flow_epe"]) == (b["flow_bytes"], b["flow_epe"]) and b["flow"] == str(
+            out / a["video"]
+        ) + ".flow.zip"
+        assert (out / f"{a['video']}.flow.zip").read_bytes() == (
+            tmp_path / "whole" / f"{a['video']}.flow.zip"
+        ).read_bytes()
+
+
+def test_a_resumed_shard_computes_again_what_its_inputs_or_settings_changed(tmp_path, monkeypatch):
+    rows = frames_shard(tmp_path / "frames")
+    out = tmp_path / "out"
+    counting(monkeypatch, stop_at=3)
+    with pytest.raises(RuntimeError):
+        flow.run_shard(rows, DIS_CFG, out)
+    stat = (tmp_path / "frames/v0.frames.zip").stat()
+    os.utime(tmp_path / "frames/v0.frames.zip", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # rebuilt frames
+    calls = counting(monkeypatch)
+    flow.run_shard(rows, DIS_CFG, out)
+    assert len(calls) == 2  # v0 again (its frames changed) and v2 (never done); v1 kept
+    other = tmp_path / "other"
+    counting(monkeypatch, stop_at=3)
+    with pytest.raises(RuntimeError):
+        flow.run_shard(rows, DIS_CFG, other)
+    calls = counting(monkeypatch)
+    flow.run_shard(rows, {**DIS_CFG, "dis_preset": "medium"}, other)
+    assert len(calls) == 3 and sorted(p.name for p in other.iterdir()) == ["v0.flow.zip", "v1.flow.zip", "v2.flow.zip"]
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,17 @@ uint8 to forward flow (frame t -> t+1) and backward flow (frame t+1 -> t), each 
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from pico import logs
+from pico import config, logs
 from pico.data import sources
 from pico.store import files, flowstore, framestore, manifest
 
@@ -190,30 +193,100 @@ def run_shard(rows: list[dict], cfg: dict, out_dir: str | Path) -> list[dict]:
     Frames of the next snippet are decoded while the current one computes; writing (JPEG
     encoding) runs in a thread too, at most one snippet behind (a 300-frame snippet's flow is
     about 0.56 GB in float32).
+
+    Resumable inside the shard: files are written to ``partial_dir(out_dir)`` beside the output
+    (not an output, so Snakemake leaves it to a rerun), each followed by a record of what it was
+    made from (``made_from``, in ``<file>.json``); a rerun after a kill or a pre-emption keeps
+    the files whose record matches and computes the rest, and the folder, less the records,
+    becomes ``out_dir`` when the shard is done (the stored files do not depend on the run).
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir, partial = Path(out_dir), partial_dir(out_dir)
     todo = [r for r in rows if r["status"] == "ok"]
-    if not todo:
-        return rows
+    partial.mkdir(parents=True, exist_ok=True)
+    settings = config.flow_rerun_settings(cfg)
+    done, compute = {}, []
+    for row in todo:
+        name = sources.file_name(row["video"]) + flowstore.SUFFIX
+        kept = _kept(partial / name, made_from(row, cfg, settings))
+        if kept is None:
+            compute.append(row)
+        else:
+            done[row["video"]] = {**row, "flow": str(out_dir / name), "flow_bytes": kept.bytes, "flow_epe": kept.epe}
+    if done:
+        log.info("flow: %d of %d snippets kept from %s (an earlier run of this shard)", len(done), len(todo), partial)
+    if compute:
+        _compute(compute, cfg, settings, out_dir, partial, done)
+    expected = {Path(r["flow"]).name for r in done.values() if r.get("flow")}
+    for stale in {p.name for p in partial.iterdir()} - expected:  # records; videos gone from the shard or failed
+        (partial / stale).unlink()
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(partial, out_dir)
+    return [done.get(r["video"], r) for r in rows]
+
+
+def partial_dir(out_dir: str | Path) -> Path:
+    """Where a flow job writes its shard's files until the shard is done (``run_shard``)."""
+    return Path(f"{out_dir}.partial")
+
+
+def made_from(row: dict, cfg: dict, settings: dict) -> dict:
+    """What a snippet's stored flow depends on: the flow settings that change it
+    (``pico.config.flow_rerun_settings``), the frames file and the weights file (size and
+    modification time: a rebuilt file is another input)."""
+    inputs = {"frames": row["frames"]} | ({"weights": cfg["weights"]} if os.path.isfile(cfg.get("weights", "")) else {})
+    return {
+        "settings": settings,
+        **{key: [path, os.stat(path).st_size, os.stat(path).st_mtime_ns] for key, path in inputs.items()},
+    }
+
+
+def _record(path: Path) -> Path:
+    """Where ``run_shard`` notes what the file at ``path`` was made from."""
+    return path.with_name(path.name + ".json")
+
+
+def _kept(path: Path, wanted: dict) -> flowstore.Stored | None:
+    """A file an earlier run of the shard finished, if its record says it was made from ``wanted``."""
+    try:
+        if json.loads(_record(path).read_text()) != wanted:
+            return None
+        with flowstore.FlowStore(path) as store:
+            return flowstore.Stored(path.stat().st_size, store.meta["epe"])
+    except FileNotFoundError:
+        return None
+    except (ValueError, OSError, KeyError) as e:  # damaged: computed again
+        log.warning("flow: %s is not readable (%s); computing it again", path, e)
+        return None
+
+
+def _store(path: Path, fwd: np.ndarray, bwd: np.ndarray, meta: dict, made: dict, codec: dict) -> flowstore.Stored:
+    """``flowstore.write``, then the record of what the file was made from."""
+    stored = flowstore.write(path, fwd, bwd, meta, **codec)
+    with files.atomic_path(_record(path)) as tmp:
+        tmp.write_text(json.dumps(made, sort_keys=True))
+    return stored
+
+
+def _compute(rows: list[dict], cfg: dict, settings: dict, out_dir: Path, partial: Path, done: dict) -> None:
+    """Estimate and store the flow of ``rows`` into ``partial``; ``done`` gains their rows."""
     estimate = estimator(cfg)
     codec = cfg["codec"]
-    meta = {"backend": cfg["backend"]}
-    done, writes = {}, []
+    writes = []
     with ThreadPoolExecutor(1) as writer:
-        for row, frames in logs.progress(files.prefetched(_load_frames, todo), len(todo), "flow", log):
+        for row, frames in logs.progress(files.prefetched(_load_frames, rows), len(rows), "flow", log):
             fwd, bwd = estimate(frames)
             if not (np.isfinite(fwd).all() and np.isfinite(bwd).all()):  # e.g. an fp16 overflow
                 done[row["video"]] = manifest.fail(row, "flow_failed", f"{cfg['backend']} gave NaN or infinite flow")
                 continue
-            path = out_dir / (sources.file_name(row["video"]) + flowstore.SUFFIX)
-            job = writer.submit(flowstore.write, path, fwd, bwd, {**meta, "video": row["video"]}, **codec)
-            writes.append((row, path, job))
+            name = sources.file_name(row["video"]) + flowstore.SUFFIX
+            meta = {"backend": cfg["backend"], "video": row["video"]}
+            job = writer.submit(_store, partial / name, fwd, bwd, meta, made_from(row, cfg, settings), codec)
+            writes.append((row, out_dir / name, job))
             if len(writes) > 1:
                 _finish(writes.pop(0), done)
         for pending in writes:
             _finish(pending, done)
-    return [done.get(r["video"], r) for r in rows]
 
 
 def _load_frames(row: dict) -> np.ndarray:

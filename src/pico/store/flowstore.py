@@ -20,8 +20,9 @@ stores and returns the codec's own mean end-point error, which the flow stage re
 video (``flow_epe``).
 
 Members: ``meta.json`` ({video, n_fields, height, width, scheme, bound, quality, step, tile,
-backend}; ``tile`` null: one tile covers the field), ``ranges.npy`` (float16, (n_fields,
-2 directions, 2 components, tile rows, tile columns, [lo, hi])), ``fwd/000000_u.jpg``,
+epe, backend}; ``tile`` null: one tile covers the field; ``epe``: ``write``'s error),
+``ranges.npy`` (float16, (n_fields, 2 directions, 2 components, tile rows, tile columns,
+[lo, hi])), ``fwd/000000_u.jpg``,
 ``fwd/000000_v.jpg``, ``bwd/...``: field t is frame t <-> t + 1. Files written before the tiled
 scheme lack ``step`` and ``tile`` and store ``ranges.npy`` as float32 (n_fields, 2, 2, [lo, hi]);
 they read as they always did, one tile per field.
@@ -217,9 +218,10 @@ def write(
             "quality": quality,
             "step": step,
             "tile": tile,
+            "epe": epe_sum / (2 * n * height * width),
         }
         put("meta.json", json.dumps(info, sort_keys=True).encode())
-    return Stored(Path(path).stat().st_size, epe_sum / (2 * n * height * width))
+    return Stored(Path(path).stat().st_size, info["epe"])
 
 
 class Quantized(NamedTuple):
