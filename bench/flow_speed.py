@@ -216,7 +216,7 @@ def shard_rows(
     """``run_shard`` with DIS, and with RAFT on CUDA when available."""
     rows = write_shard(frames, folder, args.snippets, args.shard_frames)
     out_dir = folder / "flow"
-    dis = {"backend": "dis", "dis_preset": args.dis_preset, "codec": CODEC}
+    dis = {"backend": "dis", "dis_preset": args.dis_preset, "dis_refine": 0, "codec": CODEC}
     found = [shard_row(rows, args.shard_frames, dis, out_dir, args.repeat, f"dis {args.dis_preset}, run_shard")]
     if cuda:
         cfg = {

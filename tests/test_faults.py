@@ -487,11 +487,12 @@ def test_a_snippet_with_non_finite_flow_is_flow_failed_and_the_shard_finishes(de
         return fwd, bwd
 
     monkeypatch.setattr(flow, "estimator", lambda cfg: overflowing)
-    cfg = {"backend": "dis", "codec": {"scheme": "frame_range", "bound": 20, "quality": 90}}
-    out = flow.run_shard(rows, cfg, tmp_path)
+    cfg = {"backend": "dis", "dis_preset": "ultrafast", "dis_refine": 0}
+    cfg["codec"] = {"scheme": "frame_range", "bound": 20, "quality": 90}
+    out = flow.run_shard(rows, cfg, tmp_path / "flow")
     assert [r["status"] for r in out] == ["flow_failed", "ok", "ok", "ok"]
     assert "NaN or infinite" in out[0]["reason"] and out[0]["flow"] is None
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"synth000{i}.flow.zip" for i in (1, 2, 3)]
+    assert sorted(p.name for p in (tmp_path / "flow").iterdir()) == [f"synth000{i}.flow.zip" for i in (1, 2, 3)]
 
 
 def test_the_probe_rebuilds_the_encoder_pretraining_used(demo):
