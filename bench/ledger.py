@@ -222,17 +222,17 @@ def detect_shots(
     return t[0], [total, decoding]
 
 
-def transnet_rates(path: str, cfg: dict) -> tuple[float, list[Measured]]:
-    """TransNetV2's floating-point operations per source frame, counted on the real clip (its
-    windows overlap, so each frame is computed twice), and on CUDA, when available, its time
-    at ``config/paper.yaml``'s batch after a warm-up call."""
+def transnet_rates(path: str, cfg: dict, detector: shots.ShotDetector) -> tuple[float, list[Measured]]:
+    """TransNetV2's floating-point operations per source frame, counted with ``detector`` on
+    the real clip (its windows overlap, so each frame is computed twice), and on CUDA, when
+    available, its time at ``config/paper.yaml``'s batch after a warm-up call."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     frames = shots.decode(path, video.probe(path))
     d = cfg["shot_detection"]
     with FlopCounterMode(display=False) as counter:
-        shots.ShotDetector("cpu", d["threshold"], d["batch_size"]).predict(frames)
+        detector.predict(frames)
     found = []
     if torch.cuda.is_available():
         detector = shots.ShotDetector("cuda", d["threshold"], d["batch_size"])
@@ -644,7 +644,7 @@ def measure(cfg: dict, folder: Path, args: argparse.Namespace) -> tuple[list[Mea
     demo_set = {k: cfg["datasets"]["demo"][k] for k in ("shots", "snippet_seconds", "min_seconds")}
     demo_rows, demo_shots = detect_shots("demo", demo_rows, demo_set, cfg, detector)
     _, real_shots = detect_shots("real", real_rows, {**demo_set, "snippet_seconds": 1}, cfg, detector)
-    transnet_flops, transnet_gpu = transnet_rates(str(clip), cfg)
+    transnet_flops, transnet_gpu = transnet_rates(str(clip), cfg, detector)
     k400 = {"shots": False, "snippet_seconds": args.real_seconds, "min_seconds": 1}
     real_rows = [shots.snippet_row(r, k400, d, cfg["seed"], None) for r in real_rows]
     demo_stages, demo = downstream("demo", demo_rows, cfg, folder / "demo")

@@ -12,13 +12,14 @@ goal <= 5 ms an item (issue 13); the colour itself runs batched on the training 
 last column is how many loader cores keep up with the step (step items/s x loader CPU per item).
 
 Then the memory of the data set (``pico.learn.pretrain.PairData``) on ``--index-videos`` videos in
-shards of 500 (the paper's: 240,000 videos in 480 shards), two ~50 kB JPEG frames each (the
+shards of ``--shard-videos`` (default 1,000: config/paper.yaml's), two ~50 kB JPEG frames each (the
 paper's q95 frames), with ``pretrain.keep_footers`` off and on: the memory it holds (its index
 and names, and the kept footers measured in a fresh process), extrapolated to 240,000 videos,
 and the CPU time on one thread to fetch one video's draws and frames from its
 shard (one row group of each file) and to make one whole item.
 
     .venv/bin/python bench/pretrain_speed.py [-i 5] [--videos 16] [--paper-videos 8] [--index-videos 2000]
+        [--shard-videos 1000]
 """
 
 from __future__ import annotations
@@ -84,8 +85,8 @@ def footers_mb(path: str, copies: int = 20) -> float:
     """Memory of one shard's two parsed footers (``pico.data.pairs.footers``), MB: the RSS growth
     of ``copies`` of them in a fresh process (in this one, freed memory would be reused)."""
     code = (
-        "import sys\nfrom pico.data import pairs\n"
-        "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * 4096 / 2**20\n"
+        "import os, sys\nfrom pico.data import pairs\n"
+        "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20\n"
         f"pairs.footers(sys.argv[1])\nbefore = rss()\nkept = [pairs.footers(sys.argv[1]) for _ in range({copies})]\n"
         f"print((rss() - before) / {copies})"
     )
@@ -176,6 +177,7 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=16, help="videos in the generated pair file")
     parser.add_argument("--paper-videos", type=int, default=8, help="videos per batch for the ResNet-50 row")
     parser.add_argument("--index-videos", type=int, default=2000, help="videos of the memory measurement")
+    parser.add_argument("--shard-videos", type=int, default=1000, help="videos a pair file, memory measurement")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     runs = [("demo", "resnet18", 96, 4), ("paper model", "resnet50", 224, args.paper_videos)]
@@ -191,7 +193,7 @@ def main() -> None:
     print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     with tempfile.TemporaryDirectory(prefix="pico-pretrain-") as tmp:
         (Path(tmp) / "memory").mkdir()
-        shards = make_pairs(Path(tmp) / "memory", args.index_videos, detail=(32, 57))
+        shards = make_pairs(Path(tmp) / "memory", args.index_videos, per_shard=args.shard_videos, detail=(32, 57))
         jpeg_mb = sum(os.path.getsize(pairs.frames_path(f)) for f in shards) / 2**20
         pairs_mb = sum(os.path.getsize(f) for f in shards) / 2**20
         memory = {keep: data_memory(shards, 224, keep_footers=keep) for keep in (False, True)}
@@ -210,7 +212,7 @@ def main() -> None:
     print()
     videos = memory[False]["videos"]
     print(
-        f"Data set (PairData), {videos:,} videos in {len(shards)} shards of 500 (the paper's shard), 32 draws of "
+        f"Data set (PairData), {videos:,} videos in {len(shards)} shards of {args.shard_videos:,}, 32 draws of "
         f"256 pairs per video; pairs files {pairs_mb / videos:.3f} MB a video, frames files {jpeg_mb / videos:.3f} MB "
         "a video; CPU on one thread, mean of 200 random videos; `pretrain.keep_footers` off and on"
     )
@@ -222,7 +224,7 @@ def main() -> None:
     print("|---|--:|--:|--:|--:|--:|--:|")
     for keep, m in memory.items():
         footers = kept if keep else 0.0
-        at_scale = (m["held"] / videos + footers / 500) * 240000
+        at_scale = (m["held"] / videos + footers / args.shard_videos) * 240000
         print(
             f"| {str(keep).lower()} | {m['build']:.2f} | {m['held']:,.2f} | {footers:.2f} | {at_scale:,.0f} "
             f"| {m['read'] * 1e3:.2f} | {m['item'] * 1e3:.2f} |"

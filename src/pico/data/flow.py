@@ -204,10 +204,11 @@ def run_shard(rows: list[dict], cfg: dict, out_dir: str | Path) -> list[dict]:
     todo = [r for r in rows if r["status"] == "ok"]
     partial.mkdir(parents=True, exist_ok=True)
     settings = config.flow_rerun_settings(cfg)
+    wanted = {row["video"]: made_from(row, cfg, settings) for row in todo}
     done, compute = {}, []
     for row in todo:
         name = sources.file_name(row["video"]) + flowstore.SUFFIX
-        kept = _kept(partial / name, made_from(row, cfg, settings))
+        kept = _kept(partial / name, wanted[row["video"]])
         if kept is None:
             compute.append(row)
         else:
@@ -215,7 +216,7 @@ def run_shard(rows: list[dict], cfg: dict, out_dir: str | Path) -> list[dict]:
     if done:
         log.info("flow: %d of %d snippets kept from %s (an earlier run of this shard)", len(done), len(todo), partial)
     if compute:
-        _compute(compute, cfg, settings, out_dir, partial, done)
+        _compute(compute, cfg, wanted, out_dir=out_dir, partial=partial, done=done)
     expected = {Path(r["flow"]).name for r in done.values() if r.get("flow")}
     for stale in {p.name for p in partial.iterdir()} - expected:  # records; videos gone from the shard or failed
         (partial / stale).unlink()
@@ -235,10 +236,8 @@ def made_from(row: dict, cfg: dict, settings: dict) -> dict:
     (``pico.config.flow_rerun_settings``), the frames file and the weights file (size and
     modification time: a rebuilt file is another input)."""
     inputs = {"frames": row["frames"]} | ({"weights": cfg["weights"]} if os.path.isfile(cfg.get("weights", "")) else {})
-    return {
-        "settings": settings,
-        **{key: [path, os.stat(path).st_size, os.stat(path).st_mtime_ns] for key, path in inputs.items()},
-    }
+    stats = {key: os.stat(path) for key, path in inputs.items()}
+    return {"settings": settings, **{key: [inputs[key], s.st_size, s.st_mtime_ns] for key, s in stats.items()}}
 
 
 def _record(path: Path) -> Path:
@@ -268,8 +267,9 @@ def _store(path: Path, fwd: np.ndarray, bwd: np.ndarray, meta: dict, made: dict,
     return stored
 
 
-def _compute(rows: list[dict], cfg: dict, settings: dict, out_dir: Path, partial: Path, done: dict) -> None:
-    """Estimate and store the flow of ``rows`` into ``partial``; ``done`` gains their rows."""
+def _compute(rows: list[dict], cfg: dict, wanted: dict, *, out_dir: Path, partial: Path, done: dict) -> None:
+    """Estimate and store the flow of ``rows`` into ``partial``, each with its record from
+    ``wanted`` (by video); ``done`` gains their rows, with their paths in ``out_dir``."""
     estimate = estimator(cfg)
     codec = cfg["codec"]
     writes = []
@@ -281,7 +281,7 @@ def _compute(rows: list[dict], cfg: dict, settings: dict, out_dir: Path, partial
                 continue
             name = sources.file_name(row["video"]) + flowstore.SUFFIX
             meta = {"backend": cfg["backend"], "video": row["video"]}
-            job = writer.submit(_store, partial / name, fwd, bwd, meta, made_from(row, cfg, settings), codec)
+            job = writer.submit(_store, partial / name, fwd, bwd, meta, wanted[row["video"]], codec)
             writes.append((row, out_dir / name, job))
             if len(writes) > 1:
                 _finish(writes.pop(0), done)

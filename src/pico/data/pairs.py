@@ -178,11 +178,12 @@ def write_sets(videos, outs: list[tuple[str | Path, str | Path]]) -> None:
                 )
 
 
-def index(path: str | Path) -> list[tuple[str, int]]:
+def index(path: str | Path, *, metadata: pq.FileMetaData | None = None) -> list[tuple[str, int]]:
     """(video, number of draws) of each row group of a pairs file, read from its footer alone
-    (a row group per video, ``write``; its draws are 0 .. the ``draw`` column's maximum)."""
+    (a row group per video, ``write``; its draws are 0 .. the ``draw`` column's maximum);
+    ``metadata``: that footer, parsed already (``footers``)."""
     try:
-        metadata = pq.read_metadata(path)
+        metadata = metadata or pq.read_metadata(path)
         video, draw = (metadata.schema.to_arrow_schema().get_field_index(name) for name in ("video", "draw"))
         groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
         stats = [(g.column(video).statistics, g.column(draw).statistics) for g in groups]

@@ -63,7 +63,7 @@ class PairData(Dataset):
         entries = sorted(
             (video, shard, group, draws)
             for shard, path in enumerate(self.files)
-            for group, (video, draws) in enumerate(pairs.index(path))
+            for group, (video, draws) in enumerate(pairs.index(path, metadata=self.footers and self.footers[shard][0]))
         )
         if not entries:
             raise ValueError(f"no point pairs in {len(pair_files)} pair files: nothing to pretrain on")
