@@ -6,7 +6,7 @@ empty clip folder, and 240,000 distinct YT8M-S ids -- then times, wall clock, be
 ``--repeat``: a quiet dry run (``-n -q``), ``--rulegraph``, a quiet dry run with
 ``videos_per_shard: 50`` layered on top (the schema default, to show why paper.yaml uses 1,000),
 and quiet dry runs with config/paper_ablations.yaml layered on, as it is and with
-``videos_per_shard: 500`` (paper.yaml's until 2026-12-05: twice the shards).
+``shards_per_pair_job: 1`` (an ablation's pair set a job per shard, as until 2026-12-05).
 One more, untimed dry run per config with ``-q rules`` (which keeps the "Job stats" table but
 not the per-job listing, ~15 MB at 50 videos per shard) gives the job count. Prints a Markdown
 table; progress goes to stderr.
@@ -84,11 +84,11 @@ def drawn(dataset: dict, n: int) -> int:
     return sources.drawn(n, dataset.get("reserve", 0.1)) if dataset["source"] == "yt8m" else n
 
 
-def write_override(root: Path, per_shard: int) -> Path:
-    """A config file that sets ``videos_per_shard`` of every paper.yaml dataset."""
+def write_override(root: Path, key: str, value: int) -> Path:
+    """A config file that sets ``key`` of every paper.yaml dataset to ``value``."""
     datasets = yaml.safe_load(PAPER.read_text())["datasets"]
-    path = root / f"per_shard_{per_shard}.yaml"
-    path.write_text(yaml.safe_dump({"datasets": {name: {"videos_per_shard": per_shard} for name in datasets}}))
+    path = root / f"{key}_{value}.yaml"
+    path.write_text(yaml.safe_dump({"datasets": {name: {key: value} for name in datasets}}))
     return path
 
 
@@ -126,11 +126,11 @@ def measure(root: Path, n: int, repeat: int) -> list[dict]:
     size = write_sample_size(root, n)
     settings = [
         ("paper.yaml", [PAPER, size], ["-n -q", "--rulegraph"]),
-        ("paper.yaml + videos_per_shard: 50", [PAPER, size, write_override(root, 50)], ["-n -q"]),
+        ("paper.yaml + videos_per_shard: 50", [PAPER, size, write_override(root, "videos_per_shard", 50)], ["-n -q"]),
         ("paper.yaml + paper_ablations.yaml", [PAPER, size, ABLATIONS], ["-n -q"]),
         (
-            "paper.yaml + paper_ablations.yaml + videos_per_shard: 500",
-            [PAPER, size, ABLATIONS, write_override(root, 500)],
+            "paper.yaml + paper_ablations.yaml + shards_per_pair_job: 1",
+            [PAPER, size, ABLATIONS, write_override(root, "shards_per_pair_job", 1)],
             ["-n -q"],
         ),
     ]

@@ -7,7 +7,7 @@ the world's motion scales with the short side, so rendering there is the demo's 
 the resize), ``--frames`` frames at 30 fps each (default 60: the demo's 2 s snippets).
 
 Per backend (``pico.data.flow.estimator``, and Farneback; ``true`` is the generator's exact forward and backward
-flow, the ceiling of any estimator): flow of every snippet -> the flow codec (frame_range, q90,
+flow, the ceiling of any estimator): flow of every snippet -> the flow codec (tiled, q90,
 the demo's) -> ``pico.data.tracks.video_tracks`` (``--points`` start points per video uniform in
 space and time, raw at the demo's loosest bounds 0.5, 16) -> ``pico.data.tracks.cut`` at
 (``--gamma``, ``--delta``), the paper's (0, 4) by default, without and with the
@@ -56,7 +56,7 @@ from pico.store import flowstore
 from timing import best_time
 
 FPS = 30
-CODEC = {"scheme": "frame_range", "bound": 20, "quality": 90}
+CODEC = {"scheme": "tiled", "bound": 20, "quality": 90}  # the default codec (flow.codec)
 RAW_BOUNDS = (0.5, 16)  # the demo's tracking.max_gamma, max_delta
 BACKENDS = [
     "true",
@@ -266,7 +266,7 @@ def table(results: dict, times: dict, args) -> str:
         f"({occluded.mean():.1%}); true relative motion at the occlusion |w + ŵ|: median "
         f"{np.median(relative) if len(relative) else float('nan'):.2f} px, "
         f"{(relative >= np.sqrt(args.delta)).mean() if len(relative) else float('nan'):.0%} at least √δ = "
-        f"{np.sqrt(args.delta):.2f} px. Flow through the codec (frame_range q90); +MB: with the motion-boundary "
+        f"{np.sqrt(args.delta):.2f} px. Flow through the codec (tiled q90); +MB: with the motion-boundary "
         f"criterion (Sundaram et al. 2010, Eq. 6).",
         "",
         f"| backend | caught | late ≥ 2 | wrongly stopped | caught +MB | late ≥ 2 +MB | wrongly stopped +MB "

@@ -6,9 +6,10 @@ size) and 32 draws of 256 identity point pairs per video (Section 3.4's 65,536 /
 iteration, the budget applied after the crops), written in the pairs stage's format.
 Settings: the demo's (ResNet-18, 96-pixel crops, 4 videos per batch)
 and the paper's (ResNet-50, 224-pixel crops) with a batch that fits a CPU run
-(``--paper-videos``, default 8; the paper uses 256 on GPUs). The loader's time is CPU time on
-one thread (as a DataLoader worker runs): read, decode, crop, flip and draw the colours, the
-goal <= 5 ms an item (issue 13); the colour itself runs batched on the training device. The
+(``--paper-videos``, default 8; the paper uses 256 on GPUs). The loader's time is the CPU time
+of one thread whose torch and OpenCV pools are one thread, as in a DataLoader worker
+(``as_worker``): read, decode, crop, flip and draw the colours, the goal <= 5 ms an item (issue
+13); the colour itself runs batched on the training device. The
 last column is how many loader cores keep up with the step (step items/s x loader CPU per item).
 
 Then the memory of the data set (``pico.learn.pretrain.PairData``) on ``--index-videos`` videos in
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -93,6 +95,22 @@ def footers_mb(path: str, copies: int = 20) -> float:
     return float(subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, check=True).stdout)
 
 
+@contextmanager
+def as_worker():
+    """This thread computes as a data-loader worker does (one thread for torch and OpenCV,
+    ``pretrain.iteration_loader``), so that its CPU time (``time.thread_time``) is the worker's
+    whole cost; the pools are restored after. Process CPU time would also count the training
+    step's idle pool threads, which spin for a while after each parallel region."""
+    threads = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads[0])
+        cv2.setNumThreads(threads[1])
+
+
 def data_memory(files: list[str], crop: int, *, keep_footers: bool, fetches: int = 200) -> dict:
     """Seconds to build PairData on ``files`` and the bytes its index and names hold; mean CPU
     seconds on one thread (as a loader worker) to read one video's draws and frames and to
@@ -102,19 +120,17 @@ def data_memory(files: list[str], crop: int, *, keep_footers: bool, fetches: int
     built = time.perf_counter() - start
     held = data.where.nbytes + sum(map(sys.getsizeof, [data.videos, *data.videos]))
     picks = np.random.default_rng(1).integers(0, len(data), fetches)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    start = time.process_time()
-    for v in picks:
-        shard, group, _ = data.where[v]
-        parsed = data.footers[shard] if data.footers else None
-        pairs.read_video(data.files[shard], int(group), data.videos[v], parsed=parsed)
-    read = (time.process_time() - start) / fetches
-    start = time.process_time()
-    for i, v in enumerate(picks):
-        data[(i, 0, int(v), i)]
-    item = (time.process_time() - start) / fetches
-    torch.set_num_threads(threads)
+    with as_worker():
+        start = time.thread_time()
+        for v in picks:
+            shard, group, _ = data.where[v]
+            parsed = data.footers[shard] if data.footers else None
+            pairs.read_video(data.files[shard], int(group), data.videos[v], parsed=parsed)
+        read = (time.thread_time() - start) / fetches
+        start = time.thread_time()
+        for i, v in enumerate(picks):
+            data[(i, 0, int(v), i)]
+        item = (time.thread_time() - start) / fetches
     return {"videos": len(data), "build": built, "held": held / 2**20, "read": read, "item": item}
 
 
@@ -137,20 +153,23 @@ def settings(arch: str, crop: int, videos: int) -> dict:
 
 def measure(files: list[str], cfg: dict, iterations: int, device: torch.device) -> dict:
     """Per batch, mean over ``iterations`` (one warm-up excluded): the loader's CPU seconds on
-    one thread (what a DataLoader worker does: read, decode, crop, flip, draw the colours), the
-    colour's seconds on ``device`` (``Loaded.finish``) and the step's seconds."""
+    one thread (what a DataLoader worker does: read, decode, crop, flip, draw the colours; all
+    batches first, as a worker on its own core makes them, not between steps that would have
+    flushed its caches), the colour's seconds on ``device`` (``Loaded.finish``) and the step's
+    seconds."""
     p = cfg["pretrain"]
     data = pretrain.PairData(files, p["crop_size"], p["seed"])
-    sampler = iter(pretrain.IterationSampler(len(data), p["videos_per_batch"], 0, iterations + 1, p["seed"]))
+    sampler = pretrain.IterationSampler(len(data), p["videos_per_batch"], 0, iterations + 1, p["seed"])
+    loaded_batches, loads = [], []
+    with as_worker():
+        for keys in sampler:
+            start = time.thread_time()
+            loaded_batches.append(pretrain.collate([data[key] for key in keys]))
+            loads.append(time.thread_time() - start)
     moco = pretrain.build(cfg).to(device, memory_format=torch.channels_last).train()
     optimizer = torch.optim.SGD([q for q in moco.parameters() if q.requires_grad], lr=p["lr"], momentum=0.9)
-    threads, loads, colours, steps, n_pairs = torch.get_num_threads(), [], [], [], []
-    for i in range(iterations + 1):
-        torch.set_num_threads(1)  # as in a DataLoader worker
-        start = time.process_time()
-        loaded = pretrain.collate([data[key] for key in next(sampler)])
-        load = time.process_time() - start
-        torch.set_num_threads(threads)
+    colours, steps, n_pairs = [], [], []
+    for i, loaded in enumerate(loaded_batches):
         keep = pretrain.within_budget([len(loaded.points.xa)], 0, 256 * p["videos_per_batch"], np.random.default_rng(i))
         start = time.perf_counter()
         batch = loaded._replace(points=loaded.points.points(torch.from_numpy(keep))).finish(device)
@@ -164,11 +183,10 @@ def measure(files: list[str], cfg: dict, iterations: int, device: torch.device) 
         if device.type == "cuda":
             torch.cuda.synchronize()
         if i:  # the first iteration warms up
-            loads.append(load)
             colours.append(coloured - start)
             steps.append(time.perf_counter() - coloured)
             n_pairs.append(len(batch.xa))
-    return {"load": np.mean(loads), "colour": np.mean(colours), "step": np.mean(steps), "pairs": np.mean(n_pairs)}
+    return {"load": np.mean(loads[1:]), "colour": np.mean(colours), "step": np.mean(steps), "pairs": np.mean(n_pairs)}
 
 
 def main() -> None:

@@ -23,10 +23,16 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 
 from pico.data import flow, synthetic, tracks
 from pico.store import flowstore
 from timing import best_time
+
+#: config/paper.yaml's videos a shard
+PAPER_SHARD = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/paper.yaml").read_text())["datasets"][
+    "k400"
+]["videos_per_shard"]
 
 WIDTH, HEIGHT = 456, 256
 
@@ -108,8 +114,8 @@ def main() -> None:
         f"| {cutting:.2f} s |"
     )
     print(f"| cut rate | {shard.num_rows / cutting:,.0f} rows/s |")
-    per_shard = 500 * steps * (300 / args.frames) / (shard.num_rows / cutting)
-    print(f"| cut per paper shard (500 videos of 300 frames, extrapolated) | {per_shard:.0f} s |")
+    per_shard = PAPER_SHARD * steps * (300 / args.frames) / (shard.num_rows / cutting)
+    print(f"| cut per paper shard ({PAPER_SHARD:,} videos of 300 frames, extrapolated) | {per_shard:.0f} s |")
 
 
 if __name__ == "__main__":

@@ -100,6 +100,50 @@ def per_dataset_shard(pattern):
     ]
 
 
+def per_grouped_shard(pattern):
+    """Input function: ``pattern`` for every shard of the job's {shard}, a shard or a group of
+    them (``pico.data.sources.grouped``)."""
+    return lambda w: [
+        pattern.format(**{**dict(w.items()), "shard": s})
+        for s in pico.data.sources.grouped(w.shard)
+    ]
+
+
+# Table 1's pair sets: every configured method at sampling.strategy, on every cut of
+# tracking.thresholds ({cut}), drawn a shard a job (rules/pairs.smk's cut_pairs).
+TABLE_PAIR_SETS = [
+    f"{method}/{config['sampling']['strategy']}" for method in config["methods"]
+]
+TABLE_PAIR_NAMES = [f"{pair_set}/{cut}" for pair_set in TABLE_PAIR_SETS for cut in CUTS]
+# Every other pair set, an ablation's, is drawn a group of shards_per_pair_job shards a job
+# (point_pairs), into a file named by the group.
+PAIR_GROUPS = {
+    name: pico.data.sources.shard_groups(
+        list(shards), config["datasets"][name]["shards_per_pair_job"]
+    )
+    for name, shards in SHARDS.items()
+}
+
+
+def pair_files(pattern, names):
+    """Input function: ``pattern`` for every file ({shard}) of every pair set {name}
+    (method/sampling/cut) of ``names(wildcards)``: a shard's for Table 1's sets on its cuts, a
+    group's for any other."""
+
+    def files(w):
+        return [
+            pattern.format(name=name, shard=s, **dict(w.items()))
+            for name in names(w)
+            for s in (
+                SHARDS[w.dataset]
+                if name in TABLE_PAIR_NAMES
+                else PAIR_GROUPS[w.dataset]
+            )
+        ]
+
+    return files
+
+
 # Every model of the benchmark tables (Tables 1-3), pico.config.Model each.
 TABLE_MODELS = [
     pico.config.Model(method, dataset, config["sampling"]["strategy"], gamma, delta)
@@ -132,16 +176,6 @@ MODEL_CUTS = {
     )
     for dataset in SHARDS
 }
-
-
-def per_dataset_series(pattern, series):
-    """Input function: ``pattern`` for every {name} in ``series[dataset]`` and every shard of
-    the job's dataset."""
-    return lambda w: [
-        pattern.format(name=name, shard=s, **dict(w.items()))
-        for name in series[w.dataset]
-        for s in SHARDS[w.dataset]
-    ]
 
 
 def per_model(pattern):

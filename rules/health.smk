@@ -33,11 +33,13 @@ HEALTH_CUT_SERIES = {
 rule dataset_health:
     input:
         flow=per_dataset_shard("results/{dataset}/health/flow/{shard}.json"),
-        tracks=per_dataset_series(
-            "results/{dataset}/health/pairs/{name}/{shard}.json", HEALTH_CUT_SERIES
+        tracks=pair_files(
+            "results/{dataset}/health/pairs/{name}/{shard}.json",
+            lambda w: HEALTH_CUT_SERIES[w.dataset],
         ),
-        pairs=per_dataset_series(
-            "results/{dataset}/health/pairs/{name}/{shard}.json", HEALTH_PAIR_SETS
+        pairs=pair_files(
+            "results/{dataset}/health/pairs/{name}/{shard}.json",
+            lambda w: HEALTH_PAIR_SETS[w.dataset],
         ),
     output:
         status=report(

@@ -4,21 +4,17 @@
 # depends on the raw tracks and its own settings only: changing gamma or delta adds jobs and
 # reruns none. The methods' pair sets of one sampling and cut are the same draws with different
 # correspondence maps (pico.data.pairs), so the tables' sets of a shard come from one job that
-# also writes their cut (cut_pairs); any other set, an ablation's, is a job of its own.
+# also writes their cut (cut_pairs); any other set, an ablation's, is a job of its own per group of
+# shards (datasets.<name>.shards_per_pair_job: fewer jobs to plan at the paper's scale).
 
 
-# Table 1's pair sets: every configured method at sampling.strategy, on every cut of
-# tracking.thresholds ({cut}, rules/common.smk).
-TABLE_PAIR_SETS = [
-    f"{method}/{config['sampling']['strategy']}" for method in config["methods"]
-]
-
-
+# An ablation's pair set (any but Table 1's, TABLE_PAIR_SETS on its cuts: rules/common.smk),
+# a job per group of datasets.<name>.shards_per_pair_job shards ({shard}: a group's name).
 use rule cut_tracks as point_pairs with:
     input:
-        tracks="results/{dataset}/tracks/raw/{shard}.parquet",
-        table="results/{dataset}/flow/{shard}.parquet",
-        frames="results/{dataset}/frames/{shard}",
+        tracks=per_grouped_shard("results/{dataset}/tracks/raw/{shard}.parquet"),
+        table=per_grouped_shard("results/{dataset}/flow/{shard}.parquet"),
+        frames=per_grouped_shard("results/{dataset}/frames/{shard}"),
         # yt8m: only the videos training uses, the first `sample` ok ones (rules/yt8m.smk)
         selection=lambda w: (
             [f"results/{w.dataset}/selection.parquet"]
@@ -43,12 +39,12 @@ use rule cut_tracks as point_pairs with:
     # No file has two producers, each of which would be a job more to plan.
     wildcard_constraints:
         method="(?!(?:{})/)(?:{})".format(
-            "|".join(re.escape(f"{s}/{cut}") for s in TABLE_PAIR_SETS for cut in CUTS),
-            "|".join(pico.config.METHODS),
+            "|".join(map(re.escape, TABLE_PAIR_NAMES)), "|".join(pico.config.METHODS)
         ),
+        shard=r"\d{5}(?:-\d{5})?",
     resources:
-        mem_mb=8000,
-        runtime=40,
+        mem_mb=8000,  # a shard's tracks at a time
+        runtime=lambda w: 40 * len(pico.data.sources.grouped(w.shard)),
     params:
         pairs={
             "seed": config["seed"],
@@ -77,6 +73,8 @@ use rule point_pairs as cut_pairs with:
         "logs/cut_pairs/{dataset}/{cut}/{shard}.log",
     benchmark:
         "benchmarks/cut_pairs/{dataset}/{cut}/{shard}.tsv"
+    wildcard_constraints:
+        shard=r"\d{5}",
     resources:
         mem_mb=8000,
         runtime=60,

@@ -6,8 +6,9 @@
 
 rule pretrain_model:
     input:
-        pairs=per_dataset_shard(
-            "results/{dataset}/pairs/{method}/{sampling}/g{gamma}_d{delta}/{shard}.parquet"
+        pairs=pair_files(
+            "results/{dataset}/pairs/{name}/{shard}.parquet",
+            lambda w: [f"{w.method}/{w.sampling}/g{w.gamma}_d{w.delta}"],
         ),
         encoder=local_file(config["model"]["encoder_checkpoint"]),
     output:

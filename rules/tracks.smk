@@ -31,7 +31,7 @@ rule raw_tracks:
 
 rule cut_tracks:
     input:
-        tracks="results/{dataset}/tracks/raw/{shard}.parquet",
+        tracks=["results/{dataset}/tracks/raw/{shard}.parquet"],
     output:
         cut="results/{dataset}/tracks/g{gamma}_d{delta}/{shard}.parquet",
         cut_health="results/{dataset}/health/tracks/g{gamma}_d{delta}/{shard}.json",

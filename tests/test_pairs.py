@@ -93,10 +93,9 @@ def test_the_three_methods_differ_only_in_the_correspondence_map(raw_table):
     assert (p["draw"] == np.repeat(np.arange(len(draws)), [len(d["xa"]) for _, d in draws])).all()
 
 
-def test_one_pass_writes_each_methods_set_as_a_pass_for_it_alone(raw_table, tmp_path):
-    """A shard of two videos (frames in a frame store each) drawn once for the three methods
-    gives, per method, the files a pass for that method alone gives; the static sets' points
-    are PiCO's, and static_frame's frames file holds only the frames its views use."""
+@pytest.fixture
+def two_videos(raw_table, tmp_path):
+    """A shard of two videos, ``a`` and ``b`` (frames in a frame store each): flow-table rows and cut."""
     rng = np.random.default_rng(2)
     rows = []
     for video in ("a", "b"):
@@ -105,15 +104,25 @@ def test_one_pass_writes_each_methods_set_as_a_pass_for_it_alone(raw_table, tmp_
         framestore.write(store, iter(clip), {"video": video, "fps": 30.0})
         rows.append({**ROW, "video": video, "status": "ok", "frames": str(store)})
     cut = pa.concat_tables([raw_table.set_column(0, "video", pa.array([v] * raw_table.num_rows)) for v in "ab"])
+    return rows, cut
+
+
+def test_one_pass_writes_each_methods_set_as_a_pass_for_it_alone(two_videos, tmp_path):
+    """A shard of two videos drawn once for the three methods gives, per method, the files a
+    pass for that method alone gives; the static sets' points are PiCO's, and static_frame's
+    frames file holds only the frames its views use."""
+    rows, cut = two_videos
     methods = ["pico", "static_video", "static_frame"]
 
     def out(folder, method):
         path = tmp_path / folder / method / "00000.parquet"
         return path, pairs.frames_path(path)
 
-    pairs.run_shard(rows, cut, methods=methods, strategy="anchor", cfg=CFG, outs=[out("together", m) for m in methods])
+    pairs.run_shard(
+        [(rows, cut)], methods=methods, strategy="anchor", cfg=CFG, outs=[out("together", m) for m in methods]
+    )
     for method in methods:
-        pairs.run_shard(rows, cut, methods=[method], strategy="anchor", cfg=CFG, outs=[out("alone", method)])
+        pairs.run_shard([(rows, cut)], methods=[method], strategy="anchor", cfg=CFG, outs=[out("alone", method)])
         for together, alone in zip(out("together", method), out("alone", method)):
             assert pq.read_table(together).equals(pq.read_table(alone)), together
     (p, p_frames), (v, _), (f, f_frames) = (pairs.read(out("together", m)[0]) for m in methods)
@@ -121,6 +130,19 @@ def test_one_pass_writes_each_methods_set_as_a_pass_for_it_alone(raw_table, tmp_
     assert pairs.index(out("together", "pico")[0]) == [("a", 6), ("b", 6)]
     assert p.select(["video", "frame_a", "xa", "ya"]).equals(f.select(["video", "frame_a", "xa", "ya"]))
     assert set(f_frames["frame"].to_pylist()) == set(f["frame_a"].to_pylist()) < set(p_frames["frame"].to_pylist())
+
+
+def test_a_group_of_shards_gives_the_files_of_one_shard_of_all_their_videos(two_videos, tmp_path):
+    """An ablation's pair job over a group of shards (``datasets.<name>.shards_per_pair_job``)
+    takes them one at a time and writes what one shard holding all their videos gives."""
+    rows, cut = two_videos
+    by_video = pairs.by_video(cut)
+    outs = {name: [(tmp_path / f"{name}.parquet", tmp_path / f"{name}.frames.parquet")] for name in ("one", "group")}
+    pairs.run_shard([(rows, cut)], methods=["pico"], strategy="random", cfg=CFG, outs=outs["one"])
+    parts = ((rows[i : i + 1], by_video[rows[i]["video"]]) for i in range(2))  # a shard per video, lazily
+    pairs.run_shard(parts, methods=["pico"], strategy="random", cfg=CFG, outs=outs["group"])
+    for one, group in zip(outs["one"][0], outs["group"][0]):  # pairs, frames
+        assert pq.read_table(one).equals(pq.read_table(group)) and pq.read_table(one).num_rows > 0, group
 
 
 def test_a_video_whose_tracks_never_meet_has_no_draw():

@@ -9,10 +9,12 @@ import yaml
 
 from dag_scale import ABLATIONS, PAPER, write_inputs, write_sample_size
 from pico.config import cut_name
+from pico.data import sources
 from pico.reporting import ablations
 from picotest import REPO, run_snakemake, scheduled
 
 PER_SHARD = {name: d["videos_per_shard"] for name, d in yaml.safe_load(PAPER.read_text())["datasets"].items()}
+PER_PAIR_JOB = {name: d["shards_per_pair_job"] for name, d in yaml.safe_load(PAPER.read_text())["datasets"].items()}
 
 
 def shard_counts(videos: int) -> dict[str, int]:
@@ -38,14 +40,15 @@ def test_paper_config_dry_run_plans_every_shard(tmp_path):
     }
 
 
-def test_a_paper_shard_costs_six_jobs_and_one_more_per_ablation_pair_set(tmp_path):
-    """At 6,000 videos a dataset (6 K400 shards, 7 YT8M-S with the reserve), everything: per
+def test_a_paper_shard_costs_six_jobs_and_an_ablation_pair_set_one_per_group_of_shards(tmp_path):
+    """At 10,000 videos a dataset (10 K400 shards, 11 YT8M-S with the reserve), everything: per
     shard download, shots, frames, flow, raw tracks and one cut_pairs job (Table 1's cut and its
-    three pair sets); the ablations add one point_pairs job per shard and pair set beyond Table
-    1's (its cut made inside), and no cut_tracks job (at full size: about 3,300 and 8,000 jobs)."""
-    write_inputs(tmp_path, 6000)
-    configs = ["--configfile", str(PAPER), str(write_sample_size(tmp_path, 6000))]
-    shards = shard_counts(6000)
+    three pair sets); the ablations add, per pair set beyond Table 1's, one point_pairs job per
+    group of `shards_per_pair_job` shards (its cut made inside; 8 shards: groups of 8 and 2, 8
+    and 3), and no cut_tracks job (at full size: about 3,400 and 4,000 jobs)."""
+    write_inputs(tmp_path, 10000)
+    configs = ["--configfile", str(PAPER), str(write_sample_size(tmp_path, 10000))]
+    shards = shard_counts(10000)
     out = run_snakemake(tmp_path, "-n", "-q", "rules", *configs)
     paper = scheduled(out.stdout + out.stderr)
     per_shard = ("download", "detect_shots", "extract_frames", "estimate_flow", "raw_tracks", "cut_pairs")
@@ -67,7 +70,17 @@ def test_a_paper_shard_costs_six_jobs_and_one_more_per_ablation_pair_set(tmp_pat
         for point in ablations.points(spec)
     }
     added = pair_sets - table  # YT8M-S: 13 random cuts; K400: random and anchor on 3 cuts, one Table 1's
-    assert with_ablations["point_pairs"] == sum(shards[dataset] for dataset, *_ in added)
+    groups = {dataset: math.ceil(n / PER_PAIR_JOB[dataset]) for dataset, n in shards.items()}
+    assert groups == {"k400": 2, "yt8m_s": 2}
+    assert with_ablations["point_pairs"] == sum(groups[dataset] for dataset, *_ in added)
     assert len([s for s in added if s[0] == "yt8m_s"]) == 13 and len([s for s in added if s[0] == "k400"]) == 5
     assert {rule: with_ablations[rule] for rule in per_shard} == dict.fromkeys(per_shard, sum(shards.values()))
     assert "cut_tracks" not in with_ablations
+
+
+def test_a_group_of_shards_is_named_by_its_first_and_last_shard():
+    names = list(sources.shards([{"video": str(i)} for i in range(11)], 1))
+    groups = sources.shard_groups(names, 4)
+    assert groups == ["00000-00003", "00004-00007", "00008-00010"]
+    assert [s for g in groups for s in sources.grouped(g)] == names  # every shard once, in order
+    assert sources.shard_groups(names, 1) == names and sources.grouped("00007") == ["00007"]

@@ -87,6 +87,29 @@ def test_views_keep_only_points_inside_both_crops(pair_files):
     assert torch.equal(again[0], view_a) and torch.equal(again[2], xa)  # determined by (seed, iteration, slot)
 
 
+class _Pools(torch.utils.data.Dataset):
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, key):
+        return torch.tensor([cv2.getNumThreads(), torch.get_num_threads()])
+
+
+def test_loader_workers_run_one_thread_each():
+    """A worker gets one thread for OpenCV and torch, not the job's share of the cores
+    (``pico.logs.setup``), also after this process has run OpenCV's pool (a worker that
+    reconfigured the pool it inherited could hang)."""
+    cv2.setNumThreads(2)
+    cv2.GaussianBlur(np.zeros((2000, 2000, 3), np.uint8), (31, 31), 5)  # the pool at work
+    try:
+        loader = pretrain.iteration_loader(
+            _Pools(), [[0]], collate_fn=lambda items: items[0], workers=1, device=torch.device("cpu")
+        )
+        assert next(iter(loader)).tolist() == [1, 1]
+    finally:
+        cv2.setNumThreads(-1)
+
+
 def test_frames_are_read_when_a_video_is_fetched_and_checked(pair_files, tmp_path):
     """PairData holds no JPEG bytes: it builds, and serves video a, with video b's row group
     of the frames file damaged; fetching video b is an error naming the file."""

@@ -1,11 +1,15 @@
 """Real Snakemake runs: the demo end to end, bad inputs, and what a config change reruns."""
 
+import json
+import shutil
 import subprocess
 
 import cv2
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from pico.data import synthetic
 from pico.reporting import figures
@@ -224,6 +228,31 @@ def test_adding_a_delta_to_an_ablation_sweep_builds_only_the_new_point(demo):
         "pretraining_loss": 1,
         "all": 1,  # what shows it
     }
+
+
+def test_an_ablation_pair_job_over_a_group_of_shards_writes_their_pairs_in_one_file(demo, tmp_path):
+    """datasets.<name>.shards_per_pair_job 2: an ablation's pair set over the demo's two shards
+    is one job and one file, whose rows are those of the two files a job per shard wrote, in
+    order, and whose health counts are theirs added; nothing upstream reruns."""
+    for part in ("config", "results/demo", ".snakemake"):
+        shutil.copytree(demo / part, tmp_path / part, symlinks=True)
+    (tmp_path / "override.yaml").write_text(yaml.safe_dump({"datasets": {"demo": {"shards_per_pair_job": 2}}}))
+    configs = ("--configfile", str(tmp_path / "config/config.yaml"), str(tmp_path / "override.yaml"))
+    pair_set = "pico/random/g0_d1"  # Figure 4's, not Table 1's
+    out = run_snakemake(tmp_path, f"results/demo/pairs/{pair_set}/00000-00001.parquet", *configs)
+    assert scheduled(out.stdout + out.stderr) == {"point_pairs": 1}
+    for name in ("parquet", "frames.parquet"):
+        shards = [pq.read_table(demo / f"results/demo/pairs/{pair_set}/{s}.{name}") for s in ("00000", "00001")]
+        group = pq.read_table(tmp_path / f"results/demo/pairs/{pair_set}/00000-00001.{name}")
+        assert group.num_rows > 0 and group.equals(pa.concat_tables(shards).combine_chunks()), name
+    first, second, both = (
+        json.loads((root / f"results/demo/health/pairs/{pair_set}/{name}.json").read_text())
+        for root, name in ((demo, "00000"), (demo, "00001"), (tmp_path, "00000-00001"))
+    )
+    assert both["videos_without_pairs"] == first["videos_without_pairs"] + second["videos_without_pairs"]
+    size = max(len(first["track_lengths"]), len(second["track_lengths"]))
+    added = sum(np.pad(h["track_lengths"], (0, size - len(h["track_lengths"]))) for h in (first, second))
+    assert both["track_lengths"] == added.tolist()
 
 
 def test_figure1_shows_patches_along_long_trajectories(demo):

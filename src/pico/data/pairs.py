@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Iterable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -232,30 +233,31 @@ def read_video(
 
 
 def run_shard(
-    rows: list[dict],
-    tracks: pa.Table,
+    parts: Iterable[tuple[list[dict], pa.Table]],
     *,
     methods: list[str],
     strategy: str,
     cfg: dict,
     outs: list[tuple[str | Path, str | Path]],
 ) -> None:
-    """The draws of every ok video of a shard (``tracks``: a cut's table; ``cfg``: seed and
-    ``sampling``), drawn once and written for each of ``methods`` to its (pairs, frames) paths
-    of ``outs``."""
-    tracks = by_video(tracks)
-    todo = [r for r in rows if r["status"] == "ok" and r["video"] in tracks]
+    """The draws of every ok video of a shard, or of a group of shards (``parts``: each one's
+    flow-table rows and cut tracks table, taken one at a time, so that a group holds one
+    shard's tracks in memory; ``cfg``: seed and ``sampling``), drawn once and written for each
+    of ``methods`` to its (pairs, frames) paths of ``outs``, in the parts' order."""
 
     def videos():
-        for row in logs.progress(todo, len(todo), f"pairs {'+'.join(methods)}/{strategy}", log):
-            mine = tracks[row["video"]]
-            draws = video_draws(strategy, row, {k: mine[k].to_numpy() for k in ("track", "t", "x", "y", "end")}, cfg)
-            if not draws:
-                continue  # no PiCO pair in any selection: counted by the pair sets' health
-            sets = [method_columns(method, draws) for method in methods]
-            used = [np.union1d(columns["frame_a"], columns["frame_b"]) for columns in sets]
-            with framestore.FrameStore(row["frames"]) as store:  # the frames the pairs use
-                jpegs = {int(f): store.jpeg(int(f)) for f in np.unique(np.concatenate(used))}
-            yield row["video"], [(columns, {int(f): jpegs[int(f)] for f in fs}) for columns, fs in zip(sets, used)]
+        for rows, table in parts:
+            tracks = by_video(table)
+            todo = [r for r in rows if r["status"] == "ok" and r["video"] in tracks]
+            for row in logs.progress(todo, len(todo), f"pairs {'+'.join(methods)}/{strategy}", log):
+                mine = {k: tracks[row["video"]][k].to_numpy() for k in ("track", "t", "x", "y", "end")}
+                draws = video_draws(strategy, row, mine, cfg)
+                if not draws:
+                    continue  # no PiCO pair in any selection: counted by the pair sets' health
+                sets = [method_columns(method, draws) for method in methods]
+                used = [np.union1d(columns["frame_a"], columns["frame_b"]) for columns in sets]
+                with framestore.FrameStore(row["frames"]) as store:  # the frames the pairs use
+                    jpegs = {int(f): store.jpeg(int(f)) for f in np.unique(np.concatenate(used))}
+                yield row["video"], [(columns, {int(f): jpegs[int(f)] for f in fs}) for columns, fs in zip(sets, used)]
 
     write_sets(videos(), outs)

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -53,9 +54,9 @@ class PairData(Dataset):
     earlier frame is not always the query), crops, flips and colours, all drawn from
     (seed, iteration, slot).
 
-    ``keep_footers``: parse every shard's two footers once, here, instead of at every fetch
-    (``pretrain.keep_footers``: about 5 MB of memory a shard of 500 videos, shared by the
-    forked workers, against about 4 ms of CPU an item; docs/measurements.md)."""
+    ``keep_footers``: parse every pair file's two footers once, here, instead of at every fetch
+    (``pretrain.keep_footers``: about 10 MB of memory a file of 1,000 videos, shared by the
+    forked workers, against 6.7 ms of CPU an item there; docs/measurements.md)."""
 
     def __init__(self, pair_files: list[str], crop_size: int, seed: int, *, keep_footers: bool = False):
         self.crop_size, self.seed, self.files = crop_size, seed, [str(p) for p in pair_files]
@@ -136,7 +137,12 @@ class IterationSampler(Sampler):
 
 def iteration_loader(data: Dataset, sampler: Sampler, *, collate_fn, workers: int, device: torch.device) -> DataLoader:
     """Batches of ``data`` in ``sampler``'s order (an ``IterationSampler``: one per iteration),
-    built by ``workers`` forked processes (0: this one), pinned for a GPU."""
+    built by ``workers`` forked processes (0: this one), pinned for a GPU. OpenCV, which only
+    decodes items in pretraining, gets one thread here, as torch gives one to each worker:
+    the workers inherit it when forked, where each would otherwise run the job's share of the
+    cores (``pico.logs.setup``). Set inside a forked worker it can deadlock on the pool the
+    parent's threads left behind."""
+    cv2.setNumThreads(1)
     return DataLoader(
         data,
         batch_sampler=sampler,

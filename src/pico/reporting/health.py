@@ -78,10 +78,19 @@ def track_summary(cut: pa.Table) -> dict:
     return {"track_lengths": lengths.tolist()}
 
 
+def track_summaries(summaries: list[dict]) -> dict:
+    """Several shards' ``track_summary`` as one: their bincounts added (a pair job over a group
+    of shards)."""
+    total = None
+    for summary in summaries:
+        total = _add(total, summary["track_lengths"])
+    return {"track_lengths": total.tolist()}
+
+
 def pair_summary(pairs: str | Path, rows: list[dict], cut: dict) -> dict:
-    """One shard's pair set over the ok videos of ``rows`` (the flow table's rows the pair set
-    was drawn from, ``pair_counts``), with ``cut``, the ``track_summary`` of the cut it was
-    drawn from."""
+    """One pair file's set (a shard's, or a group of shards') over the ok videos of ``rows``
+    (the flow-table rows the pair set was drawn from, ``pair_counts``), with ``cut``, the
+    ``track_summary`` of the cut it was drawn from (``track_summaries`` of a group's)."""
     ok = [r["video"] for r in rows if r["status"] == "ok"]
     counts = pair_counts(pairs, ok)
     log.info("%s: %d ok videos, %d without a pair", pairs, len(ok), counts["videos_without_pairs"])
