@@ -25,14 +25,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from dag_scale import PAPER
 from pico.data import flow, synthetic, tracks
 from pico.store import flowstore
 from timing import best_time
 
-#: config/paper.yaml's videos a shard
-PAPER_SHARD = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/paper.yaml").read_text())["datasets"][
-    "k400"
-]["videos_per_shard"]
+PAPER_SHARD = yaml.safe_load(PAPER.read_text())["datasets"]["k400"]["videos_per_shard"]  # videos a paper shard
 
 WIDTH, HEIGHT = 456, 256
 

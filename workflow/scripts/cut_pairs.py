@@ -40,7 +40,7 @@ if "pairs" in out.keys():  # cut_pairs, point_pairs: pair sets drawn from the cu
         track lengths kept for the summaries."""
         for tracks_path, table_path in zip(inputs.tracks, inputs.table, strict=True):
             mine = [row for row in manifest.read(table_path) if used is None or row["video"] in used]
-            cut, summary = made or cut_of(tracks_path)
+            cut, summary = made if made is not None else cut_of(tracks_path)
             rows.extend(mine)
             lengths.append(summary)
             yield mine, cut

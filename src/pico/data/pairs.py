@@ -246,11 +246,12 @@ def run_shard(
     of ``methods`` to its (pairs, frames) paths of ``outs``, in the parts' order."""
 
     def videos():
-        for rows, table in parts:
-            tracks = by_video(table)
+        for rows, cut in parts:
+            tracks = by_video(cut)
             todo = [r for r in rows if r["status"] == "ok" and r["video"] in tracks]
             for row in logs.progress(todo, len(todo), f"pairs {'+'.join(methods)}/{strategy}", log):
-                mine = {k: tracks[row["video"]][k].to_numpy() for k in ("track", "t", "x", "y", "end")}
+                video = tracks[row["video"]]
+                mine = {k: video[k].to_numpy() for k in ("track", "t", "x", "y", "end")}
                 draws = video_draws(strategy, row, mine, cfg)
                 if not draws:
                     continue  # no PiCO pair in any selection: counted by the pair sets' health
