@@ -21,6 +21,7 @@ include: "rules/figures.smk"
 include: "rules/pretrain.smk"
 include: "rules/benchmarks.smk"
 include: "rules/correspondence.smk"
+include: "rules/propagation.smk"
 include: "rules/ablations.smk"
 include: "rules/reproduction.smk"
 include: "rules/health.smk"
@@ -33,6 +34,7 @@ rule all:
         rules.coco_probe.input,
         rules.benchmarks.input,
         rules.correspondence.input,
+        rules.propagation.input,
         rules.figures.input,
         rules.ablations.input,
         rules.health.input,

@@ -1,6 +1,9 @@
-# Beyond the paper: dense correspondence of every benchmark-table model's frozen features and
-# the MoCo-v2 baseline's (pico.evaluation.correspondence, docs/correspondence.md) on the configured pairs
-# with true correspondences and the pairs drawn from the demo world's true motion.
+# Beyond the paper: dense correspondence of every benchmark-table model's frozen features, with
+# three reference rows: the zero-motion guess, the frozen encoder's own stride-4 features and the
+# MoCo-v2 baseline (pico.evaluation.correspondence, docs/correspondence.md), on the configured pairs
+# with true correspondences and the pairs drawn from the demo world's true motion (objects in
+# view, at each gap of demo_gaps, scored on object and background points apart).
+from snakemake.logging import logger
 
 CORRESPONDENCE = config["benchmarks"]["correspondence"]
 DEMO_CORRESPONDENCE = "results/benchmark_data/demo_correspondence"
@@ -24,9 +27,17 @@ CORRESPONDENCE_FILES = [
     for key in ("image_a", "image_b", "disparity", "flow")
     if key in pair
 ]
-# The settings that change the scores, as rerun triggers (the device changes nothing).
+if CORRESPONDENCE["demo_gap"] is not None:
+    logger.warning(
+        "benchmarks.correspondence.demo_gap is deprecated: the demo pairs use its one gap, "
+        f"{pico.config.demo_gaps(CORRESPONDENCE)[0]} frames, in place of demo_gaps; "
+        "give benchmarks.correspondence.demo_gaps (frames at 30 Hz) instead"
+    )
+# The settings that change the scores, as rerun triggers (the device changes nothing); the
+# deprecated demo_gap only through the gaps it gives (pico.config.demo_gaps).
 CORRESPONDENCE_SETTINGS = {
-    **{k: v for k, v in CORRESPONDENCE.items() if k != "device"},
+    **{k: v for k, v in CORRESPONDENCE.items() if k not in ("device", "demo_gap")},
+    "demo_gaps": pico.config.demo_gaps(CORRESPONDENCE),
     "short_side": CORRESPONDENCE["short_side"] or config["frames"]["short_side"],
 }
 if CORRESPONDENCE["refinement"] == "soft_argmax":
@@ -48,7 +59,7 @@ rule demo_correspondence:
     params:
         seed=config["seed"],
         pairs=CORRESPONDENCE["demo_pairs"],
-        gap=CORRESPONDENCE["demo_gap"],
+        gaps=CORRESPONDENCE_SETTINGS["demo_gaps"],
         world=DEMO_WORLD,
         short_side=CORRESPONDENCE_SETTINGS["short_side"],
     script:
@@ -75,6 +86,7 @@ rule correspondence_model:
     params:
         settings=CORRESPONDENCE_SETTINGS,
         seed=config["seed"],
+        reference=None,
     script:
         "../workflow/scripts/correspondence.py"
 
@@ -92,10 +104,55 @@ use rule correspondence_model as correspondence_moco_v2 with:
         "benchmarks/correspondence/moco_v2.tsv"
 
 
+# The floor: each point matched to itself (no model, no features).
+use rule correspondence_model as correspondence_zero_motion with:
+    input:
+        pairs=CORRESPONDENCE_FILES,
+        demo=DEMO_CORRESPONDENCE,
+    output:
+        "results/benchmarks/correspondence/zero_motion.json",
+    log:
+        "logs/correspondence/zero_motion.log",
+    benchmark:
+        "benchmarks/correspondence/zero_motion.tsv"
+    resources:
+        gpu=0,
+        mem_mb=2000,
+        runtime=10,
+    params:
+        reference="zero_motion",
+
+
+# What every decoder starts from: the frozen encoder's stride-4 stage (layer1) of
+# model.encoder_checkpoint, or its random initialisation at pretrain.seed (registry.encoder_c2).
+use rule correspondence_model as correspondence_encoder_c2 with:
+    input:
+        pairs=CORRESPONDENCE_FILES,
+        demo=DEMO_CORRESPONDENCE,
+        encoder=local_file(config["model"]["encoder_checkpoint"]),
+    output:
+        "results/benchmarks/correspondence/encoder_c2.json",
+    log:
+        "logs/correspondence/encoder_c2.log",
+    benchmark:
+        "benchmarks/correspondence/encoder_c2.tsv"
+    params:
+        reference="encoder_c2",
+        encoder={
+            "arch": config["model"]["arch"],
+            "checkpoint": config["model"]["encoder_checkpoint"],
+            "seed": config["pretrain"]["seed"],
+        },
+
+
 rule correspondence_table:
     input:
         per_model("results/benchmarks/correspondence/{model}.json")
-        + ["results/benchmarks/correspondence/moco_v2.json"],
+        + [
+            "results/benchmarks/correspondence/zero_motion.json",
+            "results/benchmarks/correspondence/encoder_c2.json",
+            "results/benchmarks/correspondence/moco_v2.json",
+        ],
     output:
         "results/correspondence.json",
     log:

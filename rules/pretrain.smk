@@ -1,5 +1,6 @@
 # Stage 7 (Section 3.4): pixel contrastive pretraining of decoder + head on a frozen encoder,
-# one model per method, dataset, sampling and cut, and its metrics per iteration. Checkpoints
+# one model per method, dataset, sampling and cut, and its metrics per iteration. Every model
+# measures its pretext on held-out videos with PiCO's pairs, the true correspondences. Checkpoints
 # live in work/ beside the model (not an output, so a failed or pre-empted job keeps them and
 # its rerun resumes).
 
@@ -9,6 +10,11 @@ rule pretrain_model:
         pairs=pair_files(
             "results/{dataset}/pairs/{name}/{shard}.parquet",
             lambda w: [f"{w.method}/{w.sampling}/g{w.gamma}_d{w.delta}"],
+        ),
+        # PiCO's pairs of the same sampling and cut: the held-out pretext's true correspondences
+        heldout=pair_files(
+            "results/{dataset}/pairs/{name}/{shard}.parquet",
+            lambda w: [f"pico/{w.sampling}/g{w.gamma}_d{w.delta}"],
         ),
         encoder=local_file(config["model"]["encoder_checkpoint"]),
     output:

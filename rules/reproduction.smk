@@ -1,7 +1,9 @@
-# The mini-reproduction (docs/reproduction.md, pico.reporting.reproduction): Table 1's models and the
-# points of reproduction.figure4/figure5, each pretrained and probed once per seed of
-# reproduction.seeds under results/reproduction/seed{seed}/, Table 1's also scored on the
-# correspondence benchmark; results/reproduction.json gives mean, std and every seed's value.
+# The mini-reproduction (docs/reproduction.md, pico.reporting.reproduction): the models of
+# reproduction.methods at Table 1's dataset, sampling and cut (the negative control shuffled
+# among them) and the points of reproduction.figure4/figure5, each pretrained and probed once
+# per seed of reproduction.seeds under results/reproduction/seed{seed}/. The methods' models are
+# also scored on correspondence and label propagation. results/reproduction.json gives the gate
+# (PiCO's held-out pretext against the control's), mean, std and every seed's value.
 # The seed reaches pretrain.seed and the probe's seed; the videos, tracks, pair sets and the
 # benchmark data are the config's (one world, seeds vary the training). Not part of `all`.
 import pico.reporting.reproduction
@@ -11,7 +13,12 @@ REPRODUCTION_SEEDS = REPRODUCTION["seeds"]
 _problems = pico.reporting.reproduction.problems(config)
 if _problems:
     raise WorkflowError("; ".join(_problems))
-REPRODUCTION_TABLE = per_model("{model}")
+REPRODUCTION_TABLE = [
+    pico.config.Model(method, m.dataset, m.sampling, m.gamma, m.delta).name
+    for m in TABLE_MODELS
+    if m.method == TABLE_MODELS[0].method
+    for method in REPRODUCTION["methods"]
+]
 REPRODUCTION_FIGURES = pico.reporting.reproduction.figures(REPRODUCTION)
 # every (seed, model) probed: Table 1's models and the figures' points, each once
 REPRODUCTION_PROBED = [
@@ -74,6 +81,23 @@ use rule correspondence_model as reproduction_correspondence with:
         f"benchmarks/reproduction/seed{{seed}}/correspondence/{SEEDED_MODEL}.tsv"
 
 
+# Label propagation likewise: the demo videos are the config's, the model the seed's.
+use rule propagation_model as reproduction_propagation with:
+    input:
+        **{
+            name: files
+            for name, files in rules.propagation_model.input.items()
+            if name != "model"
+        },
+        model=rules.reproduction_pretrain.output.model,
+    output:
+        f"{SEEDED}/benchmarks/propagation/{SEEDED_MODEL}.json",
+    log:
+        f"logs/reproduction/seed{{seed}}/propagation/{SEEDED_MODEL}.log",
+    benchmark:
+        f"benchmarks/reproduction/seed{{seed}}/propagation/{SEEDED_MODEL}.tsv"
+
+
 rule reproduction_table:
     input:
         probes=[
@@ -82,6 +106,15 @@ rule reproduction_table:
         ],
         correspondences=[
             f"results/reproduction/seed{seed}/benchmarks/correspondence/{model}.json"
+            for seed, model in REPRODUCTION_SCORED
+        ],
+        propagations=[
+            f"results/reproduction/seed{seed}/benchmarks/propagation/{model}.json"
+            for seed, model in REPRODUCTION_SCORED
+        ],
+        # the held-out pretext checks, the gate's input
+        metrics=[
+            f"results/reproduction/seed{seed}/models/{model}/metrics.csv"
             for seed, model in REPRODUCTION_SCORED
         ],
     output:

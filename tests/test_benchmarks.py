@@ -101,15 +101,35 @@ def demo_nyu(tmp_path_factory):
     return root
 
 
+DEMO_CLASSES = ["things", "disc", "box", "triangle", "ring", "sky", "ground"]
+
+
 def test_the_coco_reader_takes_the_official_panoptic_layout(demo_coco):
     train = readers.CocoPanoptic(demo_coco, "train")
-    assert len(train) == 6 and train.names == ["things", "sky", "ground"]
+    assert len(train) == 6 and train.names == DEMO_CLASSES
     image, labels = train[0]
     assert image.shape == (64, 96, 3) and labels.shape == (64, 96)
-    assert set(np.unique(labels)) <= {0, 1, 2} and (labels == 0).any()  # objects are visible
+    assert set(np.unique(labels)) <= set(range(1, 7)) and np.isin(labels, (1, 2, 3, 4)).any()  # objects are visible
     assert (demo_coco / "annotations/panoptic_val2017.json").exists() and len(
         list((demo_coco / "val2017").glob("*.jpg"))
     ) == 3
+
+
+def test_the_demo_probe_tells_the_worlds_classes_apart_on_images_with_objects(demo_coco):
+    """The paper's panoptic -> semantic rule (things share label 0) on the demo's COCO, whose
+    panoptic categories are all isthing 0: each object class keeps its own label (label 0 stays
+    empty), and every image shows objects on at least MIN_OBJECT_SHARE of it."""
+    seen = set()
+    for split in ("train", "val"):
+        data = readers.CocoPanoptic(demo_coco, split)
+        for i in range(len(data)):
+            _, labels = data[i]
+            seen |= set(np.unique(labels).tolist())
+            assert np.isin(labels, (1, 2, 3, 4)).mean() >= demo_data.MIN_OBJECT_SHARE, (split, i)
+    assert seen == {1, 2, 3, 4, 5, 6}  # disc, box, triangle, ring, sky, ground: 6 classes, none merged
+    instances = readers.CocoInstances(demo_coco, "train")
+    assert instances.names == ["background", "disc", "box", "triangle", "ring"]  # the same four, for Mask R-CNN
+    assert all(instances.label_of[c] == c for c in (1, 2, 3, 4))
 
 
 @pytest.mark.parametrize(
@@ -178,6 +198,36 @@ def test_probe_crops_are_padded_with_the_mean_colour_and_void_labels():
             inside[:20, :width] = True
             assert (image[:, ~inside] == 0).all() and (labels[~inside] == panoptic.IGNORE).all()
             assert (image[:, inside] > 0.5).all() and (labels[inside] == 1).all()
+
+
+def edge_scene(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels 0-3 of a vertical edge and a horizontal one, and the image that paints them:
+    red 255 right of the vertical edge, green 255 below the horizontal one, else 0."""
+    y, x = np.mgrid[0:h, 0:w]
+    right, below = x >= int(0.37 * w), y >= int(0.61 * h)
+    image = np.stack([255 * right, 255 * below, np.zeros_like(x)], -1).astype(np.uint8)
+    return image, (right + 2 * below).astype(np.uint8)
+
+
+def labels_painted(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where a resized ``edge_scene`` image is pure (each channel 0 or 255, no blend across an
+    edge) and the labels its colours say there."""
+    pure = np.isin(image[..., 0], (0, 255)) & np.isin(image[..., 1], (0, 255))
+    return pure, (image[..., 0] == 255) + 2 * (image[..., 1] == 255)
+
+
+@pytest.mark.parametrize("h, w, short", [(30, 45, 10), (128, 171, 37), (120, 160, 128)])
+def test_resized_labels_and_depth_sit_where_their_image_does(h, w, short):
+    """Labels (``probe.resize``) and depth (``probe.square``) are resized centre-aligned with
+    the bilinearly resized image: wherever the image is pure, they say what it shows.
+    cv2.INTER_NEAREST puts an edge up to a pixel off on the 3x and 3.5x reductions."""
+    image, labels = edge_scene(h, w)
+    small, small_labels = probe.resize(image, labels, short, 10_000)
+    pure, painted = labels_painted(small)
+    assert pure.mean() > 0.8 and (small_labels[pure] == painted[pure]).all()
+    square, depth = probe.square(image, labels.astype(np.float32), short)
+    pure, painted = labels_painted(square)
+    assert (depth[pure] == painted[pure]).all()
 
 
 def write_png(path, array):

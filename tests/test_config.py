@@ -79,6 +79,16 @@ def test_a_config_naming_only_datasets_gets_every_default():
             "benchmarks.demo.world",
             "'sped' was unexpected",
         ),
+        (
+            {"datasets": {"d": {"source": "synthetic"}}, "benchmarks": {"correspondence": {"demo_gap": 0.11}}},
+            "benchmarks.correspondence.demo_gap",
+            "not a whole number of frames at 30 Hz",
+        ),
+        (
+            {"datasets": {"d": {"source": "synthetic"}}, "benchmarks": {"correspondence": {"demo_gaps": [0, 3]}}},
+            "benchmarks.correspondence.demo_gaps.0",
+            "less than the minimum of 1",
+        ),
     ],
 )
 def test_invalid_configs_are_rejected_naming_the_key(cfg, key, words):
@@ -86,6 +96,15 @@ def test_invalid_configs_are_rejected_naming_the_key(cfg, key, words):
         validate(cfg)
     message = str(err.value)
     assert f"{key}:" in message and words in message, message
+
+
+def test_the_deprecated_demo_gap_replaces_the_demo_gaps_by_its_one_gap_in_frames():
+    def gaps(correspondence):
+        cfg = validate({"datasets": {"d": {"source": "synthetic"}}, "benchmarks": {"correspondence": correspondence}})
+        return pcfg.demo_gaps(cfg["benchmarks"]["correspondence"])
+
+    assert gaps({}) == [3, 6, 12] and gaps({"demo_gaps": [1, 30]}) == [1, 30]
+    assert gaps({"demo_gap": 0.5}) == [15] and gaps({"demo_gap": 0.1, "demo_gaps": [1, 30]}) == [3]
 
 
 def test_the_demo_benchmarks_world_is_the_configured_one_else_the_first_synthetic_datasets():

@@ -14,8 +14,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from pico.data import synthetic
-from pico.evaluation import correspondence, groundtruth
+from pico.evaluation import correspondence, demo_data, groundtruth, registry
 from pico.evaluation.readers import DatasetError
+from pico.learn import model
 from pico.learn.model import STRIDE
 from picotest import run_snakemake, scheduled
 
@@ -266,10 +267,12 @@ def test_a_point_is_labelled_only_where_it_stays_visible():
 
 
 def test_demo_pairs_are_deterministic_with_motion_and_occlusions(tmp_path):
-    pair = correspondence.demo_pair(0, 3, gap=0.5, width=342, height=256)
-    again = correspondence.demo_pair(0, 3, gap=0.5, width=342, height=256)
+    (pair,) = correspondence.demo_pairs(0, 3, gaps=[15], width=342, height=256)  # 15 frames: 0.5 s
+    (again,) = correspondence.demo_pairs(0, 3, gaps=[15], width=342, height=256)
     np.testing.assert_array_equal(pair.image_a, again.image_a)
     np.testing.assert_array_equal(pair.flow, again.flow)
+    np.testing.assert_array_equal(pair.objects, again.objects)
+    assert (pair.name, pair.gap) == ("demo03_gap15", 15)
     small = correspondence.resized(pair, 128)
     assert small.image_a.shape == (128, 171, 3)
     known = np.isfinite(small.flow[0])
@@ -286,12 +289,115 @@ def test_demo_pairs_are_deterministic_with_motion_and_occlusions(tmp_path):
 def test_demo_pairs_move_as_fast_as_their_world():
     fast = synthetic.World(speed=(0.6, 0.6), pan=(0.3, 0.3))
     motion = [
-        np.nanmedian(np.hypot(*correspondence.demo_pair(0, i, gap=0.5, width=342, height=256, world=w).flow))
+        np.nanmedian(np.hypot(*correspondence.demo_pairs(0, i, gaps=[15], width=342, height=256, world=w)[0].flow))
         for w in (synthetic.World(), fast)
         for i in range(4)
     ]
     # the default world moves 0-0.08 (pan) and 0.08-0.25 (objects) short sides per second
     assert max(motion[:4]) < 0.25 * 256 * 0.5 < 0.3 * 256 * 0.5 * 0.9 < min(motion[4:])
+
+
+MINI_WORLD = synthetic.World(  # config/mini.yaml's: objects leave the frame within a second or two
+    speed=(0.35, 0.8), pan=(0.1, 0.35), growth=(-0.4, 0.4), spin=(-1.5, 1.5), deformation=0.25
+)
+
+
+@pytest.mark.parametrize("world", [synthetic.World(), MINI_WORLD], ids=["demo", "mini"])
+def test_demo_pairs_have_object_points_at_every_gap(world):
+    """Each scene is drawn where, at every gap, objects still visible in image b cover at
+    least MIN_OBJECT_SHARE of image a, so every gap has object points to score."""
+    gaps = [3, 6, 12]
+    for index in range(3):
+        pairs = correspondence.demo_pairs(0, index, gaps=gaps, width=342, height=256, world=world)
+        assert [p.gap for p in pairs] == gaps and [p.name for p in pairs] == [
+            f"demo{index:02d}_gap{g:02d}" for g in gaps
+        ]
+        assert all(np.array_equal(p.image_a, pairs[0].image_a) for p in pairs)  # one scene at one time t
+        for pair in pairs:
+            assert correspondence.labelled_object_share(pair) >= demo_data.MIN_OBJECT_SHARE
+            small = correspondence.resized(pair, 128)
+            points, _ = correspondence.scored_points(small, 2000, seed=0)
+            regions = correspondence.regions(small, points)
+            assert regions["object"].mean() >= 0.08 and (regions["object"] ^ regions["background"]).all()
+
+
+def write_pair(root: Path, flow: np.ndarray, objects: np.ndarray, gap: int) -> dict:
+    """A demo-layout pair under ``root`` (blank images, the truth, image a's object mask)."""
+    spec = correspondence.demo_spec(root, 0, gap)
+    image = np.zeros((*objects.shape, 3), np.uint8)
+    demo_data.write_image(Path(spec["image_a"]), image)
+    demo_data.write_image(Path(spec["image_b"]), image)
+    groundtruth.write_flo(flow, spec["flow"])
+    demo_data.write_mask(Path(spec["objects"]), objects)
+    return spec
+
+
+def test_zero_motion_scores_the_true_motion_per_region(tmp_path):
+    """6 x 12 pixels: an object on columns 0-2 moving (1.5, 2) px (error 2.5), background
+    moving (6, 0) px (error 6). Known and inside image b: object rows 0-3 (12 points),
+    background columns 3-5 (18 points)."""
+    objects = np.zeros((6, 12), bool)
+    objects[:, :3] = True
+    flow = np.where(objects, np.array([1.5, 2.0])[:, None, None], np.array([6.0, 0.0])[:, None, None])
+    spec = write_pair(tmp_path, flow.astype(np.float32), objects, gap=3)
+    rows = correspondence.zero_motion([spec], short_side=6, points=1000, seed=0)
+
+    def entry(region, pck4, epe, n):
+        scored = {"pck1": 0.0, "pck2": 0.0, "pck4": pck4, "pck8": 1.0, "epe": pytest.approx(epe), "n": n}
+        return {"pair": "demo00_gap03", "gap": 3, "region": region, **scored}
+
+    assert rows == [
+        entry("all", 12 / 30, (12 * 2.5 + 18 * 6) / 30, 30),
+        entry("object", 1.0, 2.5, 12),
+        entry("background", 0.0, 6.0, 18),
+    ]
+    result = {"model": "zero_motion", "pairs": rows}
+    assert correspondence.pck(result, region="all", gap=3) == pytest.approx(0.4)
+    assert correspondence.pck(result, region="background", gap=3, pixels=8) == 1.0
+
+
+def test_pck_weights_each_entry_by_its_points_within_a_region_and_gap():
+    def entry(pair, gap, region, pck4, n):
+        return {"pair": pair, "gap": gap, "region": region, "pck4": pck4, "n": n}
+
+    result = {
+        "model": "m",
+        "pairs": [
+            entry("demo00_gap03", 3, "object", 0.5, 100),
+            entry("demo01_gap03", 3, "object", 1.0, 300),
+            entry("demo00_gap06", 6, "object", 0.0, 100),
+            entry("demo00_gap03", 3, "all", 0.1, 1000),
+            entry("aloe", None, "all", 0.2, 50),
+        ],
+    }
+    assert correspondence.pck(result, region="object", gap=3) == pytest.approx((50 + 300) / 400)
+    assert correspondence.pck(result, region="all", gap=None) == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="no scored background points at gap 3"):
+        correspondence.pck(result, region="background", gap=3)
+
+
+def test_a_pair_without_an_object_mask_is_scored_on_all_its_points_alone():
+    flow = np.zeros((2, 8, 8), np.float32)
+    pair = correspondence.Pair("p", np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.uint8), flow)
+    points, truth = correspondence.scored_points(pair, 10, seed=0)
+    (entry,) = correspondence.region_scores(pair, points, points, truth)
+    assert (entry["pair"], entry["gap"], entry["region"], entry["n"], entry["pck1"]) == ("p", None, "all", 10, 1.0)
+
+
+def test_the_encoder_row_is_the_stride_4_stage_of_the_encoder_the_decoders_sit_on():
+    torch.manual_seed(7)  # as probe.pretrained_features seeds a model with pretrain.seed
+    decoder_net = model.DenseNet("resnet18", None, freeze_encoder=True)
+    c2 = registry.encoder_c2("resnet18", None, seed=7)
+    body = decoder_net.backbone.body.state_dict()
+    own = {
+        **{f"conv1.{k}": v for k, v in c2[0].state_dict().items()},
+        **{f"bn1.{k}": v for k, v in c2[1].state_dict().items()},
+    }
+    own |= {f"layer1.{k}": v for k, v in c2[4].state_dict().items()}
+    assert all(torch.equal(body[k], v) for k, v in own.items())
+    with torch.no_grad():
+        assert c2(torch.zeros(1, 3, H, W)).shape == (1, 64, *CELLS)  # 1/4 of the image, rounded up
+    assert not c2.training
 
 
 # --- real material ---------------------------------------------------------------------------
@@ -350,35 +456,41 @@ def test_aloe_with_colour_patches_scores_far_above_chance():
         seed=0,
         device=torch.device("cpu"),
     )
-    assert row["pair"] == "aloe" and row["n"] == 2000
+    assert row["pair"] == "aloe" and row["n"] == 2000 and (row["gap"], row["region"]) == (None, "all")
     assert 0.15 < row["pck4"] < 0.9 and row["pck1"] <= row["pck2"] <= row["pck4"] <= row["pck8"]  # chance: ~0.3 %
 
 
 # --- results and the workflow ------------------------------------------------------------------
 
 
-def test_the_table_has_one_row_per_model_and_pair_moco_v2_first():
+def test_the_table_has_one_row_per_model_and_entry_the_references_first():
     scored = {"pck1": 0.1, "pck2": 0.2, "pck4": 0.3, "pck8": 0.4, "epe": 5.0, "n": 9}
+    entries = [("aloe", None, "all"), ("demo00_gap03", 3, "all"), ("demo00_gap03", 3, "object")]
     results = [
         {
             "method": m,
             "dataset": d,
             "model": name,
             "seconds": 1,
-            "pairs": [{"pair": p, **scored} for p in ("aloe", "demo00")],
+            "pairs": [{"pair": p, "gap": g, "region": r, **scored} for p, g, r in entries],
         }
-        for m, d, name in (("pico", "demo", "pico/demo/anchor/g0_d4"), ("moco_v2", None, "moco_v2"))
+        for m, d, name in (
+            ("pico", "demo", "pico/demo/anchor/g0_d4"),
+            ("moco_v2", None, "moco_v2"),
+            ("encoder_c2", None, "encoder_c2"),
+            ("zero_motion", None, "zero_motion"),
+        )
     ]
     table = correspondence.table(results, demo=True)
     assert set(table) == {"benchmark", "demo", "rows"} and table["demo"] is True and "DEMO" in table["benchmark"]
-    assert [(r["model"], r["pair"]) for r in table["rows"]] == [
-        ("moco_v2", "aloe"),
-        ("moco_v2", "demo00"),
-        ("pico/demo/anchor/g0_d4", "aloe"),
-        ("pico/demo/anchor/g0_d4", "demo00"),
+    assert [(r["model"], r["pair"], r["gap"], r["region"]) for r in table["rows"]] == [
+        (model, *entry)
+        for model in ("zero_motion", "encoder_c2", "moco_v2", "pico/demo/anchor/g0_d4")
+        for entry in entries
     ]
     assert all(
-        list(r) == ["method", "model", "pair", "pck1", "pck2", "pck4", "pck8", "epe", "n"] for r in table["rows"]
+        list(r) == ["method", "model", "pair", "gap", "region", "pck1", "pck2", "pck4", "pck8", "epe", "n"]
+        for r in table["rows"]
     )
 
 
@@ -389,6 +501,8 @@ def test_the_demo_plans_one_job_per_model_and_the_demo_pairs(tmp_path, repo):
         "demo_correspondence": 1,
         "correspondence_model": 3,
         "correspondence_moco_v2": 1,
+        "correspondence_zero_motion": 1,
+        "correspondence_encoder_c2": 1,
         "correspondence_table": 1,
         "correspondence_report": 1,
         "correspondence": 1,

@@ -214,3 +214,47 @@ def test_decoder_initialisation_is_detectron2s():
         bound = math.sqrt(3 / (conv.in_channels * conv.weight.shape[2] * conv.weight.shape[3]))
         assert conv.weight.abs().max().item() <= bound and conv.weight.abs().max().item() > 0.99 * bound
         assert bool((conv.bias == 0).all())
+
+
+def test_the_held_out_pretext_asks_which_point_of_the_key_view():
+    """One view of three points, q = k one-hot: positives at cosine 1, negatives (the other
+    points of the view, at least NEAR px away) at 0, so each point's InfoNCE is
+    log(1 + 2 exp(-1 / T)), chance log 3, the gap 1. A point within NEAR px of another is no
+    negative of it; another image's keys never are. Keys swapped within the view (the shuffled
+    control's positives) score above chance with a gap below 0."""
+    q = torch.eye(4)[:3]
+    image = torch.tensor([0, 0, 0])
+    xy = torch.tensor([[0.0, 0.0], [20.0, 0.0], [0.0, 20.0]])
+    got = model.pretext(q, q.clone(), image, xy, 0.5)
+    assert got.infonce == pytest.approx(math.log(1 + 2 * math.exp(-2)), rel=1e-5)
+    assert got.chance == pytest.approx(math.log(3)) and got.cos_gap == pytest.approx(1.0) and got.points == 3
+    near = model.pretext(q, q.clone(), image, torch.tensor([[0.0, 0.0], [model.NEAR - 1.0, 0.0], [0.0, 20.0]]), 0.5)
+    assert near.chance == pytest.approx((2 * math.log(2) + math.log(3)) / 3)
+    with pytest.raises(ValueError, match="none of 3 points"):
+        model.pretext(q, q.clone(), torch.tensor([0, 1, 2]), xy, 0.5)
+    wrong = model.pretext(q, q[[1, 2, 0]], image, xy, 0.5)
+    assert wrong.infonce > wrong.chance > got.infonce and wrong.cos_gap < 0
+
+
+def test_the_collapse_monitor_is_the_mean_cosine_of_two_queue_keys():
+    moco = model.PixelMoCo(model.DenseNet("resnet18", None, True), dim=4, hidden=8, queue_size=4)
+    moco.queue.copy_(torch.eye(4))
+    assert moco.queue_similarity() == pytest.approx(0.0)
+    moco.queue.copy_(torch.nn.functional.normalize(torch.ones(4, 4), dim=0))
+    assert moco.queue_similarity() == pytest.approx(1.0)
+    keys = torch.nn.functional.normalize(torch.randn(4, 9), dim=0)
+    moco.queue = keys
+    pairs = [(keys[:, i] @ keys[:, j]).item() for i in range(9) for j in range(9) if i != j]
+    assert moco.queue_similarity() == pytest.approx(sum(pairs) / len(pairs), abs=1e-6)
+
+
+def test_the_crop_falls_back_to_torchvision_s_centre_crop_of_the_allowed_ratio():
+    """Ten failed draws (a scale no crop can have) give RandomResizedCrop's fallback: the
+    largest centred crop of an allowed aspect ratio, not the whole frame."""
+    g = torch.Generator().manual_seed(0)
+    wide = augment.random_crop(90, 160, 32, g, scale=(2.0, 2.0))
+    assert (wide.top, wide.left, wide.height, wide.width) == (0, 20, 90, 120)
+    tall = augment.random_crop(160, 90, 32, g, scale=(2.0, 2.0))
+    assert (tall.top, tall.left, tall.height, tall.width) == (20, 0, 120, 90)
+    square = augment.random_crop(100, 120, 32, g, scale=(2.0, 2.0))
+    assert (square.top, square.left, square.height, square.width) == (0, 0, 100, 120)

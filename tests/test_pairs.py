@@ -85,12 +85,34 @@ def test_the_three_methods_differ_only_in_the_correspondence_map(raw_table):
     """Same draws, same frames, same points on frame a; static_video maps each point to itself
     on frame b, static_frame to itself on frame a."""
     draws = pairs.video_draws("anchor", ROW, columns(raw_table), CFG)
-    p, v, f = (pairs.method_columns(m, draws) for m in ("pico", "static_video", "static_frame"))
+    p, v, f = (pairs.method_columns(m, draws, seed=0, video="v") for m in ("pico", "static_video", "static_frame"))
     for k in ("frame_a", "track", "xa", "ya", "draw"):
         assert (p[k] == v[k]).all() and (p[k] == f[k]).all()
     assert (v["xb"] == p["xa"]).all() and (v["yb"] == p["ya"]).all() and (v["frame_b"] == p["frame_b"]).all()
     assert (f["xb"] == p["xa"]).all() and (f["frame_b"] == p["frame_a"]).all()
     assert (p["draw"] == np.repeat(np.arange(len(draws)), [len(d["xa"]) for _, d in draws])).all()
+
+
+def test_the_shuffled_control_gives_every_query_a_wrong_key_of_its_own_frame_pair(raw_table):
+    """PiCO's frames and query points; each key point another query's key of the same frame
+    pair (never its own); frame pairs of one point left out; the same draw for the same seed."""
+    draws = pairs.video_draws("anchor", ROW, columns(raw_table), CFG)
+    p = pairs.method_columns("pico", draws, seed=0, video="v")
+    s = pairs.method_columns("shuffled", draws, seed=0, video="v")
+    again = pairs.method_columns("shuffled", draws, seed=0, video="v")
+    assert all(np.array_equal(s[k], again[k]) for k in s)
+    ends = ("frame_a", "frame_b", "track", "xb", "yb")
+    true_key = {(a, b, t): (x, y) for a, b, t, x, y in zip(*(p[k].tolist() for k in ends))}
+    key_points = {}
+    for a, b, _, x, y in zip(*(p[k].tolist() for k in ends)):
+        key_points.setdefault((a, b), set()).add((x, y))
+    singles = sum(len(v) == 1 for v in key_points.values())
+    assert 0 < len(s["xa"]) and len(s["xa"]) >= len(p["xa"]) - singles * len(draws)
+    for a, b, t, x, y in zip(*(s[k].tolist() for k in ends)):
+        assert (x, y) != true_key[a, b, t] and (x, y) in key_points[a, b]
+    queries = set(zip(*(p[k].tolist() for k in ("frame_a", "frame_b", "track", "xa", "ya", "draw"))))
+    assert set(zip(*(s[k].tolist() for k in ("frame_a", "frame_b", "track", "xa", "ya", "draw")))) <= queries
+    assert not np.array_equal(s["xb"], pairs.method_columns("shuffled", draws, seed=1, video="v")["xb"])
 
 
 @pytest.fixture
@@ -165,7 +187,7 @@ def pair_file(raw_table, tmp_path_factory):
     videos = []
     for video in ("a", "b"):
         draws = pairs.video_draws("anchor", {**ROW, "video": video}, columns(raw_table), CFG)
-        cols = pairs.method_columns("pico", draws)
+        cols = pairs.method_columns("pico", draws, seed=0, video=video)
         used = sorted({f for frames, _ in draws for f in frames})
         images = {
             f: cv2.resize(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8), (W, H), interpolation=cv2.INTER_CUBIC)
@@ -262,7 +284,8 @@ def test_point_features_sample_the_map_at_the_points_cell_coordinates():
 
 def test_point_embeddings_are_the_projected_map_sampled_at_the_points():
     """Projecting only the four cells around each point gives what projecting the whole map
-    and sampling it gives (the head and the normalisation act per cell), gradients included."""
+    and sampling it gives (the head and the normalisation act per cell), gradients included;
+    the sampled embeddings are normalised again (unit length, as MoCo's last step)."""
     g = torch.Generator().manual_seed(0)
     maps = torch.randn(3, 16, 5, 7, generator=g, requires_grad=True)
     head = model.projection_head(16, 32)
@@ -270,8 +293,10 @@ def test_point_embeddings_are_the_projected_map_sampled_at_the_points():
     x, y = torch.rand(6, generator=g) * 30 - 1, torch.rand(6, generator=g) * 22 - 1  # border points too
     assert model.projects_cells(len(x), 3 * 5 * 7)  # 24 of the 105 cells: the four-cell path
     got = model.point_embeddings(maps, head, batch, x, y)
-    want = model.point_features(torch.nn.functional.normalize(head(maps), dim=1), batch, x, y)
+    normalize = torch.nn.functional.normalize
+    want = normalize(model.point_features(normalize(head(maps), dim=1), batch, x, y), dim=1)
     torch.testing.assert_close(got, want)
+    torch.testing.assert_close(got.norm(dim=1), torch.ones(len(x)))
     (grad_got,) = torch.autograd.grad(got.sum(), maps)
     (grad_want,) = torch.autograd.grad(want.sum(), maps)
     torch.testing.assert_close(grad_got, grad_want)
@@ -284,5 +309,5 @@ def test_point_embeddings_are_the_projected_map_sampled_at_the_points():
     assert not model.projects_cells(60, 3 * 5 * 7)  # 240 cells: the whole map, the same values
     torch.testing.assert_close(
         model.point_embeddings(maps, head, *dense),
-        model.point_features(torch.nn.functional.normalize(head(maps), dim=1), *dense),
+        normalize(model.point_features(normalize(head(maps), dim=1), *dense), dim=1),
     )

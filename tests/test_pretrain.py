@@ -25,12 +25,13 @@ from picotest import REPO
 
 @pytest.fixture(scope="module")
 def pair_files(tmp_path_factory):
-    """Two videos of two smooth random frames each and two draws of 40 identity point pairs
-    between them, in the pairs stage's layout (``pico.data.pairs.write``: a row group per video)."""
+    """Three videos of two smooth random frames each and two draws of 40 identity point pairs
+    between them, in the pairs stage's layout (``pico.data.pairs.write``: a row group per video).
+    The tests' config holds one out (``HELDOUT``: the smallest SHA-256 of the three names)."""
     folder = tmp_path_factory.mktemp("pairs")
     rng = np.random.default_rng(0)
     videos = []
-    for video in ("a", "b"):
+    for video in ("a", "b", "c"):
         images = [
             cv2.resize(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8), (80, 64), interpolation=cv2.INTER_CUBIC)
             for _ in (0, 5)
@@ -51,6 +52,9 @@ def pair_files(tmp_path_factory):
     return [str(folder / "00000.parquet")]
 
 
+HELDOUT = "c"
+
+
 def config(**pretrain):
     cfg = {
         "datasets": {"d": {"source": "synthetic"}},
@@ -61,6 +65,7 @@ def config(**pretrain):
             "queue_size": 64,
             "crop_size": 48,
             "checkpoint_every": 100,
+            "heldout_videos": 1,
             "workers": 0,
             "device": "cpu",
             **pretrain,
@@ -120,7 +125,7 @@ def test_frames_are_read_when_a_video_is_fetched_and_checked(pair_files, tmp_pat
     assert needle in frames.read_bytes()
     frames.write_bytes(frames.read_bytes().replace(needle, bytes(32)))
     dataset = pretrain.PairData([str(tmp_path / "00000.parquet")], 48, seed=0)
-    assert dataset.videos == ["a", "b"] and dataset[(0, 0, 0, 0)][0].shape == (3, 48, 48)
+    assert dataset.videos == ["a", "b", "c"] and dataset[(0, 0, 0, 0)][0].shape == (3, 48, 48)
     with pytest.raises(ValueError, match=re.escape(str(frames))):
         dataset[(0, 0, 1, 0)]
 
@@ -156,7 +161,8 @@ def test_a_preempted_run_resumes_to_the_uninterrupted_weights(pair_files, tmp_pa
     saved = torch.load(resumed, weights_only=True)
     assert saved["iteration"] == 4 and saved["encoder"] == {"arch": "resnet18", "checkpoint": None, "sha256": None}
     lines = (tmp_path / "whole/metrics.csv").read_text().splitlines()
-    assert lines[0] == "iteration,loss,lr,pairs,seconds,pairs_per_s" and len(lines) == 5
+    monitors = "queue_similarity,heldout_infonce,heldout_chance,heldout_cos_gap"
+    assert lines[0] == f"iteration,loss,lr,pairs,seconds,pairs_per_s,{monitors}" and len(lines) == 5
     assert (tmp_path / "whole/metrics.csv").read_text() == (tmp_path / "whole/work/metrics.csv").read_text()
     assert [r.split(",")[0] for r in (tmp_path / "cut/metrics.csv").read_text().splitlines()[1:]] == [
         "1",
@@ -205,7 +211,7 @@ def test_two_process_ddp_learns_what_one_process_learns(pair_files, tmp_path):
     budget = 12
     cfg = config(iterations=3, checkpoint_every=2, max_pairs=budget)
     seed = cfg["pretrain"]["seed"]
-    data = pretrain.PairData(pair_files, cfg["pretrain"]["crop_size"], seed)
+    data = pretrain.PairData(pair_files, cfg["pretrain"]["crop_size"], seed, videos=lambda v: v != HELDOUT)
     shares = [
         [
             sum(len(data[key][2]) for key in keys)
@@ -226,6 +232,7 @@ def test_two_process_ddp_learns_what_one_process_learns(pair_files, tmp_path):
         "-m",
         "pico.learn.pretrain",
         *(str(tmp_path / name) for name in ("pairs.txt", "config.json", "model.pt", "metrics.csv", "work")),
+        str(tmp_path / "pairs.txt"),  # the held-out pretext's pairs
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -311,3 +318,39 @@ def test_torchrun_commands_for_one_and_several_nodes():
         multi
     )
     assert multi[-5:] == ["pico.learn.pretrain", *args]
+
+
+def test_the_queue_holds_real_keys_before_the_first_step(pair_files):
+    """The warm-up replaces every one of MoCo's random initial vectors by a key of the key
+    network, from batches of their own (iterations -W .. -1), never a training batch's."""
+    cfg = config(queue_size=48)
+    recipe = pretrain.PixelRecipe(pair_files, pair_files, cfg, torch.device("cpu"))
+    random = recipe.model.queue.clone()
+    recipe.model.train()
+    recipe.warm_up(0, 1, torch.device("cpu"))
+    queue = recipe.model.queue
+    assert not (queue == random).all(dim=0).any()  # no random column left
+    assert torch.allclose(queue.norm(dim=0), torch.ones(48))
+    first = next(iter(recipe.batches(0, 0, 1, torch.device("cpu"))))
+    keys = recipe.model.keys(recipe.budgeted(first, 0, 0, 1, torch.device("cpu")))
+    assert torch.cdist(keys, queue.T).min() > 1e-4  # iteration 0's keys are not among them
+
+
+def test_every_model_measures_its_pretext_on_held_out_videos(pair_files, tmp_path):
+    """Video c (the split by name) is never trained on; its pairs are scored every
+    checkpoint_every iterations and at the end, in metrics.csv and model.pt; the queue's
+    similarity (the collapse monitor) every iteration."""
+    cfg = config(iterations=3, checkpoint_every=2)
+    recipe = pretrain.PixelRecipe(pair_files, pair_files, cfg, torch.device("cpu"))
+    assert recipe.heldout_names == {HELDOUT} == pretrain.heldout_videos(["a", "b", "c"], 1)
+    assert pretrain.PairData(pair_files, 48, 0, videos=lambda v: v not in recipe.heldout_names).videos == ["a", "b"]
+    saved = torch.load(train(pair_files, cfg, tmp_path), weights_only=True)
+    rows = [r.split(",") for r in (tmp_path / "metrics.csv").read_text().splitlines()[1:]]
+    assert [bool(r[7]) for r in rows] == [False, True, True] and all(0 < float(r[6]) <= 1 for r in rows)
+    pretext = saved["pretext"]
+    assert pretext["heldout_videos"] == [HELDOUT] and 0 < pretext["points"] <= 40 * 2
+    assert pretext["infonce"] == pytest.approx(float(rows[-1][7]), abs=1e-5)
+    assert pretext["chance"] == pytest.approx(float(rows[-1][8]), abs=1e-5)
+    with pytest.raises(ValueError, match="pretrain.heldout_videos is 3, but the pairs hold 3 videos"):
+        pretrain.PixelRecipe(pair_files, pair_files, config(heldout_videos=3), torch.device("cpu"))
+    assert pretrain.PixelRecipe(pair_files, pair_files, config(heldout_videos=0), torch.device("cpu")).heldout is None

@@ -12,8 +12,9 @@ from typing import NamedTuple
 import jsonschema
 import yaml
 
-#: Pretraining methods (Sections 3-4): PiCO and the two static baselines.
-METHODS = ("pico", "static_video", "static_frame")
+#: Pretraining methods (Sections 3-4): PiCO, the two static baselines and the negative control
+#: ``shuffled`` (wrong correspondences, ``pico.data.pairs``).
+METHODS = ("pico", "static_video", "static_frame", "shuffled")
 
 #: Pretraining settings that change how a run is executed, not what it learns: neither rerun
 #: triggers nor part of a checkpoint's fingerprint.
@@ -25,6 +26,8 @@ ENCODER_RUNTIME_KEYS = ("workers", "threads", "device", "checkpoint_every")
 BENCHMARK_RUNTIME_KEYS = ("device", "checkpoint_every", "workers")
 #: Benchmarks without a MoCo-v2 row: Mask R-CNN's FPN would be untrained (Table 2 has none).
 WITHOUT_MOCO_V2 = ("coco_maskrcnn",)
+#: The demo correspondence pairs' frame rate: ``benchmarks.correspondence.demo_gaps`` counts its frames.
+DEMO_FPS = 30
 
 
 def cut_name(gamma: float | str, delta: float | str) -> str:
@@ -111,6 +114,43 @@ def benchmark_settings(config: dict, benchmark: str) -> dict:
     }[benchmark]
 
 
+#: Label propagation's radius in the literature, px at 480p: 12 cells at stride 8 (Jabri et al. 2020).
+PROPAGATION_RADIUS_AT_480P = 96
+
+
+def propagation_settings(config: dict) -> dict:
+    """``benchmarks.propagation`` as its jobs use it, the settings that change the scores (rerun
+    triggers): ``short_side`` (null: ``frames.short_side``) and ``radius_px`` (null: 96 px at
+    480p scaled to that short side) resolved; the device changes nothing, ``demo_videos``
+    nothing when a root is set."""
+    settings = config["benchmarks"]["propagation"]
+    short_side = settings["short_side"] or config["frames"]["short_side"]
+    return {
+        **{k: v for k, v in settings.items() if k != "device" and not (k == "demo_videos" and settings["root"])},
+        "short_side": short_side,
+        "radius_px": settings["radius_px"] or PROPAGATION_RADIUS_AT_480P * short_side / 480,
+    }
+
+
+def demo_gaps(correspondence: dict) -> list[int]:
+    """The demo correspondence pairs' gaps in frames at DEMO_FPS (``benchmarks.correspondence``):
+    ``demo_gaps``, or where the deprecated ``demo_gap`` (seconds) is set, that one gap alone
+    (0.1 s = 3 frames)."""
+    gap = correspondence["demo_gap"]
+    return list(correspondence["demo_gaps"]) if gap is None else [round(gap * DEMO_FPS)]
+
+
+def _demo_gap_in_frames(config: dict) -> list[str]:
+    """The deprecated ``demo_gap`` (seconds) must be a whole number of frames at DEMO_FPS."""
+    gap = config["benchmarks"]["correspondence"]["demo_gap"]
+    if gap is None or (round(gap * DEMO_FPS) >= 1 and abs(gap * DEMO_FPS - round(gap * DEMO_FPS)) < 1e-6):
+        return []
+    return [
+        f"benchmarks.correspondence.demo_gap: {gap:g} s is not a whole number of frames at {DEMO_FPS} Hz "
+        "(it is deprecated: give benchmarks.correspondence.demo_gaps, in frames)"
+    ]
+
+
 def demo_world(config: dict) -> dict:
     """The ``world`` settings the demo benchmarks are drawn from: ``benchmarks.demo.world`` where
     set, else the first synthetic dataset's (evaluation images from the pretraining videos'
@@ -157,6 +197,7 @@ def validate(config: dict, schema_path: str | os.PathLike) -> dict:
     if not problems:
         problems = _missing_paths(config) + _thresholds_outside_bounds(config) + _processes_exceed_batch(config)
         problems += grids_outside_config(config, "ablations", config["ablations"]) + _numbers_paths_change(config)
+        problems += _demo_gap_in_frames(config)
     if problems:
         raise ConfigError("invalid pico config:\n  " + "\n  ".join(problems))
     return config
@@ -259,6 +300,7 @@ def _missing_paths(config: dict) -> list[str]:
         "benchmarks.voc.root": b["voc"]["root"],
         "benchmarks.cityscapes.root": b["cityscapes"]["root"],
         "benchmarks.nyu.root": b["nyu"]["root"],
+        "benchmarks.propagation.root": b["propagation"]["root"],
     }
     problems += [
         f"{key}: folder '{root}' does not exist" for key, root in roots.items() if root and not os.path.isdir(root)

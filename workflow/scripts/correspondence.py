@@ -8,20 +8,31 @@ from pico.store.files import atomic_path
 
 logs.setup(snakemake.log[0], threads=snakemake.threads)
 start = time.perf_counter()
-settings, seed = snakemake.params.settings, snakemake.params.seed
-model, path, moco_v2 = registry.benchmarked(snakemake.wildcards, snakemake.input, snakemake.config)
-net, _ = registry.frozen_network(path, moco_v2, seed)
-specs = settings["pairs"] + correspondence.demo_specs(snakemake.input.demo, settings["demo_pairs"])
-rows = correspondence.evaluate(
-    net,
-    specs,
-    short_side=settings["short_side"],
-    points=settings["points"],
-    refinement=settings["refinement"],
-    temperature=settings.get("temperature"),
-    seed=seed,
-    device=device_for(snakemake.config["benchmarks"]["correspondence"]),
+settings, seed, reference = snakemake.params.settings, snakemake.params.seed, snakemake.params.reference
+specs = settings["pairs"] + correspondence.demo_specs(
+    snakemake.input.demo, settings["demo_pairs"], settings["demo_gaps"]
 )
+drawn = {"short_side": settings["short_side"], "points": settings["points"], "seed": seed}
+# a reference row (correspondence.REFERENCES) or a model: the benchmark table's, or MoCo-v2
+if reference == "zero_motion":
+    model, path = reference, None
+    rows = correspondence.zero_motion(specs, **drawn)
+else:
+    if reference == "encoder_c2":
+        encoder = snakemake.params.encoder
+        model, path = reference, encoder["checkpoint"]
+        net = registry.encoder_c2(encoder["arch"], path, encoder["seed"])
+    else:
+        model, path, moco_v2 = registry.benchmarked(snakemake.wildcards, snakemake.input, snakemake.config)
+        net, _ = registry.frozen_network(path, moco_v2, seed)
+    rows = correspondence.evaluate(
+        net,
+        specs,
+        **drawn,
+        refinement=settings["refinement"],
+        temperature=settings.get("temperature"),
+        device=device_for(snakemake.config["benchmarks"]["correspondence"]),
+    )
 row = registry.result(
     {"pairs": rows},
     "correspondence",

@@ -8,7 +8,7 @@ correspondence.write_demo_pairs(
     snakemake.output[0],
     seed=p.seed,
     count=p.pairs,
-    gap=p.gap,
+    gaps=p.gaps,
     short_side=p.short_side,
     world=synthetic.World.from_settings(p.world),
 )

@@ -13,4 +13,5 @@ pretrain.launch(
     work_dir=Path(snakemake.params.work) / "work",
     processes=snakemake.resources.gpu // snakemake.resources.nodes,  # per node: its GPUs
     nodes=snakemake.resources.nodes,
+    heldout_files=list(snakemake.input.heldout),
 )

@@ -21,6 +21,8 @@ data = reproduction.table(
     figure_models=dict(params.figures),
     probes=read(snakemake.input.probes, params.probed),
     correspondences=read(snakemake.input.correspondences, params.scored),
+    pretexts={key: reproduction.last_check(path) for key, path in zip(params.scored, snakemake.input.metrics)},
+    propagations=read(snakemake.input.propagations, params.scored),
     figure_specs={f: config["reproduction"][f] for f in params.figures},
     config=config,
     demo=params.demo,
@@ -28,5 +30,10 @@ data = reproduction.table(
 with atomic_path(snakemake.output[0]) as tmp:
     tmp.write_text(json.dumps(data, indent=2))
 logging.getLogger("pico.reporting.reproduction").info(
-    "%d methods, %d figures over seeds %s", len(data["methods"]), len(data["figures"]), data["seeds"]
+    "%d methods, %d figures over seeds %s; %s (%s)",
+    len(data["methods"]),
+    len(data["figures"]),
+    data["seeds"],
+    data.get("verdict"),
+    data.get("gate"),
 )

@@ -1,11 +1,12 @@
-"""Section 3.3-4: frame selections and their point pairs, for PiCO and the two baselines.
+"""Section 3.3-4: frame selections and their point pairs, for PiCO, the two baselines and a
+negative control.
 
 Per video, ``draws_per_video`` independent selections ("draws") are made, each from its own
 seed (run seed, video, attempt): the frames (anchor sampling or random frames, ``sampling``)
 and every point pair between them. Pretraining takes a video's draws in turn, one per visit
 (``pico.learn.pretrain``), so over a run a video offers different frames and points each time it is
 drawn, and crops, flips, which frame pair and which view is the query are drawn per visit too.
-The three methods differ only in the correspondence map of the same draws (Section 4):
+The methods differ only in the correspondence map of the same draws (Section 4):
 
 - ``pico``: the trajectories alive on both frames of a frame pair (a < b) give
   (xa, ya) on a -> (xb, yb) on b.
@@ -13,6 +14,11 @@ The three methods differ only in the correspondence map of the same draws (Secti
   (xb, yb) = (xa, ya).
 - ``static_frame``: PiCO's points on one frame, a: frame_b = frame_a, (xb, yb) = (xa, ya);
   the two views differ only by augmentation (VADeR's setting).
+- ``shuffled`` (beyond the paper, a negative control): PiCO's frames and query points, each
+  query's key point another point of the same frame pair (a random derangement of the pair's
+  key points), so every positive is a wrong correspondence. A frame pair with a single point
+  has no wrong partner to give and is left out. A model trained on it learns no
+  correspondence; a benchmark that does not score it lowest is not measuring correspondence.
 
 No cap is applied here: Section 3.4's limit (``pretrain.max_pairs`` per iteration, 65,536 from
 256 videos) holds per iteration after the crops, over the global batch (``pico.learn.pretrain``), so
@@ -79,14 +85,35 @@ def tracked(tracks: dict[str, np.ndarray], frames: list[int]) -> dict[str, np.nd
     return _columns(parts)
 
 
-def correspondence(method: str, pico: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """``method``'s correspondence map on PiCO's pairs of a draw (the module docstring)."""
+def correspondence(method: str, pico: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """``method``'s correspondence map on PiCO's pairs of a draw (the module docstring);
+    ``rng`` draws the control's derangements."""
     if method == "pico":
         return pico
+    if method == "shuffled":
+        return deranged(pico, rng)
     static = {**pico, "xb": pico["xa"], "yb": pico["ya"]}  # zero flow: every point maps to itself
     if method == "static_frame":
         static["frame_b"] = pico["frame_a"]  # one frame, two augmentations
     return static
+
+
+def deranged(pico: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """PiCO's pairs with every query's key point replaced by that of another pair of its frame
+    pair: within each frame pair (a, b) of n >= 2 points, in a random order pi, query pi[i]
+    takes the key of pi[i + 1 mod n] (a cyclic shift of a random order has no fixed point).
+    Frame pairs of one point are dropped."""
+    order = np.lexsort((rng.random(len(pico["xa"])), pico["frame_b"], pico["frame_a"]))  # random within each frame pair
+    frame_pair = np.stack([pico["frame_a"][order], pico["frame_b"][order]], 1)
+    starts = np.flatnonzero(np.r_[True, (frame_pair[1:] != frame_pair[:-1]).any(1)])
+    sizes = np.diff(np.r_[starts, len(order)])
+    position = np.arange(len(order)) - np.repeat(starts, sizes)
+    partner = np.repeat(starts, sizes) + (position + 1) % np.repeat(sizes, sizes)  # the next in its frame pair, cyclic
+    keep = np.repeat(sizes, sizes) >= 2
+    query, key = order[keep], order[partner[keep]]
+    out = {name: values[query] for name, values in pico.items()}
+    out["xb"], out["yb"] = pico["xb"][key], pico["yb"][key]
+    return out
 
 
 def _columns(parts) -> dict[str, np.ndarray]:
@@ -102,7 +129,7 @@ def video_draws(
     cfg: dict,
 ) -> list[tuple[list[int], dict[str, np.ndarray]]]:
     """Up to ``cfg['draws_per_video']`` draws of one video: (selected frames, PiCO's pairs) each;
-    a method's pairs of a draw are ``correspondence(method, pairs)``."""
+    a method's pairs of a draw are ``correspondence(method, pairs, rng)``."""
     start, end = sampling.spans(tracks["track"], tracks["t"])
     ends = sampling.end_reasons(tracks["track"], tracks["end"])
     draws = []
@@ -119,9 +146,13 @@ def video_draws(
     return draws
 
 
-def method_columns(method: str, draws: list[tuple[list[int], dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
-    """A video's rows of ``method`` (columns of SCHEMA but ``video``): its draws in turn."""
-    parts = [{**correspondence(method, pico), "draw": np.full(len(pico["xa"]), k)} for k, (_, pico) in enumerate(draws)]
+def method_columns(
+    method: str, draws: list[tuple[list[int], dict[str, np.ndarray]]], *, seed: int, video: str
+) -> dict[str, np.ndarray]:
+    """A video's rows of ``method`` (columns of SCHEMA but ``video``): its draws in turn, the
+    control's derangement of draw k drawn from (seed, video, k)."""
+    maps = [correspondence(method, pico, seeding.rng(seed, "shuffled", video, k)) for k, (_, pico) in enumerate(draws)]
+    parts = [{**m, "draw": np.full(len(m["xa"]), k)} for k, m in enumerate(maps)]
     return {name: np.concatenate([p[name] for p in parts]) for name in SCHEMA.names[1:]}
 
 
@@ -255,7 +286,7 @@ def run_shard(
                 draws = video_draws(strategy, row, mine, cfg)
                 if not draws:
                     continue  # no PiCO pair in any selection: counted by the pair sets' health
-                sets = [method_columns(method, draws) for method in methods]
+                sets = [method_columns(method, draws, seed=cfg["seed"], video=row["video"]) for method in methods]
                 used = [np.union1d(columns["frame_a"], columns["frame_b"]) for columns in sets]
                 with framestore.FrameStore(row["frames"]) as store:  # the frames the pairs use
                     jpegs = {int(f): store.jpeg(int(f)) for f in np.unique(np.concatenate(used))}

@@ -18,13 +18,18 @@ At image resolution the argmax runs over every pixel of the bilinearly upsampled
 
 Pairs are resized to the short side the models see in pretraining before matching (truth
 scaled with them); the demo's pairs come from the synthetic world's true motion, on scenes
-never used in pretraining.
+never used in pretraining, drawn with objects in view at several temporal gaps, and are scored
+per region: on the points of image a that lie on an object, on the background's, and on all.
+
+Two reference rows need no pretraining: the zero-motion guess m(p) = p (``zero_motion``), the
+floor, and the frozen encoder's own stride-4 features (``registry.encoder_c2``), what every
+decoder starts from.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -33,9 +38,10 @@ import torch
 import torch.nn.functional as F
 
 from pico import seeding
+from pico.config import DEMO_FPS
 from pico.data import synthetic
-from pico.evaluation import groundtruth
-from pico.evaluation.demo_data import write_image
+from pico.evaluation import demo_data, groundtruth
+from pico.evaluation.demo_data import write_image, write_mask
 from pico.evaluation.probe import normalized_tensor
 from pico.evaluation.readers import DatasetError, read_image
 from pico.evaluation.registry import ordered
@@ -45,35 +51,53 @@ log = logging.getLogger(__name__)
 THRESHOLDS = (1, 2, 4, 8)  # px, pck1..pck8
 TITLE = "Dense correspondence of frozen features, nearest neighbour by cosine (beyond the paper)"
 CHUNK = 1 << 24  # floats of similarities held at once while matching
+#: The regions a pair is scored on: every scored point; with an object mask (the demo pairs)
+#: also the points on an object of image a and the rest.
+REGIONS = ("all", "object", "background")
+#: The reference rows' methods, first in the table: the zero-motion guess, the frozen
+#: encoder's own stride-4 features, the MoCo-v2 baseline.
+REFERENCES = ("zero_motion", "encoder_c2", "moco_v2")
 
 
 @dataclass(frozen=True)
 class Pair:
-    """Two RGB images (H, W, 3) uint8 and the flow a -> b (2, H, W) float32, NaN = unknown."""
+    """Two RGB images (H, W, 3) uint8 and the flow a -> b (2, H, W) float32, NaN = unknown; a
+    demo pair also has ``objects``, which pixels of image a show an object (H, W) bool, and its
+    ``gap`` in frames at DEMO_FPS."""
 
     name: str
     image_a: np.ndarray
     image_b: np.ndarray
     flow: np.ndarray
+    objects: np.ndarray | None = None
+    gap: int | None = None
 
 
 def load_pair(spec: dict) -> Pair:
-    """A configured pair: ``image_a``, ``image_b`` and its ``flow`` or ``disparity`` file."""
+    """A pair's files: ``image_a``, ``image_b``, its ``flow`` or ``disparity``, and for a demo
+    pair (``demo_specs``) its ``objects`` mask (a PNG, object where > 127) and ``gap``."""
     image_a, image_b = (read_image(Path(spec[k]), cv2.IMREAD_COLOR)[:, :, ::-1].copy() for k in ("image_a", "image_b"))
     flow = groundtruth.read_truth(spec)
     truth = spec.get("flow") or spec.get("disparity")
-    if image_a.shape != image_b.shape or flow.shape[1:] != image_a.shape[:2]:
+    objects = read_image(Path(spec["objects"]), cv2.IMREAD_GRAYSCALE) > 127 if "objects" in spec else None
+    if (
+        image_a.shape != image_b.shape
+        or flow.shape[1:] != image_a.shape[:2]
+        or (objects is not None and objects.shape != image_a.shape[:2])
+    ):
         raise DatasetError(
             f"{truth}: sizes disagree: image_a {image_a.shape[1::-1]}, image_b {image_b.shape[1::-1]}, "
-            f"truth {flow.shape[:0:-1]} (width, height); a pair's images and truth must be the same size"
+            f"truth {flow.shape[:0:-1]}{'' if objects is None else f', objects {objects.shape[::-1]}'} "
+            "(width, height); a pair's images and truth must be the same size"
         )
-    return Pair(spec["name"], image_a, image_b, flow)
+    return Pair(spec["name"], image_a, image_b, flow, objects, spec.get("gap"))
 
 
 def resized(pair: Pair, short_side: int) -> Pair:
     """The pair with its short side ``short_side`` (area-averaged when shrinking). Pixel x' of
     the result is x = (x' + 1/2) / s - 1/2 of the original, and its truth is the original's at
-    the nearest pixel, times s: t'(x') = x' + s u(round(x))."""
+    the nearest pixel, times s: t'(x') = x' + s u(round(x)); its object mask is the original's
+    at the nearest pixel too."""
     h, w = pair.flow.shape[1:]
     scale = short_side / min(h, w)
     if scale == 1:
@@ -87,7 +111,8 @@ def resized(pair: Pair, short_side: int) -> Pair:
     )  # nearest-pixel truth, rescaled
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     image_a, image_b = (cv2.resize(im, size, interpolation=interpolation) for im in (pair.image_a, pair.image_b))
-    return Pair(pair.name, image_a, image_b, flow.astype(np.float32))
+    objects = None if pair.objects is None else pair.objects[rows][:, cols]
+    return replace(pair, image_a=image_a, image_b=image_b, flow=flow.astype(np.float32), objects=objects)
 
 
 def labelled_points(pair: Pair, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -100,6 +125,36 @@ def labelled_points(pair: Pair, count: int, rng: np.random.Generator) -> tuple[n
     keep = np.sort(rng.choice(known, size=min(count, known.size), replace=False))
     points = np.stack([x.ravel()[keep], y.ravel()[keep]], 1)
     return points, np.stack([tx.ravel()[keep], ty.ravel()[keep]], 1)
+
+
+def scored_points(pair: Pair, points: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pair's ``labelled_points`` drawn by (seed, pair name): the same for every model and
+    reference row. A pair without any is an error naming it."""
+    a, truth = labelled_points(pair, points, seeding.rng(seed, "correspondence", pair.name))
+    if not len(a):
+        raise DatasetError(f"pair {pair.name}: no pixel of image_a has a known correspondence inside image_b")
+    return a, truth
+
+
+def regions(pair: Pair, points: np.ndarray) -> dict[str, np.ndarray]:
+    """Which of the scored ``points`` (n, 2), pixel positions of image a, each region holds
+    (n,) bool: ``all`` of them; where the pair has an object mask also ``object`` (the point's
+    pixel shows an object) and ``background`` (it does not)."""
+    every = np.ones(len(points), bool)
+    if pair.objects is None:
+        return {"all": every}
+    on_object = pair.objects[points[:, 1].astype(int), points[:, 0].astype(int)]
+    return {"all": every, "object": on_object, "background": ~on_object}
+
+
+def region_scores(pair: Pair, points: np.ndarray, matched: np.ndarray, truth: np.ndarray) -> list[dict]:
+    """The pair's ``scores`` per region (``regions``): one entry {pair, gap, region, pck1,
+    pck2, pck4, pck8, epe, n} each; a region without a scored point has no entry."""
+    return [
+        {"pair": pair.name, "gap": pair.gap, "region": region, **scores(matched[inside], truth[inside])}
+        for region, inside in regions(pair, points).items()
+        if inside.any()
+    ]
 
 
 @torch.no_grad()
@@ -207,17 +262,14 @@ def score_pair(
     temperature: float | None,
     seed: int,
     device: torch.device,
-) -> dict:
-    """A model's scores on one pair; the points are drawn by (seed, pair name), the same for
-    every model."""
-    a, truth = labelled_points(pair, points, seeding.rng(seed, "correspondence", pair.name))
-    if not len(a):
-        raise DatasetError(f"pair {pair.name}: no pixel of image_a has a known correspondence inside image_b")
+) -> list[dict]:
+    """A model's scores on one pair, per region (``region_scores``), on its ``scored_points``."""
+    a, truth = scored_points(pair, points, seed)
     queries = sample(dense_features(net, pair.image_a, device), torch.from_numpy(a).to(device))
     features_b = dense_features(net, pair.image_b, device)
     size = pair.image_b.shape[1::-1]
     matched = match(queries, features_b, size, refinement=refinement, temperature=temperature)
-    return {"pair": pair.name, **scores(matched.cpu().numpy(), truth)}
+    return region_scores(pair, a, matched.cpu().numpy(), truth)
 
 
 def evaluate(
@@ -231,22 +283,49 @@ def evaluate(
     seed: int,
     device: torch.device,
 ) -> list[dict]:
-    """One row of scores per configured pair (``specs``), each resized to ``short_side``."""
+    """A model's entries (``region_scores``) on every pair of ``specs``, each resized to ``short_side``."""
     net, rows = net.eval().to(device), []
     for spec in specs:
-        rows.append(
-            score_pair(
-                net,
-                resized(load_pair(spec), short_side),
-                points=points,
-                refinement=refinement,
-                temperature=temperature,
-                seed=seed,
-                device=device,
-            )
+        entries = score_pair(
+            net,
+            resized(load_pair(spec), short_side),
+            points=points,
+            refinement=refinement,
+            temperature=temperature,
+            seed=seed,
+            device=device,
         )
-        log.info("%s", rows[-1])
+        log.info("%s", "\n".join(map(str, entries)))
+        rows += entries
     return rows
+
+
+def zero_motion(specs: list[dict], *, short_side: int, points: int, seed: int) -> list[dict]:
+    """The zero-motion guess's entries on every pair of ``specs``: m(p) = p, each point matched
+    to itself, scored on the points the models are scored on. Its error is the true motion
+    |t(p) - p|, so it is the floor a feature must beat: a pair whose motion is a slow pan
+    scores high without any matching."""
+    rows = []
+    for spec in specs:
+        pair = resized(load_pair(spec), short_side)
+        a, truth = scored_points(pair, points, seed)
+        rows += region_scores(pair, a, a, truth)
+    return rows
+
+
+ANY_GAP = "any"  # pck over every entry of a region, configured and demo pairs at every gap
+
+
+def pck(result: dict, *, region: str, gap: int | str | None, pixels: int = 4) -> float:
+    """A per-model correspondence result's share of points within ``pixels`` px over its
+    entries of ``region`` (one of REGIONS) and ``gap`` (frames; None: the configured, non-demo
+    pairs; ANY_GAP: all of them): each entry's pck{pixels} weighted by its points n,
+    sum_e n_e pck_e / sum_e n_e."""
+    entries = [e for e in result["pairs"] if e["region"] == region and gap in (ANY_GAP, e["gap"])]
+    total = sum(e["n"] for e in entries)
+    if not total:
+        raise ValueError(f"correspondence result of {result.get('model')}: no scored {region} points at gap {gap}")
+    return sum(e[f"pck{pixels}"] * e["n"] for e in entries) / total
 
 
 def visible_flow(now: dict, later: dict) -> np.ndarray:
@@ -262,33 +341,58 @@ def visible_flow(now: dict, later: dict) -> np.ndarray:
     return np.where(inside & seen, flow, np.nan).astype(np.float32)
 
 
-def demo_pair(
-    seed: int, index: int, *, gap: float, width: int, height: int, world: synthetic.World = synthetic.World()
-) -> Pair:
-    """Demo pair ``index``: a fresh synthetic scene of ``world`` (its own id namespace, never a
-    pretraining video) at a random time t and t + ``gap`` seconds, with its visible true motion."""
-    rng = seeding.rng(seed, "demo-correspondence", index)
-    scene = synthetic.make_scene(rng, width, height, world)
-    t = float(rng.uniform(0, 3))
-    now, later = scene.render(t, gap), scene.render(t + gap)
-    return Pair(demo_name(index), now["rgb"], later["rgb"], visible_flow(now, later))
+def demo_pair_at(scene: synthetic.Scene, t: float, gap: int, name: str) -> Pair:
+    """The pair of ``scene`` at t and t + ``gap`` frames at DEMO_FPS: its visible true motion
+    (``visible_flow``) and which pixels of image a show an object."""
+    dt = gap / DEMO_FPS
+    now, later = scene.render(t, dt), scene.render(t + dt)
+    return Pair(name, now["rgb"], later["rgb"], visible_flow(now, later), now["instances"] > 0, gap)
 
 
-def demo_name(index: int) -> str:
-    return f"demo{index:02d}"
+def labelled_object_share(pair: Pair) -> float:
+    """The share of image a's pixels that show an object and have a known truth (still
+    visible in image b): the object points a pair can score, as a share of the frame."""
+    return float((pair.objects & np.isfinite(pair.flow[0])).mean())
 
 
-def demo_specs(root: str | Path, count: int) -> list[dict]:
-    """The configuration of the demo pairs ``write_demo_pairs`` writes under ``root``."""
-    return [
-        {
-            "name": demo_name(i),
-            "image_a": f"{root}/{demo_name(i)}_a.png",
-            "image_b": f"{root}/{demo_name(i)}_b.png",
-            "flow": f"{root}/{demo_name(i)}.flo",
-        }
-        for i in range(count)
-    ]
+def demo_pairs(
+    seed: int, index: int, *, gaps: list[int], width: int, height: int, world: synthetic.World = synthetic.World()
+) -> list[Pair]:
+    """Demo pairs ``index``, one per gap of ``gaps`` (frames at DEMO_FPS), of one fresh scene of
+    ``world`` (its own id namespace, never a pretraining video) at one time t: image a at t,
+    image b at t + gap. Scene and t are drawn with objects in view (``demo_data.in_view``): at
+    every gap, the object pixels of image a still visible in image b
+    (``labelled_object_share``) cover at least ``demo_data.MIN_OBJECT_SHARE`` of the frame."""
+
+    def pairs_at(scene: synthetic.Scene, t: float) -> tuple[float, list[Pair]]:
+        pairs = [demo_pair_at(scene, t, gap, demo_name(index, gap)) for gap in gaps]
+        return min(labelled_object_share(p) for p in pairs), pairs
+
+    return demo_data.in_view(seeding.rng(seed, "demo-correspondence", index), width, height, world, pairs_at)
+
+
+def demo_name(index: int, gap: int) -> str:
+    """Demo pair ``index`` at ``gap`` frames: ``demo{index:02d}_gap{gap:02d}``."""
+    return f"demo{index:02d}_gap{gap:02d}"
+
+
+def demo_spec(root: str | Path, index: int, gap: int) -> dict:
+    """The spec of demo pair ``index`` at ``gap`` frames as ``write_demo_pairs`` writes it
+    under ``root``: its images, truth, the object mask of image a, and the gap."""
+    name = demo_name(index, gap)
+    return {
+        "name": name,
+        "image_a": f"{root}/{name}_a.png",
+        "image_b": f"{root}/{name}_b.png",
+        "flow": f"{root}/{name}.flo",
+        "objects": f"{root}/{name}_objects.png",
+        "gap": gap,
+    }
+
+
+def demo_specs(root: str | Path, count: int, gaps: list[int]) -> list[dict]:
+    """The specs of every demo pair under ``root``: ``count`` scenes, each at every gap of ``gaps``."""
+    return [demo_spec(root, i, gap) for i in range(count) for gap in gaps]
 
 
 def demo_size(short_side: int) -> tuple[int, int]:
@@ -298,25 +402,42 @@ def demo_size(short_side: int) -> tuple[int, int]:
 
 
 def write_demo_pairs(
-    root: str | Path, *, seed: int, count: int, gap: float, short_side: int, world: synthetic.World = synthetic.World()
+    root: str | Path,
+    *,
+    seed: int,
+    count: int,
+    gaps: list[int],
+    short_side: int,
+    world: synthetic.World = synthetic.World(),
 ) -> None:
-    """``count`` demo pairs of ``world`` as files (PNG images, Middlebury .flo truth) under ``root``."""
+    """``count`` scenes of ``world`` at every gap of ``gaps`` (``demo_pairs``) as files under
+    ``root``: PNG images, Middlebury .flo truth and a PNG mask of image a's object pixels."""
     Path(root).mkdir(parents=True, exist_ok=True)  # the folder is the output, even with no pairs
     width, height = demo_size(short_side)
-    for i, spec in enumerate(demo_specs(root, count)):
-        pair = demo_pair(seed, i, gap=gap, width=width, height=height, world=world)
-        write_image(Path(spec["image_a"]), pair.image_a)
-        write_image(Path(spec["image_b"]), pair.image_b)
-        groundtruth.write_flo(pair.flow, spec["flow"])
+    for i in range(count):
+        for pair in demo_pairs(seed, i, gaps=gaps, width=width, height=height, world=world):
+            spec = demo_spec(root, i, pair.gap)
+            write_image(Path(spec["image_a"]), pair.image_a)
+            write_image(Path(spec["image_b"]), pair.image_b)
+            groundtruth.write_flo(pair.flow, spec["flow"])
+            write_mask(Path(spec["objects"]), pair.objects)
+
+
+def table_order(results: list[dict]) -> list[dict]:
+    """Per-model results in the table's order: the reference rows (REFERENCES: zero motion,
+    the frozen encoder, MoCo-v2), then the pretrained models in the probe tables' order."""
+    rank = {method: k for k, method in enumerate(REFERENCES)}
+    return sorted(ordered(results), key=lambda r: rank.get(r["method"], len(REFERENCES)))
 
 
 def table(results: list[dict], demo: bool) -> dict:
-    """``results/correspondence.json``: one row per model x pair, the MoCo-v2 baseline first."""
+    """``results/correspondence.json``: one row per model x entry of its result (pair, gap,
+    region), the reference rows first (``table_order``)."""
     name = TITLE + (" -- DEMO: pairs demo* are the synthetic world's, not real images" if demo else "")
-    keys = ("pck1", "pck2", "pck4", "pck8", "epe", "n")
+    keys = ("pair", "gap", "region", "pck1", "pck2", "pck4", "pck8", "epe", "n")
     rows = [
-        {"method": r["method"], "model": r["model"], "pair": p["pair"], **{k: p[k] for k in keys}}
-        for r in ordered(results)
+        {"method": r["method"], "model": r["model"], **{k: p[k] for k in keys}}
+        for r in table_order(results)
         for p in r["pairs"]
     ]
     return {"benchmark": name, "demo": demo, "rows": rows}

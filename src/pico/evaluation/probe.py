@@ -73,14 +73,19 @@ class LinearProbe(nn.Module):
         return logits[..., : images.shape[-2], : images.shape[-1]]
 
 
+#: How labels and depth are resized: the nearest pixel to where the image's bilinear resize
+#: samples, x = (x' + 1/2) / s - 1/2 (pixel centres aligned). cv2.INTER_NEAREST takes pixel
+#: floor(x' / s) instead, up to a pixel off its image: labels would sit beside their objects.
+NEAREST = cv2.INTER_NEAREST_EXACT
+
+
 def resize(image: np.ndarray, labels: np.ndarray, short: int, max_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Short side to ``short`` (long side at most ``max_size``); labels by nearest neighbour."""
+    """Short side to ``short`` (long side at most ``max_size``); labels by the nearest pixel,
+    centre-aligned with the image (``NEAREST``)."""
     h, w = labels.shape
     scale = min(short / min(h, w), max_size / max(h, w))
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), cv2.resize(
-        labels, size, interpolation=cv2.INTER_NEAREST
-    )
+    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), cv2.resize(labels, size, interpolation=NEAREST)
 
 
 def normalized_tensor(image: np.ndarray) -> torch.Tensor:
@@ -114,11 +119,9 @@ def training_sample(dataset, index: int, cfg: dict, rng: np.random.Generator) ->
 
 def square(image: np.ndarray, depth: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
     """A.2.4: image and depth resized to ``side`` x ``side`` for training and testing (depth by
-    nearest neighbour, so missing measurements stay 0)."""
+    the nearest pixel, centre-aligned with the image (``NEAREST``), so missing measurements stay 0)."""
     size = (side, side)
-    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), cv2.resize(
-        depth, size, interpolation=cv2.INTER_NEAREST
-    )
+    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR), cv2.resize(depth, size, interpolation=NEAREST)
 
 
 def depth_sample(dataset, index: int, cfg: dict, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:

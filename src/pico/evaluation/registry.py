@@ -96,6 +96,16 @@ def frozen_network(model_path: str | None, moco_v2: str | None, seed: int) -> tu
     return net, net.dim
 
 
+def encoder_c2(arch: str, checkpoint: str | None, seed: int) -> torch.nn.Module:
+    """The frozen encoder's own dense features: its stride-4 stage C2 (stem + layer1: 64
+    channels for ResNet-18, 256 for ResNet-50, at 1/4) of the MoCo ``checkpoint``, or for None
+    the random initialisation the pretrained decoders sit on: seeded with ``seed`` before it is
+    built, as ``probe.pretrained_features`` rebuilds a model's encoder with pretrain.seed."""
+    torch.manual_seed(seed)
+    encoder = model.load_moco_encoder(arch, checkpoint)
+    return torch.nn.Sequential(encoder.conv1, encoder.bn1, encoder.relu, encoder.maxpool, encoder.layer1).eval()
+
+
 def result(
     metrics_: dict, benchmark: str, model_name: str, model_path: str | None, *, cfg: dict, demo: bool, seconds: float
 ) -> dict:

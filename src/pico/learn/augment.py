@@ -64,11 +64,23 @@ def random_crop(height: int, width: int, size: int, g: torch.Generator, scale=(0
             top = int(torch.randint(0, height - h + 1, (1,), generator=g))
             left = int(torch.randint(0, width - w + 1, (1,), generator=g))
             break
-    else:  # fall back to a central crop
-        h, w = height, width
-        top, left = 0, 0
+    else:
+        h, w = fallback_size(height, width, ratio)
+        top, left = (height - h) // 2, (width - w) // 2
     flip = bool(torch.rand(1, generator=g) < 0.5)
     return Crop(top, left, h, w, size, flip)
+
+
+def fallback_size(height: int, width: int, ratio: tuple[float, float]) -> tuple[int, int]:
+    """RandomResizedCrop's crop (h, w) when ten draws fail: the whole image clamped to the
+    allowed aspect ratios, w / h in [ratio[0], ratio[1]], taken at the centre (a 16:9 frame
+    gives a centred 4:3 crop of its full height, a 9:16 one a centred 3:4 crop of its width)."""
+    aspect = width / height
+    if aspect < min(ratio):
+        return round(width / min(ratio)), width
+    if aspect > max(ratio):
+        return height, round(height * max(ratio))
+    return height, width
 
 
 def view(image: torch.Tensor, crop: Crop) -> torch.Tensor:

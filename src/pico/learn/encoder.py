@@ -83,11 +83,12 @@ class ImageRecipe(pretrain.Recipe):
         super().__init__(moco.to(device), e, fingerprint)
         self.arch = arch
 
-    def batches(self, start, rank, world, device):
+    def batches(self, start, rank, world, device, *, stop=None):
         if world > 1:
             raise ValueError("the image-level MoCo-v2 encoder trains in one process (encoder.gpus is 1)")
         e = self.settings
-        sampler = pretrain.IterationSampler(len(self.data), e["batch_size"], start, e["iterations"], e["seed"])
+        stop = e["iterations"] if stop is None else stop
+        sampler = pretrain.IterationSampler(len(self.data), e["batch_size"], start, stop, e["seed"])
         return pretrain.iteration_loader(self.data, sampler, collate_fn=collate, workers=e["workers"], device=device)
 
     def loss(self, step, batch, iteration, rank, world, device):

@@ -151,14 +151,16 @@ def point_features(maps: torch.Tensor, batch: torch.Tensor, x: torch.Tensor, y: 
 
 
 def point_embeddings(maps: torch.Tensor, head: nn.Module, batch: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
-    """``point_features(normalize(head(maps)), batch, x, y)``, the L2-normalised projections
-    of Section 3.4 sampled at the points, computed on the four cells around each point only:
-    the head is per cell (1x1 convolutions) and the normalisation too, so these are the same
-    values as projecting the whole map, at a fraction of the cost where a batch's points touch
-    few of its cells; where they touch many (``projects_cells``), the whole map is projected."""
+    """``normalize(point_features(normalize(head(maps)), batch, x, y))``: the L2-normalised
+    projections of Section 3.4 sampled at the points, normalised again as MoCo normalises last
+    (a bilinear mix of unit vectors is shorter than 1: 0.98-0.99 here), so Eq. 1's similarities
+    are cosines. Computed on the four cells around each point only: the head is per cell (1x1
+    convolutions) and the normalisation too, so these are the same values as projecting the
+    whole map, at a fraction of the cost where a batch's points touch few of its cells; where
+    they touch many (``projects_cells``), the whole map is projected."""
     if projects_cells(len(x), maps.shape[0] * maps.shape[2] * maps.shape[3]):
-        return embeddings_from_cells(maps, head, batch, x, y)
-    return point_features(F.normalize(head(maps), dim=1), batch, x, y)
+        return F.normalize(embeddings_from_cells(maps, head, batch, x, y), dim=1)
+    return F.normalize(point_features(F.normalize(head(maps), dim=1), batch, x, y), dim=1)
 
 
 def embeddings_from_cells(maps: torch.Tensor, head: nn.Module, batch: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
@@ -194,6 +196,50 @@ def _bilinear(corners, au: torch.Tensor, av: torch.Tensor) -> torch.Tensor:
     top = corners[0] * (1 - au) + corners[1] * au
     bottom = corners[2] * (1 - au) + corners[3] * au
     return top * (1 - av) + bottom * av
+
+
+class Pretext(NamedTuple):
+    """Eq. 1 measured on held-out point pairs, which point of the key view (``pretext``)."""
+
+    infonce: float  # the mean of Eq. 1 over the points
+    chance: float  # its value for embeddings that ignore the point: the mean log(1 + negatives)
+    cos_gap: float  # mean cosine of a positive pair minus mean cosine of a negative pair
+    points: int  # points with at least one negative
+
+
+#: Key points closer than this to the positive's (px of the key view, two feature cells) are no
+#: negatives of the held-out pretext: a smooth dense embedding cannot, and need not, tell them apart.
+NEAR = 2 * STRIDE
+
+
+@torch.no_grad()
+def pretext(q: torch.Tensor, k: torch.Tensor, image: torch.Tensor, key_xy: torch.Tensor, temperature: float) -> Pretext:
+    """Eq. 1 as a test of correspondence on a fixed set of point pairs: query q_i against its key
+    k_i and, as negatives, the keys k_j of the other points of the same key view at least NEAR px
+    from k_i's point (N_i = {j : image_j = image_i, |p_j - p_i| >= NEAR}, p the key points),
+
+        L = mean_i -log exp(q_i.k_i / T) / (exp(q_i.k_i / T) + sum_{j in N_i} exp(q_i.k_j / T)),
+
+    with the chance level mean_i log(1 + |N_i|) (all similarities equal) and the cosine gap
+    mean_i q_i.k_i - mean_{i, j in N_i} q_i.k_j, over the points with a negative. Other
+    images' keys are no negatives here: a model can tell images apart without any
+    correspondence (the shuffled control learns exactly that), and only the points of the same
+    view ask which point it is. q, k (n, C) L2-normalised, key_xy (n, 2)."""
+    similarity = q.float() @ k.float().T
+    negative = (image[:, None] == image[None, :]) & (torch.cdist(key_xy.float(), key_xy.float()) >= NEAR)
+    counts = negative.sum(dim=1)
+    scored = counts > 0
+    if not scored.any():
+        raise ValueError(f"held-out pretext: none of {len(q)} points has another point of its view {NEAR} px away")
+    logits = torch.where(negative, similarity / temperature, float("-inf"))
+    logits.diagonal().copy_(similarity.diagonal() / temperature)  # the positive joins its negatives
+    infonce = torch.logsumexp(logits, dim=1) - logits.diagonal()
+    return Pretext(
+        infonce=float(infonce[scored].mean()),
+        chance=float(torch.log1p(counts[scored].float()).mean()),
+        cos_gap=float(similarity.diagonal()[scored].mean() - similarity[negative].mean()),
+        points=int(scored.sum()),
+    )
 
 
 def info_nce(
@@ -242,6 +288,16 @@ class MoCo(nn.Module):
         for q, k in zip(self.query.parameters(), self.key.parameters()):
             if q.requires_grad:
                 k.mul_(self.momentum).add_(q.detach(), alpha=1 - self.momentum)
+
+    @torch.no_grad()
+    def queue_similarity(self) -> float:
+        """The collapse monitor: the mean cosine between two different keys of the queue,
+        (|sum_j k_j|^2 - K) / (K (K - 1)) for K unit keys (the sum of all K^2 dot products
+        less the K self-products), 1 when every embedding is the same vector, about 0 when they
+        spread over the sphere."""
+        size = self.queue.shape[1]
+        total = self.queue.float().sum(dim=1)
+        return float(((total @ total) - size) / (size * (size - 1))) if size > 1 else 1.0
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
@@ -302,6 +358,15 @@ class PixelMoCo(MoCo):
             share=_share_frozen_encoder,
         )
 
+    def queries(self, batch: PointBatch) -> torch.Tensor:
+        """The query network's embeddings (n, dim) of the points (xa, ya) of view a."""
+        return point_embeddings(self.query["net"](batch.view_a), self.query["head"], batch.image, batch.xa, batch.ya)
+
+    @torch.no_grad()
+    def keys(self, batch: PointBatch) -> torch.Tensor:
+        """The key network's embeddings (n, dim) of the points (xb, yb) of view b."""
+        return point_embeddings(self.key["net"](batch.view_b), self.key["head"], batch.image, batch.xb, batch.yb)
+
     def forward(self, batch: PointBatch) -> torch.Tensor:
         """Eq. 1's loss for the point pairs of ``batch``: a query per point of view a, its
         positive the key of the same point in view b, the queue's keys its negatives.
@@ -310,10 +375,10 @@ class PixelMoCo(MoCo):
         numbers of points: each returns the sum of Eq. 1 over its points divided by the global
         batch's count over the world size, so the gradient is that of Eq. 1's mean over every
         point of the global batch, as in one process (the returned values average to it)."""
-        q = point_embeddings(self.query["net"](batch.view_a), self.query["head"], batch.image, batch.xa, batch.ya)
+        q = self.queries(batch)
         with torch.no_grad():
             self.momentum_update()
-            k = point_embeddings(self.key["net"](batch.view_b), self.key["head"], batch.image, batch.xb, batch.yb)
+            k = self.keys(batch)
         keys = gather(k)
         world = torch.distributed.get_world_size() if in_process_group() else 1
         loss = info_nce(q, k, self.queue.clone().detach(), self.temperature, count=len(keys) / world)

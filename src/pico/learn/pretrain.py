@@ -11,6 +11,7 @@ signals (SIGTERM, SIGUSR1) arrive; the run then exits and a rerun resumes.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import math
@@ -56,15 +57,25 @@ class PairData(Dataset):
 
     ``keep_footers``: parse every pair file's two footers once, here, instead of at every fetch
     (``pretrain.keep_footers``: about 10 MB of memory a file of 1,000 videos, shared by the
-    forked workers, against 6.7 ms of CPU an item there; docs/measurements.md)."""
+    forked workers, against 6.7 ms of CPU an item there; docs/measurements.md). ``videos``:
+    which videos to take, by name (the training split leaves the held-out ones out)."""
 
-    def __init__(self, pair_files: list[str], crop_size: int, seed: int, *, keep_footers: bool = False):
+    def __init__(
+        self,
+        pair_files: list[str],
+        crop_size: int,
+        seed: int,
+        *,
+        keep_footers: bool = False,
+        videos=lambda video: True,
+    ):
         self.crop_size, self.seed, self.files = crop_size, seed, [str(p) for p in pair_files]
         self.footers = [pairs.footers(path) for path in self.files] if keep_footers else None
         entries = sorted(
             (video, shard, group, draws)
             for shard, path in enumerate(self.files)
             for group, (video, draws) in enumerate(pairs.index(path, metadata=self.footers and self.footers[shard][0]))
+            if videos(video)
         )
         if not entries:
             raise ValueError(f"no point pairs in {len(pair_files)} pair files: nothing to pretrain on")
@@ -198,6 +209,55 @@ def point_counts(n: int, world: int, device: torch.device) -> list[int]:
     return [int(c.item()) for c in counts]
 
 
+def heldout_videos(videos: list[str], count: int) -> set[str]:
+    """The held-out split: the ``count`` videos whose names have the smallest SHA-256, a split
+    fixed by the names alone (the same for every seed, method, shard layout and run)."""
+    return set(sorted(videos, key=lambda v: hashlib.sha256(v.encode()).hexdigest())[:count])
+
+
+class HeldOut:
+    """Section 3.4's pretext measured on videos pretraining never sees (``model.pretext``: which
+    point of the key view a query is, among that view's other points):
+    every draw of each held-out video, one frame pair and one pair of views each, drawn from a
+    seed of their own (the same views for every model, seed and method), at most ``POINTS``
+    point pairs in all, uniformly chosen. ``pair_files``: PiCO's pairs of the model's sampling
+    and cut, so every method is scored on true correspondences."""
+
+    POINTS = 4096
+    SEED = 0
+
+    def __init__(self, pair_files: list[str], videos: set[str], cfg: dict):
+        p = cfg["pretrain"]
+        self.data = PairData(pair_files, p["crop_size"], self.SEED, videos=videos.__contains__)
+        self.per_batch, self.temperature = p["videos_per_batch"], p["temperature"]
+        self.items = [
+            (visit, index, index, visit)
+            for index, draws in enumerate(self.data.where[:, 2])
+            for visit in range(int(draws))
+        ]
+
+    @torch.no_grad()
+    def measure(self, moco: model.PixelMoCo, device: torch.device) -> model.Pretext:
+        """The held-out pretext of ``moco`` as it is now (query network for the queries, key
+        network for the keys, as Eq. 1 trains them)."""
+        qs, ks, images, key_xy, offset = [], [], [], [], 0
+        for start in range(0, len(self.items), self.per_batch):
+            loaded = collate([self.data[key] for key in self.items[start : start + self.per_batch]])
+            batch = loaded.finish(device)
+            qs.append(moco.queries(batch))
+            ks.append(moco.keys(batch))
+            images.append(batch.image + offset)
+            key_xy.append(torch.stack([batch.xb, batch.yb], 1))
+            offset += len(batch.view_a)
+        q, k, image, xy = torch.cat(qs), torch.cat(ks), torch.cat(images), torch.cat(key_xy)
+        if len(q) > self.POINTS:
+            keep = torch.from_numpy(
+                np.sort(seeding.rng(self.SEED, "heldout").choice(len(q), self.POINTS, replace=False))
+            )
+            q, k, image, xy = q[keep], k[keep], image[keep], xy[keep]
+        return model.pretext(q, k, image, xy, self.temperature)
+
+
 def build(cfg: dict) -> model.PixelMoCo:
     """The model of config ``model`` / ``pretrain``, initialised from ``cfg['seed']``."""
     torch.manual_seed(cfg["pretrain"]["seed"])
@@ -237,13 +297,25 @@ class Recipe:
     ``count``: what a step counts, the metrics' column (pairs, images)."""
 
     count = "pairs"
+    #: What ``monitor`` measures, the metrics' last columns.
+    monitors = ("queue_similarity",)
 
     def __init__(self, model: torch.nn.Module, settings: dict, fingerprint: str):
         self.model, self.settings, self.fingerprint = model, settings, fingerprint
 
-    def batches(self, start: int, rank: int, world: int, device: torch.device):
-        """The batches of iterations start, start + 1, ... (this process's share)."""
+    def batches(self, start: int, rank: int, world: int, device: torch.device, *, stop: int | None = None):
+        """The batches of iterations start, start + 1, ..., stop - 1 (default: to the last
+        iteration; this process's share)."""
         raise NotImplementedError
+
+    def warm_up(self, rank: int, world: int, device: torch.device) -> None:
+        """What happens before the first step of a fresh run (none here: the image-level
+        encoder's queue starts as MoCo's, random unit vectors)."""
+
+    def monitor(self, iteration: int, *, checked: bool, rank: int, device: torch.device) -> dict[str, float]:
+        """The ``monitors`` after iteration ``iteration``, those that cost a pass over data only
+        where ``checked`` (every ``checkpoint_every`` iterations and at the end)."""
+        return {"queue_similarity": self.model.queue_similarity()}
 
     def loss(
         self, step: torch.nn.Module, batch, iteration: int, rank: int, world: int, device: torch.device
@@ -263,25 +335,81 @@ class Recipe:
 
 class PixelRecipe(Recipe):
     """Section 3.4: pixel MoCo-v2 of decoder and head on the point pairs of ``pair_files``,
-    at most ``max_pairs`` pairs an iteration over the global batch, after the crops."""
+    at most ``max_pairs`` pairs an iteration over the global batch, after the crops, on every
+    video but the ``pretrain.heldout_videos`` of the held-out split, where the pretext is
+    measured (``HeldOut``, on PiCO's pairs ``heldout_files``)."""
 
-    def __init__(self, pair_files: list[str], cfg: dict, device: torch.device):
+    monitors = ("queue_similarity", "heldout_infonce", "heldout_chance", "heldout_cos_gap")
+
+    def __init__(self, pair_files: list[str], heldout_files: list[str], cfg: dict, device: torch.device):
         net = build(cfg).to(device, memory_format=torch.channels_last)  # NHWC convolutions: faster, measured
-        super().__init__(net, cfg["pretrain"], _fingerprint(cfg, pair_files))
+        super().__init__(net, cfg["pretrain"], _fingerprint(cfg, pair_files + heldout_files))
         self.cfg, self.pair_files = cfg, pair_files
+        count = cfg["pretrain"]["heldout_videos"]
+        names = [video for path in heldout_files for video, _ in pairs.index(path)]
+        if count and count >= len(names):
+            raise ValueError(
+                f"pretrain.heldout_videos is {count}, but the pairs hold {len(names)} videos: "
+                "none would be left to train on"
+            )
+        self.heldout_names = heldout_videos(names, count)
+        self.heldout = HeldOut(heldout_files, self.heldout_names, cfg) if count else None
+        self.last_check: model.Pretext | None = None
 
-    def batches(self, start, rank, world, device):
+    def batches(self, start, rank, world, device, *, stop=None):
         p = self.settings
-        data = PairData(self.pair_files, p["crop_size"], p["seed"], keep_footers=p["keep_footers"])
-        sampler = IterationSampler(len(data), p["videos_per_batch"], start, p["iterations"], p["seed"], rank, world)
+        data = PairData(
+            self.pair_files,
+            p["crop_size"],
+            p["seed"],
+            keep_footers=p["keep_footers"],
+            videos=lambda video: video not in self.heldout_names,
+        )
+        stop = p["iterations"] if stop is None else stop
+        sampler = IterationSampler(len(data), p["videos_per_batch"], start, stop, p["seed"], rank, world)
         return iteration_loader(data, sampler, collate_fn=collate, workers=p["workers"], device=device)
 
-    def loss(self, step, batch, iteration, rank, world, device):
+    def budgeted(self, loaded: Loaded, iteration: int, rank: int, world: int, device: torch.device) -> model.PointBatch:
+        """The batch of iteration ``iteration`` on ``device``, its point pairs cut to Section
+        3.4's budget (``within_budget``)."""
         p = self.settings
-        counts = point_counts(len(batch.points.xa), world, device)
+        counts = point_counts(len(loaded.points.xa), world, device)
         keep = within_budget(counts, rank, p["max_pairs"], seeding.rng(p["seed"], "budget", iteration))
-        batch = batch._replace(points=batch.points.points(torch.from_numpy(keep))).finish(device)
+        return loaded._replace(points=loaded.points.points(torch.from_numpy(keep))).finish(device)
+
+    def loss(self, step, batch, iteration, rank, world, device):
+        batch = self.budgeted(batch, iteration, rank, world, device)
         return step(batch), len(batch.xa)
+
+    @torch.no_grad()
+    def warm_up(self, rank, world, device):
+        """Fill the queue with keys of real points before the first step, so Eq. 1 never takes
+        MoCo's random initial vectors for negatives: the key network's keys of the batches of
+        iterations -W .. -1 (their own epoch, views and budget draws: no training batch), in
+        order, until ``queue_size`` keys are in. At the paper's scale (65,536 pairs an
+        iteration, a queue of 65,536) one batch fills it, as MoCo's first step would."""
+        size, filled, batches = self.model.queue.shape[1], 0, 0
+        warm = -math.ceil(size / self.settings["videos_per_batch"])  # enough batches at one key a video
+        for i, loaded in zip(range(warm, 0), self.batches(warm, rank, world, device, stop=0)):
+            keys = model.gather(self.model.keys(self.budgeted(loaded, i, rank, world, device)))
+            self.model.enqueue(keys)
+            filled, batches = filled + len(keys), batches + 1
+            if filled >= size:
+                break
+        log.info("queue warm-up: %d real keys from %d batches for a queue of %d", min(filled, size), batches, size)
+        if filled < size:
+            log.warning("queue warm-up: the pairs gave %d keys, %d of the queue stay random", filled, size - filled)
+
+    def monitor(self, iteration, *, checked, rank, device):
+        measured = super().monitor(iteration, checked=checked, rank=rank, device=device)
+        if checked and self.heldout and rank == 0:
+            self.last_check = self.heldout.measure(self.model, device)
+            measured |= {
+                "heldout_infonce": self.last_check.infonce,
+                "heldout_chance": self.last_check.chance,
+                "heldout_cos_gap": self.last_check.cos_gap,
+            }
+        return measured
 
     def learned(self):
         return model.learned(self.model.state_dict(), self.model.query["net"].freeze_encoder)
@@ -292,6 +420,15 @@ class PixelRecipe(Recipe):
             "decoder": model.trainable_state(self.model),
             "config": self.cfg,
             "iteration": self.settings["iterations"],
+            "pretext": self.last_check
+            and {
+                "heldout_videos": sorted(self.heldout_names),
+                "points": self.last_check.points,
+                "infonce": self.last_check.infonce,
+                "chance": self.last_check.chance,
+                "cos_gap": self.last_check.cos_gap,
+                "queue_similarity": self.model.queue_similarity(),
+            },
             "encoder": {
                 "arch": self.cfg["model"]["arch"],
                 "checkpoint": encoder,
@@ -345,9 +482,9 @@ class IterationLog:
     run resumed at ``start`` first drops the rows past it (a kill -9 leaves some behind), then
     appends."""
 
-    def __init__(self, work_dir: Path, *, rank: int, start: int, total: int, count: str):
+    def __init__(self, work_dir: Path, *, rank: int, start: int, total: int, count: str, monitors: tuple[str, ...]):
         self.path = work_dir / ("metrics.csv" if rank == 0 else f"metrics.rank{rank}.csv")
-        self.total, self.count = total, count
+        self.total, self.count, self.monitors = total, count, monitors
         if start and self.path.exists():
             rows = self.path.read_text().splitlines()
             with atomic_path(self.path) as tmp:
@@ -355,12 +492,16 @@ class IterationLog:
         self.file = open(self.path, "a" if start else "w", newline="")
         self.csv = csv.writer(self.file)
         if start == 0:
-            self.csv.writerow(["iteration", "loss", "lr", count, "seconds", f"{count}_per_s"])
+            self.csv.writerow(["iteration", "loss", "lr", count, "seconds", f"{count}_per_s", *monitors])
         self.board = SummaryWriter(str(work_dir / "tensorboard"), purge_step=start + 1) if rank == 0 else None
 
-    def write(self, iteration: int, *, loss: float, lr: float, count: int, seconds: float) -> None:
-        """Iteration ``iteration`` (1-based) done; flushed, so a checkpoint taken now has its rows."""
-        self.csv.writerow([iteration, f"{loss:.5f}", f"{lr:.6g}", count, f"{seconds:.4f}", f"{count / seconds:.1f}"])
+    def write(self, iteration: int, *, loss: float, lr: float, count: int, seconds: float, monitored: dict) -> None:
+        """Iteration ``iteration`` (1-based) done; flushed, so a checkpoint taken now has its rows.
+        ``monitored``: the recipe's monitors measured now (a blank cell for each one not)."""
+        monitors = [f"{monitored[k]:.5f}" if k in monitored else "" for k in self.monitors]
+        self.csv.writerow(
+            [iteration, f"{loss:.5f}", f"{lr:.6g}", count, f"{seconds:.4f}", f"{count / seconds:.1f}", *monitors]
+        )
         self.file.flush()
         log.info(
             "pretrain: %d/%d loss %.4f lr %.4g %d %s (%.2f s)",
@@ -373,7 +514,8 @@ class IterationLog:
             seconds,
         )
         if self.board:
-            for key, value in (("loss", loss), ("lr", lr), (f"{self.count}_per_s", count / seconds)):
+            scalars = {"loss": loss, "lr": lr, f"{self.count}_per_s": count / seconds, **monitored}
+            for key, value in scalars.items():
                 self.board.add_scalar(f"pretrain/{key}", value, iteration)
 
     def __enter__(self) -> IterationLog:
@@ -413,13 +555,22 @@ def fit(
     )
     steps = resumable.iterations(p["iterations"], model=LearnedState(recipe), optimizer=optimizer)
     start = steps.start
+    net.train()  # before the warm-up too: a frozen encoder's BatchNorm statistics stay the checkpoint's
+    if start == 0:
+        recipe.warm_up(rank, world, device)
     loader = recipe.batches(start, rank, world, device)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(p["precision"])
     scaler = torch.amp.GradScaler(
         device.type, enabled=dtype is torch.float16 and device.type == "cuda"
     )  # fp16 underflow
-    net.train()
-    with IterationLog(work_dir, rank=rank, start=start, total=p["iterations"], count=recipe.count) as metrics:
+    log_args = {
+        "rank": rank,
+        "start": start,
+        "total": p["iterations"],
+        "count": recipe.count,
+        "monitors": recipe.monitors,
+    }
+    with IterationLog(work_dir, **log_args) as metrics:
         tick = time.perf_counter()
         for i, batch in zip(steps, loader):
             lr = learning_rate(p, i)
@@ -435,8 +586,11 @@ def fit(
             mean_loss, count = global_batch(loss, count, world)
             if not math.isfinite(mean_loss):
                 raise FloatingPointError(f"pretraining loss is {mean_loss} at iteration {i + 1}")
-            seconds, tick = time.perf_counter() - tick, time.perf_counter()
-            metrics.write(i + 1, loss=mean_loss, lr=lr, count=count, seconds=seconds)
+            seconds = time.perf_counter() - tick
+            checked = (i + 1) % p["checkpoint_every"] == 0 or i + 1 == p["iterations"]
+            monitored = recipe.monitor(i + 1, checked=checked, rank=rank, device=device)
+            tick = time.perf_counter()
+            metrics.write(i + 1, loss=mean_loss, lr=lr, count=count, seconds=seconds, monitored=monitored)
             if on_iteration:
                 on_iteration(i + 1)
     if rank == 0:
@@ -447,12 +601,20 @@ def fit(
 
 
 def train(
-    pair_files: list[str], cfg: dict, out: str | Path, metrics_out: str | Path, work_dir: str | Path, on_iteration=None
+    pair_files: list[str],
+    cfg: dict,
+    out: str | Path,
+    metrics_out: str | Path,
+    work_dir: str | Path,
+    on_iteration=None,
+    *,
+    heldout_files: list[str] | None = None,
 ) -> Path:
-    """Pretrain decoder and head on ``pair_files`` (``PixelRecipe``, ``fit``)."""
+    """Pretrain decoder and head on ``pair_files`` (``PixelRecipe``, ``fit``), the pretext
+    measured on PiCO's pairs ``heldout_files`` (default: ``pair_files``)."""
     rank, world, device = join_process_group(torch.cuda.is_available() and cfg["pretrain"]["device"] != "cpu")
     return fit(
-        PixelRecipe(pair_files, cfg, device),
+        PixelRecipe(pair_files, heldout_files or pair_files, cfg, device),
         out,
         metrics_out,
         work_dir,
@@ -509,28 +671,33 @@ def launch(
     work_dir: str | Path,
     processes: int,
     nodes: int = 1,
+    heldout_files: list[str] | None = None,
 ) -> None:
     """Train in this process, or with several processes (GPUs) or nodes through torchrun."""
+    heldout_files = heldout_files or pair_files
     if processes <= 1 and nodes <= 1:
-        train(pair_files, cfg, out, metrics_out, work_dir)
+        train(pair_files, cfg, out, metrics_out, work_dir, heldout_files=heldout_files)
         return
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "pairs.txt").write_text("\n".join(map(str, pair_files)))
+    (work_dir / "heldout.txt").write_text("\n".join(map(str, heldout_files)))
     (work_dir / "config.json").write_text(json.dumps(cfg))
-    args = [str(work_dir / "pairs.txt"), str(work_dir / "config.json"), str(out), str(metrics_out), str(work_dir)]
+    args = [str(work_dir / name) for name in ("pairs.txt", "config.json")]
+    args += [str(out), str(metrics_out), str(work_dir), str(work_dir / "heldout.txt")]
     cmd = torchrun_command(max(1, processes), nodes, head_node() if nodes > 1 else None, args)
     log.info("starting %s", " ".join(cmd))
     subprocess.run(cmd, check=True)
 
 
 def main() -> None:
-    """Entry point of each torchrun process: PAIRS.txt CONFIG.json OUT METRICS WORK."""
+    """Entry point of each torchrun process: PAIRS.txt CONFIG.json OUT METRICS WORK HELDOUT.txt."""
     from pico import logs
 
-    pairs_list, config_file, out, metrics_out, work = sys.argv[1:6]
+    pairs_list, config_file, out, metrics_out, work, heldout_list = sys.argv[1:7]
     logs.setup(None)
-    train(Path(pairs_list).read_text().split(), json.loads(Path(config_file).read_text()), out, metrics_out, work)
+    pair_files, heldout_files = (Path(p).read_text().split() for p in (pairs_list, heldout_list))
+    train(pair_files, json.loads(Path(config_file).read_text()), out, metrics_out, work, heldout_files=heldout_files)
 
 
 if __name__ == "__main__":

@@ -202,20 +202,51 @@ def read_losses(metrics_csv: str | Path) -> tuple[np.ndarray, np.ndarray, np.nda
     return tuple(np.array([float(r[k]) for r in rows]) for k in ("iteration", "loss", "pairs"))
 
 
+def read_monitors(metrics_csv: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{monitor: (iterations, values)} of a pretraining run's metrics.csv, for the monitors it
+    measured (``queue_similarity`` every iteration, the held-out ones at their checks)."""
+    with open(metrics_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    found = {}
+    for key in ("queue_similarity", "heldout_infonce", "heldout_chance", "heldout_cos_gap"):
+        measured = [r for r in rows if r.get(key)]
+        if measured:
+            found[key] = (
+                np.array([float(r["iteration"]) for r in measured]),
+                np.array([float(r[key]) for r in measured]),
+            )
+    return found
+
+
 def plot_losses(runs: dict[str, str | Path], path: str | Path) -> None:
     """Pretraining loss (Eq. 1) and the point pairs trained on (the global batch's, after the
-    crops and Section 3.4's budget) against iteration, one line per model."""
+    crops and Section 3.4's budget) against iteration, one line per model; below, the collapse
+    monitor (the mean cosine of two queued keys) and the pretext on held-out videos (InfoNCE
+    against the other points of the key view, dotted at its chance level, and the cosine gap of
+    positives over those negatives; ``pico.learn.model.pretext``)."""
     plt = plots.pyplot()
-    fig, (loss_ax, pairs_ax) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, layout="constrained")
+    fig, axes = plt.subplots(5, 1, figsize=(8, 12), sharex=True, layout="constrained")
+    loss_ax, pairs_ax, similarity_ax, heldout_ax, gap_ax = axes
     for name, metrics_csv in runs.items():
         iteration, loss, n_pairs = read_losses(metrics_csv)
-        loss_ax.plot(iteration, loss, label=name, linewidth=1)
-        pairs_ax.plot(iteration, n_pairs, label=name, linewidth=1)
+        (line,) = loss_ax.plot(iteration, loss, label=name, linewidth=1)
+        pairs_ax.plot(iteration, n_pairs, linewidth=1)
+        monitors = read_monitors(metrics_csv)
+        colour = line.get_color()
+        if "queue_similarity" in monitors:
+            similarity_ax.plot(*monitors["queue_similarity"], linewidth=1, color=colour)
+        if "heldout_infonce" in monitors:
+            heldout_ax.plot(*monitors["heldout_infonce"], marker="o", markersize=3, linewidth=1, color=colour)
+            heldout_ax.plot(*monitors["heldout_chance"], linestyle=":", linewidth=1, color=colour)
+            gap_ax.plot(*monitors["heldout_cos_gap"], marker="o", markersize=3, linewidth=1, color=colour)
     loss_ax.set_ylabel("InfoNCE loss (Eq. 1)")
     pairs_ax.set_ylabel("point pairs per iteration")
-    pairs_ax.set_xlabel("iteration")
+    similarity_ax.set_ylabel("mean cosine of\ntwo queued keys")
+    heldout_ax.set_ylabel("held-out InfoNCE\n(dotted: chance)")
+    gap_ax.set_ylabel("held-out cosine gap\n(positive - negative)")
+    gap_ax.set_xlabel("iteration")
     loss_ax.set_title(f"Pretraining of {len(runs)} models", fontsize="medium")
-    for ax in (loss_ax, pairs_ax):
+    for ax in axes:
         ax.grid(alpha=0.3)
     loss_ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     plots.save(fig, path)

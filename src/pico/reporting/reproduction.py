@@ -10,6 +10,8 @@ this module: only the standard library is loaded at parse time (pico.reporting.p
 
 from __future__ import annotations
 
+import csv
+import random
 import statistics
 from pathlib import Path
 
@@ -29,9 +31,14 @@ def figures(spec: dict) -> dict[str, list[str]]:
 
 def problems(config: dict) -> list[str]:
     """A reproduction's figures pretrain on a configured dataset, on cuts within the raw tracks'
-    bounds (checked as ``ablations`` are)."""
+    bounds (checked as ``ablations`` are); its methods start with PiCO and hold the control."""
     spec = config["reproduction"]
-    return grids_outside_config(config, "reproduction", {figure: spec[figure] for figure in FIGURES if figure in spec})
+    found = grids_outside_config(config, "reproduction", {figure: spec[figure] for figure in FIGURES if figure in spec})
+    if spec["methods"][0] != "pico" or CONTROL not in spec["methods"]:
+        found.append(
+            f"reproduction.methods: {spec['methods']} must start with pico and hold {CONTROL} (the gate's control)"
+        )
+    return found
 
 
 def across_seeds(values: dict[int, float]) -> dict:
@@ -56,19 +63,96 @@ def paired(first: dict, other: dict) -> dict:
     return across_seeds({s: a - b for s, a, b in zip(first["seeds"], first["values"], other["values"])})
 
 
-def pck(result: dict, pixels: int = 4) -> float:
-    """A correspondence result's share of points within ``pixels`` px over all its pairs: each
-    pair's ``pck{pixels}`` weighted by its number of scored points ``n``."""
-    pairs = result["pairs"]
-    total = sum(p["n"] for p in pairs)
-    if not total:
-        raise ValueError(f"correspondence result of {result.get('model')}: no scored points")
-    return sum(p[f"pck{pixels}"] * p["n"] for p in pairs) / total
+def scene_pck(result: dict, *, region: str, gap: int, pixels: int = 4) -> dict[str, float]:
+    """{pair (a scene): pck{pixels}} of a correspondence result's entries of ``region`` and ``gap``."""
+    return {
+        p["pair"]: p[f"pck{pixels}"] for p in result["pairs"] if p["region"] == region and p["gap"] == gap and p["n"]
+    }
+
+
+def gaps(results: dict) -> list[int]:
+    """The demo gaps (frames) that the correspondence results score, ascending."""
+    return sorted({p["gap"] for r in results.values() for p in r["pairs"] if p["gap"] is not None})
 
 
 def _metric(results: dict[tuple[int, str], dict], model: str, seeds: list[int], read) -> dict:
     """``across_seeds`` of ``read(result)`` for ``model`` over ``seeds``."""
     return across_seeds({seed: read(results[seed, model]) for seed in seeds})
+
+
+#: The gate, fixed before any result was seen (issue 24): PiCO must have learned the pretext,
+#: measured on held-out videos, clearly better than the wrong-pairs control before methods are
+#: compared. Nats of held-out InfoNCE PiCO must be below ``shuffled``; or, failing that, PiCO's
+#: cosine gap at least GATE_COS_GAP while the control's stays within CONTROL_COS_GAP of 0.
+GATE_MARGIN_NATS = 0.5
+GATE_COS_GAP = 0.1
+CONTROL_COS_GAP = 0.02
+CONTROL = "shuffled"
+NOT_LEARNED = "not learned at this scale"
+
+
+def gate(pretexts: dict[tuple[int, str], dict], *, pico: str, control: str, seeds: list[int]) -> dict:
+    """Whether PiCO learned its pretext (the module constants), on the means over seeds of
+    each model's held-out InfoNCE and cosine gap (``pretexts``: (seed, model) -> the last held-out
+    check, ``infonce`` and ``cos_gap``)."""
+    mean = {
+        (model, key): statistics.fmean(pretexts[seed, model][key] for seed in seeds)
+        for model in (pico, control)
+        for key in ("infonce", "cos_gap")
+    }
+    margin = mean[control, "infonce"] - mean[pico, "infonce"]
+    by_gap = mean[pico, "cos_gap"] >= GATE_COS_GAP and abs(mean[control, "cos_gap"]) <= CONTROL_COS_GAP
+    return {
+        "passed": margin >= GATE_MARGIN_NATS or by_gap,
+        "pico_infonce": mean[pico, "infonce"],
+        "shuffled_infonce": mean[control, "infonce"],
+        "margin_nats": margin,
+        "pico_cos_gap": mean[pico, "cos_gap"],
+        "shuffled_cos_gap": mean[control, "cos_gap"],
+        "rule": (
+            f"held-out InfoNCE of PiCO at least {GATE_MARGIN_NATS} nats below {control}'s, or PiCO's cosine "
+            f"gap >= {GATE_COS_GAP} while {control}'s is within {CONTROL_COS_GAP} of 0 (means over seeds)"
+        ),
+    }
+
+
+def bootstrap(differences: dict[str, float], *, resamples: int = 2000, seed: int = 0) -> dict:
+    """The mean of per-scene differences and its 95 % percentile interval over ``resamples``
+    resamplings of the scenes with replacement (Efron's bootstrap; scenes in name order, drawn
+    from ``seed``): how much the comparison depends on which scenes were drawn."""
+    values = [differences[k] for k in sorted(differences)]
+    if not values:
+        return {"mean": None, "low": None, "high": None, "scenes": 0}
+    draw = random.Random(seed)
+    means = sorted(statistics.fmean(draw.choices(values, k=len(values))) for _ in range(resamples))
+    return {
+        "mean": statistics.fmean(values),
+        "low": means[int(0.025 * resamples)],
+        "high": means[int(0.975 * resamples) - 1],
+        "scenes": len(values),
+    }
+
+
+def by_scene(per_seed: dict[int, dict[str, float]], other: dict[int, dict[str, float]]) -> dict[str, float]:
+    """{scene: mean over seeds of first - other} for the scenes both score in every seed."""
+    scenes = set.intersection(*(set(per_seed[s]) & set(other[s]) for s in per_seed))
+    return {k: statistics.fmean(per_seed[s][k] - other[s][k] for s in per_seed) for k in scenes}
+
+
+def propagation_scenes(result: dict) -> dict[str, float]:
+    """{video: J} of a propagation result: each video's mean J over its objects."""
+    return {v["video"]: statistics.fmean(o["J"] for o in v["objects"]) for v in result["videos"] if v["objects"]}
+
+
+def last_check(path: str | Path) -> dict:
+    """The last held-out pretext check of a pretraining's metrics.csv (``pico.learn.pretrain``:
+    the columns heldout_infonce, heldout_chance, heldout_cos_gap, filled where it was measured)."""
+    with open(path, newline="") as f:
+        checked = [row for row in csv.DictReader(f) if row.get("heldout_infonce")]
+    if not checked:
+        raise ValueError(f"{path}: no held-out pretext check (pretrain.heldout_videos is 0?): the gate needs one")
+    row = checked[-1]
+    return {key: float(row[f"heldout_{key}"]) for key in ("infonce", "chance", "cos_gap")}
 
 
 def table(
@@ -81,11 +165,18 @@ def table(
     figure_specs: dict[str, dict],
     config: dict,
     demo: bool,
+    pretexts: dict[tuple[int, str], dict] | None = None,
+    propagations: dict[tuple[int, str], dict] | None = None,
 ) -> dict:
     """``results/reproduction.json``: per Table 1 model (method) mIoU, fIoU and pck4 over seeds;
     the first method's paired difference to each other method (``paired``); per figure point
-    mIoU and fIoU over seeds; the seeds and the config. ``probes`` and ``correspondences`` map
-    (seed, model name) to the benchmark results."""
+    mIoU and fIoU over seeds; the seeds and the config. ``probes``, ``correspondences``,
+    ``propagations`` map (seed, model name) to the benchmark results, ``pretexts`` to the last
+    held-out pretext check (``infonce``, ``cos_gap``). With pretexts and the control among the
+    models, the gate (``gate``) decides whether the comparison is reported at all, a row per
+    (method, seed), and per-scene bootstrap intervals of the paired differences."""
+    pretexts, propagations = pretexts or {}, propagations or {}
+    from pico.evaluation.correspondence import ANY_GAP, pck  # torch: never at parse time
 
     def probe_metrics(model: str) -> dict:
         return {m: _metric(probes, model, seeds, lambda r, m=m: r[m]) for m in PROBE_METRICS}
@@ -95,7 +186,7 @@ def table(
             "method": model.split("/")[0],
             "model": model,
             **probe_metrics(model),
-            "pck4": _metric(correspondences, model, seeds, pck),
+            "pck4": _metric(correspondences, model, seeds, lambda r: pck(r, region="all", gap=ANY_GAP)),
         }
         for model in table_models
     ]
@@ -120,7 +211,7 @@ def table(
         points.sort(key=lambda p: (p["sampling"], p["gamma"], p["delta"]))
         figures_out[figure] = {"title": ablations.TITLES[figure], "spec": figure_specs[figure], "points": points}
     title = TITLE + (" -- DEMO: the synthetic world's benchmarks, not COCO" if demo else "")
-    return {
+    data = {
         "reproduction": title,
         "demo": demo,
         "seeds": sorted(seeds),
@@ -128,6 +219,93 @@ def table(
         "differences": differences,
         "figures": figures_out,
         "config": config,
+    }
+    by_method = {m.split("/")[0]: m for m in table_models}
+    if pretexts and CONTROL in by_method and "pico" in by_method:
+        data |= gated(
+            seeds=seeds,
+            by_method=by_method,
+            probes=probes,
+            correspondences=correspondences,
+            pretexts=pretexts,
+            propagations=propagations,
+        )
+    return data
+
+
+def gated(*, seeds, by_method, probes, correspondences, pretexts, propagations) -> dict:
+    """The gate, a row per (method, seed) and the scene-bootstrapped paired differences of
+    PiCO against every other method: object pck4 at each demo gap, propagation J, probe mIoU.
+    A failed gate gives the verdict ``NOT_LEARNED`` and no ranking."""
+    from pico.evaluation.correspondence import pck  # torch: never at parse time
+
+    verdict = gate(pretexts, pico=by_method["pico"], control=by_method[CONTROL], seeds=seeds)
+    demo_gaps = gaps(correspondences)
+    rows = []
+    for method, model in by_method.items():
+        for seed in sorted(seeds):
+            corr, prop = correspondences[seed, model], propagations.get((seed, model))
+            rows.append(
+                {
+                    "method": method,
+                    "seed": seed,
+                    "model": model,
+                    "heldout_infonce": pretexts[seed, model]["infonce"],
+                    "cos_gap": pretexts[seed, model]["cos_gap"],
+                    "pck4_object": {str(g): pck(corr, region="object", gap=g) for g in demo_gaps},
+                    "propagation_J": prop and prop["J_mean"],
+                    "mIoU": probes[seed, model]["mIoU"],
+                }
+            )
+
+    def scenes(method: str, read) -> dict[int, dict[str, float]]:
+        return {seed: read(seed, by_method[method]) for seed in seeds}
+
+    comparisons = []
+    for method in by_method:
+        if method == "pico":
+            continue
+        metrics = {
+            f"pck4_object@{g}": by_scene(
+                *(
+                    scenes(m, lambda s, x, g=g: scene_pck(correspondences[s, x], region="object", gap=g))
+                    for m in ("pico", method)
+                )
+            )
+            for g in demo_gaps
+        }
+        if propagations:
+            metrics["propagation_J"] = by_scene(
+                *(scenes(m, lambda s, x: propagation_scenes(propagations[s, x])) for m in ("pico", method))
+            )
+        comparisons.append(
+            {
+                "method": "pico",
+                "minus": method,
+                "by_seed": {
+                    "mIoU": paired(
+                        *(across_seeds({s: probes[s, by_method[m]]["mIoU"] for s in seeds}) for m in ("pico", method))
+                    ),
+                    **{
+                        f"pck4_object@{g}": paired(
+                            *(
+                                across_seeds(
+                                    {s: pck(correspondences[s, by_method[m]], region="object", gap=g) for s in seeds}
+                                )
+                                for m in ("pico", method)
+                            )
+                        )
+                        for g in demo_gaps
+                    },
+                },
+                "by_scene": {name: bootstrap(diffs) for name, diffs in metrics.items()},
+            }
+        )
+    return {
+        "gate": verdict,
+        "verdict": "learned: the comparison below measures the methods" if verdict["passed"] else NOT_LEARNED,
+        "rows": rows,
+        "comparisons": comparisons if verdict["passed"] else None,
     }
 
 
@@ -176,8 +354,16 @@ def report_rows(data: dict) -> dict:
         for p in spec["points"]
     ]
     seeds = ", ".join(map(str, data["seeds"]))
+    verdict = ""
+    if "gate" in data:
+        g = data["gate"]
+        verdict = (
+            f"; gate {'passed' if g['passed'] else 'FAILED'}: held-out InfoNCE PiCO {g['pico_infonce']:.3f}, "
+            f"shuffled {g['shuffled_infonce']:.3f} ({g['margin_nats']:.3f} nats), cosine gap PiCO "
+            f"{g['pico_cos_gap']:.3f}, shuffled {g['shuffled_cos_gap']:.3f}: {data['verdict']}"
+        )
     return {
-        "benchmark": f"{data['reproduction']}; seeds {seeds}; mean ± std (each seed)",
+        "benchmark": f"{data['reproduction']}; seeds {seeds}; mean ± std (each seed){verdict}",
         "demo": data["demo"],
         "rows": rows,
     }
