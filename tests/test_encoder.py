@@ -79,7 +79,7 @@ def test_the_stand_in_is_an_official_moco_checkpoint_and_resumes_bit_exactly(fra
     torch.manual_seed(0)
     assert not torch.equal(loaded.conv1.weight, model.ImageMoCo("resnet18").query.conv1.weight)  # it trained
     lines = (tmp_path / "whole/metrics.csv").read_text().splitlines()
-    assert lines[0] == "iteration,loss,lr,images,seconds,images_per_s"
+    assert lines[0] == "iteration,loss,lr,images,seconds,images_per_s,queue_similarity"
     assert [r.split(",")[3] for r in lines[1:]] == ["4"] * 4
 
 
