@@ -258,49 +258,38 @@ def gated(*, seeds, by_method, probes, correspondences, pretexts, propagations) 
                 }
             )
 
-    def scenes(method: str, read) -> dict[int, dict[str, float]]:
+    # Each metric as a reader of one (seed, model): its value, or its value per scene.
+    per_seed = {"mIoU": lambda seed, model: probes[seed, model]["mIoU"]}
+    per_scene = {}
+    for g in demo_gaps:
+        per_seed[f"pck4_object@{g}"] = lambda seed, model, g=g: pck(
+            correspondences[seed, model], region="object", gap=g
+        )
+        per_scene[f"pck4_object@{g}"] = lambda seed, model, g=g: scene_pck(
+            correspondences[seed, model], region="object", gap=g
+        )
+    if propagations:
+        per_scene["propagation_J"] = lambda seed, model: propagation_scenes(propagations[seed, model])
+
+    def over_seeds(method: str, read) -> dict:
         return {seed: read(seed, by_method[method]) for seed in seeds}
 
-    comparisons = []
-    for method in by_method:
-        if method == "pico":
-            continue
-        metrics = {
-            f"pck4_object@{g}": by_scene(
-                *(
-                    scenes(m, lambda s, x, g=g: scene_pck(correspondences[s, x], region="object", gap=g))
-                    for m in ("pico", method)
-                )
-            )
-            for g in demo_gaps
+    comparisons = [
+        {
+            "method": "pico",
+            "minus": method,
+            "by_seed": {
+                name: paired(*(across_seeds(over_seeds(m, read)) for m in ("pico", method)))
+                for name, read in per_seed.items()
+            },
+            "by_scene": {
+                name: bootstrap(by_scene(*(over_seeds(m, read) for m in ("pico", method))))
+                for name, read in per_scene.items()
+            },
         }
-        if propagations:
-            metrics["propagation_J"] = by_scene(
-                *(scenes(m, lambda s, x: propagation_scenes(propagations[s, x])) for m in ("pico", method))
-            )
-        comparisons.append(
-            {
-                "method": "pico",
-                "minus": method,
-                "by_seed": {
-                    "mIoU": paired(
-                        *(across_seeds({s: probes[s, by_method[m]]["mIoU"] for s in seeds}) for m in ("pico", method))
-                    ),
-                    **{
-                        f"pck4_object@{g}": paired(
-                            *(
-                                across_seeds(
-                                    {s: pck(correspondences[s, by_method[m]], region="object", gap=g) for s in seeds}
-                                )
-                                for m in ("pico", method)
-                            )
-                        )
-                        for g in demo_gaps
-                    },
-                },
-                "by_scene": {name: bootstrap(diffs) for name, diffs in metrics.items()},
-            }
-        )
+        for method in by_method
+        if method != "pico"
+    ]
     return {
         "gate": verdict,
         "verdict": "learned: the comparison below measures the methods" if verdict["passed"] else NOT_LEARNED,
