@@ -18,7 +18,8 @@ try:
     )
     SHARDS = {
         name: pico.data.sources.shards(
-            pico.data.sources.entries(ds, config["seed"]), ds["videos_per_shard"]
+            pico.data.sources.entries(ds, config["seed"], name=name),
+            ds["videos_per_shard"],
         )
         for name, ds in config["datasets"].items()
     }
@@ -41,6 +42,20 @@ def shard_entries(wildcards):
 
 def dataset_config(wildcards):
     return config["datasets"][wildcards.dataset]
+
+
+def local_files(wildcards):
+    """A local dataset's files of the shard, those Snakemake can track
+    (pico.data.sources.trackable): a file replaced in place reruns its shard's download, shots
+    and frames. The job records every file's size and modification time, which shots and frames
+    check (a file replaced with its old time, one Snakemake cannot track)."""
+    if dataset_config(wildcards)["source"] != "local":
+        return []
+    return [
+        e["path"]
+        for e in shard_entries(wildcards)
+        if pico.data.sources.trackable(e["path"])
+    ]
 
 
 # RAFT backends run on a GPU when the job gets one (rules/flow.smk declares it for SLURM);

@@ -11,6 +11,8 @@ rule download:
             if dataset_config(w)["source"] == "yt8m"
             else []
         ),
+        # local: the shard's files, so that one replaced in place reruns the shard
+        videos=local_files,
     output:
         table="results/{dataset}/download/{shard}.parquet",
         media=directory("results/{dataset}/media/{shard}"),

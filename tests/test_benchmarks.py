@@ -4,8 +4,10 @@ frozen FPN with COCOeval, checkpoint/resume and the detectron2 export."""
 
 import json
 import os
+import re
 import shutil
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ import torch
 from pico.evaluation import demo_data, mask_rcnn, metrics, panoptic, probe, readers, registry
 from pico.learn import augment, model
 from pico.learn.resume import Resumable
+from pico.store import files
 from picotest import run_snakemake, scheduled
 
 CATEGORIES = [
@@ -490,3 +493,13 @@ def test_detectron2_export_and_runtime_settings_through_snakemake(demo):
     }
     out = run_snakemake(demo, "benchmarks", "-n", config=runtime)
     assert scheduled(out.stdout) == {}, out.stdout
+
+
+def test_a_damaged_benchmark_result_is_an_error_naming_it_when_a_table_reads_it(tmp_path):
+    """The table scripts read every result through ``pico.store.files.read_json``."""
+    path = tmp_path / "moco_v2.json"
+    path.write_text('{"method": "moco_v2", "mIoU": 1')  # cut short
+    with pytest.raises(ValueError, match=re.escape(f"{path}: not readable JSON")):
+        files.read_json(path)
+    scripts = (Path(__file__).parents[1] / "workflow/scripts").glob("*.py")
+    assert not [s.name for s in scripts if "json.load" in s.read_text()]  # no other reader of JSON

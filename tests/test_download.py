@@ -13,9 +13,11 @@ import re
 import socket
 import subprocess
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -35,6 +37,7 @@ CFG = pcfg.validate(
 GOOD_SECONDS = 2.0  # the whole-file video
 LONG_SECONDS = 8.0  # the Kinetics source video, trimmed by the downloads
 KINETICS_ID = "kin_src_abc"  # 11 characters, like a YouTube id
+DRIP_SECONDS = 0.5
 
 
 def _make_video(path: Path, seconds: float) -> Path:
@@ -55,6 +58,7 @@ class _Server:
         self.files: dict[str, bytes] = {}  # path -> body, served whole (Range honoured)
         self.truncated: set[str] = set()  # paths whose body is cut in half, then the socket closed
         self.errors: dict[str, int] = {}  # paths answered with this HTTP error status
+        self.drip: set[str] = set()  # paths whose body comes one byte every DRIP_SECONDS
         self.requests: list[tuple[str, str]] = []  # (method, path), in arrival order
         self.lock = threading.Lock()
         self.port = 0
@@ -94,6 +98,9 @@ def _handler(state: _Server) -> type[BaseHTTPRequestHandler]:
             if data is None:
                 self.send_error(404, "Not Found")
                 return
+            if self.path in state.drip:
+                self._drip(data, body)
+                return
             if self.path in state.truncated:
                 # Announce the whole file, send half of it, hang up (Range is ignored: a 200).
                 self.send_response(200)
@@ -127,6 +134,21 @@ def _handler(state: _Server) -> type[BaseHTTPRequestHandler]:
                     self.wfile.write(data[start : end + 1])
                 except (BrokenPipeError, ConnectionResetError):  # ffmpeg may hang up mid-body
                     pass
+
+        def _drip(self, data: bytes, body: bool) -> None:
+            """The whole file announced, then a byte every DRIP_SECONDS: each read is well within
+            the socket timeout, the whole would take days."""
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            try:
+                for i in range(len(data) if body else 0):
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(DRIP_SECONDS)
+            except (BrokenPipeError, ConnectionResetError):  # the client was killed at its deadline
+                pass
 
     return Handler
 
@@ -162,6 +184,9 @@ def server(tmp_path_factory):
     state.files["/truncated.mp4"] = good
     state.truncated.add("/truncated.mp4")
     state.files[f"/{KINETICS_ID}.mp4"] = _make_video(folder / "long.mp4", LONG_SECONDS).read_bytes()
+    state.files["/drip.mp4"] = good
+    state.drip.add("/drip.mp4")
+    state.files["/garbage.mp4"] = bytes(range(256)) * 64  # announced as video/mp4, not a video
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     httpd.daemon_threads = True
@@ -407,7 +432,9 @@ def test_which_download_errors_are_transient(reason, expected):
 
 def test_ytdlp_options_carry_cookies_limits_sleeps_and_proxy(tmp_path):
     plain = download.ytdlp_options(tmp_path / "v", CFG)
-    assert not {"cookiefile", "ratelimit", "proxy", "sleep_interval", "sleep_interval_requests"} & plain.keys()
+    assert not {"cookiefile", "ratelimit", "proxy", "sleep_interval", "sleep_interval_requests", "extractor_args"} & (
+        plain.keys()
+    )
     cfg = {
         **CFG,
         "cookies": "/secrets/cookies.txt",
@@ -415,8 +442,10 @@ def test_ytdlp_options_carry_cookies_limits_sleeps_and_proxy(tmp_path):
         "proxy": "socks5://127.0.0.1:1080",
         "sleep_seconds": 5,
         "sleep_requests": 0.75,
+        "extractor_args": {"youtube": {"player_client": ["web_safari"], "po_token": ["web.gvs+TOKEN"]}},
     }
     options = download.ytdlp_options(tmp_path / "v", cfg)
+    assert options["extractor_args"] == {"youtube": {"player_client": ["web_safari"], "po_token": ["web.gvs+TOKEN"]}}
     assert (options["cookiefile"], options["ratelimit"], options["proxy"]) == (
         "/secrets/cookies.txt",
         2_000_000,
@@ -432,7 +461,8 @@ def test_a_rate_limited_shard_fails_then_resumes_without_fetching_again(srv, tmp
     fetches only what it lacks, and the rows come out in the entries' order, with bytes and
     seconds per video."""
     waits = []
-    monkeypatch.setattr(download.time, "sleep", waits.append)
+    # download's own clock (the backoff), not the time module (subprocess sleeps while it waits)
+    monkeypatch.setattr(download, "time", SimpleNamespace(sleep=waits.append, perf_counter=time.perf_counter))
     names = ["good", "other", "limited", "fourth"]
     for name in names:
         srv.files[f"/{name}.mp4"] = srv.files["/good.mp4"]
@@ -459,6 +489,56 @@ def test_a_rate_limited_shard_fails_then_resumes_without_fetching_again(srv, tmp
     table = tmp_path / "00000.parquet"
     manifest.write(rows, table)
     assert [r["download_bytes"] for r in manifest.read(table)] == [size] * 4
+
+
+def test_a_download_past_its_deadline_is_killed_and_fails_the_shard(srv, tmp_path):
+    """A server that drips a byte every 0.5 s keeps every read within the socket timeout (5 s):
+    the download's deadline (2 s) kills it, leaves no partial file and fails the shard as a
+    transient failure (a retry fetches the video), not as a property of the video."""
+    entry = {"video": "drip", "url": srv.url("/drip.mp4")}
+    start = time.monotonic()
+    with pytest.raises(download.Transient, match=r"drip .*timed out: no whole download within 2 s .*deadline_seconds"):
+        download.run_shard([entry], "youtube", tmp_path / "media", {**CFG, "deadline_seconds": 2}, seed=0)
+    assert time.monotonic() - start < 6
+    assert not list((tmp_path / "media").iterdir())
+
+
+@pytest.mark.parametrize(
+    "bound, reason",
+    [
+        ({"max_filesize": 1000}, r"^\d+ bytes > download.max_filesize 1000$"),
+        ({"max_duration": 1.5}, r"^duration 2 s > download.max_duration 1.5 s$"),
+    ],
+)
+def test_a_video_over_a_bound_is_unavailable_and_not_kept(srv, tmp_path, bound, reason):
+    """Over max_filesize (announced by the server: stopped at its first bytes) or max_duration
+    (unknown before the download here: checked on the file), the video is unavailable with the
+    bound, and no file stays (the shard goes on)."""
+    entry = {"video": "big", "url": srv.url("/good.mp4")}
+    (row,) = download.run_shard([entry], "youtube", tmp_path / "media", {**CFG, **bound}, seed=0)
+    assert row["status"] == "unavailable" and re.match(reason, row["reason"]) and not row.get("path")
+    assert not list((tmp_path / "media").iterdir())
+
+
+def test_the_bounds_use_what_the_site_says_before_downloading():
+    """YouTube says a video's duration and its formats' sizes: yt-dlp's match filter skips a
+    video over a bound before any media byte; a section's source (a Kinetics clip's video) may
+    be long."""
+    whole = download.Bounds({**CFG, "max_duration": 600, "max_filesize": 10**8}, whole=True)
+    assert whole.match({"duration": 420, "filesize": 5 * 10**7}) is None
+    assert whole.match({"duration": 3600}) == "duration 3600 s > download.max_duration 600 s"
+    assert (
+        whole.match({"duration": 420, "filesize_approx": 2 * 10**8})
+        == "200000000 bytes > download.max_filesize 100000000"
+    )
+    assert download.Bounds({**CFG, "max_duration": 600}, whole=False).match({"duration": 3600}) is None
+
+
+def test_a_downloaded_file_that_is_not_a_video_is_corrupt_and_removed(srv, tmp_path):
+    entry = {"video": "garbage", "url": srv.url("/garbage.mp4")}
+    (row,) = download.run_shard([entry], "youtube", tmp_path / "media", CFG, seed=0)
+    assert row["status"] == "corrupt" and "ffprobe failed" in row["reason"] and not row.get("path")
+    assert not list((tmp_path / "media").iterdir())
 
 
 def test_a_journal_line_cut_by_a_kill_is_ignored(tmp_path):

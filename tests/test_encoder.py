@@ -2,6 +2,7 @@
 resumable, with shuffling BN in one process, built by the workflow when the config names it."""
 
 import os
+import re
 import signal
 
 import cv2
@@ -109,3 +110,39 @@ def test_the_workflow_builds_the_stand_in_only_when_the_config_names_it(demo):
     assert jobs["encoder_moco"] == 1 and jobs["pretrain_model"] == 3
     out = dry_run_with(demo, {}, "pretrain")
     assert "encoder_moco" not in scheduled(out.stdout + out.stderr)
+
+
+def test_the_stand_in_is_verified_when_read_and_a_download_still_loads(frame_dirs, tmp_path):
+    """The stand-in is sealed (``pico.store.checkpoint``): a flipped bit in a weight or a cut
+    file is an error naming it, never an encoder; its bytes do not depend on runtime keys
+    (every model records its sha256). An official MoCo checkpoint, unsealed, loads as before;
+    cut short, it is an error naming it too."""
+    one, two = (
+        encoder.train(
+            frame_dirs,
+            config(iterations=1, workers=n),
+            tmp_path / f"{n}.pth",
+            tmp_path / f"{n}.csv",
+            tmp_path / f"w{n}",
+        )
+        for n in (0, 1)
+    )
+    assert one.read_bytes() == two.read_bytes()
+    data = one.read_bytes()
+    weight = torch.load(one, weights_only=True)["state_dict"]["module.encoder_q.conv1.weight"]
+    at = data.index(weight.numpy().tobytes()[:64]) + 3  # a byte of the first weight: its float's exponent
+    damaged = {"flipped": data[:at] + bytes([data[at] ^ 0x40]) + data[at + 1 :], "cut": data[: len(data) // 2]}
+    for name, content in damaged.items():
+        (tmp_path / f"{name}.pth").write_bytes(content)
+        with pytest.raises(ValueError, match=re.escape(str(tmp_path / f"{name}.pth"))):
+            model.load_moco_encoder("resnet18", str(tmp_path / f"{name}.pth"))
+    official = {
+        "state_dict": {f"module.encoder_q.{k}": v for k, v in model.ImageMoCo("resnet18").query.state_dict().items()}
+    }
+    torch.save(official, tmp_path / "official.pth.tar")
+    assert model.load_moco_encoder("resnet18", str(tmp_path / "official.pth.tar")).conv1.weight.equal(
+        official["state_dict"]["module.encoder_q.conv1.weight"]
+    )
+    (tmp_path / "cut.pth.tar").write_bytes((tmp_path / "official.pth.tar").read_bytes()[:-200])
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'cut.pth.tar'}: cannot be loaded")):
+        model.load_moco_encoder("resnet18", str(tmp_path / "cut.pth.tar"))

@@ -354,3 +354,49 @@ def test_every_model_measures_its_pretext_on_held_out_videos(pair_files, tmp_pat
     with pytest.raises(ValueError, match="pretrain.heldout_videos is 3, but the pairs hold 3 videos"):
         pretrain.PixelRecipe(pair_files, pair_files, config(heldout_videos=3), torch.device("cpu"))
     assert pretrain.PixelRecipe(pair_files, pair_files, config(heldout_videos=0), torch.device("cpu")).heldout is None
+
+
+def csv_less_wall_clock(path):
+    """metrics.csv's rows less the wall-clock columns (seconds, pairs_per_s)."""
+    return [row[:4] + row[6:] for row in (line.split(",") for line in path.read_text().splitlines())]
+
+
+def test_resumed_metrics_come_from_the_checkpoint_whatever_the_work_file_holds(pair_files, tmp_path):
+    """The work copy of metrics.csv is flushed, not fsynced, and a kill -9 can leave it with
+    rows past the checkpoint, short of it, or gone: the rows are part of the checkpoint, and a
+    resumed run's metrics equal an uninterrupted run's (less wall-clock columns)."""
+    cfg = config(iterations=3, checkpoint_every=100)
+    train(pair_files, cfg, tmp_path / "whole")
+
+    def preempt(i):
+        if i == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(SystemExit, match="SIGTERM at iteration 2"):
+        train(pair_files, cfg, tmp_path / "cut", on_iteration=preempt)
+    rows = (tmp_path / "cut/work/metrics.csv").read_text().splitlines()
+    damaged = {"missing": None, "short": rows[:2], "long": rows + rows[1:]}
+    for name, lines in damaged.items():
+        shutil.copytree(tmp_path / "cut", tmp_path / name)
+        work = tmp_path / name / "work/metrics.csv"
+        work.unlink() if lines is None else work.write_text("\n".join(lines) + "\n")
+        train(pair_files, cfg, tmp_path / name)
+        assert csv_less_wall_clock(tmp_path / name / "metrics.csv") == csv_less_wall_clock(
+            tmp_path / "whole/metrics.csv"
+        ), name
+
+
+def test_model_files_hold_only_the_settings_that_change_what_is_learned(pair_files, tmp_path):
+    """Runs that differ in runtime keys alone (loader workers here) write the same model.pt,
+    byte for byte; and a run resumed from its last checkpoint (killed while it wrote model.pt)
+    writes it as the uninterrupted run did, its last held-out check included."""
+    one, two = (train(pair_files, config(iterations=1, workers=n), tmp_path / f"w{n}") for n in (0, 1))
+    assert one.read_bytes() == two.read_bytes()
+    saved = torch.load(one, weights_only=True)
+    assert "workers" not in saved["config"]["pretrain"] and saved["config"].keys() == {"model", "pretrain"}
+    assert saved["pretext"] is not None
+    first = one.read_bytes()
+    one.unlink()
+    steps = []
+    train(pair_files, config(iterations=1), tmp_path / "w0", on_iteration=steps.append)
+    assert steps == [] and one.read_bytes() == first

@@ -68,9 +68,9 @@ def test_without_shots_the_snippet_is_the_clip_start(make_video):
 
 def test_windows_cover_every_frame_once():
     """TransNetV2's windows: ceil(T / 50) of 100 frames; the middle 50 of window w are frames 50 w ... 50 w + 49."""
-    for length in (1, 50, 51, 130):
-        frames = torch.arange(length, dtype=torch.uint8).view(-1, 1, 1, 1).expand(-1, 27, 48, 3)
-        w = shots.windows(frames)
+    for length in (1, 50, 51, 75, 130):
+        frames = np.broadcast_to(np.arange(length, dtype=np.uint8).reshape(-1, 1, 1, 1), (length, 27, 48, 3))
+        w = np.stack(list(shots.windows(frames)))
         assert w.shape == (-(-length // 50), 100, 27, 48, 3)
         kept = w[:, shots.CONTEXT : shots.CONTEXT + shots.STEP, 0, 0, 0].flatten()[:length]
         assert kept.tolist() == list(range(length))
@@ -87,3 +87,26 @@ def test_batched_windows_predict_what_the_package_predicts(detector):
     for batch_size in (1, 3):
         batched = shots.ShotDetector("cpu", 0.5, batch_size)
         np.testing.assert_allclose(batched.predict(frames), expected, atol=1e-6)
+
+
+def test_shot_detection_streams_the_frames(detector, monkeypatch):
+    """Frames are read as the windows need them, never the whole video at once: window w needs
+    frames up to 50 w + 74, so at the k-th forward pass of one window at most 50 k + 75 of the
+    video's 300 frames have been read (the network is a stand-in here: the tests above check
+    its predictions)."""
+    read, seen = [], []
+
+    def frames():
+        for i in range(300):
+            read.append(i)
+            yield np.full((27, 48, 3), i % 256, np.uint8)
+
+    def predict_raw(batch):
+        seen.append(len(read))
+        return batch[..., 0, 0, :1].float(), None  # (windows, 100, 1): each frame's value
+
+    monkeypatch.setattr(detector, "batch_size", 1)
+    monkeypatch.setattr(detector.model, "predict_raw", predict_raw)
+    predictions = detector.predict(frames())
+    assert seen == [min(50 * k + 75, 300) for k in range(6)]
+    np.testing.assert_array_equal(predictions, np.arange(300) % 256)

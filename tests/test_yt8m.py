@@ -4,6 +4,7 @@ writer, the ``tfrecord`` package) and text files, and the look-up against a loop
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -77,10 +78,12 @@ def test_the_official_lookup_form():
 
 class Server:
     """A loopback HTTP server answering each path with its queue of (status, body: text or
-    bytes), the last answer repeating, 404 for other paths; counts requests per path."""
+    bytes), the last answer repeating, 404 for other paths; counts requests per path. A status
+    of None sends the body as the whole raw response (malformed HTTP); a path in ``drip`` gets
+    its response one byte every ``drip[path]`` seconds."""
 
-    def __init__(self, answers: dict[str, list[tuple[int, str | bytes]]]):
-        self.answers, self.requests = answers, Counter()
+    def __init__(self, answers: dict[str, list[tuple[int | None, str | bytes]]]):
+        self.answers, self.requests, self.drip = answers, Counter(), {}
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -88,17 +91,24 @@ class Server:
                 owner.requests[self.path] += 1
                 queue = owner.answers.get(self.path, [(404, "")])
                 status, body = queue.pop(0) if len(queue) > 1 else queue[0]
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body.encode() if isinstance(body, str) else body)
+                data = body.encode() if isinstance(body, str) else body
+                if status is not None:
+                    data = f"HTTP/1.0 {status} -\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data
+                pause = owner.drip.get(self.path, 0)
+                try:
+                    for piece in [data[i : i + 1] for i in range(len(data))] if pause else [data]:
+                        self.wfile.write(piece)
+                        self.wfile.flush()
+                        time.sleep(pause)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a deadline)
+                    pass
 
             def log_message(self, *args):
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.template = f"http://127.0.0.1:{self.httpd.server_port}/{{prefix}}/{{id}}.js"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def close(self):
         self.httpd.shutdown()
@@ -127,7 +137,15 @@ def test_lookup_found_gone_rate_limited_and_malformed(server, tmp_path):
     waits = []
     ranked = list(enumerate(["nXSc", "Gg00", "Q9q9", "Mm00", "Xx00"]))
     rows = yt8m.lookup_shard(
-        ranked, cache, template=server.template, rate=0, timeout=5, retries=2, backoff=0.5, sleep=waits.append
+        ranked,
+        cache,
+        template=server.template,
+        rate=0,
+        timeout=5,
+        deadline=5,
+        retries=2,
+        backoff=0.5,
+        sleep=waits.append,
     )
     assert [(r["rank"], r["status"], r["youtube_id"]) for r in rows] == [
         (0, "ok", "0sf943sWZls"),
@@ -140,7 +158,7 @@ def test_lookup_found_gone_rate_limited_and_malformed(server, tmp_path):
     assert server.requests["/Q9/Q9q9.js"] == 3 and waits == [0.5, 1.0]  # 429, 503, then the answer; backing off
     # a rerun asks only for what is not final: the malformed answer, nothing else
     again = yt8m.lookup_shard(
-        ranked, cache, template=server.template, rate=0, timeout=5, retries=2, backoff=0, sleep=waits.append
+        ranked, cache, template=server.template, rate=0, timeout=5, deadline=5, retries=2, backoff=0, sleep=waits.append
     )
     assert again == rows
     assert sum(server.requests.values()) == 7 + 1 and server.requests["/Mm/Mm00.js"] == 2
@@ -152,12 +170,28 @@ def test_a_rate_limit_that_lasts_fails_the_job_and_keeps_the_answers(server, tmp
     ranked = list(enumerate(["nXSc", "Q9q9", "a0Bz"]))
     with pytest.raises(yt8m.Transient, match=r"Q9q9.js: HTTP 429 \(after 3 attempts\)"):
         yt8m.lookup_shard(
-            ranked, cache, template=server.template, rate=0, timeout=5, retries=2, backoff=0, sleep=lambda s: None
+            ranked,
+            cache,
+            template=server.template,
+            rate=0,
+            timeout=5,
+            deadline=5,
+            retries=2,
+            backoff=0,
+            sleep=lambda s: None,
         )
     assert cache.get("nXSc")["youtube_id"] == "0sf943sWZls" and cache.get("Q9q9") is None
     server.answers["/Q9/Q9q9.js"] = [(200, 'i("Q9q9","abcdefghijk");')]
     rows = yt8m.lookup_shard(
-        ranked, cache, template=server.template, rate=0, timeout=5, retries=2, backoff=0, sleep=lambda s: None
+        ranked,
+        cache,
+        template=server.template,
+        rate=0,
+        timeout=5,
+        deadline=5,
+        retries=2,
+        backoff=0,
+        sleep=lambda s: None,
     )
     assert [r["status"] for r in rows] == ["ok"] * 3 and server.requests["/nX/nXSc.js"] == 1  # not asked again
 
@@ -170,11 +204,97 @@ def test_requests_are_spaced_by_the_rate(server, tmp_path):
         template=server.template,
         rate=2,
         timeout=5,
+        deadline=5,
         retries=0,
         backoff=0,
         sleep=waits.append,
     )
     assert len(waits) == 1 and 0 < waits[0] <= 0.5
+
+
+ANSWER = 'i("nXSc","0sf943sWZls");'
+
+
+def _lookup_shard(ids, cache, template, **kwargs):
+    settings = dict(rate=0, timeout=5, deadline=5, retries=0, backoff=0, sleep=lambda s: None) | kwargs
+    return yt8m.lookup_shard(list(enumerate(ids)), cache, template=template, **settings)
+
+
+def test_a_server_dripping_a_byte_at_a_time_is_cut_at_the_deadline(tmp_path):
+    """Each byte comes well within the socket timeout (3 s); the whole answer would take 15 s.
+    The request ends at its deadline (1 s), as a network error: retried, then the job fails."""
+    raw = f"HTTP/1.0 200 OK\r\nContent-Length: {len(ANSWER)}\r\n\r\n{ANSWER}"
+    server = Server({"/nX/nXSc.js": [(None, raw)]})
+    server.drip["/nX/nXSc.js"] = 15 / len(raw)
+    start = time.monotonic()
+    try:
+        with pytest.raises(yt8m.Transient, match=r"nXSc: .*/nX/nXSc.js: no whole answer within 1 s .*after 2 attempts"):
+            _lookup_shard(["nXSc"], yt8m.Cache(tmp_path), server.template, timeout=3, deadline=1, retries=1)
+    finally:
+        server.close()
+    assert time.monotonic() - start < 4 and server.requests["/nX/nXSc.js"] == 2
+
+
+@pytest.mark.parametrize(
+    "raw, error",
+    [
+        (b"HTTP/1.1 2OO OK\r\n\r\n", "BadStatusLine"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "IncompleteRead"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1a\r\ni(", "IncompleteRead"),
+        (b"HTTP/1.1 200 OK\r\n" + b"X-Pad: 1\r\n" * 200 + b"\r\n", "HTTPException: got more than 100 headers"),
+        (b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 70000 + b"\r\n\r\n", "LineTooLong"),
+    ],
+)
+def test_malformed_http_is_a_transient_failure_naming_the_id_and_url(raw, error):
+    server = Server({"/nX/nXSc.js": [(None, raw)]})
+    try:
+        with pytest.raises(yt8m.Transient, match=rf"pseudo id nXSc: http://127.0.0.1:\d+/nX/nXSc.js: {error}"):
+            yt8m.lookup("nXSc", server.template, timeout=5, retries=1, backoff=0, sleep=lambda s: None)
+    finally:
+        server.close()
+    assert server.requests["/nX/nXSc.js"] == 2  # retried like any network error
+
+
+def test_a_captive_portal_fails_the_job_and_the_rerun_after_it_asks_again(tmp_path):
+    """Every answer HTML: not a property of the ids. A shard of four stops at the third in a row,
+    a shard of one fails too; nothing is cached, and once the network is back the rerun asks
+    again and gets the answers."""
+    ids = ["nXSc", "a0Bz", "Q9q9", "Mm00"]
+    server = Server({f"/{p[:2]}/{p}.js": [(200, "<html>Sign in to the network</html>")] for p in ids})
+    cache = yt8m.Cache(tmp_path)
+    try:
+        with pytest.raises(yt8m.Transient, match=r"3 of this shard's 4 look-ups got a malformed answer \(3 in a row"):
+            _lookup_shard(ids, cache, server.template)
+        assert sum(server.requests.values()) == 3
+        with pytest.raises(yt8m.Transient, match=r"1 of this shard's 1 look-ups .*more than 50%.*nXSc: .*<html>"):
+            _lookup_shard(ids[:1], cache, server.template)
+        assert not list(tmp_path.rglob("*.json"))
+        server.answers = {f"/{p[:2]}/{p}.js": [(200, f'i("{p}","{p}abcdefg");')] for p in ids}
+        rows = _lookup_shard(ids, cache, server.template)
+    finally:
+        server.close()
+    assert [r["youtube_id"] for r in rows] == [f"{p}abcdefg" for p in ids]
+
+
+@pytest.mark.parametrize(
+    "cached",
+    [
+        "null",
+        '{"pseudo_id": "nXSc", "youtube_id": "../../../etc/x", "status": "ok", "reason": ""}',
+        '{"pseudo_id": "nXSc", "youtube_id": null, "status": "ok", "reason": ""}',
+        '{"pseudo_id": "nXSc", "youtube_id": null, "status": "lookup_failed", "reason": "x"}',
+        '{"pseudo_id": "a0Bz", "youtube_id": "dQw4w9WgXcQ", "status": "ok", "reason": ""}',
+        "{not json",
+    ],
+)
+def test_an_invalid_cached_answer_is_discarded_and_looked_up_again(server, tmp_path, caplog, cached):
+    cache = yt8m.Cache(tmp_path)
+    (tmp_path / "nX").mkdir()
+    (tmp_path / "nX/nXSc.json").write_text(cached)
+    (row,) = _lookup_shard(["nXSc"], cache, server.template)
+    assert (row["status"], row["youtube_id"]) == ("ok", "0sf943sWZls") and server.requests["/nX/nXSc.js"] == 1
+    assert "nXSc.json" in caplog.text and "discarded" in caplog.text
+    assert cache.get("nXSc") == {"pseudo_id": "nXSc", "youtube_id": "0sf943sWZls", "status": "ok", "reason": ""}
 
 
 def test_the_seeded_sample_and_its_reserve():

@@ -3,11 +3,11 @@ import logging
 
 from pico import logs
 from pico.reporting import ablations
-from pico.store.files import atomic_path
+from pico.store.files import atomic_path, read_json
 
 logs.setup(snakemake.log[0])
 figure = snakemake.wildcards.figure
-results = [json.loads(open(path).read()) for path in snakemake.input]
+results = [read_json(path) for path in snakemake.input]
 data = ablations.table(figure, results, snakemake.params.demo)
 with atomic_path(snakemake.output.json) as tmp:
     tmp.write_text(json.dumps(data, indent=2))

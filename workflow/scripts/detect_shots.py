@@ -9,5 +9,6 @@ rows = shots.run_shard(
     snakemake.params.dataset,
     settings,
     snakemake.config["seed"],
+    download_table=snakemake.input[0],
 )
 manifest.write(rows, snakemake.output[0])

@@ -2,9 +2,9 @@ import json
 
 from pico import logs
 from pico.evaluation import propagation
-from pico.store.files import atomic_path
+from pico.store.files import atomic_path, read_json
 
 logs.setup(snakemake.log[0])
-results = [json.loads(open(path).read()) for path in snakemake.input]
+results = [read_json(path) for path in snakemake.input]
 with atomic_path(snakemake.output[0]) as tmp:
     tmp.write_text(json.dumps(propagation.table(results, snakemake.params.demo), indent=2))

@@ -3,7 +3,7 @@ import logging
 
 from pico import logs
 from pico.reporting import reproduction
-from pico.store.files import atomic_path
+from pico.store.files import atomic_path, read_json
 
 logs.setup(snakemake.log[0])
 params = snakemake.params
@@ -11,7 +11,7 @@ params = snakemake.params
 
 def read(paths, keys):
     """{(seed, model): result} of the benchmark results, in the order the rule lists them."""
-    return {(seed, model): json.loads(open(path).read()) for (seed, model), path in zip(keys, paths)}
+    return {(seed, model): read_json(path) for (seed, model), path in zip(keys, paths)}
 
 
 config = snakemake.config

@@ -10,6 +10,7 @@ rows = yt8m.lookup_shard(
     template=snakemake.params.template,
     rate=download["lookup_rate"],
     timeout=download["socket_timeout"],
+    deadline=download["lookup_deadline_seconds"],
     retries=download["retries"],
     backoff=download["retry_backoff_seconds"],
 )

@@ -2,10 +2,12 @@
 the generator for the synthetic demo, and a pass-through for local folders.
 
 A video that cannot be had (removed, private, age- or geo-restricted, 404, a truncated file
-after the retries) becomes a row with status ``unavailable`` and yt-dlp's reason; it never
-fails the shard. Transient failures (DNS, timeouts, HTTP 429/5xx, YouTube's "confirm you're
-not a bot" wall) and local errors (a full disk) do fail the shard, after ``bot_backoff_seconds``
-for a rate limit, so that its retry fetches the videos instead of losing them.
+after the retries, over ``max_filesize`` or ``max_duration``) becomes a row with status
+``unavailable`` and the reason; a downloaded file that is not a usable video is removed and its
+row says ``corrupt`` (or ``no_video_stream``); neither fails the shard. Transient failures (DNS,
+timeouts, a download past ``deadline_seconds``, HTTP 429/5xx, YouTube's "confirm you're not a
+bot" wall) and local errors (a full disk) do fail the shard, after ``bot_backoff_seconds`` for a
+rate limit, so that its retry fetches the videos instead of losing them.
 
 Resumable inside a shard: each finished video (its file, or its final row) is recorded in the
 shard's journal, ``{table}.partial/`` beside the shard's table, outside the job's outputs, which
@@ -15,18 +17,23 @@ rest; the files move into the media folder when the shard ends.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import logging
 import os
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pico import logs
-from pico.data import sources, synthetic
+from pico.data import sources, synthetic, video
+from pico.store import manifest
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +89,7 @@ def ytdlp_options(stem: Path, cfg: dict, section: tuple[float, float] | None = N
         "proxy": cfg["proxy"],
         "sleep_interval": cfg["sleep_seconds"] or None,
         "sleep_interval_requests": cfg["sleep_requests"] or None,
+        "extractor_args": cfg["extractor_args"] or None,
     }
     options.update({k: v for k, v in optional.items() if v is not None})
     if section:
@@ -90,16 +98,131 @@ def ytdlp_options(stem: Path, cfg: dict, section: tuple[float, float] | None = N
     return options
 
 
+class Failed(Exception):
+    """The video could not be fetched, or is over a bound; ``reason`` says why (yt-dlp's words)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class OverBound(Exception):
+    """Raised inside yt-dlp (from a progress hook) to stop a download over a bound."""
+
+
+class Bounds:
+    """``max_duration`` and ``max_filesize`` of the download config: yt-dlp's match filter sees
+    the duration and the chosen format's size before any media byte is fetched (where the site
+    says them), its progress hook the bytes as they come, and ``get`` the file. ``whole``: a
+    whole video, not a section (a Kinetics clip), whose source's duration and size say nothing
+    about the clip."""
+
+    def __init__(self, cfg: dict, *, whole: bool):
+        self.max_seconds, self.max_bytes, self.whole = cfg["max_duration"], cfg["max_filesize"], whole
+        self.rejected: str | None = None
+
+    def over(self, *, seconds: float | None = None, size: int | None = None) -> str | None:
+        """The bound a duration or size breaks, in words, or None."""
+        if seconds is not None and seconds > self.max_seconds:
+            return f"duration {seconds:g} s > download.max_duration {self.max_seconds:g} s"
+        if size is not None and size > self.max_bytes:
+            return f"{size} bytes > download.max_filesize {self.max_bytes}"
+        return None
+
+    def match(self, info: dict, *, incomplete: bool = False) -> str | None:
+        """yt-dlp's ``match_filter``: a reason skips the video (remembered in ``rejected``)."""
+        if self.whole:
+            size = info.get("filesize") or info.get("filesize_approx")
+            self.rejected = self.over(seconds=info.get("duration"), size=size)
+        return self.rejected
+
+    def hook(self, progress: dict) -> None:
+        """yt-dlp's progress hook: stops a download whose announced or received bytes are over."""
+        reason = self.over(size=max(progress.get("total_bytes") or 0, progress.get("downloaded_bytes") or 0))
+        if reason:
+            raise OverBound(reason)
+
+
 def fetch(url: str, stem: Path, cfg: dict, section: tuple[float, float] | None = None) -> Path:
     """Download ``url`` (or its ``section`` in seconds) to ``stem``.<ext>; the file's path.
 
-    Raises yt_dlp's DownloadError with yt-dlp's reason when the video cannot be had.
+    yt-dlp runs in a child process (``_child``) killed, with the ffmpeg it runs, at
+    ``cfg['deadline_seconds']``: a server that drips bytes keeps every read under
+    ``socket_timeout``, and a read blocked in yt-dlp or ffmpeg never returns to a hook, so only a
+    process (a thread cannot be killed) bounds the wall time. Raises Failed with yt-dlp's reason
+    when the video cannot be had or is over a bound, and with a reason that reads as transient
+    ("timed out") past the deadline.
     """
-    from yt_dlp import YoutubeDL
+    request = json.dumps({"url": url, "stem": str(stem), "cfg": cfg, "section": section})
+    child = subprocess.Popen(
+        [sys.executable, "-c", "from pico.data import download; download._child()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: the kill reaches ffmpeg too
+    )
+    try:
+        out, err = child.communicate(request, timeout=cfg["deadline_seconds"])
+    except BaseException as e:  # the deadline, or this job interrupted: no download outlives it
+        with contextlib.suppress(ProcessLookupError):  # the group ended on its own meanwhile
+            os.killpg(child.pid, signal.SIGKILL)
+        _relay(child.communicate()[1])
+        if isinstance(e, subprocess.TimeoutExpired):
+            limit = cfg["deadline_seconds"]
+            raise Failed(f"timed out: no whole download within {limit:g} s (download.deadline_seconds)") from None
+        raise
+    _relay(err)
+    try:
+        result = json.loads(out)
+    except ValueError:
+        raise RuntimeError(
+            f"{url}: the download process ended (exit code {child.returncode}) without a result"
+        ) from None
+    if "failed" in result:
+        raise Failed(result["failed"])
+    return Path(result["path"])
 
-    with YoutubeDL(ytdlp_options(stem, cfg, section)) as ydl:
-        info = ydl.extract_info(url, download=True)
-    return Path(info["requested_downloads"][0]["filepath"])
+
+def _relay(err: str) -> None:
+    """The child's log lines (``<level> <message>``) into this process's log."""
+    for line in err.splitlines():
+        level, _, message = line.partition(" ")
+        if level.isdigit():
+            log.log(int(level), "%s", message)
+        elif line.strip():
+            log.warning("download process: %s", line)
+
+
+def _child() -> None:
+    """The child process of ``fetch``: one download, its request as JSON on stdin, its result as
+    JSON on stdout (``{"path"}`` or ``{"failed": reason}``), its log on stderr. Whatever else
+    writes to stdout (yt-dlp, the ffmpeg it runs) goes to stderr, so the result stays whole."""
+    result = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG, format="%(levelno)d %(message)s")
+    request = json.load(sys.stdin)
+    section = tuple(request["section"]) if request["section"] else None
+    json.dump(_download(request["url"], Path(request["stem"]), request["cfg"], section), result)
+    result.close()
+
+
+def _download(url: str, stem: Path, cfg: dict, section: tuple[float, float] | None) -> dict:
+    """yt-dlp's download of ``url`` within the bounds: ``{"path"}`` or ``{"failed": reason}``."""
+    from yt_dlp import YoutubeDL
+    from yt_dlp.utils import YoutubeDLError
+
+    bounds = Bounds(cfg, whole=section is None)
+    options = {**ytdlp_options(stem, cfg, section), "match_filter": bounds.match, "progress_hooks": [bounds.hook]}
+    try:
+        with YoutubeDL(options) as ydl:
+            info = ydl.extract_info(url, download=True)
+    except (YoutubeDLError, OverBound) as e:
+        return {"failed": _reason(e)}
+    path = (info.get("requested_downloads") or [{}])[0].get("filepath")
+    if bounds.rejected or not path:
+        return {"failed": bounds.rejected or "yt-dlp fetched no file"}
+    return {"path": path}
 
 
 #: yt-dlp messages of failures that say nothing about the video: the network, the server's
@@ -107,7 +230,8 @@ def fetch(url: str, stem: Path, cfg: dict, section: tuple[float, float] | None =
 #: the video as unavailable for good.
 TRANSIENT = re.compile(
     r"Temporary failure in name resolution|Name or service not known|timed out|Connection (refused|reset)|"
-    r"Network is unreachable|HTTP Error (429|5\d\d)|Too Many Requests|confirm you.re not a bot",
+    r"Network is unreachable|HTTP Error (429|5\d\d)|Too Many Requests|confirm you.re not a bot|"
+    r"No space left on device|Disk quota exceeded",
     re.IGNORECASE,
 )
 #: Of those, the ones that say the client is being throttled: wait before failing the job.
@@ -127,15 +251,37 @@ def _reason(error: Exception) -> str:
     return text[:500] or type(error).__name__
 
 
+def source_row(path: str, stem: Path) -> dict:
+    """A download row's ``path``, ``src_bytes`` and ``src_mtime_ns`` for a file read where it
+    lies (a local file, a clip under a kinetics root: ``manifest.check_sources`` compares them
+    later), or its ``unavailable`` status and reason (a link to nothing, a file gone or
+    unreadable since it was listed). A path that is not UTF-8 (Parquet's strings are) is read
+    through a symbolic link to it at ``stem`` and its extension, in the shard's media folder."""
+    try:
+        record = manifest.source_record(path)
+    except OSError as e:
+        return {"status": "unavailable", "reason": f"{sources.readable(path)}: {e.strerror}"}
+    if sources.readable(path) != path:
+        path = _link(path, stem.with_name(stem.name + Path(path).suffix))
+    return {"path": path, **record}
+
+
+def _link(target: str, link: Path) -> str:
+    """A symbolic link at ``link`` to ``target`` (replacing one an earlier try made); its path."""
+    link.unlink(missing_ok=True)
+    os.symlink(target, link)
+    return str(link)
+
+
 def get(entry: dict, source: str, media: Path, cfg: dict, *, seed: int, root: str | None = None) -> dict:
     """The download-stage row of one entry: where its file is, or why there is none.
     ``root``: a kinetics dataset's folder of already downloaded clips."""
-    from yt_dlp.utils import YoutubeDLError
-
     row = {"video": entry["video"], "source": source, "url": entry.get("url"), "status": "ok"}
     stem = media / sources.file_name(entry["video"])
+    if "problem" in entry:  # a kinetics row that cannot be a clip (sources.kinetics_entries)
+        return {**row, "status": "unavailable", "reason": entry["problem"]}
     if source == "local":
-        return {**row, "path": entry["path"]}
+        return {**row, **source_row(entry["path"], stem)}
     if source == "synthetic":
         vid = synthetic.make_video(
             seed,
@@ -153,17 +299,17 @@ def get(entry: dict, source: str, media: Path, cfg: dict, *, seed: int, root: st
         candidates = sources.clip_candidates(root, entry)
         found = [c for c in candidates if os.path.isfile(c)]
         if found:
-            return {**row, "path": found[0]}
+            return {**row, **source_row(found[0], stem)}
         reason = f"clip not found under {root} (looked for {candidates[0]} and {len(candidates) - 1} more)"
         return {**row, "status": "unavailable", "reason": reason}
     section = (entry["start"], entry["end"]) if source == "kinetics" else None
     start = time.perf_counter()
     try:
         path = fetch(entry["url"], stem, cfg, section)
-    except YoutubeDLError as e:
+    except Failed as e:
         for partial in media.glob(glob.escape(stem.name) + ".*"):  # yt-dlp's .part/.ytdl leftovers
             partial.unlink()
-        reason = _reason(e)
+        reason = e.reason
         if transient(reason):
             if RATE_LIMITED.search(reason) and cfg["bot_backoff_seconds"]:
                 log.warning(
@@ -175,12 +321,31 @@ def get(entry: dict, source: str, media: Path, cfg: dict, *, seed: int, root: st
                 "the shard fails so that a retry fetches it, rather than record it unavailable"
             ) from e
         return {**row, "status": "unavailable", "reason": reason}
-    return {
+    row = {
         **row,
         "path": str(path),
         "download_bytes": path.stat().st_size,
         "download_seconds": round(time.perf_counter() - start, 3),
     }
+    return checked(row, path, cfg)
+
+
+def checked(row: dict, path: Path, cfg: dict) -> dict:
+    """A downloaded file's row after a look at the file: one that is not a usable video
+    (``video.probe``: corrupt, no video stream) or is over a bound (where the site did not say
+    the duration or size before the download) is removed from the media folder, pico's own
+    download, and the row says why."""
+    try:
+        info = video.probe(path)
+    except video.VideoError as e:
+        status, reason = e.status, e.reason
+    else:
+        status, reason = "unavailable", Bounds(cfg, whole=True).over(seconds=info.duration, size=row["download_bytes"])
+    if reason is None:
+        return row
+    path.unlink()
+    log.info("%s: %s: %s; the downloaded file was removed", row["video"], status, reason)
+    return {**row, "status": status, "reason": reason, "path": None}
 
 
 class Journal:

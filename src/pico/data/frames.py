@@ -3,6 +3,7 @@ short side is ``frames.short_side``, stored as one frame-store file per snippet.
 
 from __future__ import annotations
 
+import errno
 import logging
 from pathlib import Path
 
@@ -12,12 +13,21 @@ from pico.store import framestore, manifest
 
 log = logging.getLogger(__name__)
 
+#: Errors about one output's name (too long, characters the file system refuses): that video's
+#: failure. Any other OSError (a full disk, a lost mount) still fails the shard.
+NAME_ERRNOS = (errno.ENAMETOOLONG, errno.EILSEQ)
 
-def run_shard(rows: list[dict], cfg: dict, out_dir: str | Path) -> list[dict]:
-    """Extract the frames of every ok row into ``out_dir``; return the manifest rows."""
+
+def run_shard(
+    rows: list[dict], cfg: dict, out_dir: str | Path, *, download_table: str | Path | None = None
+) -> list[dict]:
+    """Extract the frames of every ok row into ``out_dir``; return the manifest rows. Stops
+    first if a source file is not the one the shard's download recorded (``download_table``,
+    named in the error's rebuild command): the rows' snippet and size describe the old file."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     todo = [r for r in rows if r["status"] == "ok"]
+    manifest.check_sources(todo, download_table)
+    out_dir.mkdir(parents=True, exist_ok=True)
     done = {}
     for row in logs.progress(todo, len(todo), "frames", log):
         done[row["video"]] = extract(row, cfg, out_dir / (sources.file_name(row["video"]) + framestore.SUFFIX))
@@ -25,9 +35,18 @@ def run_shard(rows: list[dict], cfg: dict, out_dir: str | Path) -> list[dict]:
 
 
 def extract(row: dict, cfg: dict, path: Path) -> dict:
-    """Decode ``row``'s snippet into the frame store at ``path``; the row with its frame info."""
+    """Decode ``row``'s snippet into the frame store at ``path``; the row with its frame info,
+    or the row failed: a stream that cannot be decoded, a frame that cannot be stored, a name
+    the file system refuses."""
     fps = cfg["fps"]
     width, height = video.output_size(row["src_width"], row["src_height"], cfg["short_side"])
+    if max(width, height) > framestore.JPEG_MAX_SIDE:
+        return manifest.fail(
+            row,
+            "unsupported",
+            f"a {row['src_width']}x{row['src_height']} video: its frames at short side {cfg['short_side']} "
+            f"would be {width}x{height}, beyond JPEG's {framestore.JPEG_MAX_SIDE} pixels a side",
+        )
     expected = round((row["end_s"] - row["start_s"]) * fps)
     frames = video.decode(row["path"], (width, height), start=row["start_s"], n_frames=expected, fps=fps)
     meta = {"video": row["video"], "fps": fps, "start_s": row["start_s"]}
@@ -35,6 +54,12 @@ def extract(row: dict, cfg: dict, path: Path) -> dict:
         meta = framestore.write(path, frames, meta, quality=cfg["jpeg_quality"])
     except video.VideoError as e:
         return manifest.fail(row, e.status, e.reason)
+    except framestore.EncodeError as e:
+        return manifest.fail(row, "unsupported", f"{path.name}: {e}")
+    except OSError as e:
+        if e.errno not in NAME_ERRNOS:
+            raise
+        return manifest.fail(row, "unsupported", f"{path}: the file system refuses this name ({e.strerror})")
     n = meta["n_frames"]
     row = {**row, "fps": fps, "n_frames": n, "width": width, "height": height}
     try:

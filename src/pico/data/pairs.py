@@ -50,7 +50,7 @@ import pyarrow.parquet as pq
 from pico import logs, seeding
 from pico.data import sampling
 from pico.store import framestore
-from pico.store.files import parquet_writer, read_parquet
+from pico.store.files import damaged, parquet_writer, read_parquet
 
 log = logging.getLogger(__name__)
 
@@ -220,12 +220,9 @@ def index(path: str | Path, *, metadata: pq.FileMetaData | None = None) -> list[
         groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
         stats = [(g.column(video).statistics, g.column(draw).statistics) for g in groups]
     except (pa.ArrowException, OSError) as e:
-        raise ValueError(f"{path}: not a readable pairs file ({e}); delete it to rebuild") from e
+        raise damaged(path, f"not a readable pairs file ({e})") from e
     if any(v is None or d is None or not v.has_min_max or v.min != v.max for v, d in stats):
-        raise ValueError(
-            f"{path}: not one video per row group with statistics (not written by pico.data.pairs.write); "
-            "delete it to rebuild"
-        )
+        raise damaged(path, "not one video per row group with statistics (not written by pico.data.pairs.write)")
     return [(v.min if isinstance(v.min, str) else v.min.decode(), int(d.max) + 1) for v, d in stats]
 
 
@@ -236,7 +233,7 @@ def footers(path: str | Path) -> tuple[pq.FileMetaData, pq.FileMetaData]:
         try:
             found.append(pq.read_metadata(name))
         except (pa.ArrowException, OSError) as e:
-            raise ValueError(f"{name}: not a readable Parquet file ({e}); delete it to rebuild") from e
+            raise damaged(name, f"not a readable Parquet file ({e})") from e
     return found[0], found[1]
 
 
@@ -256,8 +253,8 @@ def read_video(
     frames = read_parquet(frames_path(path), FRAMES_SCHEMA, [group], metadata=frames_footer)
     for name, found in ((path, table), (frames_path(path), frames)):
         if found.num_rows == 0 or {v.as_py() for v in pc.min_max(found["video"]).values()} != {video}:
-            raise ValueError(
-                f"{name}: row group {group} does not hold video {video} (files out of step); delete them to rebuild"
+            raise damaged(
+                name, f"row group {group} does not hold video {video} (the pairs and frames files are out of step)"
             )
     jpegs = dict(zip(frames["frame"].to_pylist(), frames["jpeg"].to_pylist()))
     return {k: table[k].to_numpy() for k in SCHEMA.names[1:]}, jpegs

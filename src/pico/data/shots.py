@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -21,16 +22,30 @@ INPUT_SIZE = (48, 27)
 WINDOW, STEP, CONTEXT = 100, 50, 25
 
 
-def windows(frames):
-    """TransNetV2's inference windows of a video's frames (T, 27, 48, 3): 25 copies of the
-    first frame before it, copies of the last after it up to 25 past a multiple of 50, and a
-    window of 100 frames every 50, (W, 100, 27, 48, 3) with W = ceil(T / 50); window w
-    predicts frames 50 w ... 50 w + 49 from its frames 25 ... 74."""
-    import torch
+def padded(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """The frames with TransNetV2's padding: 25 copies of the first before them, copies of the
+    last after them up to 25 past a multiple of 50."""
+    count = 0
+    for frame in frames:
+        if not count:
+            yield from itertools.repeat(frame, CONTEXT)
+        count += 1
+        yield frame
+    if count:
+        yield from itertools.repeat(frame, CONTEXT + STEP - (count % STEP or STEP))
 
-    tail = CONTEXT + STEP - (len(frames) % STEP or STEP)
-    padded = torch.cat([frames[:1].expand(CONTEXT, -1, -1, -1), frames, frames[-1:].expand(tail, -1, -1, -1)])
-    return padded.unfold(0, WINDOW, STEP).permute(0, 4, 1, 2, 3)  # unfold puts the window's frames last
+
+def windows(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """TransNetV2's inference windows of a video's frames (each 27 x 48 x 3), streamed: a window
+    (100, 27, 48, 3) of 100 ``padded`` frames every 50, ceil(T / 50) windows for T frames;
+    window w predicts frames 50 w ... 50 w + 49 from its frames 25 ... 74. At most one window's
+    frames are held, so a long video needs no more memory than a short one."""
+    held: list[np.ndarray] = []
+    for frame in padded(frames):
+        held.append(frame)
+        if len(held) == WINDOW:
+            yield np.stack(held)
+            del held[:STEP]
 
 
 @contextmanager
@@ -71,33 +86,58 @@ class ShotDetector:
         with isolated_global_state():
             self.model = TransNetV2(device=device)
 
-    def predict(self, frames: np.ndarray) -> np.ndarray:
-        """Per-frame transition probability for uint8 frames (T, 27, 48, 3): TransNetV2's
-        windows (``windows``), ``batch_size`` of them a forward pass."""
+    def predict(self, frames: Iterable[np.ndarray]) -> np.ndarray:
+        """Per-frame transition probability for uint8 frames (each 27 x 48 x 3; an array
+        (T, 27, 48, 3) or a stream): TransNetV2's windows (``windows``), ``batch_size`` of them a
+        forward pass, read as they are needed."""
         import torch
 
-        out = []
+        counted = _Counted(frames)
+        pending, out = windows(counted), []
         with torch.inference_mode():
-            for batch in windows(torch.from_numpy(frames)).split(self.batch_size):
-                single, _ = self.model.predict_raw(batch.contiguous().to(self.device))
+            while batch := list(itertools.islice(pending, self.batch_size)):
+                single, _ = self.model.predict_raw(torch.from_numpy(np.stack(batch)).to(self.device))
                 out.append(single[:, CONTEXT : CONTEXT + STEP, 0].float().cpu())
-        return torch.cat(out).flatten()[: len(frames)].numpy()
+        return torch.cat(out).flatten()[: counted.count].numpy()
 
     def shots(self, path: str, info: video.Probe) -> list[tuple[float, float]]:
-        """Shots of the video at ``path`` as (start_s, end_s), decoded at its own frame rate.
+        """Shots of the video at ``path`` as (start_s, end_s), decoded at its own frame rate and
+        streamed from ffmpeg into the network (``stream``).
 
         Raises VideoError("corrupt") when the stream ends well before its stated duration."""
-        scenes = self.model.predictions_to_scenes(self.predict(decode(path, info)), self.threshold)
+        scenes = self.model.predictions_to_scenes(self.predict(stream(path, info)), self.threshold)
         return [(int(a) / info.fps, (int(b) + 1) / info.fps) for a, b in scenes]
 
 
+class _Counted:
+    """An iterable's items, counted as they pass."""
+
+    def __init__(self, items: Iterable):
+        self.items, self.count = items, 0
+
+    def __iter__(self) -> Iterator:
+        for item in self.items:
+            self.count += 1
+            yield item
+
+
+def stream(path: str, info: video.Probe) -> Iterator[np.ndarray]:
+    """Every frame of the video at ``path`` at its own rate and TransNetV2's input size, one at
+    a time (27, 48, 3) uint8; at the end, VideoError("corrupt") when the stream ended well
+    before its stated duration or gave no frame."""
+    count = 0
+    for frame in video.decode(path, INPUT_SIZE, fps=info.fps):
+        count += 1
+        yield frame
+    if not count:
+        raise video.VideoError("corrupt", f"{path}: ffmpeg decoded no frame")
+    video.check_complete(path, count, round(info.duration * info.fps), info.fps)
+
+
 def decode(path: str, info: video.Probe) -> np.ndarray:
-    """Every frame of the video at ``path`` at its own rate and TransNetV2's input size,
-    (T, 27, 48, 3) uint8; VideoError("corrupt") when the stream ends well before its stated
-    duration."""
-    frames = np.stack(list(video.decode(path, INPUT_SIZE, fps=info.fps)))
-    video.check_complete(path, len(frames), round(info.duration * info.fps), info.fps)
-    return frames
+    """``stream``'s frames as one array (T, 27, 48, 3), for the benchmarks (bench/): the stage
+    streams them."""
+    return np.stack(list(stream(path, info)))
 
 
 def choose_snippet(
@@ -113,10 +153,15 @@ def choose_snippet(
     return start, start + length
 
 
-def run_shard(rows: list[dict], dataset: dict, detection: dict, seed: int) -> list[dict]:
-    """Probe every downloaded video and choose its snippet; failures get a status and reason."""
+def run_shard(
+    rows: list[dict], dataset: dict, detection: dict, seed: int, *, download_table: str | None = None
+) -> list[dict]:
+    """Probe every downloaded video and choose its snippet; failures get a status and reason.
+    Stops first if a source file is not the one the shard's download recorded
+    (``download_table``, its rows, named in the error's rebuild command)."""
     detector = None
     todo = [r for r in rows if r["status"] == "ok"]
+    manifest.check_sources(todo, download_table)
     done = {}
     for row in logs.progress(todo, len(todo), "shots", log):
         if dataset["shots"] and detector is None:

@@ -8,24 +8,33 @@ video that is, a job finds out, ``pico.data.yt8m``).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
+import logging
 import math
 import os
 import re
+import unicodedata
+from collections import Counter
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+log = logging.getLogger(__name__)
+
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".webm", ".mov")
 _YT_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+#: The longest file name (UTF-8 bytes) ``file_name`` makes, before a stage's suffix
+#: (``.frames.zip``, ``.flow.zip.json``): well inside the 255 bytes of common file systems
+#: (143 on eCryptfs), with room for ``atomic_path``'s temporary prefix.
+NAME_BYTES = 120
 
 
-def entries(dataset: dict, seed: int) -> list[dict]:
-    """Every video of ``dataset`` (a validated config entry), in a stable order."""
+def entries(dataset: dict, seed: int, *, name: str) -> list[dict]:
+    """Every video of ``dataset`` (a validated config entry, ``datasets.<name>``), in a stable order."""
     source = dataset["source"]
     if source == "local":
-        found = local_entries(dataset["path"])
+        found = local_entries(dataset["path"], name=name)
     elif source == "youtube":
         found = youtube_entries(dataset["ids"], dataset["url_template"])
     elif source == "kinetics":
@@ -60,17 +69,93 @@ def grouped(group: str) -> list[str]:
     return [f"{i:05d}" for i in range(int(first), int(last or first) + 1)]
 
 
-def local_entries(folder: str) -> list[dict]:
-    """Video files under ``folder`` (recursive); the id is the path relative to it."""
+def local_entries(folder: str, *, name: str) -> list[dict]:
+    """Video files under ``folder`` (recursive), the id being the path relative to it as listed.
+
+    Symbolic links are followed, to files and folders, wherever they point: a folder of links
+    to videos kept elsewhere is a dataset as much as a folder of copies; ``path`` is the link's
+    target, so that the target is what is read, recorded and tracked. A folder reached a second
+    way (a link back up) is listed once. Hidden files (``.`` names, e.g. macOS's ``._`` copies)
+    and files of other types are skipped, with a warning that counts them; a folder without a
+    video file is an error naming ``datasets.<name>.path``.
+    """
     root = Path(folder)
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            if name.lower().endswith(VIDEO_EXTENSIONS) and not name.startswith("."):
-                path = Path(dirpath) / name
-                found.append({"video": path.relative_to(root).as_posix(), "path": str(path.resolve())})
+    found, skipped = [], Counter()
+    for dirpath, filenames in _walk(root, skipped):
+        for file in sorted(filenames):
+            if file.startswith("."):
+                skipped["hidden"] += 1
+            elif not file.lower().endswith(VIDEO_EXTENSIONS):
+                skipped[Path(file).suffix.lower() or "no extension"] += 1
+            else:
+                path = Path(dirpath) / file
+                video = readable(path.relative_to(root).as_posix())
+                found.append({"video": video, "path": os.path.realpath(path)})
+    where = f"datasets.{name}.path: folder '{folder}'"
+    if skipped:
+        log.warning("%s: skipped %s", where, _skipped(skipped))
+    if not found:
+        raise ValueError(f"{where} has no video file ({' '.join(VIDEO_EXTENSIONS)}), searched recursively")
     return found
+
+
+def _walk(root: Path, skipped: Counter):
+    """``(folder, file names)`` under ``root``, in name order, through links to folders; a
+    folder already listed (a link back up, or a second link to it) or one that cannot be read
+    is counted in ``skipped``."""
+    seen = set()
+    for dirpath, dirnames, filenames in os.walk(
+        root, onerror=lambda e: skipped.update(["unreadable"]), followlinks=True
+    ):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            skipped["repeated folder"] += 1
+            dirnames.clear()
+            continue
+        seen.add(real)
+        dirnames.sort()
+        yield dirpath, filenames
+
+
+#: How ``local_entries``'s warning says each kind of folder it skipped.
+_SKIPPED_FOLDERS = {"repeated folder": "reached a second time through a link", "unreadable": "that could not be read"}
+
+
+def _skipped(counts: Counter) -> str:
+    """What ``local_entries`` skipped, in words: ``2 hidden files, 1 of other types (.txt)``."""
+    counts = Counter(counts)
+    hidden = counts.pop("hidden", 0)
+    folders = [(counts.pop(key), what) for key, what in _SKIPPED_FOLDERS.items() if key in counts]
+    parts = [f"{hidden} hidden file{'s' * (hidden != 1)} (names starting with '.')"] if hidden else []
+    if counts:
+        parts.append(f"{sum(counts.values())} of other types ({', '.join(sorted(counts))})")
+    parts += [f"{n} folder{'s' * (n != 1)} {what}" for n, what in folders]
+    return ", ".join(parts)
+
+
+def readable(name: str) -> str:
+    """``name`` as valid UTF-8 text (Parquet's strings are): itself, or for a file name that is
+    not UTF-8 (its bad bytes as surrogates, as ``os`` lists them) the name with each bad byte
+    shown as U+FFFD and ``-`` and 8 hex digits of its bytes' SHA-1 after it, so that two such
+    names stay apart."""
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        raw = os.fsencode(name)
+        return f"{raw.decode(errors='replace')}-{digest(raw)}"
+    return name
+
+
+def trackable(path: str) -> bool:
+    """Whether Snakemake can take the file at ``path`` as an input: it exists, and its path is
+    UTF-8 (Snakemake writes its inputs to UTF-8 lock files) without braces (read as wildcards,
+    which an input cannot escape) or line breaks. Other files are checked by their recorded
+    size and modification time only (``pico.store.manifest.check_sources``)."""
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        return False
+    return not any(c in path for c in "{}\n\r") and os.path.isfile(path)
 
 
 def youtube_id(line: str) -> str:
@@ -85,13 +170,25 @@ def youtube_id(line: str) -> str:
             if _YT_ID.match(candidate):
                 return candidate
     stem = re.sub(r"[^A-Za-z0-9_-]", "_", Path(url.path).stem)[:40] or "video"
-    return f"{stem}-{hashlib.sha1(line.encode()).hexdigest()[:8]}"
+    return f"{stem}-{digest(line.encode())}"
+
+
+def text_lines(path: str) -> list[str]:
+    """The lines of the UTF-8 text file ``path`` (line ends kept, a byte-order mark dropped);
+    a line that is not UTF-8 is an error naming the file and the line."""
+    lines = []
+    for number, line in enumerate(Path(path).read_bytes().removeprefix(codecs.BOM_UTF8).splitlines(True), 1):
+        try:
+            lines.append(line.decode())
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}:{number}: not UTF-8 text ({e.reason} at byte {e.start}: {line[:80]!r})") from None
+    return lines
 
 
 def youtube_entries(ids_file: str, url_template: str) -> list[dict]:
     """One entry per non-empty, non-comment line of ``ids_file`` (an id or a URL)."""
     found = []
-    for line in Path(ids_file).read_text().splitlines():
+    for line in text_lines(ids_file):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -102,29 +199,56 @@ def youtube_entries(ids_file: str, url_template: str) -> list[dict]:
 
 def kinetics_entries(csv_file: str, url_template: str) -> list[dict]:
     """Rows of the official K400 CSV; ids follow the official clip naming
-    ``{youtube_id}_{time_start:06d}_{time_end:06d}``."""
-    found = []
-    with open(csv_file, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {"youtube_id", "time_start", "time_end"} - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{csv_file}: not a Kinetics CSV, missing columns {sorted(missing)}")
-        for line, row in enumerate(reader, 2):
-            try:
-                start, end = float(row["time_start"]), float(row["time_end"])
-            except ValueError:
-                raise ValueError(f"{csv_file}:{line}: time_start/time_end are not numbers") from None
-            found.append(
-                {
-                    "video": f"{row['youtube_id']}_{int(start):06d}_{int(end):06d}",
-                    "url": url_template.format(id=row["youtube_id"]),
-                    "start": start,
-                    "end": end,
-                    "label": row.get("label"),
-                    "split": row.get("split"),
-                }
-            )
-    return found
+    ``{youtube_id}_{time_start:06d}_{time_end:06d}``.
+
+    A row that cannot be a clip (times not numbers, not finite, negative or not increasing; a
+    ``youtube_id``, ``label`` or ``split`` that is not a plain name, which a clip's path under
+    ``root`` is built from) gets a ``problem`` naming the CSV line: the download stage makes it
+    that video's ``unavailable`` row, and the other rows go on."""
+    reader = csv.DictReader(text_lines(csv_file))
+    missing = {"youtube_id", "time_start", "time_end"} - set(reader.fieldnames or [])
+    if missing:
+        raise ValueError(f"{csv_file}: not a Kinetics CSV, missing columns {sorted(missing)}")
+    return [_kinetics_entry(row, url_template, f"{csv_file}:{reader.line_num}") for row in reader]
+
+
+def _kinetics_entry(row: dict, url_template: str, where: str) -> dict:
+    """The entry of a Kinetics CSV row (at ``where``, ``file:line``); its keys in the order
+    they always had: a job's params are compared as text, and another order would rerun every
+    download job of an existing run."""
+    url, label, split = url_template.format(id=row["youtube_id"]), row.get("label"), row.get("split")
+    problem = _clip_problem(row)
+    if problem:
+        video = f"{row['youtube_id']}_{row['time_start']}_{row['time_end']}"
+        return {"video": video, "url": url, "label": label, "split": split, "problem": f"{where}: {problem}"}
+    start, end = float(row["time_start"]), float(row["time_end"])
+    video = f"{row['youtube_id']}_{int(start):06d}_{int(end):06d}"
+    return {"video": video, "url": url, "start": start, "end": end, "label": label, "split": split}
+
+
+def _clip_problem(row: dict) -> str | None:
+    """Why a Kinetics CSV row cannot be a clip, or None."""
+    for key in ("youtube_id", "label", "split"):
+        value = row.get(key) or ""
+        if (key == "youtube_id" or value) and not plain_name(value):
+            return f"{key} {value!r} is not a plain name (a clip's path is built from it)"
+    times = {}
+    for key in ("time_start", "time_end"):
+        try:
+            times[key] = float(row[key])
+        except (TypeError, ValueError):
+            return f"{key} {row[key]!r} is not a number"
+        if not math.isfinite(times[key]) or times[key] < 0:
+            return f"{key} {row[key]!r} is not a finite time of at least 0"
+    if times["time_end"] <= times["time_start"]:
+        return f"time_end {row['time_end']} is not after time_start {row['time_start']}"
+    return None
+
+
+def plain_name(name: str) -> bool:
+    """Whether ``name`` joined to a folder names something inside it: not empty, ``.`` or
+    ``..``, no ``/``, ``\\`` or NUL."""
+    return name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
 
 
 def drawn(sample: int, reserve: float) -> int:
@@ -162,8 +286,30 @@ def synthetic_entries(settings: dict) -> list[dict]:
 
 
 def file_name(video_id: str) -> str:
-    """File-system-safe name for a video id (ids may be relative paths or URLs)."""
-    return _UNSAFE.sub("_", video_id.replace("/", "__"))
+    """File-system-safe name for a video id (ids may be relative paths or URLs), the stem of
+    every per-video output: ``/`` becomes ``__``; ASCII letters, digits, ``.``, ``_`` and ``-``
+    and other scripts' letters, marks and digits stay; any other character becomes ``_``. An id
+    of such characters within ``NAME_BYTES`` keeps exactly this name; one with a character
+    replaced, or cut to ``NAME_BYTES``, ends in ``-`` and 8 hex digits of the id's SHA-1, so
+    that names stay unique and within the file system's limit."""
+    name = video_id.replace("/", "__")
+    safe = "".join(c if _kept(c) else "_" for c in name)
+    if safe == name and len(name.encode()) <= NAME_BYTES:
+        return name
+    head = safe.encode()[: NAME_BYTES - 9].decode(errors="ignore")  # a character cut in two is dropped
+    return f"{head}-{digest(video_id.encode())}"
+
+
+def _kept(c: str) -> bool:
+    """Whether ``file_name`` keeps the character ``c``."""
+    if c.isascii():
+        return c.isalnum() or c in "._-"
+    return unicodedata.category(c)[0] in "LMN"
+
+
+def digest(data: bytes) -> str:
+    """8 hex digits of ``data``'s SHA-1: what keeps a shortened or replaced name unique."""
+    return hashlib.sha1(data).hexdigest()[:8]
 
 
 def _check_unique(found: list[dict]) -> None:

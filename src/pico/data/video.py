@@ -37,7 +37,8 @@ class Probe:
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    """``cmd``'s output as text; bytes that are not UTF-8 (a file name in a message) replaced."""
+    return subprocess.run(cmd, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
 
 
 def _rate(text: str | None) -> float:
@@ -72,7 +73,7 @@ def probe(path: str | Path) -> Probe:
         raise VideoError("no_video_stream", f"{path}: a still image ({fmt['format_name']}), not a video")
     stream = streams[0]
     fps = _rate(stream.get("avg_frame_rate")) or _rate(stream.get("r_frame_rate"))
-    duration = float(stream.get("duration") or fmt.get("duration") or 0.0)  # audio may run longer
+    duration = float(stream.get("duration") or 0.0) or video_end(path)
     nb_frames = int(stream.get("nb_frames") or 0)
     if nb_frames == 1:
         raise VideoError("too_short", f"{path}: a single frame")
@@ -84,6 +85,29 @@ def probe(path: str | Path) -> Probe:
     if width <= 0 or height <= 0:
         raise VideoError("corrupt", f"{path}: video stream has no frame size")
     return Probe(duration=duration, fps=fps, width=width, height=height)
+
+
+def video_end(path: str | Path) -> float:
+    """The first video stream's length in seconds from its packets' timestamps (the last one's
+    end less the first one's start), for containers that state no stream duration (Matroska,
+    WebM): theirs is the longest stream's, and audio may run on well past the video. Demuxing
+    only, no decoding: 0.13 s for 10 minutes at 30 fps. 0.0 when no packet has a timestamp."""
+    cmd = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,duration_time"]
+    out = _run([*cmd, "-of", "csv=p=0", str(path)])
+    spans = []
+    for line in out.stdout.splitlines():
+        pts, _, length = line.partition(",")
+        start = _seconds(pts)
+        if start is not None:  # N/A: a packet without a timestamp
+            spans.append((start, start + (_seconds(length) or 0.0)))
+    return round(max(end for _, end in spans) - min(start for start, _ in spans), 6) if spans else 0.0
+
+
+def _seconds(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _rotation(stream: dict) -> int:

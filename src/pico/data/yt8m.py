@@ -17,10 +17,15 @@ characters, holding ``i("<pseudo id>","<YouTube id>");``.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import re
+import socket
 import struct
+import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +39,7 @@ log = logging.getLogger(__name__)
 
 LOOKUP_URL = "http://data.yt8m.org/2/j/i/{prefix}/{id}.js"
 PSEUDO_ID = re.compile(r"^[A-Za-z0-9_-]{4}$")
+YOUTUBE_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
 TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords")
 _ANSWER = re.compile(r'^\s*i\(\s*"(?P<pseudo>[^"]*)"\s*,\s*"(?P<youtube>[A-Za-z0-9_-]{11})"\s*\)\s*;?\s*$')
 
@@ -187,19 +193,105 @@ class Transient(RuntimeError):
 FINAL = ("ok", "gone")
 
 
-def fetch_answer(url: str, timeout: float) -> tuple[int, str]:
-    """(HTTP status, body) of a GET; network errors raise Transient."""
-    import urllib.error
-    import urllib.request
+class _Deadline:
+    """Ends a request ``seconds`` after it starts, whatever it is waiting for: a timer shuts down
+    every socket the request opened (through ``opener()``), so a read blocked on a server that
+    drips a byte at a time, each within the socket timeout, returns at once. ``expired`` says
+    whether it fired. A socket is kept as a duplicate of its descriptor (shutting that down ends
+    the shared connection), because wrapping it in TLS detaches the original object."""
 
-    request = urllib.request.Request(url, headers={"User-Agent": "pico (YouTube-8M id lookup)"})
+    def __init__(self, seconds: float):
+        self.seconds, self.expired = seconds, False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+        for sock in self._sockets:
+            sock.close()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shutdown(sock)
+
+    def connect(self, *args, **kwargs) -> socket.socket:
+        """``socket.create_connection``, the socket registered to be shut down at the deadline."""
+        sock = socket.create_connection(*args, **kwargs)
+        with self._lock:
+            self._sockets.append(sock.dup())
+            if self.expired:
+                _shutdown(sock)
+        return sock
+
+    def opener(self) -> urllib.request.OpenerDirector:
+        """urllib's opener (proxies from the environment, redirects) with this deadline."""
+        return urllib.request.build_opener(_DeadlineHandler(self))
+
+
+def _shutdown(sock: socket.socket) -> None:
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed by the other end
+        pass
+
+
+class _DeadlineHandler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
+    """urllib's HTTP and HTTPS handlers whose connections open their sockets through a
+    ``_Deadline`` (http.client opens them through the connection's ``_create_connection``)."""
+
+    def __init__(self, deadline: _Deadline):
+        super().__init__()
+        self.deadline = deadline
+
+    def _connection(self, cls: type[http.client.HTTPConnection]):
+        def make(*args, **kwargs) -> http.client.HTTPConnection:
+            connection = cls(*args, **kwargs)
+            connection._create_connection = self.deadline.connect
+            return connection
+
+        return make
+
+    def http_open(self, req):
+        return self.do_open(self._connection(http.client.HTTPConnection), req)
+
+    def https_open(self, req):
+        return self.do_open(self._connection(http.client.HTTPSConnection), req, context=self._context)
+
+
+def fetch_answer(url: str, timeout: float, deadline: float) -> tuple[int, str]:
+    """(HTTP status, body) of a GET. ``timeout`` bounds each socket operation, ``deadline`` the
+    whole request (a server dripping a byte at a time never trips the first). Network errors,
+    malformed HTTP (a bad status line, a broken chunked body, too many or too long headers) and
+    the deadline raise Transient naming the URL."""
+    request = urllib.request.Request(url, headers={"User-Agent": "pico (YouTube-8M id lookup)"})
+    error = None
+    with _Deadline(deadline) as watch:
+        try:
+            answer = _get(watch.opener(), request, timeout)
+        except (OSError, http.client.HTTPException, ValueError) as e:  # ValueError: a bad chunk size
+            error = e
+    if watch.expired:  # checked first: a close-delimited body cut at the deadline reads as whole
+        raise Transient(f"{url}: no whole answer within {deadline:g} s (download.lookup_deadline_seconds)") from error
+    if error is not None:
+        raise Transient(f"{url}: {type(error).__name__}: {str(error).strip()}") from error
+    return answer
+
+
+def _get(opener: urllib.request.OpenerDirector, request: urllib.request.Request, timeout: float) -> tuple[int, str]:
+    try:
+        with opener.open(request, timeout=timeout) as response:
             return response.status, response.read(4096).decode("utf-8", "replace")
     except urllib.error.HTTPError as e:
+        e.close()
         return e.code, ""
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
-        raise Transient(f"{url}: {e}") from e
 
 
 def lookup(
@@ -207,6 +299,7 @@ def lookup(
     template: str,
     *,
     timeout: float = 30,
+    deadline: float = 60,
     retries: int = 3,
     backoff: float = 5.0,
     sleep=None,
@@ -215,8 +308,9 @@ def lookup(
     """One pseudo id's look-up: ``{"pseudo_id", "youtube_id", "status", "reason"}`` with status
     ok, gone (HTTP 404/410: YouTube-8M has no such id, or no longer maps it) or lookup_failed (an
     answer of another form: a captive portal, a changed site). Rate limits (HTTP 429), server
-    errors (5xx) and network errors are retried ``retries`` times, backing off
-    ``backoff * 2^k`` seconds, then raise Transient."""
+    errors (5xx), network errors, malformed HTTP and requests past ``deadline`` seconds are
+    retried ``retries`` times, backing off ``backoff * 2^k`` seconds, then raise Transient
+    naming the pseudo id and the URL."""
     import time
 
     sleep = time.sleep if sleep is None else sleep
@@ -227,7 +321,7 @@ def lookup(
 
     for attempt in range(retries + 1):
         try:
-            status, body = get(url, timeout)
+            status, body = get(url, timeout, deadline)
         except Transient as e:
             status, problem = None, str(e)
         else:
@@ -243,7 +337,7 @@ def lookup(
             return answer(None, "lookup_failed", problem)
         if attempt < retries:  # rate-limited, a server error or the network: wait and ask again
             sleep(backoff * 2.0**attempt)
-    raise Transient(f"{problem} (after {retries + 1} attempts)")
+    raise Transient(f"look-up of pseudo id {pseudo}: {problem} (after {retries + 1} attempts)")
 
 
 def sample_order(pool_ids: list[str], seed: int, count: int) -> list[str]:
@@ -253,10 +347,30 @@ def sample_order(pool_ids: list[str], seed: int, count: int) -> list[str]:
     return [pool_ids[i] for i in order]
 
 
+def answer_problem(answer, pseudo: str) -> str | None:
+    """Why ``answer`` (a cached look-up) is not a final answer for ``pseudo`` as ``lookup`` gives
+    one, or None: the cache is checked on every read like a fresh answer, so a damaged or
+    edited file never reaches the download stage's URLs."""
+    keys = {"pseudo_id", "youtube_id", "status", "reason"}
+    if not isinstance(answer, dict) or set(answer) != keys:
+        return f"not a look-up answer ({json.dumps(answer)[:80]})"
+    if answer["pseudo_id"] != pseudo:
+        return f"answer is for {answer['pseudo_id']!r}, not {pseudo!r}"
+    if answer["status"] not in FINAL or not isinstance(answer["reason"], str):
+        return f"status {answer['status']!r} with reason {answer['reason']!r} is not a final answer"
+    youtube = answer["youtube_id"]
+    if answer["status"] == "ok" and not (isinstance(youtube, str) and YOUTUBE_ID.match(youtube)):
+        return f"youtube_id {youtube!r} is not an 11-character YouTube id"
+    if answer["status"] == "gone" and youtube is not None:
+        return f"a gone id with youtube_id {youtube!r}"
+    return None
+
+
 class Cache:
     """Final look-up answers (``FINAL``), one small JSON file per pseudo id under ``folder``
     (``{prefix}/{id}.json``, written atomically): a retried or rerun job asks only for the rest.
-    It lives outside the jobs' declared outputs, so a failed job keeps it."""
+    It lives outside the jobs' declared outputs, so a failed job keeps it. A file that does not
+    hold a valid final answer (``answer_problem``) is logged and looked up again."""
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
@@ -265,11 +379,19 @@ class Cache:
         return self.folder / pseudo[:2] / f"{pseudo}.json"
 
     def get(self, pseudo: str) -> dict | None:
+        path = self._path(pseudo)
         try:
-            answer = json.loads(self._path(pseudo).read_text())
-        except (FileNotFoundError, ValueError):  # absent, or a partial file of a crashed writer
+            answer = json.loads(path.read_text())
+        except FileNotFoundError:
             return None
-        return answer if answer.get("pseudo_id") == pseudo and answer.get("status") in FINAL else None
+        except ValueError as e:  # not JSON, not UTF-8
+            problem = f"not JSON ({e})"
+        else:
+            problem = answer_problem(answer, pseudo)
+        if problem:
+            log.warning("look-up cache %s: %s; discarded, %s is looked up again", path, problem, pseudo)
+            return None
+        return answer
 
     def put(self, answer: dict) -> None:
         if answer["status"] in FINAL:
@@ -279,6 +401,15 @@ class Cache:
                 tmp.write_text(json.dumps(answer, sort_keys=True))
 
 
+#: A look-up job fails (Transient) instead of recording its malformed answers (lookup_failed:
+#: a 200 of another form, another 4xx) when MALFORMED_RUN of them come in a row, or when they
+#: are more than MALFORMED_SHARE of the shard's ids (a shard of one or two ids included). That
+#: is a captive portal, a proxy's error page or a changed site, not a property of the ids, and
+#: a job that ended would never ask again: its output exists. A lone odd answer among good ones
+#: is recorded (and asked again when the job reruns).
+MALFORMED_RUN, MALFORMED_SHARE = 3, 0.5
+
+
 def lookup_shard(
     ranked: list[tuple[int, str]],
     cache: Cache,
@@ -286,6 +417,7 @@ def lookup_shard(
     template: str,
     rate: float,
     timeout: float,
+    deadline: float,
     retries: int,
     backoff: float,
     sleep=None,
@@ -293,21 +425,47 @@ def lookup_shard(
 ) -> list[dict]:
     """Look up a shard's (rank, pseudo id) pairs: cached answers first, the others at most
     ``rate`` requests a second; one row per id with its rank. A Transient failure ends the job
-    (the answers so far stay cached)."""
+    (the answers so far stay cached), and so do malformed answers past the bounds of
+    ``MALFORMED_RUN`` and ``MALFORMED_SHARE``."""
     import time
 
     sleep = time.sleep if sleep is None else sleep
-    rows, last = [], None
+    rows, last, malformed, run = [], None, [], 0
     for rank, pseudo in logs.progress(ranked, len(ranked), "lookup", log):
         answer = cache.get(pseudo)
         if answer is None:
             if last is not None and rate > 0:
                 sleep(max(0.0, 1 / rate - (time.monotonic() - last)))
             last = time.monotonic()
-            answer = lookup(pseudo, template, timeout=timeout, retries=retries, backoff=backoff, sleep=sleep, get=get)
+            answer = lookup(
+                pseudo,
+                template,
+                timeout=timeout,
+                deadline=deadline,
+                retries=retries,
+                backoff=backoff,
+                sleep=sleep,
+                get=get,
+            )
             cache.put(answer)
+            run = run + 1 if answer["status"] == "lookup_failed" else 0
+            if run:
+                malformed.append(answer)
+            if run >= MALFORMED_RUN:
+                raise _malformed(malformed, len(ranked), f"{run} in a row")
         rows.append({"rank": rank, **answer})
+    if len(malformed) > MALFORMED_SHARE * len(ranked):
+        raise _malformed(malformed, len(ranked), f"more than {MALFORMED_SHARE:.0%} of the shard")
     return rows
+
+
+def _malformed(answers: list[dict], ids: int, how: str) -> Transient:
+    first = answers[0]
+    return Transient(
+        f"{len(answers)} of this shard's {ids} look-ups got a malformed answer ({how}; first: "
+        f"{first['pseudo_id']}: {first['reason']}): a captive portal, a proxy's error page or a changed "
+        "site, not a property of the ids -- the job fails so that a rerun asks again (final answers stay cached)"
+    )
 
 
 SAMPLE_SCHEMA = pa.schema([("rank", pa.int64()), ("pseudo_id", pa.string())])

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from pico import seeding
 from pico.evaluation import metrics, panoptic, readers
 from pico.learn import augment, model
-from pico.learn.resume import Resumable, Steps
+from pico.learn.resume import Resumable, Steps, ignoring_preemption
 from pico.store import checkpoint
 
 log = logging.getLogger(__name__)
@@ -171,13 +171,15 @@ def _as_built(batch):
 def batches(make: Callable[[int], object], steps: Steps, workers: int) -> DataLoader:
     """``make(i)`` for each iteration of ``steps`` in order, built by ``workers`` processes
     (forked) ahead of the training step; each batch is a function of its iteration alone, so
-    the result does not depend on ``workers``."""
+    the result does not depend on ``workers``. The workers ignore SLURM's pre-emption signals
+    (``pico.learn.resume.ignoring_preemption``): the main process checkpoints and stops them."""
     return DataLoader(
         _Batches(make),
         batch_size=None,
         sampler=range(steps.start, steps.total),
         num_workers=workers,
         collate_fn=_as_built,
+        worker_init_fn=ignoring_preemption(),
         persistent_workers=False,
     )
 

@@ -60,6 +60,13 @@ def collate(samples) -> tuple[torch.Tensor, torch.Tensor, augment.Colour, augmen
     return (*views, *(augment.Colour.cat([s[k] for s in samples]) for k in (2, 3)))
 
 
+def learning_settings(settings: dict) -> dict:
+    """The ``encoder`` settings that change what it learns (less ``ENCODER_RUNTIME_KEYS``):
+    what the resume fingerprint and the checkpoint hold, so the checkpoint, whose sha256 every
+    model built on it records, has the same bytes however the run was run."""
+    return {k: v for k, v in settings.items() if k not in ENCODER_RUNTIME_KEYS}
+
+
 class ImageRecipe(pretrain.Recipe):
     """``pico.learn.pretrain.fit``'s recipe for image-level MoCo-v2 of ``model.arch`` on the frames of
     ``frame_dirs`` with the config's ``encoder`` settings. One process: the stand-in is small,
@@ -75,7 +82,7 @@ class ImageRecipe(pretrain.Recipe):
         fingerprint = json.dumps(
             {
                 "arch": arch,
-                "encoder": {k: v for k, v in e.items() if k not in ENCODER_RUNTIME_KEYS},
+                "encoder": learning_settings(e),
                 "frames": pretrain.files_fingerprint(self.data.files),
             },
             sort_keys=True,
@@ -105,7 +112,7 @@ class ImageRecipe(pretrain.Recipe):
             "arch": self.arch,
             "state_dict": self.model.official_state(),
             "iteration": self.settings["iterations"],
-            "config": self.settings,
+            "config": learning_settings(self.settings),
             "frames": len(self.data.files),
         }
 

@@ -18,6 +18,8 @@ import torchvision
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
+from pico.store.checkpoint import load_weights
+
 #: Channels of the four ResNet stages (C2..C5) per architecture.
 STAGE_CHANNELS = {"resnet18": [64, 128, 256, 512], "resnet50": [256, 512, 1024, 2048]}
 STRIDE = 4  # the dense output's resolution, 1/4 (A.1: point coordinates are scaled by 1/4)
@@ -26,12 +28,16 @@ STRIDE = 4  # the dense output's resolution, 1/4 (A.1: point coordinates are sca
 def load_moco_encoder(arch: str, checkpoint: str | None) -> nn.Module:
     """A torchvision ResNet initialised from a MoCo(-v2) checkpoint's query encoder
     (``state_dict`` keys ``module.encoder_q.*``; the fc/MLP head is dropped). Every other
-    weight must match exactly: a missing or unexpected key is an error naming the file."""
+    weight must match exactly: a missing or unexpected key is an error naming the file. The
+    stand-in encoder pico trains is verified as it is read; a downloaded checkpoint, which has
+    no pico seal, is read as it is (``pico.store.checkpoint.load_weights``)."""
     encoder = getattr(torchvision.models, arch)(weights=None)
     if checkpoint is None:
         return encoder
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    state = state.get("state_dict", state)
+    state = load_weights(checkpoint)
+    state = state.get("state_dict", state) if isinstance(state, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f"{checkpoint}: not a checkpoint of weights by name (not a MoCo checkpoint)")
     prefix = "module.encoder_q."
     weights = {
         k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix) and not k.startswith(prefix + "fc.")

@@ -16,7 +16,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -35,9 +34,9 @@ from pico import seeding
 from pico.config import PRETRAIN_RUNTIME_KEYS
 from pico.data import pairs
 from pico.learn import augment, model
-from pico.learn.resume import Resumable
+from pico.learn.resume import Resumable, ignoring_preemption
 from pico.store import checkpoint, zipstore
-from pico.store.files import atomic_path
+from pico.store.files import atomic_path, read_json
 
 log = logging.getLogger(__name__)
 
@@ -152,13 +151,15 @@ def iteration_loader(data: Dataset, sampler: Sampler, *, collate_fn, workers: in
     decodes items in pretraining, gets one thread here, as torch gives one to each worker:
     the workers inherit it when forked, where each would otherwise run the job's share of the
     cores (``pico.logs.setup``). Set inside a forked worker it can deadlock on the pool the
-    parent's threads left behind."""
+    parent's threads left behind. The workers ignore SLURM's pre-emption signals
+    (``pico.learn.resume.ignoring_preemption``): the main process checkpoints and stops them."""
     cv2.setNumThreads(1)
     return DataLoader(
         data,
         batch_sampler=sampler,
         collate_fn=collate_fn,
         num_workers=workers,
+        worker_init_fn=ignoring_preemption(),
         persistent_workers=False,
         pin_memory=device.type == "cuda",
     )
@@ -276,14 +277,23 @@ def files_fingerprint(paths: list[str]) -> list[tuple[str, int, int]]:
     return [(str(p), os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in sorted(map(str, paths))]
 
 
+def learning_settings(cfg: dict) -> dict:
+    """The settings that change what pretraining learns: ``model`` and ``pretrain`` less its
+    runtime keys (``PRETRAIN_RUNTIME_KEYS``: workers, device, ...). The resume fingerprint and
+    model.pt hold these alone, so model.pt has the same bytes however the run was run."""
+    return {
+        "model": cfg["model"],
+        "pretrain": {k: v for k, v in cfg["pretrain"].items() if k not in PRETRAIN_RUNTIME_KEYS},
+    }
+
+
 def _fingerprint(cfg: dict, pair_files: list[str]) -> str:
     """What a checkpoint must agree on to be resumed: the settings that shape learning, the
     encoder file's content and the pair files (path, size, modification time): new pairs or a
     changed config start over instead of resuming, or returning, a stale model."""
     encoder = cfg["model"]["encoder_checkpoint"]
     keep = {
-        "model": cfg["model"],
-        "pretrain": {k: v for k, v in cfg["pretrain"].items() if k not in PRETRAIN_RUNTIME_KEYS},
+        **learning_settings(cfg),
         "encoder_sha256": encoder and checkpoint.sha256(encoder),
         "pairs": files_fingerprint(pair_files),
     }
@@ -355,6 +365,7 @@ class PixelRecipe(Recipe):
         self.heldout_names = heldout_videos(names, count)
         self.heldout = HeldOut(heldout_files, self.heldout_names, cfg) if count else None
         self.last_check: model.Pretext | None = None
+        self.device = device
 
     def batches(self, start, rank, world, device, *, stop=None):
         p = self.settings
@@ -416,17 +427,20 @@ class PixelRecipe(Recipe):
 
     def result(self):
         encoder = self.cfg["model"]["encoder_checkpoint"]
+        # a run resumed from its last checkpoint (killed while it wrote model.pt) trains no
+        # step: its last check is measured now, on the same weights
+        check = self.last_check or (self.heldout and self.heldout.measure(self.model, self.device))
         return {
             "decoder": model.trainable_state(self.model),
-            "config": self.cfg,
+            "config": learning_settings(self.cfg),
             "iteration": self.settings["iterations"],
-            "pretext": self.last_check
+            "pretext": check
             and {
                 "heldout_videos": sorted(self.heldout_names),
-                "points": self.last_check.points,
-                "infonce": self.last_check.infonce,
-                "chance": self.last_check.chance,
-                "cos_gap": self.last_check.cos_gap,
+                "points": check.points,
+                "infonce": check.infonce,
+                "chance": check.chance,
+                "cos_gap": check.cos_gap,
                 "queue_similarity": self.model.queue_similarity(),
             },
             "encoder": {
@@ -478,30 +492,40 @@ def global_batch(loss: torch.Tensor, count: int, world: int) -> tuple[float, int
 
 class IterationLog:
     """Each iteration's loss, learning rate and throughput, in ``work_dir``: ``metrics.csv``
-    (rank 0; other ranks ``metrics.rank{r}.csv``), TensorBoard (rank 0) and the job's log. A
-    run resumed at ``start`` first drops the rows past it (a kill -9 leaves some behind), then
-    appends."""
+    (rank 0; other ranks ``metrics.rank{r}.csv``), TensorBoard (rank 0) and the job's log.
 
-    def __init__(self, work_dir: Path, *, rank: int, start: int, total: int, count: str, monitors: tuple[str, ...]):
+    The rows are part of every checkpoint (``state_dict``; ``pico.learn.resume``): a resumed
+    run rewrites its ``metrics.csv`` from the checkpoint's rows, whatever the file holds (a
+    kill -9 leaves rows past the checkpoint, or none: the file is only flushed, the checkpoint
+    is fsynced), so the final metrics equal an uninterrupted run's, less the wall-clock
+    columns. Under DDP every rank restores rank 0's rows (loss and counts are the global
+    batch's on every rank)."""
+
+    def __init__(self, work_dir: Path, *, rank: int, total: int, count: str, monitors: tuple[str, ...]):
         self.path = work_dir / ("metrics.csv" if rank == 0 else f"metrics.rank{rank}.csv")
-        self.total, self.count, self.monitors = total, count, monitors
-        if start and self.path.exists():
-            rows = self.path.read_text().splitlines()
-            with atomic_path(self.path) as tmp:
-                tmp.write_text("\n".join(rows[: start + 1]) + "\n")
-        self.file = open(self.path, "a" if start else "w", newline="")
-        self.csv = csv.writer(self.file)
-        if start == 0:
-            self.csv.writerow(["iteration", "loss", "lr", count, "seconds", f"{count}_per_s", *monitors])
-        self.board = SummaryWriter(str(work_dir / "tensorboard"), purge_step=start + 1) if rank == 0 else None
+        self.work_dir, self.rank, self.total, self.count, self.monitors = work_dir, rank, total, count, monitors
+        self.header = ["iteration", "loss", "lr", count, "seconds", f"{count}_per_s", *monitors]
+        self.rows: list[list[str]] = []  # one per iteration done, as written
+        self.file = self.csv = self.board = None
+
+    def state_dict(self) -> dict[str, list[list[str]]]:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state: dict[str, list[list[str]]]) -> None:
+        self.rows = [list(row) for row in state["rows"]]
+
+    def save(self, path: str | Path) -> None:
+        """Header and rows to ``path``, atomically."""
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+            csv.writer(f).writerows([self.header, *self.rows])
 
     def write(self, iteration: int, *, loss: float, lr: float, count: int, seconds: float, monitored: dict) -> None:
         """Iteration ``iteration`` (1-based) done; flushed, so a checkpoint taken now has its rows.
         ``monitored``: the recipe's monitors measured now (a blank cell for each one not)."""
         monitors = [f"{monitored[k]:.5f}" if k in monitored else "" for k in self.monitors]
-        self.csv.writerow(
-            [iteration, f"{loss:.5f}", f"{lr:.6g}", count, f"{seconds:.4f}", f"{count / seconds:.1f}", *monitors]
-        )
+        row = [str(iteration), f"{loss:.5f}", f"{lr:.6g}", str(count), f"{seconds:.4f}", f"{count / seconds:.1f}"]
+        self.rows.append(row + monitors)
+        self.csv.writerow(self.rows[-1])
         self.file.flush()
         log.info(
             "pretrain: %d/%d loss %.4f lr %.4g %d %s (%.2f s)",
@@ -519,6 +543,12 @@ class IterationLog:
                 self.board.add_scalar(f"pretrain/{key}", value, iteration)
 
     def __enter__(self) -> IterationLog:
+        """The file rewritten with the rows restored (none for a fresh run), then appended to."""
+        self.save(self.path)
+        self.file = open(self.path, "a", newline="")
+        self.csv = csv.writer(self.file)
+        if self.rank == 0:
+            self.board = SummaryWriter(str(self.work_dir / "tensorboard"), purge_step=len(self.rows) + 1)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -540,10 +570,10 @@ def fit(
 ) -> Path:
     """The training loop of every pretraining: SGD (momentum 0.9) with ``recipe``'s settings
     and a cosine schedule; checkpoints and metrics in ``work_dir``, resumed from when they
-    fit; the final model (``recipe.result()``) at ``out`` and the metrics of every iteration
-    (the work copy, once training ends) at ``metrics_out``. ``on_iteration(i)`` is called after
-    each step (progress hooks, tests). Under torchrun every process takes its share of each
-    batch (DDP); rank 0 writes checkpoints, metrics and model."""
+    fit (the metrics' rows are part of each checkpoint, ``IterationLog``); the final model
+    (``recipe.result()``) at ``out`` and the metrics of every iteration at ``metrics_out``.
+    ``on_iteration(i)`` is called after each step (progress hooks, tests). Under torchrun every
+    process takes its share of each batch (DDP); rank 0 writes checkpoints, metrics and model."""
     p, net = recipe.settings, recipe.model
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -553,7 +583,8 @@ def fit(
     resumable = Resumable(
         work_dir / "checkpoint.pt", recipe.fingerprint, p["checkpoint_every"], rank=rank, world=world, device=device
     )
-    steps = resumable.iterations(p["iterations"], model=LearnedState(recipe), optimizer=optimizer)
+    metrics = IterationLog(work_dir, rank=rank, total=p["iterations"], count=recipe.count, monitors=recipe.monitors)
+    steps = resumable.iterations(p["iterations"], model=LearnedState(recipe), optimizer=optimizer, metrics=metrics)
     start = steps.start
     net.train()  # before the warm-up too: a frozen encoder's BatchNorm statistics stay the checkpoint's
     if start == 0:
@@ -563,14 +594,7 @@ def fit(
     scaler = torch.amp.GradScaler(
         device.type, enabled=dtype is torch.float16 and device.type == "cuda"
     )  # fp16 underflow
-    log_args = {
-        "rank": rank,
-        "start": start,
-        "total": p["iterations"],
-        "count": recipe.count,
-        "monitors": recipe.monitors,
-    }
-    with IterationLog(work_dir, **log_args) as metrics:
+    with metrics:
         tick = time.perf_counter()
         for i, batch in zip(steps, loader):
             lr = learning_rate(p, i)
@@ -594,8 +618,7 @@ def fit(
             if on_iteration:
                 on_iteration(i + 1)
     if rank == 0:
-        with atomic_path(metrics_out) as tmp:
-            shutil.copyfile(metrics.path, tmp)
+        metrics.save(metrics_out)
         checkpoint.save(recipe.result(), out)
     return Path(out)
 
@@ -697,7 +720,7 @@ def main() -> None:
     pairs_list, config_file, out, metrics_out, work, heldout_list = sys.argv[1:7]
     logs.setup(None)
     pair_files, heldout_files = (Path(p).read_text().split() for p in (pairs_list, heldout_list))
-    train(pair_files, json.loads(Path(config_file).read_text()), out, metrics_out, work, heldout_files=heldout_files)
+    train(pair_files, read_json(config_file), out, metrics_out, work, heldout_files=heldout_files)
 
 
 if __name__ == "__main__":

@@ -4,21 +4,45 @@ linear probes, Mask R-CNN's heads). Every iteration's batch is a pure function o
 iteration), so a run resumed from the state saved after iteration k goes on exactly as if
 never stopped. A checkpoint is taken every ``every`` iterations, after the last one (a job
 killed while it evaluates retrains nothing) and when SLURM signals pre-emption or the time
-limit (SIGTERM / SIGUSR1); the job then exits for a rerun to resume.
+limit (SIGTERM / SIGUSR1); the job then exits for a rerun to resume. SLURM signals every
+process of the job, data-loader workers included: they ignore these signals
+(``ignoring_preemption``), so that the main process alone stops, after its checkpoint.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 from pico.store import checkpoint
+from pico.store.files import damaged
 
 log = logging.getLogger(__name__)
+
+#: SLURM's pre-emption and time-limit warnings.
+SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+def ignoring_preemption(worker_init: Callable[[int], None] | None = None) -> Callable[[int], None]:
+    """A data loader's ``worker_init_fn``: the worker ignores SIGTERM and SIGUSR1, then runs
+    ``worker_init`` (if any). SLURM sends them to every process of a job; a worker they ended
+    (torch's worker handler of SIGTERM, SIGUSR1's default action) made torch raise a
+    RuntimeError in the main process before it could save its checkpoint. The main process
+    stops its workers itself as it exits."""
+    return functools.partial(_ignore_preemption, worker_init)
+
+
+def _ignore_preemption(worker_init: Callable[[int], None] | None, worker_id: int) -> None:
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    if worker_init is not None:
+        worker_init(worker_id)
 
 
 class Preemption:
@@ -27,7 +51,7 @@ class Preemption:
 
     def __enter__(self) -> Preemption:
         self.signal = None
-        self._previous = {sig: signal.signal(sig, self._note) for sig in (signal.SIGTERM, signal.SIGUSR1)}
+        self._previous = {sig: signal.signal(sig, self._note) for sig in SIGNALS}
         return self
 
     def __exit__(self, *exc) -> None:
@@ -67,15 +91,15 @@ class Resumable:
     def _restore(self) -> int:
         if self.path is None or not self.path.exists():
             return 0
-        saved = checkpoint.load(self.path, map_location=self.device)
+        saved = checkpoint.load(self.path, map_location=self.device, progress=True)
         if saved.get("fingerprint") != self.fingerprint:
             log.warning("%s was written with other settings, model or data; starting over", self.path)
             return 0
         for name, obj in self.state.items():
             try:
                 obj.load_state_dict(saved["state"][name])
-            except (KeyError, RuntimeError, ValueError) as e:  # a model of another shape
-                raise ValueError(f"{self.path}: checkpoint does not fit this {name}: {e}") from None
+            except (KeyError, RuntimeError, ValueError) as e:  # a model of another shape, an older checkpoint
+                raise damaged(self.path, f"checkpoint does not fit this {name}: {e!r}", progress=True) from None
         log.info("resuming from %s at iteration %d", self.path, saved["iteration"])
         return saved["iteration"]
 

@@ -27,7 +27,7 @@ import pyarrow as pa
 from pico.data.pairs import SCHEMA as PAIRS_SCHEMA
 from pico.reporting import plots
 from pico.store import manifest
-from pico.store.files import atomic_path, read_parquet
+from pico.store.files import atomic_path, damaged, read_parquet
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def _summary(path: str | Path):
     try:
         yield json.loads(Path(path).read_text())
     except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise ValueError(f"{path}: not a shard health summary ({e!r}); delete it to rebuild") from e
+        raise damaged(path, f"not a shard health summary ({e!r})") from e
 
 
 def by_series(names: list[str], paths: list[str | Path]) -> dict[str, list[Path]]:

@@ -1,9 +1,11 @@
 """File plumbing: atomic outputs (nothing half-written is ever visible under its final
-name), Parquet tables whose damage is detected when read, and read-ahead of the next input
-while the current one is processed."""
+name), Parquet tables and JSON results whose damage is detected when read, the error that
+names a damaged file and how to rebuild it, and read-ahead of the next input while the
+current one is processed."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -31,7 +33,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + path.name, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_TMP, suffix="-" + _tail(path), dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
@@ -46,6 +48,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+_TMP = ".tmp-"
+
+
+def _tail(path: Path) -> str:
+    """As much of the end of ``path``'s name as fits beside ``atomic_path``'s prefix in its
+    folder's name limit (255 bytes on most file systems): a name near the limit is legal, the
+    temporary name made from it need not be. The end keeps the extension."""
+    try:
+        limit = os.pathconf(path.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    room = limit - len(_TMP) - 16 - 1  # mkstemp's random part is 8 characters: room for twice that
+    tail = os.fsencode(path.name)[-room:]
+    while tail and tail[0] & 0xC0 == 0x80:  # not from the middle of a UTF-8 character
+        tail = tail[1:]
+    return os.fsdecode(tail)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -55,6 +75,41 @@ def _umask() -> int:
 def _fsync(path: Path) -> None:
     with open(path, "rb+") as f:
         os.fsync(f.fileno())
+
+
+def rebuild_hint(path: str | os.PathLike, *, progress: bool = False) -> str:
+    """How to rebuild ``path``, a damaged file pico wrote, said in its error. Snakemake 9 does
+    not rebuild an output that is merely deleted once what was made from it exists ("Nothing
+    to be done"), nor a file deleted from a directory output; ``--forcerun`` with the output
+    reruns its job and everything after it. A file inside a directory output (one holding
+    Snakemake's ``.snakemake_timestamp``) is rebuilt through that folder. ``progress``: the
+    file is a job's saved progress (a checkpoint in ``work/``), no output: deleting it makes
+    the job, whose failure this is, start over when the same command runs again."""
+    if progress:
+        return "delete it and run the same snakemake command again: its job starts over"
+    path = Path(path)
+    if path.is_absolute() and path.is_relative_to(Path.cwd()):
+        path = path.relative_to(Path.cwd())  # Snakemake matches outputs by their relative paths
+    output = next((folder for folder in path.parents if (folder / ".snakemake_timestamp").exists()), path)
+    holds = " (the output folder that holds it: deleting the file alone rebuilds nothing)" if output != path else ""
+    return f"rebuild it: rerun your snakemake command with --forcerun {output}{holds}"
+
+
+def damaged(path: str | os.PathLike, reason: str, *, progress: bool = False) -> ValueError:
+    """The error for a damaged file that pico wrote: it names the file, the reason and how to
+    rebuild it (``rebuild_hint``)."""
+    return ValueError(f"{path}: {reason}; {rebuild_hint(path, progress=progress)}")
+
+
+def read_json(path: str | os.PathLike):
+    """A JSON file pico wrote (a benchmark result, a table); a truncated or otherwise unparsable
+    one is a ValueError naming it (``damaged``)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except UnicodeDecodeError as e:
+        raise damaged(path, f"not UTF-8 text ({e})") from e
+    except json.JSONDecodeError as e:
+        raise damaged(path, f"not readable JSON ({e})") from e
 
 
 @contextmanager
@@ -106,7 +161,7 @@ def read_parquet(
                 if found.get(c.name) != c.type
             ]
             if wrong:
-                raise ValueError(f"{path}: unexpected columns: {', '.join(wrong)}; delete it to rebuild")
+                raise damaged(path, f"unexpected columns: {', '.join(wrong)}")
             if row_groups is None:
                 table, row_groups = f.read(columns=schema.names), range(f.metadata.num_row_groups)
             else:
@@ -115,9 +170,9 @@ def read_parquet(
     except FileNotFoundError:
         raise  # missing, not damaged: the message names the path already
     except (pa.ArrowException, OSError, UnicodeDecodeError) as e:  # a flipped bit in a footer string
-        raise ValueError(f"{path}: not a readable Parquet file ({e}); delete it to rebuild") from e
+        raise damaged(path, f"not a readable Parquet file ({e})") from e
     if any({g.column(j).num_values for j in range(g.num_columns)} - {g.num_rows} for g in groups):
-        raise ValueError(f"{path}: row counts in its footer disagree (corrupted); delete it to rebuild")
+        raise damaged(path, "row counts in its footer disagree (corrupted)")
     return table
 
 

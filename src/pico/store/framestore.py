@@ -17,6 +17,12 @@ import numpy as np
 from pico.store import zipstore
 
 SUFFIX = ".frames.zip"
+#: The largest width or height a frame can be stored at (libjpeg's limit, through OpenCV).
+JPEG_MAX_SIDE = 65500
+
+
+class EncodeError(ValueError):
+    """A frame that cannot be stored as a JPEG: that snippet's failure, not its shard's."""
 
 
 def _member(i: int) -> str:
@@ -30,13 +36,20 @@ def write(path: str | Path, frames: Iterable[np.ndarray], meta: dict, quality: i
     n = 0
     with zipstore.writer(path) as put:
         for n, frame in enumerate(frames, 1):
-            put(_member(n - 1), zipstore.encode_jpeg(frame, quality))
+            put(_member(n - 1), _jpeg(frame, quality, n - 1))
             meta["height"], meta["width"] = frame.shape[:2]
         meta["n_frames"] = n
         if "start_s" in meta:
             meta["end_s"] = meta["start_s"] + n / meta["fps"]
         put("meta.json", json.dumps(meta, sort_keys=True).encode())
     return meta
+
+
+def _jpeg(frame: np.ndarray, quality: int, i: int) -> bytes:
+    try:
+        return zipstore.encode_jpeg(frame, quality)
+    except ValueError as e:
+        raise EncodeError(f"frame {i} ({frame.shape[1]}x{frame.shape[0]}): {e}") from e
 
 
 class FrameStore(zipstore.Store):

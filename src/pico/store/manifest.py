@@ -6,6 +6,8 @@ video appears exactly once with its ``status`` and, when not ``ok``, the ``reaso
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,7 +18,8 @@ from pico.store.files import read_parquet, write_parquet
 #: Statuses a video can end in; only ``ok`` videos go on to later stages. ``flow_failed``: the
 #: flow backend produced non-finite values for this snippet (the rest of the shard goes on).
 #: ``gone``, ``lookup_failed``: a yt8m pseudo id with no YouTube id (``pico.data.yt8m.lookup``); its
-#: row's ``video`` is the pseudo id.
+#: row's ``video`` is the pseudo id. ``unsupported``: a video pico cannot store (frames beyond
+#: JPEG's 65,500 pixels a side after resizing, an output name the file system refuses).
 STATUSES = (
     "ok",
     "unavailable",
@@ -27,6 +30,7 @@ STATUSES = (
     "flow_failed",
     "gone",
     "lookup_failed",
+    "unsupported",
 )
 
 SCHEMA = pa.schema(
@@ -55,10 +59,12 @@ SCHEMA = pa.schema(
         ("flow_epe", pa.float64()),  # mean end-point error (px) the flow codec added, both directions
         ("download_bytes", pa.int64()),  # the downloaded file's size (youtube, kinetics, yt8m)
         ("download_seconds", pa.float64()),  # and how long its download took
+        ("src_bytes", pa.int64()),  # a local file's (or a clip's under a kinetics root) size at download
+        ("src_mtime_ns", pa.int64()),  # and its modification time: shots and frames check both
     ]
 )
 #: Columns added since the first tables were written: a table without them reads as null.
-ADDED = ("download_bytes", "download_seconds")
+ADDED = ("download_bytes", "download_seconds", "src_bytes", "src_mtime_ns")
 
 
 def write(rows: list[dict], path: str | Path) -> None:
@@ -83,3 +89,51 @@ def read(path: str | Path) -> list[dict]:
 def fail(row: dict, status: str, reason: str) -> dict:
     """``row`` marked as failed; later stages carry it through untouched."""
     return {**row, "status": status, "reason": reason}
+
+
+def source_record(path: str | os.PathLike) -> dict:
+    """The ``src_bytes`` and ``src_mtime_ns`` of the file at ``path`` (a link followed): what the
+    download stage records of a file it does not own, for ``check_sources``."""
+    stat = os.stat(path)
+    return {"src_bytes": stat.st_size, "src_mtime_ns": stat.st_mtime_ns}
+
+
+class SourceChanged(RuntimeError):
+    """A source file that is not the one its shard's download stage recorded: the shard's
+    tables describe another file, so the stage stops (a rebuild, not a per-video status)."""
+
+
+def check_sources(rows: list[dict], download_table: str | os.PathLike | None) -> None:
+    """Raise SourceChanged naming every ok row's source file whose size or modification time is
+    not what the download stage recorded (a file replaced in place, ``cp -p`` included, or
+    removed), with the command that rebuilds the shard from its download (``download_table``).
+    Rows without a record (downloaded files, tables from before it) are not checked."""
+    changed = [f"{row['path']} ({change})" for row in rows if row["status"] == "ok" and (change := _change(row))]
+    if changed:
+        table = download_table or "results/<dataset>/download/<shard>.parquet (this job's)"
+        raise SourceChanged(
+            f"source files changed since their shard's download recorded them: {'; '.join(changed)}. "
+            f"This shard's tables describe the old files; rebuild it from its download: "
+            f"snakemake <your target> --forcerun {table}"
+        )
+
+
+def _change(row: dict) -> str | None:
+    """How ``row``'s source file differs from its record, in words, or None."""
+    if row.get("src_bytes") is None:
+        return None
+    try:
+        now = source_record(row["path"])
+    except FileNotFoundError:
+        return "it no longer exists"
+    size, ns, new_size, new_ns = row["src_bytes"], row["src_mtime_ns"], now["src_bytes"], now["src_mtime_ns"]
+    if (size, ns) == (new_size, new_ns):
+        return None
+    sizes = f"size {size} -> {new_size} bytes" if new_size != size else f"size {size} bytes"
+    times = f"modified {_when(ns)} -> {_when(new_ns)}" if new_ns != ns else f"modification time kept ({_when(ns)})"
+    return f"{sizes}, {times}"
+
+
+def _when(ns: int) -> str:
+    """A modification time, to the nanosecond: ``2026-12-07 00:41:02.123456789``."""
+    return f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(ns // 10**9))}.{ns % 10**9:09d}"

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pico.store.files import atomic_path
+from pico.store.files import atomic_path, damaged
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 #: What zipfile raises on a damaged archive: a bad CRC-32 or header (BadZipFile), data cut
@@ -49,15 +49,13 @@ class Reader:
         except FileNotFoundError:
             raise  # missing, not damaged: the message names the path already
         except _DAMAGED as e:
-            raise ValueError(f"{self.path}: not a readable archive ({e}); delete it to rebuild") from e
+            raise damaged(self.path, f"not a readable archive ({e})") from e
         # ``writer`` stores every member plain: another method or an encryption flag is a
         # damaged header (zipfile would try to inflate or decrypt it)
         odd = [i.filename for i in self._zip.infolist() if i.compress_type != zipfile.ZIP_STORED or i.flag_bits & 1]
         if odd:
             self._zip.close()
-            raise ValueError(
-                f"{self.path}: damaged header of member {odd[0]!r} (not stored plain); delete it to rebuild"
-            )
+            raise damaged(self.path, f"damaged header of member {odd[0]!r} (not stored plain)")
         self._pid = os.getpid()
 
     def read(self, name: str) -> bytes:
@@ -66,7 +64,7 @@ class Reader:
         try:
             return self._zip.read(name)
         except (KeyError, *_DAMAGED) as e:
-            raise ValueError(f"{self.path}:{name}: cannot be read ({e})") from e
+            raise damaged(self.path, f"member {name} cannot be read ({e})") from e
 
     def jpeg(self, name: str, gray: bool = False) -> np.ndarray:
         """Member ``name`` decoded as a JPEG (see ``decode_jpeg``)."""
@@ -88,8 +86,10 @@ class Store:
         self._archive = Reader(path)
         try:
             self.meta = json.loads(self._archive.read("meta.json"))
-        except ValueError:  # json's errors are ValueErrors too
+        except ValueError as e:  # json's errors are ValueErrors too
             self._archive.close()
+            if isinstance(e, json.JSONDecodeError):
+                raise damaged(self.path, f"meta.json is not readable JSON ({e})") from e
             raise
 
     def close(self) -> None:
