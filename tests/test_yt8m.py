@@ -132,21 +132,16 @@ def server():
     running.close()
 
 
+def _lookup_shard(ids, cache, template, **kwargs):
+    settings = dict(rate=0, timeout=5, deadline=5, retries=0, backoff=0, sleep=lambda s: None) | kwargs
+    return yt8m.lookup_shard(list(enumerate(ids)), cache, template=template, **settings)
+
+
 def test_lookup_found_gone_rate_limited_and_malformed(server, tmp_path):
     cache = yt8m.Cache(tmp_path / "cache")
     waits = []
-    ranked = list(enumerate(["nXSc", "Gg00", "Q9q9", "Mm00", "Xx00"]))
-    rows = yt8m.lookup_shard(
-        ranked,
-        cache,
-        template=server.template,
-        rate=0,
-        timeout=5,
-        deadline=5,
-        retries=2,
-        backoff=0.5,
-        sleep=waits.append,
-    )
+    ids = ["nXSc", "Gg00", "Q9q9", "Mm00", "Xx00"]
+    rows = _lookup_shard(ids, cache, server.template, retries=2, backoff=0.5, sleep=waits.append)
     assert [(r["rank"], r["status"], r["youtube_id"]) for r in rows] == [
         (0, "ok", "0sf943sWZls"),
         (1, "gone", None),
@@ -157,9 +152,7 @@ def test_lookup_found_gone_rate_limited_and_malformed(server, tmp_path):
     assert "HTTP 410" in rows[1]["reason"] and "unexpected answer" in rows[3]["reason"]
     assert server.requests["/Q9/Q9q9.js"] == 3 and waits == [0.5, 1.0]  # 429, 503, then the answer; backing off
     # a rerun asks only for what is not final: the malformed answer, nothing else
-    again = yt8m.lookup_shard(
-        ranked, cache, template=server.template, rate=0, timeout=5, deadline=5, retries=2, backoff=0, sleep=waits.append
-    )
+    again = _lookup_shard(ids, cache, server.template, retries=2, sleep=waits.append)
     assert again == rows
     assert sum(server.requests.values()) == 7 + 1 and server.requests["/Mm/Mm00.js"] == 2
 
@@ -167,57 +160,22 @@ def test_lookup_found_gone_rate_limited_and_malformed(server, tmp_path):
 def test_a_rate_limit_that_lasts_fails_the_job_and_keeps_the_answers(server, tmp_path):
     server.answers["/Q9/Q9q9.js"] = [(429, "")]
     cache = yt8m.Cache(tmp_path / "cache")
-    ranked = list(enumerate(["nXSc", "Q9q9", "a0Bz"]))
+    ids = ["nXSc", "Q9q9", "a0Bz"]
     with pytest.raises(yt8m.Transient, match=r"Q9q9.js: HTTP 429 \(after 3 attempts\)"):
-        yt8m.lookup_shard(
-            ranked,
-            cache,
-            template=server.template,
-            rate=0,
-            timeout=5,
-            deadline=5,
-            retries=2,
-            backoff=0,
-            sleep=lambda s: None,
-        )
+        _lookup_shard(ids, cache, server.template, retries=2)
     assert cache.get("nXSc")["youtube_id"] == "0sf943sWZls" and cache.get("Q9q9") is None
     server.answers["/Q9/Q9q9.js"] = [(200, 'i("Q9q9","abcdefghijk");')]
-    rows = yt8m.lookup_shard(
-        ranked,
-        cache,
-        template=server.template,
-        rate=0,
-        timeout=5,
-        deadline=5,
-        retries=2,
-        backoff=0,
-        sleep=lambda s: None,
-    )
+    rows = _lookup_shard(ids, cache, server.template, retries=2)
     assert [r["status"] for r in rows] == ["ok"] * 3 and server.requests["/nX/nXSc.js"] == 1  # not asked again
 
 
 def test_requests_are_spaced_by_the_rate(server, tmp_path):
     waits = []
-    yt8m.lookup_shard(
-        list(enumerate(["nXSc", "a0Bz"])),
-        yt8m.Cache(tmp_path),
-        template=server.template,
-        rate=2,
-        timeout=5,
-        deadline=5,
-        retries=0,
-        backoff=0,
-        sleep=waits.append,
-    )
+    _lookup_shard(["nXSc", "a0Bz"], yt8m.Cache(tmp_path), server.template, rate=2, sleep=waits.append)
     assert len(waits) == 1 and 0 < waits[0] <= 0.5
 
 
 ANSWER = 'i("nXSc","0sf943sWZls");'
-
-
-def _lookup_shard(ids, cache, template, **kwargs):
-    settings = dict(rate=0, timeout=5, deadline=5, retries=0, backoff=0, sleep=lambda s: None) | kwargs
-    return yt8m.lookup_shard(list(enumerate(ids)), cache, template=template, **settings)
 
 
 def test_a_server_dripping_a_byte_at_a_time_is_cut_at_the_deadline(tmp_path):
