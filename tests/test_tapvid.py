@@ -1,15 +1,18 @@
 """pico's tracks measured as TAP-Vid measures point tracking (Doersch et al. 2022)."""
 
+import json
 import pickle
 
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 from pico.data import synthetic, tracks
 from pico.evaluation import tapvid
 from pico.evaluation.readers import DatasetError
 from pico.store import flowstore
+from picotest import run_snakemake, scheduled
 
 H, W = 48, 64
 
@@ -141,7 +144,7 @@ def test_predictions_round_trip_through_parquet(tmp_path):
     positions = np.arange(2 * 5 * 2, dtype=np.float32).reshape(2, 5, 2)
     occluded = np.zeros((2, 5), bool)
     occluded[1, 4] = True
-    table = tapvid.predictions("tapvid0000", "strided", queries, positions, occluded)
+    table = tapvid.predictions("tapvid0000", "strided", queries, positions, occluded, motion_boundary=True)
     tapvid.write_predictions([table], tmp_path / "p.parquet")
     df = tapvid.read_predictions(tmp_path / "p.parquet").to_pandas()
     assert df.shape[0] == 10 and df.columns.tolist() == tapvid.SCHEMA.names
@@ -234,3 +237,51 @@ def test_with_the_true_flow_the_demo_world_scores_aj_095_in_strided_mode(tmp_pat
     strided, first = (tapvid.summary(results[mode]) for mode in ("strided", "first"))
     assert strided["aj"] >= 0.95 and strided["delta_avg"] >= 0.95, strided  # measured 0.955, 0.974
     assert first["aj"] >= 0.88 and first["delta_avg"] >= 0.93, first  # measured 0.903, 0.949
+
+
+# --- the workflow's target track_quality (rules/track_quality.smk) ---------------------------------
+
+#: The per-point predictions' columns anyone rescoring needs (the contract; SCHEMA has more).
+PREDICTION_COLUMNS = {"video", "query", "t", "x", "y", "occluded"}
+
+
+def tiny_config(repo) -> dict:
+    """The demo's config with a tiny ground truth: 2 videos of 10 frames, 64 points, 64 x 48 px."""
+    config = yaml.safe_load((repo / "config/config.yaml").read_text())
+    config["frames"]["short_side"] = 48
+    config["benchmarks"]["tapvid"] = {"videos": 2, "frames": 10, "points": 64}
+    return config
+
+
+@pytest.fixture(scope="module")
+def track_quality_run(tmp_path_factory, repo):
+    """Target track_quality run for real on the tiny config, once for this module's tests."""
+    workdir = tmp_path_factory.mktemp("track_quality")
+    run_snakemake(workdir, "track_quality", config=tiny_config(repo))
+    return workdir
+
+
+def test_track_quality_writes_a_row_per_cut_and_mode_and_the_predictions(track_quality_run):
+    table = json.loads((track_quality_run / "results/track_quality.json").read_text())
+    assert set(table) == {"benchmark", "demo", "rows"} and table["demo"] is True
+    assert [(r["query_mode"], r["backend"], r["gamma"], r["delta"], r["motion_boundary"]) for r in table["rows"]] == [
+        ("first", "dis", 0, 4, True),
+        ("strided", "dis", 0, 4, True),
+    ]
+    assert all(list(r) == list(tapvid.ROW_KEYS) and r["n_videos"] == 2 and 0 < r["AJ"] <= 1 for r in table["rows"])
+    predictions = tapvid.read_predictions(track_quality_run / "results/track_quality/demo/dis/g0_d4.parquet")
+    assert PREDICTION_COLUMNS <= set(predictions.column_names)
+    assert predictions.num_rows == sum(r["n_points"] for r in table["rows"]) * 10
+    for path in ("results/tables/track_quality.html", "results/track_quality.png"):
+        assert (track_quality_run / path).stat().st_size > 0
+
+
+def test_a_new_cut_reruns_no_flow_and_a_new_backend_only_its_own(track_quality_run, repo):
+    config = tiny_config(repo)
+    cuts = [{"gamma": 0, "delta": 4, "motion_boundary": True}, {"gamma": 0, "delta": 1, "motion_boundary": False}]
+    config["benchmarks"]["tapvid"]["grid"] = {"cuts": cuts}
+    jobs = scheduled(run_snakemake(track_quality_run, "track_quality", "-n", config=config).stdout)
+    assert "tapvid_flow" not in jobs and "tapvid_truth" not in jobs and jobs["tapvid_score"] == 1
+    config["benchmarks"]["tapvid"]["grid"] = {"backends": ["dis", "deepflow"]}
+    out = run_snakemake(track_quality_run, "track_quality", "-n", config=config).stdout
+    assert scheduled(out)["tapvid_flow"] == 1 and "results/track_quality/demo/deepflow/flow" in out

@@ -53,7 +53,7 @@ from pico import seeding
 from pico.data import flow, synthetic, tracks
 from pico.evaluation.readers import DatasetError
 from pico.store import flowstore
-from pico.store.files import read_parquet, write_parquet
+from pico.store.files import atomic_path, read_parquet, write_parquet
 
 MODES = ("first", "strided")
 #: TAP-Vid's query stride of mode ``strided``, frames.
@@ -63,11 +63,13 @@ THRESHOLDS = (1, 2, 4, 8, 16)
 SIDE = 256
 #: The per-point predictions: one row per query and frame, sorted by video, mode, query, t.
 #: ``track`` is the ground-truth track the query follows and ``query_t`` its query frame, so a
-#: table and the ground truth are all a rescoring needs.
+#: table and the ground truth are all a rescoring needs; ``motion_boundary`` tells the tracker's
+#: two stops apart where one file holds both (the workflow's, one per (γ, δ)).
 SCHEMA = pa.schema(
     [
         ("video", pa.string()),
         ("mode", pa.string()),
+        ("motion_boundary", pa.bool_()),
         ("query", pa.int32()),
         ("track", pa.int32()),
         ("query_t", pa.int32()),
@@ -249,8 +251,11 @@ def summary(per_video: list[dict]) -> dict:
     return out
 
 
-def predictions(name: str, mode: str, queries: Queries, positions: np.ndarray, occluded: np.ndarray) -> pa.Table:
-    """One video's predictions in one mode as a table of SCHEMA, a row per query and frame."""
+def predictions(
+    name: str, mode: str, queries: Queries, positions: np.ndarray, occluded: np.ndarray, *, motion_boundary: bool
+) -> pa.Table:
+    """One video's predictions in one mode, tracked with or without the ``motion_boundary``
+    stop, as a table of SCHEMA, a row per query and frame."""
     n_queries, n_frames = occluded.shape
     per_row = {
         "query": np.repeat(np.arange(n_queries), n_frames),
@@ -263,10 +268,12 @@ def predictions(name: str, mode: str, queries: Queries, positions: np.ndarray, o
     }
     n = n_queries * n_frames
     columns = {k: pa.array(v, SCHEMA.field(k).type) for k, v in per_row.items()}
-    return pa.table(
-        {"video": pa.array([name] * n, pa.string()), "mode": pa.array([mode] * n, pa.string()), **columns},
-        schema=SCHEMA,
-    )
+    fixed = {
+        "video": pa.array([name] * n, pa.string()),
+        "mode": pa.array([mode] * n, pa.string()),
+        "motion_boundary": pa.array([motion_boundary] * n, pa.bool_()),
+    }
+    return pa.table({**fixed, **columns}, schema=SCHEMA)
 
 
 def write_predictions(tables: list[pa.Table], path: str | Path) -> None:
@@ -315,7 +322,7 @@ def evaluate_video(
     truth, truth_occluded = video.points[queries.track], video.occluded[queries.track]
     result = scores(truth, truth_occluded, positions, occluded, queries.t, mode=mode, size=video.size)
     return {"video": video.name, "mode": mode, "queries": len(queries.t), **result}, predictions(
-        video.name, mode, queries, positions, occluded
+        video.name, mode, queries, positions, occluded, motion_boundary=motion_boundary
     )
 
 
@@ -355,19 +362,37 @@ def demo_video(
     points: int,
     world: synthetic.World = synthetic.World(),
 ) -> Video:
-    """Synthetic TAP-Vid video ``index``: ``n_frames`` frames at ``fps`` of ``demo_scene`` and the
-    exact tracks of ``points`` surface points, drawn uniform in space and time as the tracks
-    stage draws its starts (``tracks.start_points``). A point lies on the surface nearest the
-    viewer where it is drawn (``Scene.surfaces``), moves with it (``Scene.follow``), and is
-    visible where it is inside the frame and no nearer object covers it (``Scene.visible``)."""
+    """Synthetic TAP-Vid video ``index``: ``scene_video`` of ``demo_scene``."""
     scene = demo_scene(seed, index, n_frames=n_frames, fps=fps, width=width, height=height, world=world)
-    t0, x, y = tracks.start_points(points, n_frames, width, height, seeding.rng(seed, "tapvid", demo_name(index)))
+    return scene_video(demo_name(index), scene, seed, n_frames=n_frames, fps=fps, points=points)
+
+
+def scene_video(name: str, scene: synthetic.Scene, seed: int, *, n_frames: int, fps: float, points: int) -> Video:
+    """Video ``name``: ``n_frames`` frames at ``fps`` of ``scene`` from t = 0 and the exact tracks of
+    ``points`` surface points, drawn uniform in space and time as the tracks stage draws its
+    starts (``tracks.start_points``, seeded by (seed, name)). A point lies on the surface nearest
+    the viewer where it is drawn (``Scene.surfaces``), moves with it (``Scene.follow``), and is
+    visible where it is inside the frame and no nearer object covers it (``Scene.visible``)."""
+    width, height = scene.width, scene.height
+    t0, x, y = tracks.start_points(points, n_frames, width, height, seeding.rng(seed, "tapvid", name))
     times = np.arange(n_frames) / fps
     layer = scene.surfaces(x, y, t0 / fps)
     px, py = scene.follow(layer, x, y, t0 / fps, times)
     seen = scene.visible(layer, px, py, times)
     frames = np.stack([scene.render(t)["rgb"] for t in times])
-    return Video(demo_name(index), frames, np.stack([px.T, py.T], -1).astype(np.float32), ~seen.T)
+    return Video(name, frames, np.stack([px.T, py.T], -1).astype(np.float32), ~seen.T)
+
+
+def save_video(video: Video, path: str | Path) -> None:
+    """A video with its ground truth to one ``.npz`` file (no pickles), atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, name=video.name, frames=video.frames, points=video.points, occluded=video.occluded)
+
+
+def load_video(path: str | Path) -> Video:
+    """A video ``save_video`` wrote."""
+    with np.load(path, allow_pickle=False) as data:
+        return Video(str(data["name"]), data["frames"], data["points"], data["occluded"])
 
 
 # --- ground truth: TAP-Vid's pickles --------------------------------------------------------------
@@ -449,3 +474,124 @@ def decoded_frames(where: str, video) -> np.ndarray:
             f"{where}: video must be uint8 [T >= 2, H, W, 3] or JPEG bytes, got {frames.dtype} {frames.shape}"
         )
     return np.ascontiguousarray(frames)
+
+
+# --- the workflow's files (rules/track_quality.smk) -----------------------------------------------
+
+#: What ``results/track_quality.json`` is titled.
+TITLE = "Track quality (beyond the paper): pico's tracks scored as TAP-Vid scores point tracking"
+#: The columns of ``results/track_quality.json``'s rows.
+ROW_KEYS = (
+    "dataset",
+    "backend",
+    "codec",
+    "gamma",
+    "delta",
+    "motion_boundary",
+    "query_mode",
+    "AJ",
+    "delta_avg",
+    "OA",
+    "n_videos",
+    "n_points",
+)
+#: A ground-truth video's file in a set's folder, and its flow's (``flowstore.SUFFIX``): named by
+#: the video's position in the set, so that any video name (a pickle's key) makes a safe path.
+VIDEO_SUFFIX = ".npz"
+
+
+def truth_videos(settings: dict) -> Iterator[Video]:
+    """The videos of one ground-truth set (``pico.config.tapvid_sets``): TAP-Vid's pickles at
+    ``root``, or ``videos`` synthetic ones (``demo_video``) of ``world`` at ``fps``, rendered at
+    ``source_size`` scaled to ``short_side`` as the frames stage scales a video."""
+    if "root" in settings:
+        yield from read_tapvid(settings["root"])
+        return
+    from pico.data.video import output_size  # decoding's module: only where videos are made
+
+    width, height = output_size(*settings["source_size"], settings["short_side"])
+    world = synthetic.World.from_settings(settings["world"])
+    for index in range(settings["videos"]):
+        yield demo_video(
+            settings["seed"],
+            index,
+            n_frames=settings["frames"],
+            fps=settings["fps"],
+            width=width,
+            height=height,
+            points=settings["points"],
+            world=world,
+        )
+
+
+def write_truth(settings: dict, folder: str | Path) -> None:
+    """Every video of a ground-truth set into ``folder``, ``00000.npz``, ... in the set's order."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, video in enumerate(truth_videos(settings)):
+        save_video(video, folder / f"{index:05d}{VIDEO_SUFFIX}")
+
+
+def truth_files(folder: str | Path) -> list[Path]:
+    """A ground-truth set's video files (``write_truth``), in order."""
+    return sorted(Path(folder).glob(f"*{VIDEO_SUFFIX}"))
+
+
+def write_flow(truth: str | Path, cfg: dict, folder: str | Path) -> None:
+    """``store_flow`` of every video of a ground-truth set's ``truth`` folder into ``folder``,
+    each named as its video's file."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in truth_files(truth):
+        store_flow(load_video(path), cfg, folder / f"{path.stem}{flowstore.SUFFIX}")
+
+
+def evaluate_set(
+    truth: str | Path, flow_folder: str | Path, *, modes: Sequence[str], gamma: float, delta: float, motion_boundaries
+) -> tuple[list[dict], list[pa.Table]]:
+    """Every video of a ground-truth set tracked over its stored flow at (γ, δ), with each of
+    ``motion_boundaries`` and in each query mode: per (motion_boundary, mode) its ``summary``
+    with ``n_points`` (the queries scored) and the per-video scores; and the predictions."""
+    results, tables = [], []
+    videos = [(load_video(path), Path(flow_folder) / f"{path.stem}{flowstore.SUFFIX}") for path in truth_files(truth)]
+    for motion_boundary, mode in itertools.product(motion_boundaries, modes):
+        per_video = []
+        for video, flow_path in videos:
+            result, table = evaluate_video(
+                video, flow_path, mode=mode, gamma=gamma, delta=delta, motion_boundary=motion_boundary
+            )
+            per_video.append(result)
+            tables.append(table)
+        results.append(
+            {
+                "motion_boundary": motion_boundary,
+                "query_mode": mode,
+                **summary(per_video),
+                "n_points": sum(v["queries"] for v in per_video),
+                "per_video": per_video,
+            }
+        )
+    return results, tables
+
+
+def table(results: list[dict], demo: bool) -> dict:
+    """``results/track_quality.json`` from the per-cut results (``rules/track_quality.smk``'s
+    ``{dataset, backend, codec, gamma, delta, results}``): a row per dataset, backend, cut and
+    query mode, in that order."""
+    rows = [
+        {
+            **{k: r[k] for k in ("dataset", "backend", "codec", "gamma", "delta")},
+            "motion_boundary": s["motion_boundary"],
+            "query_mode": s["query_mode"],
+            "AJ": s["aj"],
+            "delta_avg": s["delta_avg"],
+            "OA": s["oa"],
+            "n_videos": s["videos"],
+            "n_points": s["n_points"],
+        }
+        for r in results
+        for s in r["results"]
+    ]
+    rows.sort(key=lambda row: tuple(row[k] for k in ROW_KEYS[:7]))
+    name = TITLE + (" -- DEMO: the synthetic world's exact tracks, not TAP-Vid's videos" if demo else "")
+    return {"benchmark": name, "demo": demo, "rows": rows}
