@@ -23,6 +23,7 @@ median temporal gap of the pairs (frames). Prints a Markdown table; progress to 
 
     PYTHONPATH=src:bench .venv/bin/python bench/track_quality.py [--videos 4] [--frames 60]
         [--points 512] [--size 171x128] [--backends dis:fine ...] [--draws 50] [--wrong-px 2] [--seed 0]
+        [--world-from config/mini.yaml]
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import yaml
 
 from occlusions import CODEC, FPS, estimator, size
 from pico import seeding
@@ -48,13 +50,21 @@ BACKENDS = ["dis:ultrafast", "dis:fast", "dis:medium", "dis:fine", "farneback", 
 CUTS = [(0.0, 1.0), (0.0, 4.0), (0.0, 16.0), (0.1, 4.0)]
 
 
+def world_from(path: str) -> synthetic.World:
+    """The world of a config file's demo dataset (``datasets.demo.synthetic.world``)."""
+    settings = yaml.safe_load(Path(path).read_text())["datasets"]["demo"]["synthetic"].get("world")
+    return synthetic.World.from_settings(settings)
+
+
 def scenes(args) -> list[tapvid.Video]:
     """Both shots of each pretraining video as ground-truth videos, named ``synthNNNN.S``."""
     width, height = args.size
     videos = []
     for i in range(args.videos):
         name = f"synth{i:04d}"
-        made = synthetic.make_video(args.seed, name, args.frames / FPS * 2, FPS, width, height, cut=True)
+        made = synthetic.make_video(
+            args.seed, name, args.frames / FPS * 2, FPS, width, height, cut=True, world=args.world
+        )
         for shot, (scene, _) in enumerate(made.shots):
             videos.append(
                 tapvid.scene_video(
@@ -135,9 +145,10 @@ def table(rows: list[dict], args, seconds: float) -> str:
     width, height = args.size
     keys = list(rows[0])
     lines = [
-        f"{args.videos} demo pretraining videos (both shots: {2 * args.videos} scenes) x {args.frames} frames at "
-        f"{width}x{height}, 30 fps, {args.points} points each (seed {args.seed}); flow through the tiled q90 codec; "
-        f"anchor sampling {args.draws} draws per scene, a pair wrong beyond {args.wrong_px:g} px or occluded; "
+        f"World of {args.world_from or 'the demo'}: {args.videos} pretraining videos (both shots: {2 * args.videos} "
+        f"scenes) x {args.frames} frames at {width}x{height}, 30 fps, {args.points} points each (seed {args.seed}); "
+        f"flow through the tiled q90 codec; anchor sampling {args.draws} draws per scene, a pair wrong beyond "
+        f"{args.wrong_px:g} px or occluded; "
         f"OpenCV {cv2.__version__}; {seconds / 60:.1f} min.",
         "",
         "| " + " | ".join(keys) + " |",
@@ -161,7 +172,11 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=50, help="anchor-sampling draws per scene (default 50)")
     parser.add_argument("--wrong-px", type=float, default=2.0, help="a pair is wrong beyond this (default 2 px)")
     parser.add_argument("--seed", type=int, default=0, help="world, points and draws seed (default 0)")
+    parser.add_argument(
+        "--world-from", help="a config YAML whose datasets.demo.synthetic.world to use (default: the demo's)"
+    )
     args = parser.parse_args()
+    args.world = world_from(args.world_from) if args.world_from else synthetic.World()
     start = time.perf_counter()
     videos = scenes(args)
     rows = []

@@ -44,5 +44,5 @@ def plot(table: dict, path: str | Path) -> None:
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
     axes[0, -1].legend(fontsize="small")
-    fig.suptitle(textwrap.fill(table["benchmark"], 90), fontsize="medium")
+    fig.suptitle(textwrap.fill(table["benchmark"], 50 * len(backends)), fontsize="medium")
     plots.save(fig, path)
