@@ -22,6 +22,7 @@ include: "rules/pretrain.smk"
 include: "rules/benchmarks.smk"
 include: "rules/correspondence.smk"
 include: "rules/propagation.smk"
+include: "rules/track_quality.smk"
 include: "rules/ablations.smk"
 include: "rules/reproduction.smk"
 include: "rules/health.smk"
@@ -35,6 +36,7 @@ rule all:
         rules.benchmarks.input,
         rules.correspondence.input,
         rules.propagation.input,
+        rules.track_quality.input,
         rules.figures.input,
         rules.ablations.input,
         rules.health.input,

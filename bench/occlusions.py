@@ -102,57 +102,14 @@ def scene_of(seed: int, video: str, n_frames: int, width: int, height: int) -> s
     return vid.shots[0][0]
 
 
-def true_flow(scene: synthetic.Scene, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """The generator's exact forward (t -> t+1) and backward (t+1 -> t) flow, (T-1, 2, H, W)."""
-    dt = 1 / FPS
-    fwd = np.stack([scene.render(t * dt, dt=dt)["flow"] for t in range(n_frames - 1)])
-    bwd = np.stack([scene.render((t + 1) * dt, dt=-dt)["flow"] for t in range(n_frames - 1)])
-    return fwd, bwd
-
-
-def covering(scene: synthetic.Scene, x: np.ndarray, y: np.ndarray, t: float) -> np.ndarray:
-    """Per point, the index of the nearest surface at (x, y) at time t: 0 the background, k the
-    scene's k-th object (``Scene.things`` runs far to near, as painted)."""
-    layer = np.zeros(len(x), np.int64)
-    for k, thing in enumerate(scene.things, 1):
-        layer[thing.inside(*thing.to_local(x, y, t))] = k
-    return layer
-
-
-def start_surfaces(scene: synthetic.Scene, starts: dict[str, np.ndarray]) -> np.ndarray:
-    """The surface each start point lies on at its own start frame."""
-    layer = np.zeros(len(starts["t"]), np.int64)
-    for t0 in np.unique(starts["t"]):
-        on = np.flatnonzero(starts["t"] == t0)
-        layer[on] = covering(scene, starts["x"][on], starts["y"][on], t0 / FPS)
-    return layer
-
-
-def surface_positions(
-    scene: synthetic.Scene, layer: np.ndarray, starts: dict[str, np.ndarray], n_frames: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Where each start point's surface point is at every frame, (T, n) x and y: the object's
-    local coordinates at the start frame mapped back at each frame, or the background's pan."""
-    t0, x0, y0 = starts["t"], starts["x"], starts["y"]
-    elapsed = (np.arange(n_frames)[:, None] - t0[None, :]) / FPS  # (T, n) seconds since the start
-    x, y = x0 + scene.pan[0] * elapsed, y0 + scene.pan[1] * elapsed
-    for k, thing in enumerate(scene.things, 1):
-        for start in np.unique(t0[layer == k]):
-            on = np.flatnonzero((layer == k) & (t0 == start))
-            u, v = thing.to_local(x0[on], y0[on], start / FPS)
-            for t in range(n_frames):
-                x[t, on], y[t, on] = thing.to_image(u, v, t / FPS)
-    return x, y
-
-
 def truth(scene: synthetic.Scene, starts: dict[str, np.ndarray], n_frames: int) -> dict[str, np.ndarray]:
     """Per start point: ``occluded_at`` (first covered frame inside the frame, -1 if none) and
     ``relative`` (|w + ŵ| of the true flow at that step, NaN if none)."""
     t0 = starts["t"]
-    layer = start_surfaces(scene, starts)
-    x, y = surface_positions(scene, layer, starts, n_frames)
+    layer = scene.surfaces(starts["x"], starts["y"], t0 / FPS)
+    x, y = scene.follow(layer, starts["x"], starts["y"], t0 / FPS, np.arange(n_frames) / FPS)
     inside = (x >= 0) & (x <= scene.width - 1) & (y >= 0) & (y <= scene.height - 1)
-    covered = np.stack([covering(scene, x[t], y[t], t / FPS) > layer for t in range(n_frames)])
+    covered = np.stack([scene.covering(x[t], y[t], t / FPS) > layer for t in range(n_frames)])
     frames = np.arange(n_frames)[:, None]
     still_inside = np.cumprod(inside | (frames < t0), axis=0).astype(bool)  # not yet left the frame
     event = covered & still_inside & (frames > t0)
@@ -168,7 +125,7 @@ def relative_motion(scene: synthetic.Scene, x: np.ndarray, y: np.ndarray, covere
     frame ``covered`` - 1, ŵ the occluder's backward flow where the point lands."""
     step = np.array([x[covered] - x[covered - 1], y[covered] - y[covered - 1]])
     px, py, t = np.array([x[covered]]), np.array([y[covered]]), covered / FPS
-    thing = scene.things[int(covering(scene, px, py, t)[0]) - 1]  # the occluder: an object, never the background
+    thing = scene.things[int(scene.covering(px, py, t)[0]) - 1]  # the occluder: an object, never the background
     bx, by = thing.to_image(*thing.to_local(px, py, t), t - 1 / FPS)
     return float(np.hypot(step[0] + bx[0] - px[0], step[1] + by[0] - py[0]))
 
@@ -206,7 +163,7 @@ def run_backend(name: str, videos: list[tuple[str, synthetic.Scene, np.ndarray]]
     world, seconds, pairs = [], 0.0, 0
     for video, scene, frames in videos:
         start = time.perf_counter()
-        fwd, bwd = true_flow(scene, len(frames)) if estimate is None else estimate(frames)
+        fwd, bwd = synthetic.true_flow(scene, len(frames), FPS) if estimate is None else estimate(frames)
         seconds += time.perf_counter() - start
         pairs += 2 * (len(frames) - 1)
         path = folder / f"{video}{flowstore.SUFFIX}"

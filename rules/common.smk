@@ -91,6 +91,17 @@ CUTS = {
 }
 
 
+def tapvid_flow_weights(wildcards):
+    """RAFT's weights file as the flow stage takes it: the fetched default (rules/flow.smk) for
+    the configured backend, a configured local file for any RAFT backend; none otherwise (a
+    RAFT backend of the grid alone takes torchvision's default from its cache)."""
+    if wildcards.backend not in RAFT_BACKENDS:
+        return []
+    if RAFT_DEFAULT_WEIGHTS and wildcards.backend == config["flow"]["backend"]:
+        return [RAFT_DEFAULT_WEIGHTS]
+    return local_file(config["flow"]["weights"])
+
+
 # Pretraining runs on a GPU when the job gets one (rules/pretrain.smk declares it for SLURM).
 PRETRAIN_ON_GPU = config["pretrain"]["device"] != "cpu"
 PRETRAIN_RUNTIME_KEYS = pico.config.PRETRAIN_RUNTIME_KEYS

@@ -22,8 +22,8 @@ every ``__init__`` is empty, so parsing the Snakefile (``config``, ``data.source
 ``evaluation``: stage 8, Section 4
     ``registry`` (the benchmarks by name), ``probe`` (linear probes), ``mask_rcnn``,
     ``metrics``, ``readers`` (official dataset layouts), ``panoptic``, ``demo_data`` (the
-    demo's benchmark data), ``correspondence``, ``groundtruth`` and ``propagation`` (beyond
-    the paper)
+    demo's benchmark data), ``correspondence``, ``groundtruth``, ``propagation`` and
+    ``tapvid`` (beyond the paper)
 ``reporting``: what the report shows
     ``health``, ``figures``, ``tables``, ``plots``, ``ablations`` (Figures 3-5),
     ``reproduction`` (the mini-reproduction)

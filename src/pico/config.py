@@ -134,6 +134,64 @@ def propagation_settings(config: dict) -> dict:
     }
 
 
+#: The dataset name of TAP-Vid's own videos (``benchmarks.tapvid.root``) in track_quality's paths.
+TAPVID_DATASET = "tapvid"
+#: The source size (4:3) of track_quality's synthetic videos for a dataset of real videos.
+TAPVID_ASPECT = (4, 3)
+
+
+def tapvid_sets(config: dict) -> dict[str, dict]:
+    """track_quality's ground-truth sets, {dataset name in paths: what makes its videos} (the
+    rerun triggers of its ``tapvid_truth`` job): with ``benchmarks.tapvid.root``, TAP-Vid's
+    pickles as ``tapvid``; else per configured dataset fresh scenes of its synthetic world (a
+    dataset of real videos: ``demo_world``'s, 4:3) at ``frames.fps``, rendered at the size of its
+    frames (``source_size`` scaled to ``short_side``)."""
+    tapvid = config["benchmarks"]["tapvid"]
+    if tapvid["root"]:
+        return {TAPVID_DATASET: {"root": tapvid["root"]}}
+    common = {
+        "seed": config["seed"],
+        **{k: tapvid[k] for k in ("videos", "frames", "points")},
+        "fps": config["frames"]["fps"],
+        "short_side": config["frames"]["short_side"],
+    }
+    sets = {}
+    for name, ds in config["datasets"].items():
+        synthetic = ds["synthetic"] if ds["source"] == "synthetic" else None
+        size = [synthetic["width"], synthetic["height"]] if synthetic else list(TAPVID_ASPECT)
+        sets[name] = {**common, "source_size": size, "world": synthetic["world"] if synthetic else demo_world(config)}
+    return sets
+
+
+def tapvid_backends(config: dict) -> list[str]:
+    """track_quality's flow backends: ``benchmarks.tapvid.grid.backends``, else ``flow.backend``."""
+    return config["benchmarks"]["tapvid"]["grid"]["backends"] or [config["flow"]["backend"]]
+
+
+def tapvid_cuts(config: dict) -> dict[str, dict]:
+    """track_quality's cuts, {``cut_name``: {gamma, delta, motion_boundary: [settings]}}: one per
+    (γ, δ) of ``benchmarks.tapvid.grid.cuts`` (else of ``tracking.thresholds`` with
+    ``tracking.motion_boundary``), each with the motion-boundary settings asked for at it."""
+    grid = config["benchmarks"]["tapvid"]["grid"]["cuts"]
+    if grid is None:
+        mb = config["tracking"]["motion_boundary"]
+        grid = [{"gamma": g, "delta": d, "motion_boundary": mb} for g, d in config["tracking"]["thresholds"]]
+    cuts: dict[str, dict] = {}
+    for cut in grid:
+        entry = cuts.setdefault(
+            cut_name(cut["gamma"], cut["delta"]),
+            {"gamma": float(cut["gamma"]), "delta": float(cut["delta"]), "motion_boundary": []},
+        )
+        entry["motion_boundary"] = sorted({*entry["motion_boundary"], cut["motion_boundary"]})
+    return cuts
+
+
+def tapvid_flow(config: dict, backend: str) -> dict:
+    """The ``flow`` settings track_quality estimates with for ``backend``: the configured ones,
+    that backend."""
+    return {**config["flow"], "backend": backend}
+
+
 def demo_gaps(correspondence: dict) -> list[int]:
     """The demo correspondence pairs' gaps in frames at DEMO_FPS (``benchmarks.correspondence``):
     ``demo_gaps``, or where the deprecated ``demo_gap`` (seconds) is set, that one gap alone
@@ -397,6 +455,11 @@ def _numbers_paths_change(config: dict) -> list[str]:
         for axis in ("gammas", "deltas")
         for i, x in enumerate(spec[axis])
     ]
+    numbers += [
+        (f"benchmarks.tapvid.grid.cuts.{i}.{axis}", cut[axis])
+        for i, cut in enumerate(config["benchmarks"]["tapvid"]["grid"]["cuts"] or [])
+        for axis in ("gamma", "delta")
+    ]
     return [
         f"{key}: {x!r} is named {x:g} in paths (6 significant digits), which is what its cut "
         f"would use, shared with any other value named so; give it as {x:g}"
@@ -455,6 +518,9 @@ def _missing_paths(config: dict) -> list[str]:
     problems += [
         f"{key}: folder '{root}' does not exist" for key, root in roots.items() if root and not os.path.isdir(root)
     ]
+    tapvid = b["tapvid"]["root"]
+    if tapvid and not os.path.exists(tapvid):
+        problems.append(f"benchmarks.tapvid.root: file or folder '{tapvid}' does not exist")
     return problems
 
 

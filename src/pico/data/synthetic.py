@@ -201,6 +201,58 @@ class Scene:
             out["flow"] = flow.astype(np.float32)
         return out
 
+    def covering(self, x: np.ndarray, y: np.ndarray, t: float) -> np.ndarray:
+        """Per point, the surface nearest the viewer at (x, y) at time ``t``: 0 the background,
+        k the k-th of ``things`` (they run far to near, as ``render`` paints them)."""
+        layer = np.zeros(np.shape(x), np.int64)
+        for k, thing in enumerate(self.things, 1):
+            layer[thing.inside(*thing.to_local(x, y, t))] = k
+        return layer
+
+    def surfaces(self, x: np.ndarray, y: np.ndarray, t0: np.ndarray) -> np.ndarray:
+        """The surface (``covering``) each point (x[i], y[i]) lies on at its own time t0[i] (s)."""
+        layer = np.zeros(len(t0), np.int64)
+        for start in np.unique(t0):
+            on = np.flatnonzero(t0 == start)
+            layer[on] = self.covering(x[on], y[on], start)
+        return layer
+
+    def follow(
+        self, layer: np.ndarray, x: np.ndarray, y: np.ndarray, t0: np.ndarray, times: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Where surface points are at each of ``times`` (s): x and y, (len(times), n). Point i
+        lies on surface ``layer[i]`` (``covering``) at (x[i], y[i]) at time t0[i]; an object's
+        point keeps its local coordinates (``Thing.to_local`` at t0, ``Thing.to_image`` at each
+        time), the background's moves with the pan, p(t) = p(t0) + pan (t - t0)."""
+        times = np.asarray(times, np.float64)
+        elapsed = times[:, None] - t0[None, :]  # (T, n) seconds since each point's t0
+        px, py = x + self.pan[0] * elapsed, y + self.pan[1] * elapsed
+        for k, thing in enumerate(self.things, 1):
+            for start in np.unique(t0[layer == k]):
+                on = np.flatnonzero((layer == k) & (t0 == start))
+                u, v = thing.to_local(x[on], y[on], start)
+                for j, t in enumerate(times):
+                    px[j, on], py[j, on] = thing.to_image(u, v, t)
+        return px, py
+
+    def visible(self, layer: np.ndarray, x: np.ndarray, y: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """Whether surface points (on ``layer``, at (x, y), each (len(times), n), as ``follow``
+        gives them) are seen at each of ``times``: inside the frame, [0, W-1] x [0, H-1] with
+        pixel centres at integers, and no nearer object covers them. (len(times), n) bool."""
+        inside = (x >= 0) & (x <= self.width - 1) & (y >= 0) & (y <= self.height - 1)
+        uncovered = np.stack([self.covering(x[j], y[j], t) <= layer for j, t in enumerate(times)])
+        return inside & uncovered
+
+
+def true_flow(scene: Scene, n_frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """The exact forward (frame t -> t+1) and backward (t+1 -> t) flow of ``n_frames`` frames of
+    ``scene`` at ``fps`` from time 0, each (n_frames - 1, 2, H, W) float32: the ceiling of any
+    flow estimator."""
+    dt = 1 / fps
+    fwd = np.stack([scene.render(t * dt, dt=dt)["flow"] for t in range(n_frames - 1)])
+    bwd = np.stack([scene.render((t + 1) * dt, dt=-dt)["flow"] for t in range(n_frames - 1)])
+    return fwd, bwd
+
 
 @dataclass(frozen=True)
 class Video:

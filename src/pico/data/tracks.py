@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -95,6 +96,13 @@ class StoredField:
         return bilinear(self.codes, x, y, decode=self._decode)
 
 
+def stored_fields(store: flowstore.FlowStore) -> Iterator[tuple[StoredField, StoredField]]:
+    """A snippet's stored fields in order, t = 0 .. T-2: (forward t -> t+1, backward t+1 -> t),
+    read one pair at a time."""
+    for t in range(len(store)):
+        yield StoredField(*store.quantized("fwd", t)), StoredField(*store.quantized("bwd", t))
+
+
 def sample(field, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Flow at the points: from a float array (C, H, W) or a StoredField."""
     return field.sample(x, y) if isinstance(field, StoredField) else bilinear(field, x, y)
@@ -118,6 +126,12 @@ def passes(fb_sq: np.ndarray, mag_sq: np.ndarray, gamma: float, delta: float) ->
     return fb_sq < gamma * mag_sq + delta
 
 
+def at_motion_boundary(boundary: np.ndarray) -> np.ndarray:
+    """Sundaram et al.'s Eq. 6 holds: the ratio of its sides (``motion_boundary_ratio``) is
+    above 1. NaN (a track's last row) never holds."""
+    return boundary > 1
+
+
 def motion_boundary_ratio(field, x: np.ndarray, y: np.ndarray, step: np.ndarray) -> np.ndarray:
     """Sundaram et al. (2010)'s motion-boundary term at the points, as the ratio of the two
     sides of their Eq. 6, (|∇u|² + |∇v|²) / (0.01 |w|² + 0.002): above 1 at a motion boundary.
@@ -133,6 +147,46 @@ def motion_boundary_ratio(field, x: np.ndarray, y: np.ndarray, step: np.ndarray)
     d_dy = (sample(field, x, y1) - sample(field, x, y0)) / (y1 - y0)  # (2, n): u_y, v_y
     gradient_sq = (d_dx**2).sum(0) + (d_dy**2).sum(0)
     return gradient_sq / (BOUNDARY_SCALE * (step**2).sum(0) + BOUNDARY_FLOOR)
+
+
+class Step(NamedTuple):
+    """Points moved one frame by ``advance``, in the columns of SCHEMA: where each lands (Eq. 2),
+    the step's Eq. 3 terms and motion-boundary ratio in float16 as stored (NaN where it stops),
+    and ``end``: 0 where the point goes on, else why it stops (``END_LEFT``, ``END_OCCLUDED``)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    fb_sq: np.ndarray
+    mag_sq: np.ndarray
+    end: np.ndarray
+    boundary: np.ndarray
+
+
+def advance(fwd, bwd, x: np.ndarray, y: np.ndarray, gamma: float, delta: float) -> Step:
+    """One step of the points (x, y) from frame t to t+1: Eq. 2, (x, y) + w(x, y) with w the
+    forward flow ``fwd`` sampled bilinearly, then Eq. 3 with ŵ the backward flow ``bwd`` (t+1 -> t)
+    at the landing point, |w + ŵ|² < γ(|w|² + |ŵ|²) + δ, on the float16 values that are stored.
+    A point stops when it lands outside [0, W-1] x [0, H-1] (``END_LEFT``) or fails Eq. 3
+    (``END_OCCLUDED``); the motion-boundary ratio is computed for those that go on, never
+    applied. The tracks stage and pico.evaluation.tapvid's query points both step through here;
+    swapping ``fwd`` and ``bwd`` steps backward in time."""
+    n = len(x)
+    fb, mag, boundary = (np.full(n, np.nan, np.float32) for _ in range(3))
+    step = sample(fwd, x, y)
+    h, w = fwd.shape[1:]
+    nx, ny = x + step[0], y + step[1]
+    inside = (nx >= 0) & (nx <= w - 1) & (ny >= 0) & (ny <= h - 1)
+    back = sample(bwd, nx[inside], ny[inside])
+    fwd_in = step[:, inside]
+    fb_in = half(((fwd_in + back) ** 2).sum(0))
+    mag_in = half((fwd_in**2).sum(0) + (back**2).sum(0))
+    ok = passes(fb_in, mag_in, gamma, delta)
+    cont = np.flatnonzero(inside)[ok]
+    fb[cont], mag[cont] = fb_in[ok], mag_in[ok]
+    boundary[cont] = half(motion_boundary_ratio(fwd, x[cont], y[cont], step[:, cont]))
+    end = np.where(inside, END_OCCLUDED, END_LEFT).astype(np.int8)
+    end[cont] = 0
+    return Step(nx, ny, fb, mag, end, boundary)
 
 
 def track(
@@ -163,28 +217,15 @@ def track(
         idx = np.flatnonzero(alive & (t0 <= t))
         if len(idx) == 0:
             continue
-        fb, mag, boundary = (np.full(len(idx), np.nan, np.float32) for _ in range(3))
-        end = np.full(len(idx), END_SNIPPET, np.int8)
-        cont = np.array([], np.int64)
-        if step_fields is not None:
-            fwd, bwd = step_fields
-            h, w = fwd.shape[1:]
-            step = sample(fwd, x[idx], y[idx])
-            nx, ny = x[idx] + step[0], y[idx] + step[1]
-            inside = (nx >= 0) & (nx <= w - 1) & (ny >= 0) & (ny <= h - 1)
-            back = sample(bwd, nx[inside], ny[inside])
-            fwd_in = step[:, inside]
-            fb_in = half(((fwd_in + back) ** 2).sum(0))
-            mag_in = half((fwd_in**2).sum(0) + (back**2).sum(0))
-            ok = passes(fb_in, mag_in, max_gamma, max_delta)
-            cont = np.flatnonzero(inside)[ok]
-            fb[cont], mag[cont] = fb_in[ok], mag_in[ok]
-            boundary[cont] = half(motion_boundary_ratio(fwd, x[idx[cont]], y[idx[cont]], step[:, cont]))
-            end[:] = np.where(inside, END_OCCLUDED, END_LEFT)
-            end[cont] = 0
-        parts.append((idx, np.full(len(idx), t, np.int32), x[idx].copy(), y[idx].copy(), fb, mag, end, boundary))
+        if step_fields is None:  # the last frame: every track ends here
+            nan = np.full(len(idx), np.nan, np.float32)
+            moved = Step(x[idx], y[idx], nan, nan, np.full(len(idx), END_SNIPPET, np.int8), nan)
+        else:
+            moved = advance(*step_fields, x[idx], y[idx], max_gamma, max_delta)
+        parts.append((idx, np.full(len(idx), t, np.int32), x[idx].copy(), y[idx].copy(), *moved[2:]))
+        cont = np.flatnonzero(moved.end == 0)
         moving = idx[cont]
-        x[moving], y[moving] = nx[cont], ny[cont]
+        x[moving], y[moving] = moved.x[cont], moved.y[cont]
         alive[idx] = False
         alive[moving] = True
     names = ("track", "t", "x", "y", "fb_sq", "mag_sq", "end", "boundary")
@@ -211,11 +252,7 @@ def video_tracks(row: dict, cfg: dict) -> pa.Table:
     rng = seeding.rng(cfg["seed"], "tracks", row["video"])
     t0, x, y = start_points(cfg["points_per_video"], row["n_frames"], row["width"], row["height"], rng)
     with flowstore.FlowStore(row["flow"]) as store:
-        fields = (
-            (StoredField(*store.quantized("fwd", t)), StoredField(*store.quantized("bwd", t)))
-            for t in range(len(store))
-        )
-        rows = track(fields, row["n_frames"], t0, x, y, cfg["max_gamma"], cfg["max_delta"])
+        rows = track(stored_fields(store), row["n_frames"], t0, x, y, cfg["max_gamma"], cfg["max_delta"])
     return table(row["video"], rows)
 
 
@@ -245,7 +282,7 @@ def cut(raw: pa.Table, gamma: float, delta: float, *, motion_boundary: bool = Fa
     trk = raw["track"].to_numpy()
     first = np.r_[True, (video[1:] != video[:-1]) | (trk[1:] != trk[:-1])]  # each track's first row
     occluded = (end == 0) & ~passes(fb, mag, gamma, delta)  # end == 0: a raw last row is no step
-    at_boundary = (end == 0) & (boundary > 1) if motion_boundary else np.zeros_like(occluded)
+    at_boundary = (end == 0) & at_motion_boundary(boundary) if motion_boundary else np.zeros_like(occluded)
     fail = occluded | at_boundary
     # A row is kept when no earlier row of its track failed: the running count of failures
     # before each row equals that count at its track's first row (broadcast to the track's
