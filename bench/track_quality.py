@@ -1,35 +1,48 @@
-"""Which tracking options to default to? pico's tracker scored as TAP-Vid scores it
-(pico.evaluation.tapvid) on the ground truth of the demo's *pretraining* videos, per CPU flow
-backend and cut, with what each option buys PiCO: the wrong pairs it removes, the temporal gap
-it costs.
+"""Which tracking options to default to? The tracks stage's own tracks of a finished run of a
+synthetic dataset, scored on the ground truth of its *pretraining* videos, per CPU flow backend
+and cut, with what each option buys PiCO: the wrong pairs it removes, the temporal gap it costs.
 
-Input: the scenes of the demo's pretraining videos ``synth0000`` ... (``--videos`` of them, both
-shots of each: ``pico.data.synthetic.make_video(--seed, id, cut=True)`` as the download stage
-makes them), never the ``tapvid*`` evaluation scenes. Each shot's scene is rendered from t = 0
-at ``--size`` (default 171x128: the demo's frames, short side 128 of its 320x240 world; the
-world's motion scales with the size) for ``--frames`` frames at 30 fps, with the exact tracks of
-``--points`` points (``tapvid.scene_video``).
+Input: a finished run (``--run DIR``: its ``config/config.yaml``, ``results/DATASET/``), of a
+synthetic dataset (``--dataset``, default the config's first synthetic one). Per ok video of its
+manifest (``--videos`` of them): the frames the flow stage read (the frame store: the synthetic
+video encoded to MP4, decoded from ``start_s``, resampled to ``frames.fps``, resized, JPEG), the
+raw tracks the tracks stage wrote, and the ground truth regenerated from (seed, video) as the
+download stage makes the video (``synthetic.make_video`` at the manifest's source rate and
+size, the config's world). Each stored frame shows one source frame (ffmpeg's fps filter
+drops or repeats them); which one is found by rendering the candidates near its time and
+taking the closest. Every track's start point (its first row: t0, x, y) is put on the surface
+seen there at that time (``Scene.surfaces``), followed (``Scene.follow``) and tested for
+visibility (``Scene.visible``) at every frame's time, in source pixels mapped to the frame's
+(pixel centres, the resize's scale).
 
-Per backend (bench/occlusions.py's names: DIS presets, farneback, deepflow, tvl1, rlof; RAFT
-needs a GPU, none here): the flow of every scene through the demo's codec (tiled q90), then per
-cut (γ, δ) and motion-boundary setting (+MB) ``tapvid.evaluate_video`` in both query modes: AJ
-(first, strided), <δ^x_avg and OA (first). Then anchor sampling (``pico.data.sampling.anchor_frames``,
-2 frames, ``--draws`` draws per scene) over the tracks of mode ``first`` (each point followed
-forward from where it was drawn: the tracks stage's tracks from those starts, a track censored
-where it reaches the last frame): every track spanning both frames is a pair; it is *wrong*
-where the point is occluded on either frame or its tracked position is more than ``--wrong-px``
-px (frame pixels) from the truth on either. Columns: wrong pairs (share), pairs per draw, and the
-median temporal gap of the pairs (frames). Prints a Markdown table; progress to stderr.
+Backends (bench/occlusions.py's names: DIS presets, farneback, deepflow, tvl1, rlof): the run's
+own (``run``) reads the run's raw tracks; any other computes the flow of the frame stores, stores
+it through the run's codec and tracks the same start points (``tracks.track``), as the flow and
+tracks stages would. Per cut (γ, δ) and motion-boundary setting (+MB): the cut
+(``tracks.cut``), then the pair stage's own draws (``pairs.video_draws``: anchor sampling,
+the run's seed, ``sampling.draws_per_video``, ``frames_per_video``, ``endpoints``). A pair is
+*wrong* where the point is occluded in truth on either frame or its tracked position is more
+than ``--wrong-px`` px (frame pixels) from the truth on either. Columns: wrong pairs (share),
+pairs per draw (mean, as the pair set's health counts them), the median temporal gap per draw
+(as the health's ``temporal_gaps`` counts it: one per frame pair) and per pair, the mean track
+length (frames), and TAP-Vid's AJ / <δ^x_avg / OA (mode ``first``, ``tapvid.evaluate_video``)
+of the same points on the same frames and flow. For the run's own backend at the run's cut the
+pairs per draw and gap per draw are those of its health summaries (``health/pairs/pico/anchor``),
+printed beside the table as a check.
 
-    PYTHONPATH=src:bench .venv/bin/python bench/track_quality.py [--videos 4] [--frames 60]
-        [--points 512] [--size 171x128] [--backends dis:fine ...] [--draws 50] [--wrong-px 2] [--seed 0]
-        [--world-from config/mini.yaml]
+``--frames clean`` swaps the frame stores for clean renders of the same source frames (no
+MP4, no JPEG; resized as ffmpeg's area filter does, cv2.INTER_AREA) for every backend but
+``run``: what the codecs cost the flow.
+
+    PYTHONPATH=src:bench .venv/bin/python bench/track_quality.py --run DIR [--dataset demo]
+        [--videos 4] [--backends run dis:fast ...] [--wrong-px 2] [--frames store|clean] [--no-tapvid]
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
 import tempfile
 import time
@@ -37,119 +50,239 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pyarrow.compute as pc
 import yaml
 
-from occlusions import CODEC, FPS, estimator, size
-from pico import seeding
-from pico.data import sampling, synthetic
+from occlusions import estimator
+from pico.data import pairs, synthetic, tracks
 from pico.evaluation import tapvid
-from pico.store import flowstore
+from pico.store import flowstore, framestore, manifest
 
-BACKENDS = ["dis:ultrafast", "dis:fast", "dis:medium", "dis:fine", "farneback", "deepflow", "tvl1", "rlof"]
+BACKENDS = ["run", "dis:ultrafast", "dis:fast", "dis:medium", "farneback", "deepflow", "tvl1", "rlof"]
 #: (γ, δ) around the demo's (0, 4), each without and with the motion-boundary stop.
 CUTS = [(0.0, 1.0), (0.0, 4.0), (0.0, 16.0), (0.1, 4.0)]
+#: Schema defaults of the settings a run's config may leave out.
+SAMPLING = {"frames_per_video": 2, "draws_per_video": 32, "endpoints": "observed"}
+CODEC = {"scheme": "tiled", "bound": 20, "quality": 90}
 
 
-def world_from(path: str) -> synthetic.World:
-    """The world of a config file's demo dataset (``datasets.demo.synthetic.world``)."""
-    settings = yaml.safe_load(Path(path).read_text())["datasets"]["demo"]["synthetic"].get("world")
-    return synthetic.World.from_settings(settings)
+class Run:
+    """A finished run of a synthetic dataset: its config, manifest rows and paths."""
+
+    def __init__(self, folder: str, dataset: str | None):
+        self.folder = Path(folder)
+        self.cfg = yaml.safe_load((self.folder / "config" / "config.yaml").read_text())
+        datasets = self.cfg["datasets"]
+        self.dataset = dataset or next(n for n, d in datasets.items() if d.get("source") == "synthetic")
+        self.settings = datasets[self.dataset]
+        self.results = self.folder / "results" / self.dataset
+        self.rows = []
+        for table in sorted((self.results / "videos").glob("*.parquet")):
+            self.rows += [{**r, "shard": table.stem} for r in manifest.read(table) if r["status"] == "ok"]
+        self.seed = self.cfg.get("seed", 0)
+        tracking = self.cfg.get("tracking", {})
+        self.max_gamma, self.max_delta = tracking.get("max_gamma", 0.5), tracking.get("max_delta", 16)
+        self.cut = (*tracking.get("thresholds", [[0, 4]])[0], bool(tracking.get("motion_boundary", False)))
+        self.flow = self.cfg.get("flow", {})
+        self.codec = {**CODEC, **self.flow.get("codec", {})}
+        sampling = {**SAMPLING, **{k: v for k, v in self.cfg.get("sampling", {}).items() if k != "strategy"}}
+        self.pairs_cfg = {"seed": self.seed, **sampling}
+        self._raw = {}
+
+    @property
+    def backend(self) -> str:
+        b = self.flow.get("backend", "dis")
+        return f"dis:{self.flow.get('dis_preset', 'fine')}" if b == "dis" else b
+
+    def path(self, row: dict, *parts: str) -> Path:
+        return self.folder / row[parts[0]] if len(parts) == 1 else self.results.joinpath(*parts)
+
+    def raw(self, row: dict):
+        """The run's raw tracks of one video."""
+        if row["shard"] not in self._raw:
+            self._raw[row["shard"]] = tracks.read(self.results / "tracks" / "raw" / f"{row['shard']}.parquet")
+        table = self._raw[row["shard"]]
+        return table.filter(pc.equal(table["video"], row["video"]))
+
+    def health(self) -> dict:
+        """The run's pair-set health at its cut, summed over shards: pairs per draw, gaps."""
+        gamma, delta, _ = self.cut
+        folder = self.results / "health" / "pairs" / "pico" / "anchor" / f"g{gamma:g}_d{delta:g}"
+        total = {}
+        for path in sorted(folder.glob("*.json")):
+            for key in ("pairs_per_draw", "temporal_gaps"):
+                h = np.array(json.loads(path.read_text())[key])
+                t = total.get(key, np.zeros(0, int))
+                n = max(len(h), len(t))
+                total[key] = np.pad(t, (0, n - len(t))) + np.pad(h, (0, n - len(h)))
+        if not total:
+            return {}
+        per_draw, gaps = total["pairs_per_draw"], total["temporal_gaps"]
+        return {
+            "draws": int(per_draw.sum()),
+            "pairs/draw": float((np.arange(len(per_draw)) * per_draw).sum() / per_draw.sum()),
+            "median gap/draw": float(np.median(np.repeat(np.arange(len(gaps)), gaps))),
+        }
 
 
-def scenes(args) -> list[tapvid.Video]:
-    """Both shots of each pretraining video as ground-truth videos, named ``synthNNNN.S``."""
-    width, height = args.size
-    videos = []
-    for i in range(args.videos):
-        name = f"synth{i:04d}"
-        made = synthetic.make_video(
-            args.seed, name, args.frames / FPS * 2, FPS, width, height, cut=True, world=args.world
+class Truth:
+    """One video's ground truth on its stored frames: which source frame each shows, the clean
+    renders of those, and the exact tracks of its tracks' start points."""
+
+    def __init__(self, run: Run, row: dict):
+        synth = run.settings["synthetic"]
+        self.vid = synthetic.make_video(
+            run.seed,
+            row["video"],
+            row["duration_s"],
+            row["src_fps"],
+            row["src_width"],
+            row["src_height"],
+            synth.get("cut", False),
+            synthetic.World.from_settings(synth.get("world")),
         )
-        for shot, (scene, _) in enumerate(made.shots):
-            videos.append(
-                tapvid.scene_video(
-                    f"{name}.{shot}", scene, args.seed, n_frames=args.frames, fps=FPS, points=args.points
-                )
-            )
-    return videos
+        with framestore.FrameStore(run.path(row, "frames")) as store:
+            self.frames = store.all()
+        self.size = (row["width"], row["height"])
+        self.scale = (row["src_width"] / row["width"], row["src_height"] / row["height"])
+        self.source = self._match(row)
+        self.clean = np.stack([self._render(k) for k in self.source])
+        times = [self.vid.at(k / row["src_fps"]) for k in self.source]
+        scenes = {id(s) for s, _ in times}
+        if len(scenes) != 1:
+            raise ValueError(f"{row['video']}: its snippet spans {len(scenes)} shots")
+        self.scene, self.times = times[0][0], np.array([t for _, t in times])
+
+    def _render(self, k: int) -> np.ndarray:
+        if k not in self._cache:
+            scene, t = self.vid.at(k / self.vid.fps)
+            self._cache[k] = cv2.resize(scene.render(t)["rgb"], self.size, interpolation=cv2.INTER_AREA)
+        return self._cache[k]
+
+    def _match(self, row: dict) -> list[int]:
+        """Per stored frame, the source frame it shows: the closest render of those near its time."""
+        self._cache, out = {}, []
+        for i, frame in enumerate(self.frames):
+            near = int(np.floor((row["start_s"] + i / row["fps"]) * row["src_fps"]))
+            candidates = [k for k in range(near - 2, near + 4) if 0 <= k < self.vid.n_frames]
+            errors = [np.mean((self._render(k).astype(np.float32) - frame) ** 2) for k in candidates]
+            out.append(candidates[int(np.argmin(errors))])
+        return out
+
+    def tracks_of(self, raw) -> tuple[np.ndarray, np.ndarray]:
+        """Exact positions (N, T, 2) in frame pixels and occlusion (N, T) of the raw tracks'
+        start points (track ids 0 .. N-1, each's first row)."""
+        trk, t = raw["track"].to_numpy(), raw["t"].to_numpy()
+        first = np.r_[True, trk[1:] != trk[:-1]]
+        ids, t0 = trk[first], t[first]
+        (sx, sy), n = self.scale, ids.max() + 1
+        x = (raw["x"].to_numpy()[first] + 0.5) * sx - 0.5  # frame pixel centres -> source pixels
+        y = (raw["y"].to_numpy()[first] + 0.5) * sy - 0.5
+        start = self.times[t0]
+        layer = self.scene.surfaces(x, y, start)
+        px, py = self.scene.follow(layer, x, y, start, self.times)
+        seen = self.scene.visible(layer, px, py, self.times)
+        points = np.full((n, len(self.times), 2), np.nan, np.float32)
+        occluded = np.ones((n, len(self.times)), bool)
+        points[ids, :, 0], points[ids, :, 1] = ((px + 0.5) / sx - 0.5).T, ((py + 0.5) / sy - 0.5).T
+        occluded[ids] = ~seen.T
+        return points, occluded
 
 
-def pairs(video: tapvid.Video, predicted, args) -> dict[str, list]:
-    """Anchor-sampled pairs over mode ``first``'s tracks: per pair wrong or not, and its gap."""
-    df = predicted.to_pandas()
-    n_frames = len(video.frames)
-    occluded = df.occluded.to_numpy().reshape(-1, n_frames)
-    xy = df[["x", "y"]].to_numpy().reshape(-1, n_frames, 2)
-    track = df.track.to_numpy().reshape(-1, n_frames)[:, 0]
-    tracked = ~occluded
-    start, end = tracked.argmax(1), n_frames - 1 - tracked[:, ::-1].argmax(1)
-    truth, truth_occluded = video.points[track], video.occluded[track]
-    bad = truth_occluded | (np.linalg.norm(xy - truth, axis=-1) > args.wrong_px)
-    rng = seeding.rng(args.seed, "bench-track-quality", video.name)
-    out = {"wrong": [], "gap": [], "per_draw": []}
-    for _ in range(args.draws):
-        frames = sampling.anchor_frames(start, end, end == n_frames - 1, n_frames, 2, rng)
-        if len(frames) < 2:
-            out["per_draw"].append(0)
-            continue
-        a, b = frames
-        both = tracked[:, a] & tracked[:, b]
-        out["wrong"] += list(bad[both, a] | bad[both, b])
-        out["gap"] += [abs(b - a)] * int(both.sum())
-        out["per_draw"].append(int(both.sum()))
+def starts(raw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The raw tracks' start points (t0, x, y), indexed by track id."""
+    trk = raw["track"].to_numpy()
+    first = np.r_[True, trk[1:] != trk[:-1]]
+    order = np.argsort(trk[first])
+    return tuple(raw[c].to_numpy()[first][order] for c in ("t", "x", "y"))
+
+
+def draws_of(run: Run, row: dict, cut, points: np.ndarray, occluded: np.ndarray, wrong_px: float) -> dict:
+    """The pair stage's draws on one video's cut: per draw its pairs, gap, and wrong pairs."""
+    columns = {name: cut[name].to_numpy(zero_copy_only=False) for name in ("track", "t", "x", "y", "end")}
+    out = {"per_draw": [], "gap_draw": [], "gap_pair": [], "wrong": []}
+    for _, pico in pairs.video_draws("anchor", row, columns, run.pairs_cfg):
+        trk, a, b = pico["track"], pico["frame_a"], pico["frame_b"]
+        bad = occluded[trk, a] | occluded[trk, b]
+        bad |= np.linalg.norm(np.stack([pico["xa"], pico["ya"]], 1) - points[trk, a], axis=1) > wrong_px
+        bad |= np.linalg.norm(np.stack([pico["xb"], pico["yb"]], 1) - points[trk, b], axis=1) > wrong_px
+        out["per_draw"].append(len(trk))
+        out["gap_draw"].append(int(abs(b[0] - a[0])))
+        out["gap_pair"] += list(np.abs(b - a))
+        out["wrong"] += list(bad)
     return out
 
 
-def run_backend(name: str, videos: list[tapvid.Video], args, folder: Path) -> list[dict]:
-    """One backend: flow of every video, then every cut's scores and pairs."""
-    estimate, flows, seconds = estimator(name), [], 0.0
-    for video in videos:
-        start = time.perf_counter()
-        fwd, bwd = estimate(video.frames)
-        seconds += time.perf_counter() - start
-        path = folder / f"{video.name}{flowstore.SUFFIX}"
-        flowstore.write(path, fwd, bwd, {"video": video.name}, **CODEC)
-        flows.append(path)
-    print(f"  {name}: flow {seconds:.0f} s", file=sys.stderr)
-    rows = []
-    for (gamma, delta), boundary in itertools.product(CUTS, (False, True)):
-        scored = {mode: [] for mode in tapvid.MODES}
-        found = {"wrong": [], "gap": [], "per_draw": []}
-        for video, path in zip(videos, flows):
-            for mode in tapvid.MODES:
-                result, predicted = tapvid.evaluate_video(
-                    video, path, mode=mode, gamma=gamma, delta=delta, motion_boundary=boundary
+def backend_raw(name: str, run: Run, row: dict, truth: Truth, args, folder: Path):
+    """Raw tracks of one video by backend ``name`` (``run``: the run's own), and its flow file."""
+    raw = run.raw(row)
+    if name == "run":
+        return raw, run.path(row, "flow", row["shard"], f"{row['video']}{flowstore.SUFFIX}")
+    frames = truth.clean if args.frames == "clean" else truth.frames
+    fwd, bwd = estimator(name)(frames)
+    path = folder / f"{row['video']}.{name.replace(':', '_')}{flowstore.SUFFIX}"
+    flowstore.write(path, fwd, bwd, {"video": row["video"]}, **run.codec)
+    t0, x, y = starts(raw)
+    with flowstore.FlowStore(path) as store:
+        rows = tracks.track(tracks.stored_fields(store), len(frames), t0, x, y, run.max_gamma, run.max_delta)
+    return tracks.table(row["video"], rows), path
+
+
+def run_backend(name: str, run: Run, videos: list, args, folder: Path) -> list[dict]:
+    start = time.perf_counter()
+    found = {
+        cut: {"per_draw": [], "gap_draw": [], "gap_pair": [], "wrong": [], "length": [], "tv": []}
+        for cut in itertools.product(CUTS, (False, True))
+    }
+    for row, truth, (points, occluded) in videos:
+        raw, flow_path = backend_raw(name, run, row, truth, args, folder)
+        frames = truth.clean if args.frames == "clean" and name != "run" else truth.frames
+        tv = tapvid.Video(row["video"], frames, points, occluded)
+        for (gamma, delta), boundary in found:
+            cut = tracks.cut(raw, gamma, delta, motion_boundary=boundary)
+            into = found[((gamma, delta), boundary)]
+            for key, values in draws_of(run, row, cut, points, occluded, args.wrong_px).items():
+                into[key] += values
+            into["length"].append(cut.num_rows / len(np.unique(cut["track"].to_numpy())))
+            if args.tapvid:
+                into["tv"].append(
+                    tapvid.evaluate_video(
+                        tv, flow_path, mode="first", gamma=gamma, delta=delta, motion_boundary=boundary
+                    )[0]
                 )
-                scored[mode].append(result)
-                if mode == "first":
-                    for key, values in pairs(video, predicted, args).items():
-                        found[key] += values
-        first, strided = tapvid.summary(scored["first"]), tapvid.summary(scored["strided"])
-        rows.append(
-            {
-                "backend": name,
-                "cut": f"({gamma:g}, {delta:g})" + (" +MB" if boundary else ""),
-                "AJ first": first["aj"],
-                "AJ strided": strided["aj"],
-                "δavg first": first["delta_avg"],
-                "OA first": first["oa"],
-                "wrong pairs": float(np.mean(found["wrong"])) if found["wrong"] else float("nan"),
-                "pairs/draw": float(np.mean(found["per_draw"])),
-                "median gap": float(np.median(found["gap"])) if found["gap"] else float("nan"),
-            }
-        )
+    print(f"  {name}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    rows = []
+    for ((gamma, delta), boundary), f in found.items():
+        label = f"run ({run.backend})" if name == "run" else name
+        out = {
+            "backend": label,
+            "cut": f"({gamma:g}, {delta:g})" + (" +MB" if boundary else ""),
+            "wrong pairs": float(np.mean(f["wrong"])) if f["wrong"] else float("nan"),
+            "pairs/draw": float(np.mean(f["per_draw"])) if f["per_draw"] else 0.0,
+            "median gap/draw": float(np.median(f["gap_draw"])) if f["gap_draw"] else float("nan"),
+            "median gap/pair": float(np.median(f["gap_pair"])) if f["gap_pair"] else float("nan"),
+            "track length": float(np.mean(f["length"])),
+        }
+        if args.tapvid:
+            summary = tapvid.summary(f["tv"])
+            out |= {"AJ first": summary["aj"], "δavg first": summary["delta_avg"], "OA first": summary["oa"]}
+        rows.append(out)
     return rows
 
 
-def table(rows: list[dict], args, seconds: float) -> str:
-    width, height = args.size
+def table(rows: list[dict], run: Run, args, seconds: float, check: dict) -> str:
     keys = list(rows[0])
+    gamma, delta, boundary = run.cut
     lines = [
-        f"World of {args.world_from or 'the demo'}: {args.videos} pretraining videos (both shots: {2 * args.videos} "
-        f"scenes) x {args.frames} frames at {width}x{height}, 30 fps, {args.points} points each (seed {args.seed}); "
-        f"flow through the tiled q90 codec; anchor sampling {args.draws} draws per scene, a pair wrong beyond "
-        f"{args.wrong_px:g} px or occluded; "
-        f"OpenCV {cv2.__version__}; {seconds / 60:.1f} min.",
+        f"Run {args.run} (dataset {run.dataset}): {args.videos} pretraining videos x 60 frames of the "
+        f"{'clean renders of its' if args.frames == 'clean' else 'frame stores of its'} snippets, the tracks "
+        f"stage's {run.cfg.get('tracking', {}).get('points_per_video', 1000)} start points each; flow through the "
+        f"{run.codec['scheme']} q{run.codec['quality']} codec; the pair stage's draws "
+        f"({run.pairs_cfg['draws_per_video']} per video, seed {run.seed}); a pair wrong beyond {args.wrong_px:g} px "
+        f"or occluded; OpenCV {cv2.__version__}; {seconds / 60:.1f} min.",
+        "",
+        f"Check, the run's health at its cut ({gamma:g}, {delta:g}){' +MB' if boundary else ''}, all its videos: "
+        + ", ".join(f"{k} {v:.3g}" for k, v in check.items()),
         "",
         "| " + " | ".join(keys) + " |",
         "|---|---|" + "--:|" * (len(keys) - 2),
@@ -164,26 +297,26 @@ def table(rows: list[dict], args, seconds: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--videos", type=int, default=4, help="pretraining videos, two scenes each (default 4)")
-    parser.add_argument("--frames", type=int, default=60, help="frames per scene (default 60: a demo snippet)")
-    parser.add_argument("--points", type=int, default=512, help="ground-truth points per scene (default 512)")
-    parser.add_argument("--size", type=size, default=(171, 128), help="frame size WxH (default 171x128)")
+    parser.add_argument("--run", required=True, help="a finished run's folder (its config/ and results/)")
+    parser.add_argument("--dataset", help="the run's synthetic dataset (default: its config's first)")
+    parser.add_argument("--videos", type=int, default=4, help="pretraining videos, the manifest's first (default 4)")
     parser.add_argument("--backends", nargs="+", default=BACKENDS, help=f"default: {' '.join(BACKENDS)}")
-    parser.add_argument("--draws", type=int, default=50, help="anchor-sampling draws per scene (default 50)")
     parser.add_argument("--wrong-px", type=float, default=2.0, help="a pair is wrong beyond this (default 2 px)")
-    parser.add_argument("--seed", type=int, default=0, help="world, points and draws seed (default 0)")
-    parser.add_argument(
-        "--world-from", help="a config YAML whose datasets.demo.synthetic.world to use (default: the demo's)"
-    )
+    parser.add_argument("--frames", choices=["store", "clean"], default="store", help="flow of (default: store)")
+    parser.add_argument("--no-tapvid", dest="tapvid", action="store_false", help="skip AJ / δavg / OA")
     args = parser.parse_args()
-    args.world = world_from(args.world_from) if args.world_from else synthetic.World()
     start = time.perf_counter()
-    videos = scenes(args)
+    run = Run(args.run, args.dataset)
+    videos = []
+    for row in run.rows[: args.videos]:
+        truth = Truth(run, row)
+        videos.append((row, truth, truth.tracks_of(run.raw(row))))
+        print(f"  truth {row['video']}: source frames {truth.source[0]}..{truth.source[-1]}", file=sys.stderr)
     rows = []
     with tempfile.TemporaryDirectory(prefix="pico-track-quality-") as tmp:
         for name in args.backends:
-            rows += run_backend(name, videos, args, Path(tmp))
-    print(table(rows, args, time.perf_counter() - start))
+            rows += run_backend(name, run, videos, args, Path(tmp))
+    print(table(rows, run, args, time.perf_counter() - start, run.health()))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 # so that changing those settings reruns the rule (Snakemake reruns a job whose params
 # changed) is named rerun_*, and its script never reads it (it reads the config).
 # tests/test_layout.py checks both.
+import os
 import re
 
 import pico.reporting.ablations
@@ -64,19 +65,33 @@ RAFT_BACKENDS = ("raft", "raft_small")
 FLOW_ON_GPU = (
     config["flow"]["backend"] in RAFT_BACKENDS and config["flow"]["device"] != "cpu"
 )
-# flow.weights: default for RAFT: the file the run fetches once (rules/flow.smk), or None.
-RAFT_DEFAULT_WEIGHTS = (
-    pico.data.weights.default_file(config["flow"]["backend"])
-    if config["flow"]["backend"] in RAFT_BACKENDS
-    and config["flow"]["weights"] == "default"
-    else None
-)
+# The flow settings of every flow job: the flow stage's, and track_quality's per backend.
+FLOW_SETTINGS = [config["flow"]] + [
+    pico.config.tapvid_flow(config, backend)
+    for backend in pico.config.tapvid_backends(config)
+]
+# RAFT's default weights the run fetches once (rules/flow.smk), {file name: backend}.
+RAFT_FETCHED = {
+    os.path.basename(pico.data.weights.default_file(flow["backend"])): flow["backend"]
+    for flow in FLOW_SETTINGS
+    if flow["backend"] in RAFT_BACKENDS and flow["weights"] == "default"
+}
 # only where Snakemake plans the run: a job (a SLURM job re-parses this file) may start before
 # flow_weights has fetched the file, on a node that cannot reach the host and need not
-if workflow.is_main_process and (
-    problem := pico.data.weights.check_fetchable(config["flow"])
-):
-    raise WorkflowError(problem)
+if workflow.is_main_process:
+    for flow in FLOW_SETTINGS:
+        if problem := pico.data.weights.check_fetchable(flow):
+            raise WorkflowError(problem)
+
+
+def raft_weights(flow):
+    """The weights file a flow job with the settings ``flow`` reads, as an input: RAFT's fetched
+    default or the configured file; nothing for OpenCV's backends."""
+    if flow["backend"] not in RAFT_BACKENDS:
+        return []
+    if flow["weights"] == "default":
+        return [pico.data.weights.default_file(flow["backend"])]
+    return local_file(flow["weights"])
 
 
 # Generous minutes per 10-second snippet (300 frames at the paper's 256 short side).
@@ -89,17 +104,6 @@ CUTS = {
     pico.config.cut_name(gamma, delta): (float(gamma), float(delta))
     for gamma, delta in config["tracking"]["thresholds"]
 }
-
-
-def tapvid_flow_weights(wildcards):
-    """RAFT's weights file as the flow stage takes it: the fetched default (rules/flow.smk) for
-    the configured backend, a configured local file for any RAFT backend; none otherwise (a
-    RAFT backend of the grid alone takes torchvision's default from its cache)."""
-    if wildcards.backend not in RAFT_BACKENDS:
-        return []
-    if RAFT_DEFAULT_WEIGHTS and wildcards.backend == config["flow"]["backend"]:
-        return [RAFT_DEFAULT_WEIGHTS]
-    return local_file(config["flow"]["weights"])
 
 
 # Pretraining runs on a GPU when the job gets one (rules/pretrain.smk declares it for SLURM).

@@ -2,7 +2,7 @@
 # paper's codec, one file per snippet. RAFT asks SLURM for a GPU; OpenCV's backends run on CPUs.
 
 
-if RAFT_DEFAULT_WEIGHTS:
+if RAFT_FETCHED:
 
     # RAFT's default weights, fetched once for the whole run (pico.data.weights), on the machine
     # that runs Snakemake: the flow jobs take the file as input.
@@ -11,15 +11,17 @@ if RAFT_DEFAULT_WEIGHTS:
 
     rule flow_weights:
         output:
-            RAFT_DEFAULT_WEIGHTS,
+            f"{pico.data.weights.FOLDER}/{{weights}}",
         log:
-            "logs/flow_weights.log",
+            "logs/flow_weights/{weights}.log",
         benchmark:
-            "benchmarks/flow_weights.tsv"
+            "benchmarks/flow_weights/{weights}.tsv"
+        wildcard_constraints:
+            weights="|".join(map(re.escape, RAFT_FETCHED)),
         conda:
             "../envs/gpu.yaml"
         params:
-            backend=config["flow"]["backend"],
+            backend=lambda w: RAFT_FETCHED[w.weights],
         script:
             "../workflow/scripts/flow_weights.py"
 
@@ -28,15 +30,7 @@ rule estimate_flow:
     input:
         "results/{dataset}/videos/{shard}.parquet",
         "results/{dataset}/frames/{shard}",
-        weights=(
-            [RAFT_DEFAULT_WEIGHTS]
-            if RAFT_DEFAULT_WEIGHTS
-            else local_file(
-                config["flow"]["weights"]
-                if config["flow"]["backend"] in RAFT_BACKENDS
-                else None
-            )
-        ),
+        weights=raft_weights(config["flow"]),
     output:
         table="results/{dataset}/flow/{shard}.parquet",
         flow=directory("results/{dataset}/flow/{shard}"),

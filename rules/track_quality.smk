@@ -49,7 +49,7 @@ rule tapvid_truth:
 rule tapvid_flow:
     input:
         truth="results/track_quality/{truth}/videos",
-        weights=tapvid_flow_weights,
+        weights=lambda w: raft_weights(pico.config.tapvid_flow(config, w.backend)),
     output:
         directory("results/track_quality/{truth}/{backend}/flow"),
     log:

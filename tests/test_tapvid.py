@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
-from pico.data import synthetic, tracks
+import pico.config
+from pico.data import synthetic, tracks, weights
 from pico.evaluation import tapvid
 from pico.evaluation.readers import DatasetError
 from pico.store import flowstore
@@ -285,3 +286,21 @@ def test_a_new_cut_reruns_no_flow_and_a_new_backend_only_its_own(track_quality_r
     config["benchmarks"]["tapvid"]["grid"] = {"backends": ["dis", "deepflow"]}
     out = run_snakemake(track_quality_run, "track_quality", "-n", config=config).stdout
     assert scheduled(out)["tapvid_flow"] == 1 and "results/track_quality/demo/deepflow/flow" in out
+
+
+def test_a_raft_backend_of_the_grid_reads_its_own_default_weights_fetched_once(
+    track_quality_run, repo, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    cached = weights.torch_cache(weights.RAFT_URLS["raft_small"])  # what an offline machine has at hand
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"")
+    config = tiny_config(repo)
+    config["benchmarks"]["tapvid"]["grid"] = {"backends": ["dis", "raft_small"]}
+    out = run_snakemake(track_quality_run, "track_quality", "-n", config=config).stdout
+    assert scheduled(out)["flow_weights"] == 1 and scheduled(out)["tapvid_flow"] == 1
+    assert weights.default_file("raft_small") in out
+    # flow.weights names a file of the configured backend's architecture: another backend takes its default
+    flow = {"backend": "raft", "weights": "raft.pth"}
+    assert pico.config.tapvid_flow({"flow": flow}, "raft_small")["weights"] == "default"
+    assert pico.config.tapvid_flow({"flow": flow}, "raft")["weights"] == "raft.pth"

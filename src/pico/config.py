@@ -188,8 +188,10 @@ def tapvid_cuts(config: dict) -> dict[str, dict]:
 
 def tapvid_flow(config: dict, backend: str) -> dict:
     """The ``flow`` settings track_quality estimates with for ``backend``: the configured ones,
-    that backend."""
-    return {**config["flow"], "backend": backend}
+    that backend. Another backend than ``flow.backend`` takes its default weights, since
+    ``flow.weights`` names a file of the configured backend (raft and raft_small differ)."""
+    flow = config["flow"]
+    return {**flow, "backend": backend, "weights": flow["weights"] if backend == flow["backend"] else "default"}
 
 
 def demo_gaps(correspondence: dict) -> list[int]:
