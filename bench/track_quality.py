@@ -2,7 +2,8 @@
 synthetic dataset, scored on the ground truth of its *pretraining* videos, per CPU flow backend
 and cut, with what each option buys PiCO: the wrong pairs it removes, the temporal gap it costs.
 
-Input: a finished run (``--run DIR``: its ``config/config.yaml``, ``results/DATASET/``), of a
+Input: a finished run (``--run DIR``: its config files, ``--configfile``, default
+``config/config.yaml``, validated with the schema's defaults; ``results/DATASET/``), of a
 synthetic dataset (``--dataset``, default the config's first synthetic one). Per ok video of its
 manifest (``--videos`` of them): the frames the flow stage read (the frame store: the synthetic
 video encoded to MP4, decoded from ``start_s``, resampled to ``frames.fps``, resized, JPEG), the
@@ -34,8 +35,8 @@ printed beside the table as a check.
 MP4, no JPEG; resized as ffmpeg's area filter does, cv2.INTER_AREA) for every backend but
 ``run``: what the codecs cost the flow.
 
-    PYTHONPATH=src:bench .venv/bin/python bench/track_quality.py --run DIR [--dataset demo]
-        [--videos 4] [--backends run dis:fast ...] [--wrong-px 2] [--frames store|clean] [--no-tapvid]
+    PYTHONPATH=src:bench .venv/bin/python bench/track_quality.py --run DIR [--configfile config/config.yaml ...]
+        [--dataset demo] [--videos 4] [--backends run dis:fast ...] [--wrong-px 2] [--frames store|clean] [--no-tapvid]
 """
 
 from __future__ import annotations
@@ -52,8 +53,10 @@ import cv2
 import numpy as np
 import pyarrow.compute as pc
 import yaml
+from snakemake.utils import update_config
 
 from occlusions import estimator
+from pico.config import validate
 from pico.data import pairs, synthetic, tracks
 from pico.evaluation import tapvid
 from pico.store import flowstore, framestore, manifest
@@ -61,17 +64,18 @@ from pico.store import flowstore, framestore, manifest
 BACKENDS = ["run", "dis:ultrafast", "dis:fast", "dis:medium", "farneback", "deepflow", "tvl1", "rlof"]
 #: (γ, δ) around the demo's (0, 4), each without and with the motion-boundary stop.
 CUTS = [(0.0, 1.0), (0.0, 4.0), (0.0, 16.0), (0.1, 4.0)]
-#: Schema defaults of the settings a run's config may leave out.
-SAMPLING = {"frames_per_video": 2, "draws_per_video": 32, "endpoints": "observed"}
-CODEC = {"scheme": "tiled", "bound": 20, "quality": 90}
+SCHEMA = Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml"
 
 
 class Run:
     """A finished run of a synthetic dataset: its config, manifest rows and paths."""
 
-    def __init__(self, folder: str, dataset: str | None):
+    def __init__(self, folder: str, dataset: str | None, configfiles: list[str]):
         self.folder = Path(folder)
-        self.cfg = yaml.safe_load((self.folder / "config" / "config.yaml").read_text())
+        cfg = {}
+        for name in configfiles:  # merged in order, as Snakemake merges --configfile
+            update_config(cfg, yaml.safe_load((self.folder / name).read_text()))
+        self.cfg = validate(cfg, SCHEMA)
         datasets = self.cfg["datasets"]
         self.dataset = dataset or next(n for n, d in datasets.items() if d.get("source") == "synthetic")
         self.settings = datasets[self.dataset]
@@ -79,20 +83,20 @@ class Run:
         self.rows = []
         for table in sorted((self.results / "videos").glob("*.parquet")):
             self.rows += [{**r, "shard": table.stem} for r in manifest.read(table) if r["status"] == "ok"]
-        self.seed = self.cfg.get("seed", 0)
-        tracking = self.cfg.get("tracking", {})
-        self.max_gamma, self.max_delta = tracking.get("max_gamma", 0.5), tracking.get("max_delta", 16)
-        self.cut = (*tracking.get("thresholds", [[0, 4]])[0], bool(tracking.get("motion_boundary", False)))
-        self.flow = self.cfg.get("flow", {})
-        self.codec = {**CODEC, **self.flow.get("codec", {})}
-        sampling = {**SAMPLING, **{k: v for k, v in self.cfg.get("sampling", {}).items() if k != "strategy"}}
+        self.seed = self.cfg["seed"]
+        tracking = self.cfg["tracking"]
+        self.max_gamma, self.max_delta = tracking["max_gamma"], tracking["max_delta"]
+        self.cut = (*tracking["thresholds"][0], tracking["motion_boundary"])
+        self.flow = self.cfg["flow"]
+        self.codec = self.flow["codec"]
+        sampling = {k: v for k, v in self.cfg["sampling"].items() if k != "strategy"}
         self.pairs_cfg = {"seed": self.seed, **sampling}
         self._raw = {}
 
     @property
     def backend(self) -> str:
-        b = self.flow.get("backend", "dis")
-        return f"dis:{self.flow.get('dis_preset', 'fine')}" if b == "dis" else b
+        b = self.flow["backend"]
+        return f"dis:{self.flow['dis_preset']}" if b == "dis" else b
 
     def path(self, row: dict, *parts: str) -> Path:
         return self.folder / row[parts[0]] if len(parts) == 1 else self.results.joinpath(*parts)
@@ -125,6 +129,10 @@ class Run:
         }
 
 
+class SpansCut(ValueError):
+    """A snippet across a hard cut that shot detection missed: no one scene is its truth."""
+
+
 class Truth:
     """One video's ground truth on its stored frames: which source frame each shows, the clean
     renders of those, and the exact tracks of its tracks' start points."""
@@ -138,8 +146,8 @@ class Truth:
             row["src_fps"],
             row["src_width"],
             row["src_height"],
-            synth.get("cut", False),
-            synthetic.World.from_settings(synth.get("world")),
+            synth["cut"],
+            synthetic.World.from_settings(synth["world"]),
         )
         with framestore.FrameStore(run.path(row, "frames")) as store:
             self.frames = store.all()
@@ -150,7 +158,7 @@ class Truth:
         times = [self.vid.at(k / row["src_fps"]) for k in self.source]
         scenes = {id(s) for s, _ in times}
         if len(scenes) != 1:
-            raise ValueError(f"{row['video']}: its snippet spans {len(scenes)} shots")
+            raise SpansCut(f"{row['video']}: its snippet spans {len(scenes)} shots")
         self.scene, self.times = times[0][0], np.array([t for _, t in times])
 
     def _render(self, k: int) -> np.ndarray:
@@ -270,13 +278,13 @@ def run_backend(name: str, run: Run, videos: list, args, folder: Path) -> list[d
     return rows
 
 
-def table(rows: list[dict], run: Run, args, seconds: float, check: dict) -> str:
+def table(rows: list[dict], run: Run, args, *, videos: int, seconds: float, check: dict) -> str:
     keys = list(rows[0])
     gamma, delta, boundary = run.cut
     lines = [
-        f"Run {args.run} (dataset {run.dataset}): {args.videos} pretraining videos x 60 frames of the "
+        f"Run {args.run} (dataset {run.dataset}): {videos} pretraining videos x 60 frames of the "
         f"{'clean renders of its' if args.frames == 'clean' else 'frame stores of its'} snippets, the tracks "
-        f"stage's {run.cfg.get('tracking', {}).get('points_per_video', 1000)} start points each; flow through the "
+        f"stage's {run.cfg['tracking']['points_per_video']} start points each; flow through the "
         f"{run.codec['scheme']} q{run.codec['quality']} codec; the pair stage's draws "
         f"({run.pairs_cfg['draws_per_video']} per video, seed {run.seed}); a pair wrong beyond {args.wrong_px:g} px "
         f"or occluded; OpenCV {cv2.__version__}; {seconds / 60:.1f} min.",
@@ -298,6 +306,9 @@ def table(rows: list[dict], run: Run, args, seconds: float, check: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", required=True, help="a finished run's folder (its config/ and results/)")
+    parser.add_argument(
+        "--configfile", nargs="+", default=["config/config.yaml"], help="the run's config files, in its folder"
+    )
     parser.add_argument("--dataset", help="the run's synthetic dataset (default: its config's first)")
     parser.add_argument("--videos", type=int, default=4, help="pretraining videos, the manifest's first (default 4)")
     parser.add_argument("--backends", nargs="+", default=BACKENDS, help=f"default: {' '.join(BACKENDS)}")
@@ -306,17 +317,25 @@ def main() -> None:
     parser.add_argument("--no-tapvid", dest="tapvid", action="store_false", help="skip AJ / δavg / OA")
     args = parser.parse_args()
     start = time.perf_counter()
-    run = Run(args.run, args.dataset)
-    videos = []
-    for row in run.rows[: args.videos]:
-        truth = Truth(run, row)
+    run = Run(args.run, args.dataset, args.configfile)
+    videos, skipped = [], []
+    for row in run.rows:
+        if len(videos) == args.videos:
+            break
+        try:
+            truth = Truth(run, row)
+        except SpansCut:
+            skipped.append(row["video"])
+            continue
         videos.append((row, truth, truth.tracks_of(run.raw(row))))
         print(f"  truth {row['video']}: source frames {truth.source[0]}..{truth.source[-1]}", file=sys.stderr)
     rows = []
     with tempfile.TemporaryDirectory(prefix="pico-track-quality-") as tmp:
         for name in args.backends:
             rows += run_backend(name, run, videos, args, Path(tmp))
-    print(table(rows, run, args, time.perf_counter() - start, run.health()))
+    print(table(rows, run, args, videos=len(videos), seconds=time.perf_counter() - start, check=run.health()))
+    if skipped:
+        print(f"\nSkipped, a snippet across a cut that shot detection missed: {', '.join(skipped)}")
 
 
 if __name__ == "__main__":
