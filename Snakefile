@@ -19,7 +19,7 @@ include: "rules/tracks.smk"
 include: "rules/pairs.smk"
 include: "rules/figures.smk"
 include: "rules/pretrain.smk"
-include: "rules/benchmarks.smk"
+include: "rules/evaluation.smk"
 include: "rules/correspondence.smk"
 include: "rules/propagation.smk"
 include: "rules/track_quality.smk"
@@ -33,7 +33,7 @@ rule all:
     default_target: True
     input:
         rules.coco_probe.input,
-        rules.benchmarks.input,
+        rules.evaluation.input,
         rules.correspondence.input,
         rules.propagation.input,
         rules.track_quality.input,

@@ -23,6 +23,7 @@ import yaml
 from snakemake.utils import update_config
 
 from pico import config as pcfg
+from pico import plan
 from pico.evaluation import registry
 from pico.learn import pretrain
 
@@ -49,7 +50,7 @@ def untrained_probe(cfg: dict, seed: int, work: Path) -> dict[str, float]:
         )
     settings = {"model": cfg["model"], "pretrain": {**cfg["pretrain"], "seed": seed, "iterations": 0}}
     model = pretrain.train(files, settings, work / "model.pt", work / "metrics.csv", work / "work")
-    probe = pcfg.benchmark_settings(cfg, "coco_probe")
+    probe = plan.evaluation_settings(cfg, "coco_probe")
     root = cfg["benchmarks"]["coco_root"] or "results/benchmark_data/demo_coco"  # rules/common.smk's COCO_ROOT
     return registry.evaluate("coco_probe", str(model), None, root, cfg=probe, seed=seed, work=work / "probe")
 

@@ -2,18 +2,11 @@
 # pretrained on its (sampling, gamma, delta) and probed on the COCO probe like Table 1's; the
 # generic rules cut_tracks, point_pairs, pretrain_model and probe_model build the points, and
 # a point shared with Table 1 or another figure is built once.
-import pico.reporting.ablations
-
-ABLATION_MODELS = {
-    figure: pico.reporting.ablations.models(spec) for figure, spec in ABLATIONS.items()
-}
-
-
 rule ablation:
     input:
         lambda w: expand(
             "results/benchmarks/coco_probe/{model}.json",
-            model=ABLATION_MODELS[w.figure],
+            model=PLAN.ablation_models[w.figure],
         ),
     output:
         json="results/ablations/{figure}.json",
@@ -33,7 +26,7 @@ rule ablation:
         mem_mb=2000,
         runtime=10,
     params:
-        demo=DEMO_BENCHMARK,
+        demo=PLAN.demo_benchmark,
     script:
         "../workflow/scripts/ablation.py"
 
@@ -41,5 +34,7 @@ rule ablation:
 rule ablations:
     input:
         expand(
-            "results/ablations/{figure}.{ext}", figure=ABLATIONS, ext=("json", "png")
+            "results/ablations/{figure}.{ext}",
+            figure=config["ablations"],
+            ext=("json", "png"),
         ),

@@ -6,13 +6,9 @@
 rule download:
     input:
         # yt8m: the shard's look-ups say which YouTube videos its ranks are (rules/yt8m.smk)
-        lookup=lambda w: (
-            [f"results/{w.dataset}/lookup/{w.shard}.parquet"]
-            if dataset_config(w)["source"] == "yt8m"
-            else []
-        ),
+        lookup=get_yt8m_lookup,
         # local: the shard's files, so that one replaced in place reruns the shard
-        videos=local_files,
+        videos=get_local_files,
     output:
         table="results/{dataset}/download/{shard}.parquet",
         media=directory("results/{dataset}/media/{shard}"),
@@ -24,13 +20,11 @@ rule download:
         "../envs/cpu.yaml"
     resources:
         mem_mb=2000,
-        runtime=lambda w: 10 + 2 * len(shard_entries(w)),
+        runtime=lambda w: 10 + 2 * len(get_entries(w)),
     params:
-        entries=shard_entries,
-        source=lambda w: dataset_config(w)["source"],
-        root=lambda w: dataset_config(w).get("root", ""),
-        rerun_seed=lambda w: (
-            config["seed"] if dataset_config(w)["source"] == "synthetic" else None
-        ),
+        entries=get_entries,
+        source=lambda w: get_dataset(w)["source"],
+        root=lambda w: get_dataset(w).get("root", ""),
+        rerun_seed=get_download_seed,
     script:
         "../workflow/scripts/download.py"

@@ -5,7 +5,7 @@
 
 rule encoder_moco:
     input:
-        frames=per_dataset_shard("results/{dataset}/frames/{shard}"),
+        frames=get_dataset_files("results/{dataset}/frames/{shard}"),
     output:
         checkpoint="results/encoder/{dataset}/moco_v2.pth",
         metrics="results/encoder/{dataset}/metrics.csv",
@@ -24,11 +24,7 @@ rule encoder_moco:
         runtime=lambda w: 60 + config["encoder"]["iterations"] // 20,
     params:
         model=config["model"],
-        encoder={
-            k: v
-            for k, v in config["encoder"].items()
-            if k not in pico.config.ENCODER_RUNTIME_KEYS
-        },
+        encoder=pico.rerun.result_settings("encoder", config["encoder"]),
         work=subpath(output.checkpoint, parent=True),
     script:
         "../workflow/scripts/encoder_moco.py"

@@ -6,7 +6,7 @@ rule figure1:
     input:
         table="results/{dataset}/flow/00000.parquet",
         frames="results/{dataset}/frames/00000",
-        tracks=f"results/{{dataset}}/tracks/{list(CUTS)[0]}/00000.parquet",
+        tracks=f"results/{{dataset}}/tracks/{list(PLAN.cuts)[0]}/00000.parquet",
     output:
         report(
             "results/{dataset}/figures/figure1.png",
@@ -29,4 +29,4 @@ rule figure1:
 
 rule figures:
     input:
-        expand("results/{dataset}/figures/figure1.png", dataset=SHARDS),
+        expand("results/{dataset}/figures/figure1.png", dataset=PLAN.shards),

@@ -16,7 +16,7 @@ rule extract_frames:
         "../envs/cpu.yaml"
     resources:
         mem_mb=2000,
-        runtime=lambda w: 10 + len(shard_entries(w)),
+        runtime=lambda w: 10 + len(get_entries(w)),
     params:
         frames=config["frames"],
     script:
@@ -25,9 +25,9 @@ rule extract_frames:
 
 rule videos:
     input:
-        per_shard("results/{dataset}/videos/{shard}.parquet"),
+        PLAN.per_shard("results/{dataset}/videos/{shard}.parquet"),
 
 
 rule frames:
     input:
-        per_shard("results/{dataset}/frames/{shard}"),
+        PLAN.per_shard("results/{dataset}/frames/{shard}"),

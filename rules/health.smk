@@ -5,41 +5,16 @@
 # loss of every model. Covers Table 1's and the ablations' data.
 
 
-# The pair sets (method/sampling/cut) of every configured model of each dataset: Table 1's and
-# the ablations'.
-HEALTH_PAIR_SETS = {
-    dataset: [
-        f"{model.method}/{model.sampling}/{model.cut}"
-        for model in MODELS.values()
-        if model.dataset == dataset
-    ]
-    for dataset in SHARDS
-}
-# Where each of their cuts (MODEL_CUTS) is counted: the summaries of the first pair set drawn
-# from it, which carry its track lengths (an ablation's cut is made by its pair jobs, no file).
-HEALTH_CUT_SERIES = {
-    dataset: [
-        next(
-            f"{model.method}/{model.sampling}/{model.cut}"
-            for model in MODELS.values()
-            if model.dataset == dataset and model.cut == cut
-        )
-        for cut in MODEL_CUTS[dataset]
-    ]
-    for dataset in SHARDS
-}
-
-
 rule dataset_health:
     input:
-        flow=per_dataset_shard("results/{dataset}/health/flow/{shard}.json"),
-        tracks=pair_files(
+        flow=get_dataset_files("results/{dataset}/health/flow/{shard}.json"),
+        tracks=get_pair_files(
             "results/{dataset}/health/pairs/{name}/{shard}.json",
-            lambda w: HEALTH_CUT_SERIES[w.dataset],
+            lambda w: PLAN.health_cut_series[w.dataset],
         ),
-        pairs=pair_files(
+        pairs=get_pair_files(
             "results/{dataset}/health/pairs/{name}/{shard}.json",
-            lambda w: HEALTH_PAIR_SETS[w.dataset],
+            lambda w: PLAN.health_pair_sets[w.dataset],
         ),
     output:
         status=report(
@@ -82,18 +57,15 @@ rule dataset_health:
         mem_mb=4000,
         runtime=10,
     params:
-        cuts=lambda w: MODEL_CUTS[w.dataset],
-        pair_sets=lambda w: HEALTH_PAIR_SETS[w.dataset],
+        cuts=lambda w: PLAN.model_cuts[w.dataset],
+        pair_sets=lambda w: PLAN.health_pair_sets[w.dataset],
     script:
         "../workflow/scripts/dataset_health.py"
 
 
-PRETRAINED = list(MODELS)
-
-
 rule pretraining_loss:
     input:
-        expand("results/models/{model}/metrics.csv", model=PRETRAINED),
+        expand("results/models/{model}/metrics.csv", model=list(PLAN.models)),
     output:
         report(
             "results/models/pretraining_loss.png",
@@ -111,14 +83,14 @@ rule pretraining_loss:
         mem_mb=2000,
         runtime=10,
     params:
-        models=PRETRAINED,
+        models=list(PLAN.models),
     script:
         "../workflow/scripts/pretraining_loss.py"
 
 
 rule health:
     input:
-        expand("results/{dataset}/health/status.png", dataset=SHARDS),
+        expand("results/{dataset}/health/status.png", dataset=PLAN.shards),
         [
             f"results/{name}/availability.html"
             for name, ds in config["datasets"].items()

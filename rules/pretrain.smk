@@ -7,16 +7,16 @@
 
 rule pretrain_model:
     input:
-        pairs=pair_files(
+        pairs=get_pair_files(
             "results/{dataset}/pairs/{name}/{shard}.parquet",
             lambda w: [f"{w.method}/{w.sampling}/g{w.gamma}_d{w.delta}"],
         ),
         # PiCO's pairs of the same sampling and cut: the held-out pretext's true correspondences
-        heldout=pair_files(
+        heldout=get_pair_files(
             "results/{dataset}/pairs/{name}/{shard}.parquet",
             lambda w: [f"pico/{w.sampling}/g{w.gamma}_d{w.delta}"],
         ),
-        encoder=local_file(config["model"]["encoder_checkpoint"]),
+        encoder=PLAN.encoder_file,
     output:
         model="results/models/{method}/{dataset}/{sampling}/g{gamma}_d{delta}/model.pt",
         metrics="results/models/{method}/{dataset}/{sampling}/g{gamma}_d{delta}/metrics.csv",
@@ -37,30 +37,28 @@ rule pretrain_model:
                 "mpi": "srun",
                 "tasks": config["pretrain"]["nodes"],
                 "tasks_per_gpu": 0,
-                "gres": f"gpu:{config['pretrain']['gpus']}" if PRETRAIN_ON_GPU else "",
+                "gres": (
+                    f"gpu:{config['pretrain']['gpus']}" if PLAN.pretrain_on_gpu else ""
+                ),
             }
             if config["pretrain"]["nodes"] > 1
             else {}
         ),
         gpu=(
             config["pretrain"]["gpus"] * config["pretrain"]["nodes"]
-            if PRETRAIN_ON_GPU
+            if PLAN.pretrain_on_gpu
             else 0
         ),
         nodes=config["pretrain"]["nodes"],
         # per node: each training process and its data-loader workers
-        cpus_per_task=(config["pretrain"]["gpus"] if PRETRAIN_ON_GPU else 1)
+        cpus_per_task=(config["pretrain"]["gpus"] if PLAN.pretrain_on_gpu else 1)
         * (config["pretrain"]["workers"] + 1),
-        mem_mb=64000 if PRETRAIN_ON_GPU else 8000,
+        mem_mb=64000 if PLAN.pretrain_on_gpu else 8000,
         runtime=lambda w: 60
-        + config["pretrain"]["iterations"] // (60 if PRETRAIN_ON_GPU else 10),
+        + config["pretrain"]["iterations"] // (60 if PLAN.pretrain_on_gpu else 10),
     params:
         model=config["model"],
-        pretrain={
-            k: v
-            for k, v in config["pretrain"].items()
-            if k not in PRETRAIN_RUNTIME_KEYS
-        },
+        pretrain=pico.rerun.result_settings("pretrain", config["pretrain"]),
         work=subpath(output.model, parent=True),
     script:
         "../workflow/scripts/pretrain.py"
@@ -68,4 +66,4 @@ rule pretrain_model:
 
 rule pretrain:
     input:
-        per_model("results/models/{model}/model.pt"),
+        PLAN.per_model("results/models/{model}/model.pt"),

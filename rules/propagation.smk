@@ -4,18 +4,10 @@
 # or, without one, on demo videos of the synthetic world with their true instance masks,
 # written in DAVIS's layout.
 
-PROPAGATION = config["benchmarks"]["propagation"]
-DEMO_PROPAGATION = "results/benchmark_data/demo_propagation"
-PROPAGATION_DATA = PROPAGATION["root"] or DEMO_PROPAGATION
-PROPAGATION_DEMO = PROPAGATION["root"] is None
-PROPAGATION_ON_GPU = PROPAGATION["device"] != "cpu"
-# The settings that change the scores, as rerun triggers (short_side and radius_px resolved).
-PROPAGATION_SETTINGS = pico.config.propagation_settings(config)
-
 
 rule demo_propagation:
     output:
-        directory(DEMO_PROPAGATION),
+        directory(pico.plan.DEMO_PROPAGATION),
     log:
         "logs/demo_propagation.log",
     benchmark:
@@ -27,9 +19,9 @@ rule demo_propagation:
         runtime=10,
     params:
         seed=config["seed"],
-        videos=PROPAGATION["demo_videos"],
-        world=DEMO_WORLD,
-        short_side=PROPAGATION_SETTINGS["short_side"],
+        videos=config["benchmarks"]["propagation"]["demo_videos"],
+        world=PLAN.demo_world,
+        short_side=PLAN.propagation_settings["short_side"],
     script:
         "../workflow/scripts/demo_propagation.py"
 
@@ -37,7 +29,7 @@ rule demo_propagation:
 rule propagation_model:
     input:
         model="results/models/{method}/{dataset}/{sampling}/g{gamma}_d{delta}/model.pt",
-        data=PROPAGATION_DATA,
+        data=PLAN.propagation_data,
     output:
         "results/benchmarks/propagation/{method}/{dataset}/{sampling}/g{gamma}_d{delta}.json",
     log:
@@ -47,21 +39,23 @@ rule propagation_model:
     conda:
         "../envs/gpu.yaml"
     resources:
-        gpu=1 if PROPAGATION_ON_GPU else 0,
-        mem_mb=32000 if PROPAGATION_ON_GPU else 8000,
-        runtime=120 if PROPAGATION_ON_GPU else 60 if PROPAGATION_DEMO else 1440,
+        gpu=1 if PLAN.propagation_on_gpu else 0,
+        mem_mb=32000 if PLAN.propagation_on_gpu else 8000,
+        runtime=(
+            120 if PLAN.propagation_on_gpu else 60 if PLAN.propagation_demo else 1440
+        ),
     params:
-        settings=PROPAGATION_SETTINGS,
+        settings=PLAN.propagation_settings,
         seed=config["seed"],
-        demo=PROPAGATION_DEMO,
+        demo=PLAN.propagation_demo,
     script:
         "../workflow/scripts/propagation.py"
 
 
 use rule propagation_model as propagation_moco_v2 with:
     input:
-        data=PROPAGATION_DATA,
-        encoder=MOCO_V2_FILE,
+        data=PLAN.propagation_data,
+        encoder=PLAN.moco_v2_file,
     output:
         "results/benchmarks/propagation/moco_v2.json",
     log:
@@ -72,7 +66,7 @@ use rule propagation_model as propagation_moco_v2 with:
 
 rule propagation_table:
     input:
-        per_model("results/benchmarks/propagation/{model}.json")
+        PLAN.per_model("results/benchmarks/propagation/{model}.json")
         + ["results/benchmarks/propagation/moco_v2.json"],
     output:
         "results/propagation.json",
@@ -86,7 +80,7 @@ rule propagation_table:
         mem_mb=1000,
         runtime=5,
     params:
-        demo=PROPAGATION_DEMO,
+        demo=PLAN.propagation_demo,
     script:
         "../workflow/scripts/propagation_table.py"
 
@@ -111,7 +105,7 @@ rule propagation_report:
         mem_mb=1000,
         runtime=5,
     params:
-        demo=PROPAGATION_DEMO,
+        demo=PLAN.propagation_demo,
     script:
         "../workflow/scripts/report_table.py"
 

@@ -22,11 +22,11 @@ rule report_table:
         mem_mb=1000,
         runtime=5,
     params:
-        demo=demo_data,
+        demo=on_demo_data,
     script:
         "../workflow/scripts/report_table.py"
 
 
 rule tables:
     input:
-        expand("results/tables/{benchmark}.html", benchmark=BENCHMARKS),
+        expand("results/tables/{benchmark}.html", benchmark=PLAN.evaluations),

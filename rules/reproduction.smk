@@ -6,31 +6,7 @@
 # (PiCO's held-out pretext against the control's), mean, std and every seed's value.
 # The seed reaches pretrain.seed and the probe's seed; the videos, tracks, pair sets and the
 # benchmark data are the config's (one world, seeds vary the training). Not part of `all`.
-import pico.reporting.reproduction
-
-REPRODUCTION = config["reproduction"]
-REPRODUCTION_SEEDS = REPRODUCTION["seeds"]
-_problems = pico.reporting.reproduction.problems(config)
-if _problems:
-    raise WorkflowError("; ".join(_problems))
-REPRODUCTION_TABLE = [
-    pico.config.Model(method, m.dataset, m.sampling, m.gamma, m.delta).name
-    for m in TABLE_MODELS
-    if m.method == TABLE_MODELS[0].method
-    for method in REPRODUCTION["methods"]
-]
-REPRODUCTION_FIGURES = pico.reporting.reproduction.figures(REPRODUCTION)
-# every (seed, model) probed: Table 1's models and the figures' points, each once
-REPRODUCTION_PROBED = [
-    (seed, model)
-    for seed in REPRODUCTION_SEEDS
-    for model in dict.fromkeys(
-        REPRODUCTION_TABLE + [m for ms in REPRODUCTION_FIGURES.values() for m in ms]
-    )
-]
-REPRODUCTION_SCORED = [
-    (seed, model) for seed in REPRODUCTION_SEEDS for model in REPRODUCTION_TABLE
-]
+# The seeds and models are PLAN.reproduction's (pico.plan).
 SEEDED = "results/reproduction/seed{seed}"
 SEEDED_MODEL = "{method}/{dataset}/{sampling}/g{gamma}_d{delta}"
 
@@ -102,20 +78,20 @@ rule reproduction_table:
     input:
         probes=[
             f"results/reproduction/seed{seed}/benchmarks/coco_probe/{model}.json"
-            for seed, model in REPRODUCTION_PROBED
+            for seed, model in PLAN.reproduction.probed
         ],
         correspondences=[
             f"results/reproduction/seed{seed}/benchmarks/correspondence/{model}.json"
-            for seed, model in REPRODUCTION_SCORED
+            for seed, model in PLAN.reproduction.scored
         ],
         propagations=[
             f"results/reproduction/seed{seed}/benchmarks/propagation/{model}.json"
-            for seed, model in REPRODUCTION_SCORED
+            for seed, model in PLAN.reproduction.scored
         ],
         # the held-out pretext checks, the gate's input
         metrics=[
             f"results/reproduction/seed{seed}/models/{model}/metrics.csv"
-            for seed, model in REPRODUCTION_SCORED
+            for seed, model in PLAN.reproduction.scored
         ],
     output:
         "results/reproduction.json",
@@ -129,12 +105,12 @@ rule reproduction_table:
         mem_mb=1000,
         runtime=5,
     params:
-        probed=REPRODUCTION_PROBED,
-        scored=REPRODUCTION_SCORED,
-        seeds=REPRODUCTION_SEEDS,
-        table=REPRODUCTION_TABLE,
-        figures=REPRODUCTION_FIGURES,
-        demo=DEMO_BENCHMARK,
+        probed=PLAN.reproduction.probed,
+        scored=PLAN.reproduction.scored,
+        seeds=PLAN.reproduction.seeds,
+        table=PLAN.reproduction.table,
+        figures=PLAN.reproduction.figures,
+        demo=PLAN.demo_benchmark,
     script:
         "../workflow/scripts/reproduction.py"
 
@@ -192,9 +168,10 @@ rule reproduction:
                 "results/reproduction.json",
                 "results/tables/reproduction.html",
                 *expand(
-                    "results/reproduction/{figure}.png", figure=REPRODUCTION_FIGURES
+                    "results/reproduction/{figure}.png",
+                    figure=PLAN.reproduction.figures,
                 ),
             ]
-            if REPRODUCTION_SEEDS
+            if PLAN.reproduction.seeds
             else []
         ),

@@ -15,24 +15,15 @@ rule detect_shots:
     resources:
         # TransNetV2 on a GPU only where asked for and used (shots: true)
         gpu=lambda w: int(
-            config["shot_detection"]["device"] == "cuda" and dataset_config(w)["shots"]
+            config["shot_detection"]["device"] == "cuda" and get_dataset(w)["shots"]
         ),
         mem_mb=4000,
-        runtime=lambda w: 10 + len(shard_entries(w)),
+        runtime=lambda w: 10 + len(get_entries(w)),
     params:
         dataset=lambda w: {
-            k: dataset_config(w)[k]
-            for k in ("shots", "snippet_seconds", "min_seconds")
+            k: get_dataset(w)[k] for k in ("shots", "snippet_seconds", "min_seconds")
         },
         # TransNetV2's settings and the seed choose the snippet only with shots: true
-        rerun_detection=lambda w: (
-            {
-                "threshold": config["shot_detection"]["threshold"],
-                "margin_seconds": config["shot_detection"]["margin_seconds"],
-                "seed": config["seed"],
-            }
-            if dataset_config(w)["shots"]
-            else None
-        ),
+        rerun_detection=get_detection_settings,
     script:
         "../workflow/scripts/detect_shots.py"

@@ -4,31 +4,15 @@
 # backend, so adding a cut reruns no flow and adding a backend computes only its own; scores per
 # set, backend and (gamma, delta), every motion-boundary setting and query mode of it in one job.
 
-TAPVID = config["benchmarks"]["tapvid"]
-TAPVID_SETS = pico.config.tapvid_sets(config)
-TAPVID_BACKENDS = pico.config.tapvid_backends(config)
-TAPVID_CUTS = pico.config.tapvid_cuts(config)
-TAPVID_DEMO = TAPVID["root"] is None
-# The codec as the table's rows name it.
-TAPVID_CODEC = (
-    f"{config['flow']['codec']['scheme']} q{config['flow']['codec']['quality']}"
-)
-TAPVID_SCORES = [
-    f"results/track_quality/{truth}/{backend}/{cut}.json"
-    for truth in TAPVID_SETS
-    for backend in TAPVID_BACKENDS
-    for cut in TAPVID_CUTS
-]
-
 
 wildcard_constraints:
-    truth="|".join(map(re.escape, TAPVID_SETS)),
-    backend="|".join(TAPVID_BACKENDS),
+    truth="|".join(map(re.escape, PLAN.track_quality.sets)),
+    backend="|".join(PLAN.track_quality.backends),
 
 
 rule tapvid_truth:
     input:
-        [TAPVID["root"]] if TAPVID["root"] else [],
+        pico.plan.local_file(config["benchmarks"]["tapvid"]["root"]),
     output:
         directory("results/track_quality/{truth}/videos"),
     log:
@@ -41,7 +25,7 @@ rule tapvid_truth:
         mem_mb=4000,
         runtime=30,
     params:
-        settings=lambda w: TAPVID_SETS[w.truth],
+        settings=lambda w: PLAN.track_quality.sets[w.truth],
     script:
         "../workflow/scripts/tapvid_truth.py"
 
@@ -49,7 +33,9 @@ rule tapvid_truth:
 rule tapvid_flow:
     input:
         truth="results/track_quality/{truth}/videos",
-        weights=lambda w: raft_weights(pico.config.tapvid_flow(config, w.backend)),
+        weights=lambda w: pico.plan.flow_weights(
+            pico.plan.tapvid_flow(config, w.backend)
+        ),
     output:
         directory("results/track_quality/{truth}/{backend}/flow"),
     log:
@@ -61,13 +47,13 @@ rule tapvid_flow:
     threads: config["flow"]["threads"]
     resources:
         gpu=lambda w: int(
-            w.backend in RAFT_BACKENDS and config["flow"]["device"] != "cpu"
+            pico.plan.flow_on_gpu(pico.plan.tapvid_flow(config, w.backend))
         ),
         mem_mb=8000,
         runtime=120,
     params:
-        rerun_flow=lambda w: pico.config.flow_rerun_settings(
-            pico.config.tapvid_flow(config, w.backend)
+        rerun_flow=lambda w: pico.rerun.result_settings(
+            "flow", pico.plan.tapvid_flow(config, w.backend)
         ),
     script:
         "../workflow/scripts/tapvid_flow.py"
@@ -90,18 +76,18 @@ rule tapvid_score:
         mem_mb=4000,
         runtime=60,
     params:
-        modes=TAPVID["modes"],
-        motion_boundary=lambda w: TAPVID_CUTS[pico.config.cut_name(w.gamma, w.delta)][
-            "motion_boundary"
-        ],
-        codec=TAPVID_CODEC,
+        modes=config["benchmarks"]["tapvid"]["modes"],
+        motion_boundary=lambda w: PLAN.track_quality.cuts[
+            pico.config.cut_name(w.gamma, w.delta)
+        ]["motion_boundary"],
+        codec=PLAN.track_quality.codec,
     script:
         "../workflow/scripts/tapvid_score.py"
 
 
 rule track_quality_table:
     input:
-        TAPVID_SCORES,
+        PLAN.track_quality.scores,
     output:
         "results/track_quality.json",
     log:
@@ -114,7 +100,7 @@ rule track_quality_table:
         mem_mb=1000,
         runtime=5,
     params:
-        demo=TAPVID_DEMO,
+        demo=PLAN.track_quality.demo,
     script:
         "../workflow/scripts/track_quality_table.py"
 
@@ -139,7 +125,7 @@ rule track_quality_report:
         mem_mb=1000,
         runtime=5,
     params:
-        demo=TAPVID_DEMO,
+        demo=PLAN.track_quality.demo,
     script:
         "../workflow/scripts/report_table.py"
 
@@ -164,7 +150,7 @@ rule track_quality_figure:
         mem_mb=2000,
         runtime=5,
     params:
-        demo=TAPVID_DEMO,
+        demo=PLAN.track_quality.demo,
     script:
         "../workflow/scripts/track_quality_figure.py"
 

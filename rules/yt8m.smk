@@ -6,7 +6,7 @@
 
 rule yt8m_sample:
     input:
-        ids=lambda w: dataset_config(w)["ids"],
+        ids=lambda w: get_dataset(w)["ids"],
     output:
         "results/{dataset}/sample.parquet",
     log:
@@ -16,7 +16,7 @@ rule yt8m_sample:
     conda:
         "../envs/cpu.yaml"
     params:
-        drawn=lambda w: sum(map(len, SHARDS[w.dataset].values())),
+        drawn=lambda w: sum(map(len, PLAN.shards[w.dataset].values())),
         seed=config["seed"],
     script:
         "../workflow/scripts/yt8m_sample.py"
@@ -34,10 +34,10 @@ rule yt8m_lookup:
     conda:
         "../envs/cpu.yaml"
     resources:
-        runtime=lambda w: 10 + len(shard_entries(w)) // 60,
+        runtime=lambda w: 10 + len(get_entries(w)) // 60,
     params:
-        ranks=lambda w: [e["rank"] for e in shard_entries(w)],
-        template=lambda w: dataset_config(w)["lookup_url"],
+        ranks=lambda w: [e["rank"] for e in get_entries(w)],
+        template=lambda w: get_dataset(w)["lookup_url"],
         cache=lambda w: f"results/{w.dataset}/lookup/cache",
     script:
         "../workflow/scripts/yt8m_lookup.py"
@@ -45,8 +45,8 @@ rule yt8m_lookup:
 
 rule yt8m_selection:
     input:
-        lookups=per_dataset_shard("results/{dataset}/lookup/{shard}.parquet"),
-        tables=per_dataset_shard("results/{dataset}/flow/{shard}.parquet"),
+        lookups=get_dataset_files("results/{dataset}/lookup/{shard}.parquet"),
+        tables=get_dataset_files("results/{dataset}/flow/{shard}.parquet"),
     output:
         selection="results/{dataset}/selection.parquet",
         availability="results/{dataset}/availability.json",
@@ -66,6 +66,6 @@ rule yt8m_selection:
         mem_mb=4000,
         runtime=10,
     params:
-        sample=lambda w: dataset_config(w)["sample"],
+        sample=lambda w: get_dataset(w)["sample"],
     script:
         "../workflow/scripts/yt8m_selection.py"

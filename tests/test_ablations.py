@@ -9,6 +9,7 @@ import cv2
 import pytest
 
 from pico import config as pcfg
+from pico import plan
 from pico.reporting import ablations
 from picotest import REPO
 
@@ -25,17 +26,17 @@ def test_each_figure_defaults_to_its_own_grid():
     assert (fig4["sampling"], fig4["gammas"]) == (["random"], [0]) and len(fig4["deltas"]) > len(fig3["deltas"])
     assert (fig5["sampling"], fig5["gammas"]) == (["anchor", "random"], [0])
     assert {s["method"] for s in (fig3, fig4, fig5)} == {"pico"}
-    assert ablations.models(fig5)[:2] == ["pico/yt8m_s/anchor/g0_d1", "pico/yt8m_s/anchor/g0_d4"]
-    assert len(ablations.models(fig3)) == 9
+    assert plan.ablation_models(fig5)[:2] == ["pico/yt8m_s/anchor/g0_d1", "pico/yt8m_s/anchor/g0_d4"]
+    assert len(plan.ablation_models(fig3)) == 9
     assert pcfg.validate({"datasets": DATASETS}, SCHEMA)["ablations"] == {}  # none unless asked
 
 
 def test_the_rules_import_no_heavy_module_at_parse_time():
     """Every SLURM job parses the Snakefile again: the pico modules the rules import
-    (pico.reporting.ablations among them) load none of numpy, pyarrow, matplotlib and torch."""
+    (pico.plan among them) load none of numpy, pyarrow, matplotlib and torch."""
     rules = [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk"))]
     modules = sorted({m for path in rules for m in re.findall(r"^import (pico(?:\.\w+)+)$", path.read_text(), re.M)})
-    assert "pico.reporting.ablations" in modules
+    assert "pico.plan" in modules
     heavy = "{'numpy', 'pyarrow', 'matplotlib', 'torch'}"
     code = f"import sys, {', '.join(modules)}; print(sorted({heavy} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -189,32 +189,6 @@ def test_invalid_configs_are_rejected_naming_the_key(cfg, key, words):
     assert f"{key}:" in message and words in message, message
 
 
-def test_the_deprecated_demo_gap_replaces_the_demo_gaps_by_its_one_gap_in_frames():
-    def gaps(correspondence):
-        cfg = validate({"datasets": {"d": {"source": "synthetic"}}, "benchmarks": {"correspondence": correspondence}})
-        return pcfg.demo_gaps(cfg["benchmarks"]["correspondence"])
-
-    assert gaps({}) == [3, 6, 12] and gaps({"demo_gaps": [1, 30]}) == [1, 30]
-    assert gaps({"demo_gap": 0.5}) == [15] and gaps({"demo_gap": 0.1, "demo_gaps": [1, 30]}) == [3]
-
-
-def test_the_demo_benchmarks_world_is_the_configured_one_else_the_first_synthetic_datasets():
-    mini = {"speed": [0.35, 0.8], "deformation": 0.25}
-    cfg = validate(
-        {
-            "datasets": {
-                "k": {"source": "local", "path": str(REPO)},
-                "s": {"source": "synthetic", "synthetic": {"world": mini}},
-            }
-        }
-    )
-    assert pcfg.demo_world(cfg) == cfg["datasets"]["s"]["synthetic"]["world"]
-    assert pcfg.demo_world(cfg)["speed"] == [0.35, 0.8] and pcfg.demo_world(cfg)["pan"] == [0.0, 0.08]
-    cfg = validate({"datasets": {"s": {"source": "synthetic"}}, "benchmarks": {"demo": {"world": {"spin": [0, 1]}}}})
-    assert pcfg.demo_world(cfg)["spin"] == [0, 1] and pcfg.demo_world(cfg)["speed"] == [0.08, 0.25]
-    assert pcfg.demo_world(validate({"datasets": {"k": {"source": "local", "path": str(REPO)}}})) == {}
-
-
 def test_shipped_configs_are_valid(tmp_path, monkeypatch):
     validate(yaml.safe_load((REPO / "config/config.yaml").read_text()))
     monkeypatch.chdir(tmp_path)  # paper.yaml's inputs, as a user lays them out
@@ -329,33 +303,6 @@ def test_a_model_is_named_by_its_fields_as_its_paths_are():
     assert model.name == "static_video/k400/anchor/g0_d4" == pcfg.model_name(*model)
     assert model.cut == "g0_d4" and (model.gamma, model.delta) == (0.0, 4)
     assert pcfg.Model("pico", "demo", "random", "0.01", "0.5").name == "pico/demo/random/g0.01_d0.5"  # wildcards
-
-
-def test_benchmark_roots_fall_back_to_the_demo_data_only_without_coco():
-    cfg = validate({"datasets": {"demo": {"source": "synthetic"}}})
-    roots = pcfg.benchmark_roots(cfg)
-    assert roots["coco_probe"] == roots["coco_maskrcnn"] == pcfg.DEMO_DATA_ROOTS["coco"]
-    assert roots["nyu_depth"] == pcfg.DEMO_DATA_ROOTS["nyu"] and roots["voc"] is None
-    assert pcfg.on_demo_data(cfg, "coco_probe") and pcfg.on_demo_data(cfg, "nyu_depth")
-    cfg["benchmarks"]["coco_root"] = "/data/coco"
-    roots = pcfg.benchmark_roots(cfg)
-    assert roots["coco_probe"] == "/data/coco" and roots["nyu_depth"] is None  # no demo NYU beside real COCO
-    assert not pcfg.on_demo_data(cfg, "coco_probe")
-
-
-def test_flow_rerun_settings_are_the_chosen_backends_and_codecs_alone():
-    flow = validate({"datasets": {"demo": {"source": "synthetic"}}})["flow"]
-    flow.update(backend="dis", device="cuda", batch_size=8)
-    flow["codec"].update(scheme="frame_range", bound=40)
-    settings = pcfg.flow_rerun_settings(flow)
-    assert settings["backend"] == "dis" and {"dis_preset", "dis_refine"} <= settings.keys()
-    assert not {"device", "batch_size", "iters", "weights", "threads"} & settings.keys()
-    assert "bound" not in settings["codec"]
-    assert "step" not in settings["codec"]
-    flow["codec"]["scheme"] = "fixed"
-    assert pcfg.flow_rerun_settings(flow)["codec"]["bound"] == 40
-    flow["codec"].update(scheme="tiled", step=0.05)
-    assert {"bound", "step"} & pcfg.flow_rerun_settings(flow)["codec"].keys() == {"step"}
 
 
 def test_the_configuration_docs_list_every_key_of_the_schema_as_generated():

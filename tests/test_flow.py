@@ -1,5 +1,6 @@
 """Section 3.2: flow forward and backward (OpenCV's CPU backends, RAFT) and the JPEG flow codec."""
 
+import dataclasses
 import io
 import json
 import os
@@ -11,6 +12,7 @@ import torch
 from torchvision.models.optical_flow import raft_small
 
 from pico.data import flow, synthetic, weights
+from pico.flow_backends import BACKENDS
 from pico.store import flowstore, framestore, zipstore
 from picotest import run_snakemake
 
@@ -346,10 +348,8 @@ def test_non_finite_flow_is_refused_not_stored(tmp_path):
 def test_the_default_raft_weights_are_torchvisions():
     from torchvision.models import optical_flow as of
 
-    assert weights.RAFT_URLS == {
-        "raft": of.Raft_Large_Weights.C_T_SKHT_V2.url,
-        "raft_small": of.Raft_Small_Weights.C_T_V2.url,
-    }
+    assert BACKENDS["raft"].url == of.Raft_Large_Weights.C_T_SKHT_V2.url
+    assert BACKENDS["raft_small"].url == of.Raft_Small_Weights.C_T_V2.url
     assert weights.default_file("raft") == "results/weights/raft_large_C_T_SKHT_V2-ff5fadd5.pth"
 
 
@@ -392,11 +392,12 @@ def test_weights_are_fetched_once_checked_and_taken_from_torchs_cache(tmp_path, 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setitem(weights.RAFT_URLS, "raft", f"http://127.0.0.1:{server.server_port}/raft_large_X-{prefix}.pth")
+    url = f"http://127.0.0.1:{server.server_port}/raft_large_X-{prefix}.pth"
+    monkeypatch.setitem(BACKENDS, "raft", dataclasses.replace(BACKENDS["raft"], url=url))
     try:
         weights.fetch("raft", tmp_path / "a.pth")
         assert (tmp_path / "a.pth").read_bytes() == body and len(hits) == 1
-        cached = weights.torch_cache(weights.RAFT_URLS["raft"])
+        cached = weights.torch_cache(url)
         cached.parent.mkdir(parents=True)
         cached.write_bytes(body)
         weights.fetch("raft", tmp_path / "b.pth")
@@ -413,7 +414,7 @@ def test_weights_are_fetched_once_checked_and_taken_from_torchs_cache(tmp_path, 
 def test_an_offline_machine_stops_before_any_job(tmp_path, monkeypatch):
     """Where download.pytorch.org cannot be reached (CI, an offline node), a config that names
     only datasets (RAFT with default weights) stops Snakemake before any job, naming the key."""
-    if weights.reachable(weights.RAFT_URLS["raft"]) is None:
+    if weights.reachable(BACKENDS["raft"].url) is None:
         pytest.skip("download.pytorch.org is reachable from this machine")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     out = run_snakemake(tmp_path, "flow", config={"datasets": {"d": {"source": "synthetic"}}}, check=False)

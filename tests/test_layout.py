@@ -60,14 +60,15 @@ LAYERS = ["", "store", "data", "learn", "evaluation", "reporting"]  # pico/__ini
 
 def test_the_package_is_layered_and_its_subpackages_import_nothing():
     """A module of one layer imports pico modules of its own layer or those above it only (the
-    top-level ``config``, ``logs``, ``seeding`` and ``profiles`` are the first); every
+    top-level ``config``, ``logs``, ``seeding``, ``profiles``, ``rerun`` and ``flow_backends``
+    are the first; ``plan``, the workflow's, is the last, and no module imports it); every
     subpackage's ``__init__`` is a docstring alone (parsing the Snakefile stays light)."""
     package = REPO / "src/pico"
     assert sorted(p.name for p in package.iterdir() if p.is_dir() and p.name != "__pycache__") == sorted(LAYERS[1:])
 
     def layer(module: str) -> int:
         name = module.split(".")[1]  # pico.<layer or top-level module>[.<module>]
-        return LAYERS.index(name) if name in LAYERS else 0
+        return LAYERS.index(name) if name in LAYERS else len(LAYERS) if name == "plan" else 0
 
     wrong = []
     for path in sorted(package.rglob("*.py")):
@@ -166,6 +167,20 @@ def test_rerun_trigger_params_are_named_so_and_every_other_param_is_read():
     assert checked > 40 and {"rerun_detection", "rerun_flow", "rerun_seed"} <= {
         n for names, _ in rules.values() for n in names
     }
+
+
+def test_the_rules_derive_no_state_and_one_rerun_policy_filters_settings():
+    """Derived state lives in pico.plan (rules/common.smk's PLAN): a rules file assigns no name
+    but path templates. Which settings rerun a job is pico.rerun's alone: no other file names a
+    block's runtime keys, and no rules file filters a config block's keys itself."""
+    for smk in sorted((REPO / "rules").glob("*.smk")) + [REPO / "Snakefile"]:
+        source = smk.read_text()
+        for name, value in re.findall(r"^(\w+) = (.+)$", source, re.M):
+            assert name == "PLAN" or re.fullmatch(r'"[^"]*"', value), f"{smk.name}: {name} = {value}"
+        assert not re.search(r"for k(?:ey)?, v(?:alue)? in config\[", source), f"{smk.name} filters a config block"
+    sources = [*(REPO / "src/pico").rglob("*.py"), *(REPO / "workflow/scripts").glob("*.py"), *(REPO / "rules").glob("*")]
+    naming = [p.name for p in sources if "RUNTIME_KEYS" in p.read_text() and p.name != "rerun.py"]
+    assert not naming, naming
 
 
 def test_every_rule_logs_and_benchmarks():

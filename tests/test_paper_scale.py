@@ -8,9 +8,8 @@ import math
 import yaml
 
 from dag_scale import ABLATIONS, PAPER, write_inputs, write_sample_size
+from pico import plan
 from pico.config import cut_name
-from pico.data import sources
-from pico.reporting import ablations
 from picotest import REPO, run_snakemake, scheduled
 
 PER_SHARD = {name: d["videos_per_shard"] for name, d in yaml.safe_load(PAPER.read_text())["datasets"].items()}
@@ -67,7 +66,7 @@ def test_a_paper_shard_costs_six_jobs_and_an_ablation_pair_set_one_per_group_of_
     pair_sets = {
         (point.dataset, point.method, point.sampling, point.cut)
         for spec in yaml.safe_load(ABLATIONS.read_text())["ablations"].values()
-        for point in ablations.points(spec)
+        for point in plan.ablation_points(spec)
     }
     added = pair_sets - table  # YT8M-S: 13 random cuts; K400: random and anchor on 3 cuts, one Table 1's
     groups = {dataset: math.ceil(n / PER_PAIR_JOB[dataset]) for dataset, n in shards.items()}
@@ -76,11 +75,3 @@ def test_a_paper_shard_costs_six_jobs_and_an_ablation_pair_set_one_per_group_of_
     assert len([s for s in added if s[0] == "yt8m_s"]) == 13 and len([s for s in added if s[0] == "k400"]) == 5
     assert {rule: with_ablations[rule] for rule in per_shard} == dict.fromkeys(per_shard, sum(shards.values()))
     assert "cut_tracks" not in with_ablations
-
-
-def test_a_group_of_shards_is_named_by_its_first_and_last_shard():
-    names = list(sources.shards([{"video": str(i)} for i in range(11)], 1))
-    groups = sources.shard_groups(names, 4)
-    assert groups == ["00000-00003", "00004-00007", "00008-00010"]
-    assert [s for g in groups for s in sources.grouped(g)] == names  # every shard once, in order
-    assert sources.shard_groups(names, 1) == names and sources.grouped("00007") == ["00007"]

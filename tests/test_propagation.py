@@ -16,6 +16,7 @@ import yaml
 from PIL import Image
 
 import pico.config
+import pico.plan
 from pico.evaluation import propagation
 from pico.evaluation.readers import DatasetError
 from pico.learn.model import STRIDE
@@ -193,11 +194,11 @@ def test_bad_settings_are_rejected_naming_the_key(settings, key, words, repo):
 def test_the_radius_scales_with_the_short_side_unless_set():
     config = {"frames": {"short_side": 128}, "benchmarks": {"propagation": {"root": None, "radius_px": None}}}
     config["benchmarks"]["propagation"].update(short_side=None, demo_videos=4, device="cpu")
-    assert pico.config.propagation_settings(config)["radius_px"] == pytest.approx(25.6)
+    assert pico.plan.propagation_settings(config)["radius_px"] == pytest.approx(25.6)
     config["benchmarks"]["propagation"].update(short_side=480)
-    assert pico.config.propagation_settings(config)["radius_px"] == 96
+    assert pico.plan.propagation_settings(config)["radius_px"] == 96
     config["benchmarks"]["propagation"].update(radius_px=40)
-    assert pico.config.propagation_settings(config)["radius_px"] == 40
+    assert pico.plan.propagation_settings(config)["radius_px"] == 40
 
 
 # --- DAVIS-2017 on disk ---------------------------------------------------------------------

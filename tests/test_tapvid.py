@@ -9,9 +9,11 @@ import pytest
 import yaml
 
 import pico.config
+import pico.plan
 from pico.data import synthetic, tracks, weights
 from pico.evaluation import tapvid
 from pico.evaluation.readers import DatasetError
+from pico.flow_backends import BACKENDS
 from pico.store import flowstore
 from picotest import run_snakemake, scheduled
 
@@ -292,7 +294,7 @@ def test_a_raft_backend_of_the_grid_reads_its_own_default_weights_fetched_once(
     track_quality_run, repo, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    cached = weights.torch_cache(weights.RAFT_URLS["raft_small"])  # what an offline machine has at hand
+    cached = weights.torch_cache(BACKENDS["raft_small"].url)  # what an offline machine has at hand
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"")
     config = tiny_config(repo)
@@ -302,5 +304,5 @@ def test_a_raft_backend_of_the_grid_reads_its_own_default_weights_fetched_once(
     assert weights.default_file("raft_small") in out
     # flow.weights names a file of the configured backend's architecture: another backend takes its default
     flow = {"backend": "raft", "weights": "raft.pth"}
-    assert pico.config.tapvid_flow({"flow": flow}, "raft_small")["weights"] == "default"
-    assert pico.config.tapvid_flow({"flow": flow}, "raft")["weights"] == "raft.pth"
+    assert pico.plan.tapvid_flow({"flow": flow}, "raft_small")["weights"] == "default"
+    assert pico.plan.tapvid_flow({"flow": flow}, "raft")["weights"] == "raft.pth"

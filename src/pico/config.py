@@ -17,15 +17,12 @@ import yaml
 #: Pretraining methods (Sections 3-4): PiCO, the two static baselines and the negative control
 #: ``shuffled`` (wrong correspondences, ``pico.data.pairs``).
 METHODS = ("pico", "static_video", "static_frame", "shuffled")
+#: The mini-reproduction's negative control among ``reproduction.methods``, which its gate
+#: compares PiCO with (``pico.reporting.reproduction``).
+CONTROL = "shuffled"
+#: The figures a reproduction can repeat (``reproduction.figure4`` / ``figure5``).
+REPRODUCTION_FIGURES = ("figure4", "figure5")
 
-#: Pretraining settings that change how a run is executed, not what it learns: neither rerun
-#: triggers nor part of a checkpoint's fingerprint.
-PRETRAIN_RUNTIME_KEYS = ("workers", "device", "gpus", "nodes", "checkpoint_every", "keep_footers")
-#: Keys of ``encoder`` (the image-level MoCo-v2 stand-in) that change how it runs, not what it learns.
-ENCODER_RUNTIME_KEYS = ("workers", "threads", "device", "checkpoint_every")
-
-#: Benchmark settings that change where or how fast a benchmark runs, not its result.
-BENCHMARK_RUNTIME_KEYS = ("device", "checkpoint_every", "workers")
 #: Benchmarks without a MoCo-v2 row: Mask R-CNN's FPN would be untrained (Table 2 has none).
 WITHOUT_MOCO_V2 = ("coco_maskrcnn",)
 #: The demo correspondence pairs' frame rate: ``benchmarks.correspondence.demo_gaps`` counts its frames.
@@ -65,143 +62,6 @@ class Model(NamedTuple):
         return cut_name(self.gamma, self.delta)
 
 
-#: Where the workflow generates the demo's benchmark data (rules demo_coco, demo_nyu).
-DEMO_DATA_ROOTS = {"coco": "results/benchmark_data/demo_coco", "nyu": "results/benchmark_data/demo_nyu"}
-
-
-def benchmark_roots(config: dict) -> dict[str, str | None]:
-    """Each benchmark's data root (``pico.evaluation.registry.TITLES`` names them): the
-    configured one; without ``benchmarks.coco_root`` the COCO benchmarks run on the demo's
-    generated COCO, and NYU-depth on the demo's NYU unless its root is set. None: not run."""
-    benchmarks = config["benchmarks"]
-    coco = benchmarks["coco_root"] or DEMO_DATA_ROOTS["coco"]
-    nyu = benchmarks["nyu"]["root"] or (DEMO_DATA_ROOTS["nyu"] if benchmarks["coco_root"] is None else None)
-    return {
-        "coco_probe": coco,
-        "coco_maskrcnn": coco,
-        "voc": benchmarks["voc"]["root"],
-        "cityscapes": benchmarks["cityscapes"]["root"],
-        "nyu_depth": nyu,
-    }
-
-
-def on_demo_data(config: dict, benchmark: str) -> bool:
-    """Whether ``benchmark`` runs on the demo's generated data (its outputs then say so)."""
-    return benchmark_roots(config)[benchmark] in DEMO_DATA_ROOTS.values()
-
-
-def flow_rerun_settings(flow: dict) -> dict:
-    """The ``flow`` settings that change the stored flow, the estimate_flow jobs' rerun
-    triggers: the backend, the settings of that backend alone, and the codec (its ``bound``
-    only for the fixed scheme, its ``step`` only for tiled); device and batch size change nothing."""
-    keys = {
-        "dis": ["dis_preset", "dis_refine"],
-        "raft": ["weights", "iters", "precision"],
-        "raft_small": ["weights", "iters", "precision"],
-    }.get(flow["backend"], [])
-    unused = {"bound", "step"} - {{"fixed": "bound", "tiled": "step"}.get(flow["codec"]["scheme"])}
-    codec = {k: v for k, v in flow["codec"].items() if k not in unused}
-    return {"backend": flow["backend"], **{k: flow[k] for k in keys}, "codec": codec}
-
-
-def benchmark_settings(config: dict, benchmark: str) -> dict:
-    """The settings of one benchmark (``pico.evaluation.registry.TITLES`` names them) from ``benchmarks``."""
-    b = config["benchmarks"]
-    return {
-        "coco_probe": b["probe"],
-        "coco_maskrcnn": b["maskrcnn"],
-        "voc": b["voc"]["probe"],
-        "cityscapes": b["cityscapes"]["probe"],
-        "nyu_depth": {**b["nyu"]["probe"], "depth_scale": b["nyu"]["depth_scale"]},
-    }[benchmark]
-
-
-#: Label propagation's radius in the literature, px at 480p: 12 cells at stride 8 (Jabri et al. 2020).
-PROPAGATION_RADIUS_AT_480P = 96
-
-
-def propagation_settings(config: dict) -> dict:
-    """``benchmarks.propagation`` as its jobs use it, the settings that change the scores (rerun
-    triggers): ``short_side`` (null: ``frames.short_side``) and ``radius_px`` (null: 96 px at
-    480p scaled to that short side) resolved; the device changes nothing, ``demo_videos``
-    nothing when a root is set."""
-    settings = config["benchmarks"]["propagation"]
-    short_side = settings["short_side"] or config["frames"]["short_side"]
-    return {
-        **{k: v for k, v in settings.items() if k != "device" and not (k == "demo_videos" and settings["root"])},
-        "short_side": short_side,
-        "radius_px": settings["radius_px"] or PROPAGATION_RADIUS_AT_480P * short_side / 480,
-    }
-
-
-#: The dataset name of TAP-Vid's own videos (``benchmarks.tapvid.root``) in track_quality's paths.
-TAPVID_DATASET = "tapvid"
-#: The source size (4:3) of track_quality's synthetic videos for a dataset of real videos.
-TAPVID_ASPECT = (4, 3)
-
-
-def tapvid_sets(config: dict) -> dict[str, dict]:
-    """track_quality's ground-truth sets, {dataset name in paths: what makes its videos} (the
-    rerun triggers of its ``tapvid_truth`` job): with ``benchmarks.tapvid.root``, TAP-Vid's
-    pickles as ``tapvid``; else per configured dataset fresh scenes of its synthetic world (a
-    dataset of real videos: ``demo_world``'s, 4:3) at ``frames.fps``, rendered at the size of its
-    frames (``source_size`` scaled to ``short_side``)."""
-    tapvid = config["benchmarks"]["tapvid"]
-    if tapvid["root"]:
-        return {TAPVID_DATASET: {"root": tapvid["root"]}}
-    common = {
-        "seed": config["seed"],
-        **{k: tapvid[k] for k in ("videos", "frames", "points")},
-        "fps": config["frames"]["fps"],
-        "short_side": config["frames"]["short_side"],
-    }
-    sets = {}
-    for name, ds in config["datasets"].items():
-        synthetic = ds["synthetic"] if ds["source"] == "synthetic" else None
-        size = [synthetic["width"], synthetic["height"]] if synthetic else list(TAPVID_ASPECT)
-        sets[name] = {**common, "source_size": size, "world": synthetic["world"] if synthetic else demo_world(config)}
-    return sets
-
-
-def tapvid_backends(config: dict) -> list[str]:
-    """track_quality's flow backends: ``benchmarks.tapvid.grid.backends``, else ``flow.backend``."""
-    return config["benchmarks"]["tapvid"]["grid"]["backends"] or [config["flow"]["backend"]]
-
-
-def tapvid_cuts(config: dict) -> dict[str, dict]:
-    """track_quality's cuts, {``cut_name``: {gamma, delta, motion_boundary: [settings]}}: one per
-    (γ, δ) of ``benchmarks.tapvid.grid.cuts`` (else of ``tracking.thresholds`` with
-    ``tracking.motion_boundary``), each with the motion-boundary settings asked for at it."""
-    grid = config["benchmarks"]["tapvid"]["grid"]["cuts"]
-    if grid is None:
-        mb = config["tracking"]["motion_boundary"]
-        grid = [{"gamma": g, "delta": d, "motion_boundary": mb} for g, d in config["tracking"]["thresholds"]]
-    cuts: dict[str, dict] = {}
-    for cut in grid:
-        entry = cuts.setdefault(
-            cut_name(cut["gamma"], cut["delta"]),
-            {"gamma": float(cut["gamma"]), "delta": float(cut["delta"]), "motion_boundary": []},
-        )
-        entry["motion_boundary"] = sorted({*entry["motion_boundary"], cut["motion_boundary"]})
-    return cuts
-
-
-def tapvid_flow(config: dict, backend: str) -> dict:
-    """The ``flow`` settings track_quality estimates with for ``backend``: the configured ones,
-    that backend. Another backend than ``flow.backend`` takes its default weights, since
-    ``flow.weights`` names a file of the configured backend (raft and raft_small differ)."""
-    flow = config["flow"]
-    return {**flow, "backend": backend, "weights": flow["weights"] if backend == flow["backend"] else "default"}
-
-
-def demo_gaps(correspondence: dict) -> list[int]:
-    """The demo correspondence pairs' gaps in frames at DEMO_FPS (``benchmarks.correspondence``):
-    ``demo_gaps``, or where the deprecated ``demo_gap`` (seconds) is set, that one gap alone
-    (0.1 s = 3 frames)."""
-    gap = correspondence["demo_gap"]
-    return list(correspondence["demo_gaps"]) if gap is None else [round(gap * DEMO_FPS)]
-
-
 def _demo_gap_in_frames(config: dict) -> list[str]:
     """The deprecated ``demo_gap`` (seconds) must be a whole number of frames at DEMO_FPS."""
     gap = config["benchmarks"]["correspondence"]["demo_gap"]
@@ -211,16 +71,6 @@ def _demo_gap_in_frames(config: dict) -> list[str]:
         f"benchmarks.correspondence.demo_gap: {gap:g} s is not a whole number of frames at {DEMO_FPS} Hz "
         "(it is deprecated: give benchmarks.correspondence.demo_gaps, in frames)"
     ]
-
-
-def demo_world(config: dict) -> dict:
-    """The ``world`` settings the demo benchmarks are drawn from: ``benchmarks.demo.world`` where
-    set, else the first synthetic dataset's (evaluation images from the pretraining videos'
-    world), else ``{}`` (the default ``synthetic.World()``)."""
-    if "world" in config["benchmarks"]["demo"]:
-        return config["benchmarks"]["demo"]["world"]
-    synthetic = [d["synthetic"]["world"] for d in config["datasets"].values() if d["source"] == "synthetic"]
-    return synthetic[0] if synthetic else {}
 
 
 class ConfigError(ValueError):
@@ -524,13 +374,6 @@ def _missing_paths(config: dict) -> list[str]:
     if tapvid and not os.path.exists(tapvid):
         problems.append(f"benchmarks.tapvid.root: file or folder '{tapvid}' does not exist")
     return problems
-
-
-def rule_config(config: dict, params, block: str) -> dict:
-    """What a training rule's script trains with: the rule's ``model`` and its ``block``
-    settings (a reproduction seed's, say) laid over the config's, whose runtime keys the rule's
-    params leave out so that they trigger no rerun."""
-    return {"model": params.model, block: {**config[block], **getattr(params, block)}}
 
 
 def _bounds(node: dict, *, each: bool = False) -> str:

@@ -23,8 +23,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pico import config, logs
+from pico import logs, rerun
 from pico.data import sources
+from pico.flow_backends import BACKENDS
 from pico.store import files, flowstore, framestore, manifest
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,6 @@ DIS_PRESETS = {
     "medium": (cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, None),
     "fine": (cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, 0),
 }
-#: The CPU backends of OpenCV (``flow.backend``); the RAFT ones are ``raft`` and ``raft_small``.
-OPENCV_BACKENDS = ("dis", "deepflow", "tvl1", "rlof")
 
 
 class OpenCVFlow:
@@ -93,17 +92,12 @@ def contrib(backend: str):
 
 
 def opencv_flow(cfg: dict) -> OpenCVFlow:
-    """The configured OpenCV backend (config ``flow``; OpenCV's default parameters)."""
-    backend = cfg["backend"]
-    if backend == "dis":
+    """The configured OpenCV backend (config ``flow``; OpenCV's default parameters): DIS from
+    OpenCV's core, the others from its contrib factory that ``pico.flow_backends`` names."""
+    backend = BACKENDS[cfg["backend"]]
+    if backend.name == "dis":
         return DIS(cfg["dis_preset"], cfg["dis_refine"])
-    if backend == "deepflow":
-        return OpenCVFlow(contrib(backend).createOptFlow_DeepFlow())
-    if backend == "tvl1":
-        return OpenCVFlow(contrib(backend).createOptFlow_DualTVL1())
-    if backend == "rlof":
-        return OpenCVFlow(contrib(backend).createOptFlow_DenseRLOF(), color=True)  # RLOF takes 3-channel images
-    raise ValueError(f"flow.backend {backend}: not one of {OPENCV_BACKENDS}")
+    return OpenCVFlow(getattr(contrib(backend.name), backend.builder)(), color=backend.color)
 
 
 def load_raft(variant: str, weights: str):
@@ -116,10 +110,10 @@ def load_raft(variant: str, weights: str):
     import torch
     from torchvision.models import optical_flow as of
 
-    build, default = {
-        "raft": (of.raft_large, of.Raft_Large_Weights.C_T_SKHT_V2),
-        "raft_small": (of.raft_small, of.Raft_Small_Weights.C_T_V2),
-    }[variant]
+    backend = BACKENDS[variant]
+    build = getattr(of, backend.builder)
+    weights_enum, member = backend.default_weights.split(".")
+    default = getattr(getattr(of, weights_enum), member)
     if weights == "default":
         return build(weights=default, progress=False).eval()
     path = Path(weights)
@@ -180,8 +174,8 @@ class RAFT:
 
 
 def estimator(cfg: dict):
-    """The configured backend (config ``flow``)."""
-    if cfg["backend"] in OPENCV_BACKENDS:
+    """The configured backend (config ``flow``), built as its family is (``pico.flow_backends``)."""
+    if BACKENDS[cfg["backend"]].family == "opencv":
         return opencv_flow(cfg)
     return RAFT(cfg["backend"], cfg["weights"], cfg["iters"], cfg["device"], cfg["precision"], cfg["batch_size"])
 
@@ -203,7 +197,7 @@ def run_shard(rows: list[dict], cfg: dict, out_dir: str | Path) -> list[dict]:
     out_dir, partial = Path(out_dir), partial_dir(out_dir)
     todo = [r for r in rows if r["status"] == "ok"]
     partial.mkdir(parents=True, exist_ok=True)
-    settings = config.flow_rerun_settings(cfg)
+    settings = rerun.flow_settings(cfg)
     wanted = {row["video"]: made_from(row, cfg, settings) for row in todo}
     done, compute = {}, []
     for row in todo:
@@ -233,7 +227,7 @@ def partial_dir(out_dir: str | Path) -> Path:
 
 def made_from(row: dict, cfg: dict, settings: dict) -> dict:
     """What a snippet's stored flow depends on: the flow settings that change it
-    (``pico.config.flow_rerun_settings``), the frames file and the weights file (size and
+    (``pico.rerun.flow_settings``), the frames file and the weights file (size and
     modification time: a rebuilt file is another input)."""
     inputs = {"frames": row["frames"]} | ({"weights": cfg["weights"]} if os.path.isfile(cfg.get("weights", "")) else {})
     stats = {key: os.stat(path) for key, path in inputs.items()}

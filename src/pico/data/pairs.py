@@ -48,8 +48,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pico import logs, seeding
-from pico.data import sampling
-from pico.store import framestore
+from pico.data import sampling, tracks
+from pico.store import framestore, manifest
 from pico.store.files import damaged, parquet_writer, read_parquet
 
 log = logging.getLogger(__name__)
@@ -258,6 +258,39 @@ def read_video(
             )
     jpegs = dict(zip(frames["frame"].to_pylist(), frames["jpeg"].to_pylist()))
     return {k: table[k].to_numpy() for k in SCHEMA.names[1:]}, jpegs
+
+
+def draw_sets(
+    shards: list[tuple[str, str]],
+    *,
+    thresholds: tuple[float, float],
+    motion_boundary: bool,
+    methods: list[str],
+    strategy: str,
+    settings: dict,
+    outs: list[tuple[str | Path, str | Path]],
+    used: set[str] | None = None,
+    cut: pa.Table | None = None,
+) -> tuple[list[dict], list[np.ndarray]]:
+    """Pair sets of ``methods`` drawn from the ok videos of one shard or a group of them
+    (``shards``: each one's raw tracks and flow table), each shard's raw tracks cut at
+    ``thresholds`` in turn (``cut``: the one shard's cut, made already), written to ``outs``
+    (``run_shard``). ``used``: the videos to draw from (yt8m's selection), else all. Returns the
+    flow-table rows drawn from and each shard's track-length bincount, for the sets' health."""
+    rows, lengths = [], []
+
+    def parts():
+        for tracks_path, table_path in shards:
+            mine = [row for row in manifest.read(table_path) if used is None or row["video"] in used]
+            shard_cut = (
+                cut if cut is not None else tracks.cut_file(tracks_path, *thresholds, motion_boundary=motion_boundary)
+            )
+            rows.extend(mine)
+            lengths.append(tracks.lengths(shard_cut))
+            yield mine, shard_cut
+
+    run_shard(parts(), methods=methods, strategy=strategy, cfg=settings, outs=outs)
+    return rows, lengths
 
 
 def run_shard(

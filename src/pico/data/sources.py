@@ -48,27 +48,6 @@ def entries(dataset: dict, seed: int, *, name: str) -> list[dict]:
     return found
 
 
-def shards(found: list[dict], per_shard: int) -> dict[str, list[dict]]:
-    """Consecutive groups of ``per_shard`` entries, named ``00000``, ``00001``, ..."""
-    return {f"{i // per_shard:05d}": found[i : i + per_shard] for i in range(0, len(found), per_shard)}
-
-
-def shard_groups(names: list[str], per_group: int) -> list[str]:
-    """Consecutive groups of ``per_group`` of the shards ``names`` (``shards``' order), each
-    named by its first and last shard, ``00000-00003``; with ``per_group`` 1, the shards'
-    own names (an ablation's pair files, ``datasets.<name>.shards_per_pair_job``)."""
-    if per_group == 1:
-        return list(names)
-    return [f"{names[i]}-{names[min(i + per_group, len(names)) - 1]}" for i in range(0, len(names), per_group)]
-
-
-def grouped(group: str) -> list[str]:
-    """The shards of a ``shard_groups`` name: ``00004-00006`` -> 00004, 00005, 00006; a
-    shard's own name -> itself."""
-    first, _, last = group.partition("-")
-    return [f"{i:05d}" for i in range(int(first), int(last or first) + 1)]
-
-
 def local_entries(folder: str, *, name: str) -> list[dict]:
     """Video files under ``folder`` (recursive), the id being the path relative to it as listed.
 

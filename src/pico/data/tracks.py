@@ -299,6 +299,22 @@ def cut(raw: pa.Table, gamma: float, delta: float, *, motion_boundary: bool = Fa
     return kept
 
 
+def cut_file(path: str | Path, gamma: float, delta: float, *, motion_boundary: bool) -> pa.Table:
+    """A shard's raw tracks (``read``) cut at (gamma, delta) (``cut``). Only the cut is kept in
+    memory, since a paper shard's raw tracks are gigabytes."""
+    raw = read(path)
+    kept = cut(raw, gamma, delta, motion_boundary=motion_boundary)
+    log.info("%s: cut: %d of %d rows kept", path, kept.num_rows, raw.num_rows)
+    return kept
+
+
+def lengths(cut_: pa.Table) -> np.ndarray:
+    """Bincount of track lengths in a cut (a tracks table): the frames each point is followed on
+    (1: stopped at once)."""
+    sizes = cut_.select(["video", "track"]).group_by(["video", "track"]).aggregate([([], "count_all")])["count_all"]
+    return np.bincount(sizes.to_numpy(), minlength=1)
+
+
 def write(table_: pa.Table, out: str | Path) -> None:
     write_parquet(table_, out)
 

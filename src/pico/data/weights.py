@@ -17,18 +17,15 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-#: torchvision's default weights of each RAFT backend (Raft_Large_Weights.C_T_SKHT_V2,
-#: Raft_Small_Weights.C_T_V2).
-RAFT_URLS = {
-    "raft": "https://download.pytorch.org/models/raft_large_C_T_SKHT_V2-ff5fadd5.pth",
-    "raft_small": "https://download.pytorch.org/models/raft_small_C_T_V2-01064c6d.pth",
-}
+from pico.flow_backends import BACKENDS
+
+#: Where the run keeps the default weights it fetches (rule flow_weights).
 FOLDER = "results/weights"
 
 
 def default_file(backend: str) -> str:
     """Where the run keeps ``backend``'s default weights: results/weights/<torchvision's name>."""
-    return f"{FOLDER}/{Path(urlparse(RAFT_URLS[backend]).path).name}"
+    return f"{FOLDER}/{BACKENDS[backend].weights_file}"
 
 
 def torch_cache(url: str) -> Path:
@@ -54,9 +51,9 @@ def reachable(url: str, timeout: float = 3.0) -> str | None:
 def check_fetchable(flow: dict, exists=os.path.isfile) -> str | None:
     """At parse time, before any job: None when the flow backend's weights are at hand or can be
     fetched, else an error naming the key and the ways out."""
-    if flow["backend"] not in RAFT_URLS or flow["weights"] != "default":
+    url = BACKENDS[flow["backend"]].url
+    if not url or flow["weights"] != "default":
         return None
-    url = RAFT_URLS[flow["backend"]]
     if exists(default_file(flow["backend"])) or exists(torch_cache(url)):
         return None
     problem = reachable(url)
@@ -77,8 +74,7 @@ def fetch(backend: str, out: str | Path) -> None:
 
     from pico.store.files import atomic_path
 
-    url = RAFT_URLS[backend]
-    prefix = Path(urlparse(url).path).stem.rsplit("-", 1)[1]
+    url, prefix = BACKENDS[backend].url, BACKENDS[backend].sha256_prefix
     with atomic_path(out) as tmp:
         cached = torch_cache(url)
         if cached.is_file():

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import torch
 
-from pico.config import BENCHMARK_RUNTIME_KEYS, WITHOUT_MOCO_V2, model_name
+from pico.config import WITHOUT_MOCO_V2, model_name
 from pico.evaluation import mask_rcnn, probe
 from pico.learn import model
 from pico.learn.resume import Resumable
+from pico.rerun import result_settings
 from pico.store.checkpoint import sha256
 
 TITLES = {
@@ -56,7 +57,7 @@ def fingerprint(benchmark: str, model_path: str | None, moco_v2: str | None, roo
             "model": weights and sha256(weights),
             "root": str(root),
             "seed": seed,
-            "config": {k: v for k, v in cfg.items() if k not in BENCHMARK_RUNTIME_KEYS},
+            "config": result_settings("evaluation", cfg),
         },
         sort_keys=True,
     )

@@ -501,7 +501,7 @@ VIDEO_SUFFIX = ".npz"
 
 
 def truth_videos(settings: dict) -> Iterator[Video]:
-    """The videos of one ground-truth set (``pico.config.tapvid_sets``): TAP-Vid's pickles at
+    """The videos of one ground-truth set (``pico.plan.tapvid_sets``): TAP-Vid's pickles at
     ``root``, or ``videos`` synthetic ones (``demo_video``) of ``world`` at ``fps``, rendered at
     ``source_size`` scaled to ``short_side`` as the frames stage scales a video."""
     if "root" in settings:

@@ -4,17 +4,15 @@ Eq. 3's tracking thresholds (gamma, delta) and Section 3.3's frame sampling (anc
 A figure's config (``ablations.figureN``) names a dataset, a method and the grid's axes; every
 point is one pretrained model (``results/models/{model}/model.pt``) probed like Table 1's models
 (``results/benchmarks/coco_probe/{model}.json``), so a point shared with Table 1 or with another
-figure is trained once. The Snakefile imports this module: pico.reporting.plots (numpy, pyarrow,
-matplotlib) is imported only to plot.
+figure is trained once. The grids' models are planned in ``pico.plan``.
 """
 
 from __future__ import annotations
 
-import itertools
 import textwrap
 from pathlib import Path
 
-from pico.config import Model
+from pico.reporting import plots
 
 #: The paper's captions (Section 4.3).
 TITLES = {
@@ -24,19 +22,6 @@ TITLES = {
 }
 METRICS = ("mIoU", "fIoU")
 POINT_KEYS = ("gamma", "delta", "sampling", "dataset", "method", "mIoU", "fIoU", "model")
-
-
-def points(spec: dict) -> list[Model]:
-    """The model of every point of one figure's grid."""
-    return [
-        Model(spec["method"], spec["dataset"], sampling, gamma, delta)
-        for sampling, gamma, delta in itertools.product(spec["sampling"], spec["gammas"], spec["deltas"])
-    ]
-
-
-def models(spec: dict) -> list[str]:
-    """The name of every point's model of one figure's grid (``pico.config.Model.name``)."""
-    return [point.name for point in points(spec)]
 
 
 def table(figure: str, results: list[dict], demo: bool) -> dict:
@@ -51,8 +36,6 @@ def table(figure: str, results: list[dict], demo: bool) -> dict:
 
 def plot(data: dict, path: str | Path) -> None:
     """mIoU and fIoU against delta, one line per (sampling, gamma) series; PNG, atomically."""
-    from pico.reporting import plots  # numpy and pyarrow (pico.store.files): never at parse time
-
     plt = plots.pyplot()
     series: dict[tuple[str, float], list[dict]] = {}
     for p in data["points"]:

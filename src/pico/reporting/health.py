@@ -38,13 +38,6 @@ def _columns(path: str | Path, schema: pa.Schema, names: list[str]) -> pa.Table:
     return read_parquet(path, pa.schema([schema.field(name) for name in names]))
 
 
-def track_lengths(cut: pa.Table) -> np.ndarray:
-    """Bincount of track lengths in a cut (a tracks table): the frames each point is followed on
-    (1: stopped at once)."""
-    sizes = cut.select(["video", "track"]).group_by(["video", "track"]).aggregate([([], "count_all")])["count_all"]
-    return np.bincount(sizes.to_numpy(), minlength=1)
-
-
 def pair_counts(pairs_path: str | Path, videos: list[str]) -> dict:
     """A pair set's bincounts: point pairs per draw (before the crops), temporal gap |b - a| per
     frame pair of every draw, and how many of ``videos`` have no draw at all (no PiCO pair in
@@ -71,30 +64,32 @@ def flow_summary(table: str | Path) -> dict:
     }
 
 
-def track_summary(cut: pa.Table) -> dict:
-    """One shard's cut (Eq. 3, a tracks table): its track-length bincount."""
-    lengths = track_lengths(cut)
-    log.info("cut: %d tracks", lengths.sum())
-    return {"track_lengths": lengths.tolist()}
-
-
-def track_summaries(summaries: list[dict]) -> dict:
-    """Several shards' ``track_summary`` as one: their bincounts added (a pair job over a group
-    of shards)."""
+def track_summary(lengths: list[np.ndarray]) -> dict:
+    """One shard's cut (Eq. 3) or a group's: its track-length bincount (``tracks.lengths``),
+    the shards' added."""
     total = None
-    for summary in summaries:
-        total = _add(total, summary["track_lengths"])
+    for counts in lengths:
+        total = _add(total, counts)
+    log.info("cut: %d tracks", total.sum())
     return {"track_lengths": total.tolist()}
 
 
 def pair_summary(pairs: str | Path, rows: list[dict], cut: dict) -> dict:
     """One pair file's set (a shard's, or a group of shards') over the ok videos of ``rows``
     (the flow-table rows the pair set was drawn from, ``pair_counts``), with ``cut``, the
-    ``track_summary`` of the cut it was drawn from (``track_summaries`` of a group's)."""
+    ``track_summary`` of the cut it was drawn from (a group's shards added)."""
     ok = [r["video"] for r in rows if r["status"] == "ok"]
     counts = pair_counts(pairs, ok)
     log.info("%s: %d ok videos, %d without a pair", pairs, len(ok), counts["videos_without_pairs"])
     return {**counts, **cut}
+
+
+def write_pair_summaries(pair_sets: list[str], summaries: list[str], rows: list[dict], lengths: list[np.ndarray]):
+    """Each pair set's ``pair_summary`` to its path of ``summaries``, the sets drawn from the
+    flow-table ``rows`` and cuts of the track-length bincounts ``lengths`` (``pairs.draw_sets``)."""
+    cut = track_summary(lengths)
+    for pairs, summary in zip(pair_sets, summaries, strict=True):
+        write_summary(pair_summary(pairs, rows, cut), summary)
 
 
 def write_summary(summary: dict, path: str | Path) -> None:

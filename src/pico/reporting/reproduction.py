@@ -4,8 +4,8 @@ over seeds, each number as its mean, standard deviation and every seed's value.
 For every seed of ``reproduction.seeds`` each model of Table 1 (PiCO, Static (Video), Static
 (Frame)) and each point of the configured figures is pretrained with ``pretrain.seed`` = that
 seed and probed on the COCO linear probe (mIoU, fIoU) with the probe seeded by it too; Table
-1's models are also scored on the correspondence benchmark (``pck4``). The Snakefile imports
-this module: only the standard library is loaded at parse time (pico.reporting.plots when plotting).
+1's models are also scored on the correspondence benchmark (``pck4``). The models and seeds
+themselves are planned in ``pico.plan``.
 """
 
 from __future__ import annotations
@@ -15,30 +15,12 @@ import random
 import statistics
 from pathlib import Path
 
-from pico.config import grids_outside_config
-from pico.reporting import ablations
+from pico.config import CONTROL
+from pico.evaluation.correspondence import ANY_GAP, pck
+from pico.reporting import ablations, plots
 
-#: The figures a reproduction can repeat (``reproduction.figure4`` / ``figure5``).
-FIGURES = ("figure4", "figure5")
 TITLE = "Mini-reproduction: Table 1 (COCO linear probe) and dense correspondence over seeds"
 PROBE_METRICS = ("mIoU", "fIoU")
-
-
-def figures(spec: dict) -> dict[str, list[str]]:
-    """{figure: the model of every point} of the figures a ``reproduction`` block names."""
-    return {figure: ablations.models(spec[figure]) for figure in FIGURES if figure in spec}
-
-
-def problems(config: dict) -> list[str]:
-    """A reproduction's figures pretrain on a configured dataset, on cuts within the raw tracks'
-    bounds (checked as ``ablations`` are); its methods start with PiCO and hold the control."""
-    spec = config["reproduction"]
-    found = grids_outside_config(config, "reproduction", {figure: spec[figure] for figure in FIGURES if figure in spec})
-    if spec["methods"][0] != "pico" or CONTROL not in spec["methods"]:
-        found.append(
-            f"reproduction.methods: {spec['methods']} must start with pico and hold {CONTROL} (the gate's control)"
-        )
-    return found
 
 
 def across_seeds(values: dict[int, float]) -> dict:
@@ -87,7 +69,6 @@ def _metric(results: dict[tuple[int, str], dict], model: str, seeds: list[int], 
 GATE_MARGIN_NATS = 0.5
 GATE_COS_GAP = 0.1
 CONTROL_COS_GAP = 0.02
-CONTROL = "shuffled"
 NOT_LEARNED = "not learned at this scale"
 
 
@@ -176,7 +157,6 @@ def table(
     models, the gate (``gate``) decides whether the comparison is reported at all, a row per
     (method, seed), and per-scene bootstrap intervals of the paired differences."""
     pretexts, propagations = pretexts or {}, propagations or {}
-    from pico.evaluation.correspondence import ANY_GAP, pck  # torch: never at parse time
 
     def probe_metrics(model: str) -> dict:
         return {m: _metric(probes, model, seeds, lambda r, m=m: r[m]) for m in PROBE_METRICS}
@@ -237,7 +217,6 @@ def gated(*, seeds, by_method, probes, correspondences, pretexts, propagations) 
     """The gate, a row per (method, seed) and the scene-bootstrapped paired differences of
     PiCO against every other method: object pck4 at each demo gap, propagation J, probe mIoU.
     A failed gate gives the verdict ``NOT_LEARNED`` and no ranking."""
-    from pico.evaluation.correspondence import pck  # torch: never at parse time
 
     verdict = gate(pretexts, pico=by_method["pico"], control=by_method[CONTROL], seeds=seeds)
     demo_gaps = gaps(correspondences)
@@ -362,7 +341,6 @@ def plot(data: dict, figure: str, path: str | Path) -> None:
     """One figure of the reproduction: mIoU and fIoU against delta, one line per sampling
     through the means over seeds with ± one standard deviation as error bars and every seed's
     value as a dot; PNG, atomically."""
-    from pico.reporting import plots  # numpy and pyarrow (pico.store.files): never at parse time
 
     plt = plots.pyplot()
     spec = data["figures"][figure]
