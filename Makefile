@@ -32,7 +32,7 @@ test-packages:
 	  echo "warning: could not install $(TEST_PACKAGES): see tests/test_slurm.py, tests/test_correspondence.py" >&2
 
 # Every package at the version of the lock (pyproject.toml pins the direct dependencies; the
-# lock pins the whole environment, theirs included: docs/environment.md).
+# lock pins the whole environment, theirs included: docs/development.md).
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c $(LOCK) -e '.[test]'

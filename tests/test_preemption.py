@@ -20,9 +20,9 @@ import pytest
 import torch
 
 from pico.store import checkpoint, files, framestore
-from test_benchmarks import PROBE, demo_coco  # noqa: F401  (demo_coco: a fixture)
 from test_encoder import config as encoder_config
 from test_encoder import frame_dirs  # noqa: F401  (a fixture)
+from test_evaluation import PROBE, demo_coco  # noqa: F401  (demo_coco: a fixture)
 from test_pretrain import config as pretrain_config
 from test_pretrain import pair_files  # noqa: F401  (a fixture)
 
