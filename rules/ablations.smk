@@ -1,7 +1,7 @@
-# Section 4.3's ablations (Figures 3-5): every point of a configured figure's grid is a model
-# pretrained on its (sampling, gamma, delta) and probed on the COCO probe like Table 1's; the
-# generic rules cut_tracks, point_pairs, pretrain_model and probe_model build the points, and
-# a point shared with Table 1 or another figure is built once.
+# Section 4.3's ablations (Figures 3-5). Each point of a configured figure's grid is a model,
+# pretrained on the point's sampling, gamma and delta and probed on the COCO probe like Table 1's
+# models. The generic rules build the points (rules/pairs.smk's point_pairs, pretrain_model,
+# probe_model), so a point that Table 1 or another figure shares is built once.
 rule ablation:
     input:
         lambda w: expand(

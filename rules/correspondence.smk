@@ -1,8 +1,9 @@
-# Beyond the paper: dense correspondence of every benchmark-table model's frozen features, with
-# three reference rows: the zero-motion guess, the frozen encoder's own stride-4 features and the
-# MoCo-v2 baseline (pico.evaluation.correspondence, docs/correspondence.md), on the configured pairs
-# with true correspondences and the pairs drawn from the demo world's true motion (objects in
-# view, at each gap of demo_gaps, scored on object and background points apart).
+# Beyond the paper: dense correspondence in the frozen features of every benchmark-table model
+# (pico.evaluation.correspondence, docs/correspondence.md). Three reference rows come with them:
+# the zero-motion guess, the frozen encoder's own stride-4 features and the MoCo-v2 baseline.
+# The pairs are the configured ones with true correspondences, and pairs drawn from the demo
+# world's true motion at each gap of demo_gaps; the demo pairs score object and background
+# points apart.
 rule demo_correspondence:
     output:
         directory(pico.plan.DEMO_CORRESPONDENCE),

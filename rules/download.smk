@@ -1,6 +1,7 @@
-# Stage 1 (Section 3.1): fetch (youtube, kinetics, yt8m), generate (synthetic) or list (local).
-# Download settings are read from the config, not params: tuning retries or timeouts must
-# not re-download a finished shard.
+# Stage 1 (Section 3.1): the download job fetches a shard's videos (youtube, kinetics, yt8m),
+# generates them (synthetic) or lists them (local). Its script reads the download settings from
+# the config, not from params, because tuning retries or timeouts must not fetch a finished
+# shard again (pico.rerun).
 
 
 rule download:

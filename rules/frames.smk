@@ -1,5 +1,6 @@
-# Stage 3 (Section 3.1): snippets at exactly frames.fps, resized, one frame store per snippet;
-# writes the shard's manifest results/{dataset}/videos/{shard}.parquet.
+# Stage 3 (Section 3.1): extract_frames decodes each snippet at exactly frames.fps, resizes it
+# and writes one frame store per snippet, and the shard's manifest
+# results/{dataset}/videos/{shard}.parquet.
 
 
 rule extract_frames:

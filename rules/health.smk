@@ -1,8 +1,8 @@
-# The data's own health for the report: per dataset, the plots of its shards' summaries
-# (statuses and flow codec error, track lengths per (gamma, delta) cut, point pairs per video
-# per pair set: results/{dataset}/health/*/{shard}.json, each written by the job that makes
-# the data it counts, so a new cut or pair set adds only its summaries); and the pretraining
-# loss of every model. Covers Table 1's and the ablations' data.
+# The data's own health, for the report. Per dataset, dataset_health plots the summaries of its
+# shards: statuses and flow codec error, track lengths per (gamma, delta) cut, and point pairs per
+# video per pair set. The job that makes a shard's data also writes its summary
+# (results/{dataset}/health/*/{shard}.json), so a new cut or pair set adds only its own summaries.
+# pretraining_loss plots the loss of every model. Both cover Table 1's and the ablations' data.
 
 
 rule dataset_health:

@@ -1,8 +1,8 @@
-# Beyond the paper: video object segmentation by label propagation (DAVIS-2017's semi-supervised
-# protocol) in every benchmark-table model's frozen features and the MoCo-v2 baseline's
-# (pico.evaluation.propagation, docs/propagation.md), on DAVIS-2017 val (benchmarks.propagation.root)
-# or, without one, on demo videos of the synthetic world with their true instance masks,
-# written in DAVIS's layout.
+# Beyond the paper: video object segmentation by label propagation, DAVIS-2017's semi-supervised
+# protocol (pico.evaluation.propagation, docs/propagation.md). It propagates the first frame's
+# masks in the frozen features of every benchmark-table model and of the MoCo-v2 baseline. The
+# videos are DAVIS-2017 val (benchmarks.propagation.root); without a root, demo_propagation
+# writes videos of the synthetic world with their true instance masks in DAVIS's layout.
 
 
 rule demo_propagation:

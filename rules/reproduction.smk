@@ -1,12 +1,12 @@
-# The mini-reproduction (docs/reproduction.md, pico.reporting.reproduction): the models of
-# reproduction.methods at Table 1's dataset, sampling and cut (the negative control shuffled
-# among them) and the points of reproduction.figure4/figure5, each pretrained and probed once
-# per seed of reproduction.seeds under results/reproduction/seed{seed}/. The methods' models are
-# also scored on correspondence and label propagation. results/reproduction.json gives the gate
-# (PiCO's held-out pretext against the control's), mean, std and every seed's value.
-# The seed reaches pretrain.seed and the probe's seed; the videos, tracks, pair sets and the
-# benchmark data are the config's (one world, seeds vary the training). Not part of `all`.
-# The seeds and models are PLAN.reproduction's (pico.plan).
+# The mini-reproduction (docs/reproduction.md, pico.reporting.reproduction). It trains the models
+# of reproduction.methods at Table 1's dataset, sampling and cuts, the negative control shuffled
+# among them, and the points of reproduction.figure4/figure5. Each is pretrained and probed once
+# per seed of reproduction.seeds under results/reproduction/seed{seed}/, and the methods' models
+# are also scored on correspondence and label propagation. The seed sets pretrain.seed and the
+# probe's seed; the videos, tracks, pair sets and benchmark data stay the config's, so the
+# seeds vary the training alone. results/reproduction.json gives the gate (PiCO's held-out
+# pretext against the control's) and each number's mean, std and per-seed values. PLAN.reproduction
+# (pico.plan) lists the seeds and models. `all` does not include it.
 SEEDED = "results/reproduction/seed{seed}"
 SEEDED_MODEL = "{method}/{dataset}/{sampling}/g{gamma}_d{delta}"
 

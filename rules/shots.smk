@@ -1,4 +1,5 @@
-# Stage 2 (Section 3.1, A.1): probe each video, TransNetV2 shots, one snippet per video.
+# Stage 2 (Section 3.1, A.1): detect_shots probes each video, finds its shots with TransNetV2
+# and chooses one snippet per video inside a shot.
 
 
 rule detect_shots:

@@ -1,8 +1,9 @@
-# Beyond the paper: pico's own point tracks scored as TAP-Vid scores point tracking
-# (pico.evaluation.tapvid, docs/tapvid.md). Ground truth per {truth} set (pico.config.tapvid_sets:
-# a configured dataset's synthetic world, or TAP-Vid's pickles as "tapvid"); flow per set and
-# backend, so adding a cut reruns no flow and adding a backend computes only its own; scores per
-# set, backend and (gamma, delta), every motion-boundary setting and query mode of it in one job.
+# Beyond the paper: pico's own point tracks, scored as TAP-Vid scores point tracking
+# (pico.evaluation.tapvid, docs/tapvid.md). tapvid_truth writes each ground-truth set {truth}: a
+# configured dataset's synthetic world, or TAP-Vid's pickles as "tapvid" (pico.plan.tapvid_sets).
+# tapvid_flow computes the flow per set and backend, so a new cut reruns no flow and a new
+# backend computes only its own. tapvid_score scores one set, backend and (gamma, delta), with
+# every motion-boundary setting and query mode asked for at that cut.
 
 
 wildcard_constraints:

@@ -411,14 +411,18 @@ def test_weights_are_fetched_once_checked_and_taken_from_torchs_cache(tmp_path, 
         server.server_close()
 
 
-def test_an_offline_machine_stops_before_any_job(tmp_path, monkeypatch):
+def test_an_offline_machine_stops_before_any_job_only_where_flow_is_computed(tmp_path, monkeypatch):
     """Where download.pytorch.org cannot be reached (CI, an offline node), a config that names
-    only datasets (RAFT with default weights) stops Snakemake before any job, naming the key."""
+    only datasets (RAFT with default weights) stops Snakemake before any job of a run that
+    computes flow, naming the key; a run that computes none (`videos`) goes ahead."""
     if weights.reachable(BACKENDS["raft"].url) is None:
         pytest.skip("download.pytorch.org is reachable from this machine")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    out = run_snakemake(tmp_path, "flow", config={"datasets": {"d": {"source": "synthetic"}}}, check=False)
+    config = {"datasets": {"d": {"source": "synthetic", "shots": False, "synthetic": {"videos": 1, "seconds": 2}}}}
+    out = run_snakemake(tmp_path, "flow", config=config, check=False)
     assert (
         out.returncode != 0 and "flow.weights: /path/to/raft_large_C_T_SKHT_V2-ff5fadd5.pth" in out.stderr + out.stdout
     )
     assert not (tmp_path / "results").exists()
+    run_snakemake(tmp_path, "videos", config=config)
+    assert (tmp_path / "results/d/videos/00000.parquet").exists()

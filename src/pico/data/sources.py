@@ -28,6 +28,8 @@ _YT_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
 #: (``.frames.zip``, ``.flow.zip.json``): well inside the 255 bytes of common file systems
 #: (143 on eCryptfs), with room for ``atomic_path``'s temporary prefix.
 NAME_BYTES = 120
+#: An id that ``file_name`` keeps as it is when short enough: ASCII letters, digits, ``.``, ``_``, ``-``.
+_PLAIN = re.compile(r"[A-Za-z0-9._-]+")
 
 
 def entries(dataset: dict, seed: int, *, name: str) -> list[dict]:
@@ -271,6 +273,8 @@ def file_name(video_id: str) -> str:
     of such characters within ``NAME_BYTES`` keeps exactly this name; one with a character
     replaced, or cut to ``NAME_BYTES``, ends in ``-`` and 8 hex digits of the id's SHA-1, so
     that names stay unique and within the file system's limit."""
+    if len(video_id) <= NAME_BYTES and _PLAIN.fullmatch(video_id):
+        return video_id  # the common case, a YouTube or clip id: checked in one regex pass, not per character
     name = video_id.replace("/", "__")
     safe = "".join(c if _kept(c) else "_" for c in name)
     if safe == name and len(name.encode()) <= NAME_BYTES:
