@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 import tempfile
 import time
@@ -60,6 +59,7 @@ from pico.config import validate
 from pico.data import pairs, synthetic, tracks
 from pico.evaluation import tapvid
 from pico.store import flowstore, framestore, manifest
+from pico.store.files import read_json
 
 BACKENDS = ["run", "dis:ultrafast", "dis:fast", "dis:medium", "farneback", "deepflow", "tvl1", "rlof"]
 #: (γ, δ) around the demo's (0, 4), each without and with the motion-boundary stop.
@@ -114,8 +114,9 @@ class Run:
         folder = self.results / "health" / "pairs" / "pico" / "anchor" / f"g{gamma:g}_d{delta:g}"
         total = {}
         for path in sorted(folder.glob("*.json")):
+            summary = read_json(path)
             for key in ("pairs_per_draw", "temporal_gaps"):
-                h = np.array(json.loads(path.read_text())[key])
+                h = np.array(summary[key])
                 t = total.get(key, np.zeros(0, int))
                 n = max(len(h), len(t))
                 total[key] = np.pad(t, (0, n - len(t))) + np.pad(h, (0, n - len(h)))

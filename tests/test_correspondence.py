@@ -1,4 +1,4 @@
-"""The dense-correspondence benchmark (pico.evaluation.correspondence, pico.evaluation.groundtruth): matching and
+"""The dense-correspondence benchmark (pico.evaluation.correspondence, .groundtruth, .demo_correspondence): matching and
 scoring on features with a known answer, the ground-truth readers on files written here by
 independent code, the real Aloe stereo pair, the demo world's pairs and the workflow's plan."""
 
@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from pico.data import synthetic
-from pico.evaluation import correspondence, demo_data, groundtruth, registry
+from pico.evaluation import correspondence, demo_correspondence, demo_data, groundtruth, registry
 from pico.evaluation.readers import DatasetError
 from pico.learn import model
 from pico.learn.model import STRIDE
@@ -257,7 +257,7 @@ def test_a_point_is_labelled_only_where_it_stays_visible():
     flow[0][:, 4:6] = 3.0
     later = np.zeros((3, 12), np.uint8)
     later[:, 7:9] = 1
-    visible = correspondence.visible_flow({"flow": flow, "instances": instances}, {"instances": later})
+    visible = demo_correspondence.visible_flow({"flow": flow, "instances": instances}, {"instances": later})
     known = np.isfinite(visible).all(0)
     assert (known == known[:1]).all()  # every row alike
     # background 0-3 -> 2-5 and 7-9 -> 9-11 visible; object 4-5 -> 7-8 visible; background
@@ -267,8 +267,8 @@ def test_a_point_is_labelled_only_where_it_stays_visible():
 
 
 def test_demo_pairs_are_deterministic_with_motion_and_occlusions(tmp_path):
-    (pair,) = correspondence.demo_pairs(0, 3, gaps=[15], width=342, height=256)  # 15 frames: 0.5 s
-    (again,) = correspondence.demo_pairs(0, 3, gaps=[15], width=342, height=256)
+    (pair,) = demo_correspondence.demo_pairs(0, 3, gaps=[15], width=342, height=256)  # 15 frames: 0.5 s
+    (again,) = demo_correspondence.demo_pairs(0, 3, gaps=[15], width=342, height=256)
     np.testing.assert_array_equal(pair.image_a, again.image_a)
     np.testing.assert_array_equal(pair.flow, again.flow)
     np.testing.assert_array_equal(pair.objects, again.objects)
@@ -289,7 +289,7 @@ def test_demo_pairs_are_deterministic_with_motion_and_occlusions(tmp_path):
 def test_demo_pairs_move_as_fast_as_their_world():
     fast = synthetic.World(speed=(0.6, 0.6), pan=(0.3, 0.3))
     motion = [
-        np.nanmedian(np.hypot(*correspondence.demo_pairs(0, i, gaps=[15], width=342, height=256, world=w)[0].flow))
+        np.nanmedian(np.hypot(*demo_correspondence.demo_pairs(0, i, gaps=[15], width=342, height=256, world=w)[0].flow))
         for w in (synthetic.World(), fast)
         for i in range(4)
     ]
@@ -308,13 +308,13 @@ def test_demo_pairs_have_object_points_at_every_gap(world):
     least MIN_OBJECT_SHARE of image a, so every gap has object points to score."""
     gaps = [3, 6, 12]
     for index in range(3):
-        pairs = correspondence.demo_pairs(0, index, gaps=gaps, width=342, height=256, world=world)
+        pairs = demo_correspondence.demo_pairs(0, index, gaps=gaps, width=342, height=256, world=world)
         assert [p.gap for p in pairs] == gaps and [p.name for p in pairs] == [
             f"demo{index:02d}_gap{g:02d}" for g in gaps
         ]
         assert all(np.array_equal(p.image_a, pairs[0].image_a) for p in pairs)  # one scene at one time t
         for pair in pairs:
-            assert correspondence.labelled_object_share(pair) >= demo_data.MIN_OBJECT_SHARE
+            assert demo_correspondence.labelled_object_share(pair) >= demo_data.MIN_OBJECT_SHARE
             small = correspondence.resized(pair, 128)
             points, _ = correspondence.scored_points(small, 2000, seed=0)
             regions = correspondence.regions(small, points)
@@ -323,7 +323,7 @@ def test_demo_pairs_have_object_points_at_every_gap(world):
 
 def write_pair(root: Path, flow: np.ndarray, objects: np.ndarray, gap: int) -> dict:
     """A demo-layout pair under ``root`` (blank images, the truth, image a's object mask)."""
-    spec = correspondence.demo_spec(root, 0, gap)
+    spec = demo_correspondence.demo_spec(root, 0, gap)
     image = np.zeros((*objects.shape, 3), np.uint8)
     demo_data.write_image(Path(spec["image_a"]), image)
     demo_data.write_image(Path(spec["image_b"]), image)

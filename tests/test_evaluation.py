@@ -496,10 +496,20 @@ def test_detectron2_export_and_runtime_settings_through_snakemake(demo):
 
 
 def test_a_damaged_benchmark_result_is_an_error_naming_it_when_a_table_reads_it(tmp_path):
-    """The table scripts read every result through ``pico.store.files.read_json``."""
+    """The table scripts read every result through ``pico.store.files.read_json`` (and write
+    every one through ``write_json``)."""
     path = tmp_path / "moco_v2.json"
     path.write_text('{"method": "moco_v2", "mIoU": 1')  # cut short
     with pytest.raises(ValueError, match=re.escape(f"{path}: not readable JSON")):
         files.read_json(path)
     scripts = (Path(__file__).parents[1] / "workflow/scripts").glob("*.py")
-    assert not [s.name for s in scripts if "json.load" in s.read_text()]  # no other reader of JSON
+    assert not [s.name for s in scripts if re.search(r"json\.(load|dump)", s.read_text())]  # no other JSON I/O
+
+
+def test_write_json_writes_the_bytes_each_writer_wrote_before(tmp_path):
+    """Results are indented by 2 (the default), health summaries by 1, the availability report
+    also key-sorted, the demo COCO annotations on one line; never a trailing newline."""
+    data = {"b": 1.5, "a": [2, None]}
+    for options in ({}, {"indent": 1}, {"indent": 1, "sort_keys": True}, {"indent": None}):
+        files.write_json(data, tmp_path / "out.json", **options)
+        assert (tmp_path / "out.json").read_text() == json.dumps(data, **{"indent": 2, **options})

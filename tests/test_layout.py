@@ -148,7 +148,7 @@ def rule_params() -> dict[str, tuple[list[str], str | None]]:
 def test_rerun_trigger_params_are_named_so_and_every_other_param_is_read():
     """rules/common.smk's convention: a script never reads a rerun_* param, and reads (or its
     report caption does) every other param of its rule; a script that hands ``snakemake.params``
-    whole to a pico function (``rule_config``, ``rule_arguments``) counts as reading them."""
+    whole to a pico function (``rule_config``) counts as reading them."""
     captions = "".join(p.read_text() for p in (REPO / "report").glob("*.rst"))
     checked, rules = 0, rule_params()
     for rule, (names, script) in rules.items():

@@ -1,5 +1,6 @@
-"""YT8M-S inputs (pico.data.yt8m): pseudo ids from TFRecord files (written by an independent
-writer, the ``tfrecord`` package) and text files, and the look-up against a loopback server."""
+"""YT8M-S inputs (pico.data.yt8m, pico.data.tfrecord): pseudo ids from TFRecord files (written
+by an independent writer, the ``tfrecord`` package) and text files, the look-up against a
+loopback server, and the selection with its availability page (pico.reporting.availability)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import yaml
 from tfrecord import TFRecordWriter
 
 from pico.data import sources, yt8m
+from pico.reporting import availability
+from picotest import REPO
 
 
 def write_tfrecord(path, ids, sequence=False):
@@ -68,7 +72,11 @@ def test_text_ids_with_junk_lines_name_the_line_and_duplicates_name_both_files(t
 
 
 def test_the_official_lookup_form():
-    assert yt8m.lookup_url(yt8m.LOOKUP_URL, "nXSc") == "http://data.yt8m.org/2/j/i/nX/nXSc.js"
+    """The schema's default ``lookup_url`` (its only copy: every look-up takes the config's) is
+    YouTube-8M's form."""
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    template = schema["properties"]["datasets"]["additionalProperties"]["properties"]["lookup_url"]["default"]
+    assert yt8m.lookup_url(template, "nXSc") == "http://data.yt8m.org/2/j/i/nX/nXSc.js"
     assert yt8m.parse_answer('i("nXSc","0sf943sWZls");', "nXSc") == "0sf943sWZls"
     with pytest.raises(ValueError, match="answer is for 'nXSd'"):
         yt8m.parse_answer('i("nXSd","0sf943sWZls");', "nXSc")
@@ -292,7 +300,7 @@ def test_select_uses_the_first_ok_videos_and_reports_every_status():
     }
     used, report = yt8m.select(lookups, tables, sample=4)  # the pool ran out: fewer, and said so
     assert len(used) == 3 and (report["used"], report["short_by"]) == (3, 1)
-    assert "1 short of the sample" in yt8m.availability_page(report)
+    assert "1 short of the sample" in availability.to_html(report)
 
 
 @pytest.mark.slow
@@ -303,9 +311,7 @@ def test_a_yt8m_dataset_from_pseudo_ids_to_flow_through_the_workflow(tmp_path):
     import json
     import subprocess
 
-    import yaml
-
-    from picotest import REPO, run_snakemake, scheduled
+    from picotest import run_snakemake, scheduled
 
     pool = ["nXSc", "a0Bz", "Q9q9", "Mm00", "Gg00", "Kk11", "Zz22", "Yy33"]
     order = yt8m.sample_order(pool, seed=0, count=6)

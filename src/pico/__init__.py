@@ -7,14 +7,14 @@ every ``__init__`` is empty, so parsing the Snakefile (``config``, ``data.source
 ``config``, ``logs``, ``seeding``, ``profiles``
     the config schema and its checks, rule logs and progress, seeded draws, the SLURM profile link
 ``store``: atomic, verified on-disk formats
-    ``files`` (atomic outputs, checked Parquet, read-ahead), ``zipstore``, ``framestore``
+    ``files`` (atomic outputs, checked Parquet and JSON, read-ahead), ``zipstore``, ``framestore``
     (a snippet's frames), ``flowstore`` (Section 3.2's flow codec), ``manifest`` (per-shard
     video tables), ``checkpoint`` (sealed torch files)
 ``data``: stages 1-6, one module per rules file
-    ``sources``, ``yt8m``, ``download``, ``synthetic`` (the demo world) and ``video`` (stage 1,
-    Section 3.1); ``shots`` (TransNetV2); ``frames`` (30 Hz); ``weights`` and ``flow``
-    (Section 3.2); ``tracks`` (Eq. 3's forward-backward cut); ``sampling`` and ``pairs``
-    (Section 3.3's frame selection and point pairs)
+    ``sources``, ``yt8m`` (with ``tfrecord``, YouTube-8M's files), ``download``, ``synthetic``
+    (the demo world) and ``video`` (stage 1, Section 3.1); ``shots`` (TransNetV2); ``frames``
+    (30 Hz); ``weights`` and ``flow`` (Section 3.2); ``tracks`` (Eq. 3's forward-backward
+    cut); ``sampling`` and ``pairs`` (Section 3.3's frame selection and point pairs)
 ``learn``: stage 7, Section 3.4
     ``model`` (the dense network f, pixel MoCo, Eq. 1), ``augment`` (MoCo-v2's views),
     ``pretrain`` (the one training loop), ``encoder`` (the image-level MoCo-v2 stand-in),
@@ -22,11 +22,11 @@ every ``__init__`` is empty, so parsing the Snakefile (``config``, ``data.source
 ``evaluation``: stage 8, Section 4
     ``registry`` (the benchmarks by name), ``probe`` (linear probes), ``mask_rcnn``,
     ``metrics``, ``readers`` (official dataset layouts), ``panoptic``, ``demo_data`` (the
-    demo's benchmark data), ``correspondence``, ``groundtruth``, ``propagation`` and
-    ``tapvid`` (beyond the paper)
+    demo's benchmark data), ``correspondence`` (with ``demo_correspondence``, its demo pairs),
+    ``groundtruth``, ``propagation`` and ``tapvid`` (beyond the paper)
 ``reporting``: what the report shows
-    ``health``, ``figures``, ``tables``, ``plots``, ``ablations`` (Figures 3-5),
-    ``reproduction`` (the mini-reproduction)
+    ``health``, ``availability`` (a yt8m dataset's), ``figures``, ``tables``, ``plots``,
+    ``ablations`` (Figures 3-5), ``reproduction`` (the mini-reproduction)
 """
 
 __version__ = "0.1.0"

@@ -1,15 +1,14 @@
-import json
 import time
 
 from pico import logs
-from pico.evaluation import correspondence, registry
+from pico.evaluation import correspondence, demo_correspondence, registry
 from pico.evaluation.probe import device_for
-from pico.store.files import atomic_path
+from pico.store.files import write_json
 
 logs.setup(snakemake.log[0], threads=snakemake.threads)
 start = time.perf_counter()
 settings, seed, reference = snakemake.params.settings, snakemake.params.seed, snakemake.params.reference
-specs = settings["pairs"] + correspondence.demo_specs(
+specs = settings["pairs"] + demo_correspondence.demo_specs(
     snakemake.input.demo, settings["demo_pairs"], settings["demo_gaps"]
 )
 drawn = {"short_side": settings["short_side"], "points": settings["points"], "seed": seed}
@@ -23,7 +22,9 @@ else:
         model, path = reference, encoder["checkpoint"]
         net = registry.encoder_c2(encoder["arch"], path, encoder["seed"])
     else:
-        model, path, moco_v2 = registry.benchmarked(snakemake.wildcards, snakemake.input, snakemake.config)
+        model, path, moco_v2 = registry.benchmarked(
+            dict(snakemake.wildcards), snakemake.input.get("model"), snakemake.config
+        )
         net, _ = registry.frozen_network(path, moco_v2, seed)
     rows = correspondence.evaluate(
         net,
@@ -42,5 +43,4 @@ row = registry.result(
     demo=bool(settings["demo_pairs"]),
     seconds=time.perf_counter() - start,
 )
-with atomic_path(snakemake.output[0]) as tmp:
-    tmp.write_text(json.dumps(row, indent=2))
+write_json(row, snakemake.output[0])

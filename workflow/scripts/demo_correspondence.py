@@ -1,10 +1,10 @@
 from pico import logs
 from pico.data import synthetic
-from pico.evaluation import correspondence
+from pico.evaluation import demo_correspondence
 
 logs.setup(snakemake.log[0])
 p = snakemake.params
-correspondence.write_demo_pairs(
+demo_correspondence.write_demo_pairs(
     snakemake.output[0],
     seed=p.seed,
     count=p.pairs,

@@ -1,15 +1,14 @@
-import json
 import time
 
 from pico import logs
 from pico.evaluation import propagation, registry
 from pico.evaluation.probe import device_for
-from pico.store.files import atomic_path
+from pico.store.files import write_json
 
 logs.setup(snakemake.log[0], threads=snakemake.threads)
 start = time.perf_counter()
 settings, seed = snakemake.params.settings, snakemake.params.seed
-model, path, moco_v2 = registry.benchmarked(snakemake.wildcards, snakemake.input, snakemake.config)
+model, path, moco_v2 = registry.benchmarked(dict(snakemake.wildcards), snakemake.input.get("model"), snakemake.config)
 net, _ = registry.frozen_network(path, moco_v2, seed)
 scores = propagation.evaluate(
     net,
@@ -30,5 +29,4 @@ row = registry.result(
     demo=snakemake.params.demo,
     seconds=time.perf_counter() - start,
 )
-with atomic_path(snakemake.output[0]) as tmp:
-    tmp.write_text(json.dumps(row, indent=2))
+write_json(row, snakemake.output[0])

@@ -1,10 +1,7 @@
-import json
-
 from pico import logs
 from pico.evaluation import propagation
-from pico.store.files import atomic_path, read_json
+from pico.store.files import read_json, write_json
 
 logs.setup(snakemake.log[0])
 results = [read_json(path) for path in snakemake.input]
-with atomic_path(snakemake.output[0]) as tmp:
-    tmp.write_text(json.dumps(propagation.table(results, snakemake.params.demo), indent=2))
+write_json(propagation.table(results, snakemake.params.demo), snakemake.output[0])

@@ -1,9 +1,8 @@
-import json
 import logging
 
 from pico import logs
 from pico.reporting import reproduction
-from pico.store.files import atomic_path, read_json
+from pico.store.files import read_json, write_json
 
 logs.setup(snakemake.log[0])
 params = snakemake.params
@@ -27,8 +26,7 @@ data = reproduction.table(
     config=config,
     demo=params.demo,
 )
-with atomic_path(snakemake.output[0]) as tmp:
-    tmp.write_text(json.dumps(data, indent=2))
+write_json(data, snakemake.output[0])
 logging.getLogger("pico.reporting.reproduction").info(
     "%d methods, %d figures over seeds %s; %s (%s)",
     len(data["methods"]),

@@ -1,8 +1,6 @@
-import json
-
 from pico import logs
 from pico.evaluation import tapvid
-from pico.store.files import atomic_path
+from pico.store.files import write_json
 
 logs.setup(snakemake.log[0])
 w = snakemake.wildcards
@@ -17,5 +15,4 @@ results, tables = tapvid.evaluate_set(
 )
 tapvid.write_predictions(tables, snakemake.output.predictions)
 scored = {"dataset": w.truth, "backend": w.backend, "codec": p.codec, "gamma": float(w.gamma), "delta": float(w.delta)}
-with atomic_path(snakemake.output.scores) as tmp:
-    tmp.write_text(json.dumps({**scored, "results": results}, indent=2))
+write_json({**scored, "results": results}, snakemake.output.scores)

@@ -256,8 +256,7 @@ def _kept(path: Path, wanted: dict) -> flowstore.Stored | None:
 def _store(path: Path, fwd: np.ndarray, bwd: np.ndarray, meta: dict, made: dict, codec: dict) -> flowstore.Stored:
     """``flowstore.write``, then the record of what the file was made from."""
     stored = flowstore.write(path, fwd, bwd, meta, **codec)
-    with files.atomic_path(_record(path)) as tmp:
-        tmp.write_text(json.dumps(made, sort_keys=True))
+    files.write_json(made, _record(path), indent=None, sort_keys=True)
     return stored
 
 

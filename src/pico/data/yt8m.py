@@ -1,18 +1,11 @@
 """YT8M-S's inputs (Section 3.1, A.1) from what YouTube-8M distributes: its pseudo ids, read
-from the video-level TFRecord files or a text file, and their look-up to YouTube ids.
-
-TFRecord (TensorFlow's record format): each record is
-``uint64 length | uint32 masked_crc32c(length) | data | uint32 masked_crc32c(data)``, little
-endian, with masked_crc(x) = ((crc32c(x) >> 15) | (crc32c(x) << 17)) + 0xa282ead8 (mod 2^32).
-A video-level record's data is a ``tf.train.Example`` whose feature ``id`` is a bytes list of
-one 4-character pseudo id (frame-level files hold ``tf.train.SequenceExample`` records with
-the same ``id`` in their context). Both are read here with a minimal protobuf decoder: the
-only fields used are Example.features = 1 / SequenceExample.context = 1, Features.feature = 1
-(a map entry: key = 1, value = 2), Feature.bytes_list = 1, BytesList.value = 1.
+from the video-level TFRecord files (``pico.data.tfrecord``) or a text file, and their look-up
+to YouTube ids; the seeded sample of them, and the selection of the videos training uses.
 
 Look-up: YouTube-8M's site maps a pseudo id to its YouTube id with one small JavaScript file per
 id, ``http://data.yt8m.org/2/j/i/{prefix}/{id}.js`` where prefix is the id's first two
-characters, holding ``i("<pseudo id>","<YouTube id>");``.
+characters, holding ``i("<pseudo id>","<YouTube id>");``: the default of the config's
+``datasets.<name>.lookup_url`` (workflow/schemas/config.schema.yaml), which every look-up uses.
 """
 
 from __future__ import annotations
@@ -22,111 +15,30 @@ import json
 import logging
 import re
 import socket
-import struct
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import google_crc32c
 import pyarrow as pa
 
 from pico import logs, seeding
-from pico.store.files import atomic_path, read_parquet, write_parquet
+from pico.data import tfrecord
+from pico.store.files import read_parquet, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
-LOOKUP_URL = "http://data.yt8m.org/2/j/i/{prefix}/{id}.js"
 PSEUDO_ID = re.compile(r"^[A-Za-z0-9_-]{4}$")
 YOUTUBE_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
-TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords")
 _ANSWER = re.compile(r'^\s*i\(\s*"(?P<pseudo>[^"]*)"\s*,\s*"(?P<youtube>[A-Za-z0-9_-]{11})"\s*\)\s*;?\s*$')
-
-
-def masked_crc(data: bytes) -> int:
-    """TFRecord's checksum: CRC-32C rotated right by 15 bits plus 0xa282ead8 (mod 2^32)."""
-    crc = google_crc32c.value(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def records(path: str | Path) -> Iterator[bytes]:
-    """The records of a TFRecord file, each checked against its two checksums; a truncated or
-    damaged file, or one that is not a TFRecord, is a ValueError naming it and the record."""
-    with open(path, "rb") as f:
-        index = 0
-        while header := f.read(12):
-            where = f"{path}: record {index} (byte {f.tell() - len(header)})"
-            if len(header) < 12:
-                raise ValueError(f"{where}: truncated header ({len(header)} of 12 bytes)")
-            length, length_crc = struct.unpack("<QI", header)
-            if masked_crc(header[:8]) != length_crc:
-                raise ValueError(f"{where}: bad length checksum (not a TFRecord file, or damaged)")
-            data, footer = f.read(length), f.read(4)
-            if len(data) < length or len(footer) < 4:
-                raise ValueError(f"{where}: truncated ({len(data)} of {length} bytes)")
-            if masked_crc(data) != struct.unpack("<I", footer)[0]:
-                raise ValueError(f"{where}: bad data checksum (damaged)")
-            yield data
-            index += 1
-
-
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise ValueError("truncated varint")
-        byte = buf[pos]
-        value |= (byte & 0x7F) << shift
-        pos, shift = pos + 1, shift + 7
-        if not byte & 0x80:
-            return value, pos
-
-
-def _fields(buf: bytes) -> Iterator[tuple[int, int, bytes | int]]:
-    """(field number, wire type, value) of a protobuf message: bytes for length-delimited
-    fields, ints for varints; fixed-width fields are skipped over as bytes."""
-    pos = 0
-    while pos < len(buf):
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-        elif wire == 2:
-            size, pos = _varint(buf, pos)
-            if pos + size > len(buf):
-                raise ValueError("truncated field")
-            value, pos = buf[pos : pos + size], pos + size
-        elif wire in (1, 5):
-            size = 8 if wire == 1 else 4
-            value, pos = buf[pos : pos + size], pos + size
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
-        yield number, wire, value
-
-
-def _first(buf: bytes, number: int) -> bytes | None:
-    return next((v for n, w, v in _fields(buf) if n == number and w == 2), None)
-
-
-def example_id(record: bytes, feature: str = "id") -> str:
-    """The ``feature`` bytes value of a ``tf.train.Example`` (or a SequenceExample's context)."""
-    features = _first(record, 1)  # Example.features, or SequenceExample.context
-    for n, w, entry in _fields(features or b""):
-        if n == 1 and w == 2 and _first(entry, 1) == feature.encode():
-            values = _first(_first(entry, 2) or b"", 1)  # Feature.bytes_list
-            if values is None:
-                raise ValueError(f"feature {feature!r} is not a bytes list")
-            return (_first(values, 1) or b"").decode()
-    raise ValueError(f"no feature {feature!r}")
 
 
 def tfrecord_ids(path: str | Path) -> list[str]:
     """The pseudo ids of a YouTube-8M TFRecord file, in record order."""
     found = []
-    for index, record in enumerate(records(path)):
+    for index, record in enumerate(tfrecord.records(path)):
         try:
-            pseudo = example_id(record)
+            pseudo = tfrecord.example_id(record)
         except (ValueError, UnicodeDecodeError) as e:
             raise ValueError(f"{path}: record {index}: not a YouTube-8M example ({e})") from None
         if not PSEUDO_ID.match(pseudo):
@@ -154,9 +66,9 @@ def pool(ids: str | Path) -> list[str]:
     ``*.tfrecord`` under it, in name order). A pseudo id listed twice is an error naming both."""
     path = Path(ids)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix in TFRECORD_SUFFIXES)
+        files = sorted(p for p in path.rglob("*") if p.suffix in tfrecord.SUFFIXES)
         if not files:
-            raise ValueError(f"{path}: no TFRecord files (*{', *'.join(TFRECORD_SUFFIXES)})")
+            raise ValueError(f"{path}: no TFRecord files (*{', *'.join(tfrecord.SUFFIXES)})")
         sources = [(f, tfrecord_ids(f)) for f in files]
     else:
         sources = [(path, text_ids(path))]
@@ -395,10 +307,7 @@ class Cache:
 
     def put(self, answer: dict) -> None:
         if answer["status"] in FINAL:
-            path = self._path(answer["pseudo_id"])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(path) as tmp:
-                tmp.write_text(json.dumps(answer, sort_keys=True))
+            write_json(answer, self._path(answer["pseudo_id"]), indent=None, sort_keys=True)
 
 
 #: A look-up job fails (Transient) instead of recording its malformed answers (lookup_failed:
@@ -563,23 +472,3 @@ def write_selection(rows: list[dict], out: str | Path) -> None:
 def read_selection(path: str | Path) -> set[str]:
     """The videos of a selection (``select``)."""
     return set(read_parquet(path, SELECTION_SCHEMA).column("video").to_pylist())
-
-
-def availability_page(report: dict) -> str:
-    """The availability report (``select``) as an HTML page for ``snakemake --report``."""
-    from html import escape
-
-    rows = "".join(
-        f"<tr><td>{escape(s)}</td><td>{v['count']}</td><td>{'<br>'.join(map(escape, v['examples']))}</td></tr>"
-        for s, v in report["statuses"].items()
-    )
-    head = (
-        f"<p>{report['drawn']} drawn (sample {report['sample']} and its reserve), {report['ok']} ok, "
-        f"{report['used']} used for training"
-        + (f", {report['short_by']} short of the sample" if report["short_by"] else "")
-        + ".</p>"
-    )
-    return (
-        f"<html><body><h3>Availability: {escape(report.get('dataset', ''))}</h3>{head}"
-        f"<table border=1><tr><th>status</th><th>videos</th><th>example reasons</th></tr>{rows}</table></body></html>\n"
-    )

@@ -2,14 +2,13 @@
 videos) written in the official layouts that ``pico.evaluation.readers`` reads: COCO 2017
 panoptic and instances (the linear probe, Mask R-CNN) and NYU-depth v2 as ViRB releases it.
 
-Every demo image (and every demo correspondence pair, ``pico.evaluation.correspondence``) is
+Every demo image (and every demo correspondence pair, ``pico.evaluation.demo_correspondence``) is
 drawn with objects in view (``in_view``): in a fast world a scene's objects leave its frame
 within a second or two, and a frame of background alone measures nothing about objects.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 
 from pico import seeding
 from pico.data import synthetic
-from pico.store.files import atomic_path
+from pico.store.files import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -119,8 +118,7 @@ def write_demo_coco(
         spec = {"images": images, "annotations": annotations, "categories": categories}
         things = {"images": images, "annotations": instances, "categories": objects}
         for kind, content in (("panoptic", spec), ("instances", things)):
-            with atomic_path(root / "annotations" / f"{kind}_{split}2017.json") as tmp:
-                tmp.write_text(json.dumps(content))
+            write_json(content, root / "annotations" / f"{kind}_{split}2017.json", indent=None)
 
 
 def _instance_annotations(ids: np.ndarray, segments: list[dict]) -> list[dict]:
@@ -199,13 +197,12 @@ def write_mask(path: Path, mask: np.ndarray) -> None:
             raise OSError(f"could not write {path}")
 
 
-def rule_arguments(params) -> tuple[tuple, dict]:
+def rule_arguments(*, seed: int, demo: dict, world: dict) -> tuple[tuple, dict]:
     """(args, kwargs) after the output folder for ``write_demo_coco`` / ``write_demo_nyu`` from
     the demo rules' params: the config's ``seed``, ``benchmarks.demo`` (``demo``: train and
     val/test counts, image size) and ``synthetic.world`` (``world``)."""
-    demo = params.demo
-    args = (params.seed, demo["train"], demo["val"], demo["width"], demo["height"])
-    return args, {"world": synthetic.World.from_settings(params.world)}
+    args = (seed, demo["train"], demo["val"], demo["width"], demo["height"])
+    return args, {"world": synthetic.World.from_settings(world)}
 
 
 #: The writer of each demo benchmark's data, by the rules' ``kind`` param.

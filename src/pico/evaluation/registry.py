@@ -9,6 +9,7 @@ Mask R-CNN has no MoCo-v2 row (``pico.config.WITHOUT_MOCO_V2``).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -36,15 +37,18 @@ METRICS = {
 }
 
 
-def benchmarked(wildcards, inputs, config: dict) -> tuple[str, str | None, str | None]:
+def benchmarked(
+    wildcards: Mapping[str, str], model_path: str | None, config: dict
+) -> tuple[str, str | None, str | None]:
     """A benchmark job's model: (its name, its model.pt or None for the MoCo-v2 baseline, the
     MoCo-v2 encoder checkpoint), from the job's wildcards (a pretrained model has
-    {method}/{dataset}/{sampling}/g{gamma}_d{delta}; the baseline none), inputs and config."""
+    {method}/{dataset}/{sampling}/g{gamma}_d{delta}; the baseline none), its model.pt input
+    ``model_path`` (None for the baseline, which has none) and the config."""
     moco_v2 = config["benchmarks"]["moco_v2_checkpoint"] or config["model"]["encoder_checkpoint"]
-    if "method" not in wildcards.keys():
+    if "method" not in wildcards:
         return "moco_v2", None, moco_v2
     name = model_name(*(wildcards[k] for k in ("method", "dataset", "sampling", "gamma", "delta")))
-    return name, inputs.model, moco_v2
+    return name, model_path, moco_v2
 
 
 def fingerprint(benchmark: str, model_path: str | None, moco_v2: str | None, root: str, *, cfg: dict, seed: int) -> str:

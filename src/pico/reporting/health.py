@@ -15,7 +15,6 @@ adds a dataset's summaries up and the ``plot_*`` functions draw its figures from
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from collections import Counter
 from contextlib import contextmanager
@@ -27,7 +26,7 @@ import pyarrow as pa
 from pico.data.pairs import SCHEMA as PAIRS_SCHEMA
 from pico.reporting import plots
 from pico.store import manifest
-from pico.store.files import atomic_path, damaged, read_parquet
+from pico.store.files import damaged, read_json, read_parquet, write_json
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +93,7 @@ def write_pair_summaries(pair_sets: list[str], summaries: list[str], rows: list[
 
 def write_summary(summary: dict, path: str | Path) -> None:
     """A shard's summary as JSON, atomically (its stage's job writes it beside its output)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(summary, indent=1))
+    write_json(summary, path, indent=1)
 
 
 def _add(total: np.ndarray | None, count: list[int]) -> np.ndarray:
@@ -108,9 +106,10 @@ def _add(total: np.ndarray | None, count: list[int]) -> np.ndarray:
 
 @contextmanager
 def _summary(path: str | Path):
-    """A summary's JSON; any error reading or adding it names the file."""
+    """A summary's JSON (``read_json``); any error adding it names the file."""
+    summary = read_json(path)
     try:
-        yield json.loads(Path(path).read_text())
+        yield summary
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise damaged(path, f"not a shard health summary ({e!r})") from e
 

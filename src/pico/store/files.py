@@ -112,6 +112,13 @@ def read_json(path: str | os.PathLike):
         raise damaged(path, f"not readable JSON ({e})") from e
 
 
+def write_json(data, path: str | os.PathLike, *, indent: int | None = 2, sort_keys: bool = False) -> None:
+    """``data`` as JSON at ``path``, atomically (``atomic_path``), without a trailing newline:
+    indented by ``indent`` spaces (None: on one line), keys sorted if ``sort_keys``."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=indent, sort_keys=sort_keys))
+
+
 @contextmanager
 def parquet_writer(
     path: str | os.PathLike,
