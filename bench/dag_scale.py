@@ -8,8 +8,11 @@ empty clip folder, and 240,000 distinct YT8M-S ids -- then times, wall clock, be
 and quiet dry runs with config/paper_ablations.yaml layered on, as it is and with
 ``shards_per_pair_job: 1`` (an ablation's pair set a job per shard, as until 2026-12-05).
 One more, untimed dry run per config with ``-q rules`` (which keeps the "Job stats" table but
-not the per-job listing, ~15 MB at 50 videos per shard) gives the job count. Prints a Markdown
-table; progress goes to stderr.
+not the per-job listing, ~15 MB at 50 videos per shard) gives the job count. Beside each, the
+same dry run of a bare workflow with that many jobs (``bare_workflow``: 7 chained rules a
+shard, each with an input, an output, a log, a benchmark, params, resources and a Python
+``script:``) is timed in the same run, so the ratio, pico's time over Snakemake's own floor,
+does not depend on the day's machine speed. Prints a Markdown table; progress goes to stderr.
 
     .venv/bin/python bench/dag_scale.py [-n 240000] [-r 2] [--keep DIR]
 """
@@ -92,6 +95,49 @@ def write_override(root: Path, key: str, value: int) -> Path:
     return path
 
 
+#: The chained rules of a shard in the bare workflow, as many as pico's per-shard rules at the
+#: paper's scale (download, detect_shots, extract_frames, estimate_flow, raw_tracks, cut_pairs
+#: and a yt8m look-up or a pair group's share).
+BARE_STAGES = 7
+
+
+def bare_workflow(root: Path, jobs: int) -> Path:
+    """A folder with a Snakefile of about ``jobs`` jobs in ``BARE_STAGES`` chained rules a shard,
+    each with what a pico rule has (input, output, log, benchmark, params, resources, script),
+    plus the target ``all``; every shard's first input exists. Returns the folder."""
+    shards = max(1, round((jobs - 1) / BARE_STAGES))
+    folder = root / f"bare_{jobs}"
+    (folder / "data").mkdir(parents=True)
+    for shard in range(shards):
+        (folder / "data" / f"{shard:05d}.txt").write_text("")
+    (folder / "noop.py").write_text("pass\n")
+    rules = [f"SHARDS = [f'{{i:05d}}' for i in range({shards})]\n"]
+    rules.append(f"rule all:\n    input: expand('out/s{BARE_STAGES}/{{shard}}.txt', shard=SHARDS)\n")
+    for stage in range(1, BARE_STAGES + 1):
+        source = "data/{shard}.txt" if stage == 1 else f"out/s{stage - 1}/{{shard}}.txt"
+        rules.append(
+            f"rule s{stage}:\n"
+            f"    input: '{source}'\n"
+            f"    output: 'out/s{stage}/{{shard}}.txt'\n"
+            f"    log: 'logs/s{stage}/{{shard}}.log'\n"
+            f"    benchmark: 'benchmarks/s{stage}/{{shard}}.tsv'\n"
+            f"    params: settings={{'stage': {stage}, 'seed': 0}}, shard=lambda w: w.shard\n"
+            f"    resources: mem_mb=4000, runtime=lambda w: 10 + len(w.shard)\n"
+            f"    script: 'noop.py'\n"
+        )
+    (folder / "Snakefile").write_text("\n".join(rules))
+    return folder
+
+
+def bare_dry_run(folder: Path) -> subprocess.CompletedProcess:
+    """A quiet dry run of ``bare_workflow``'s Snakefile, as pico's are run."""
+    cmd = [str(SNAKEMAKE), "-n", "-q", "--cores", "1", "-s", str(folder / "Snakefile"), "--directory", str(folder)]
+    out = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}{out.stderr[-3000:]}")
+    return out
+
+
 def snakemake(root: Path, configs: list[Path], *flags: str) -> subprocess.CompletedProcess:
     """Run Snakemake on the repo's Snakefile in ``root``; raise with its output on failure."""
     cmd = [str(SNAKEMAKE), *flags, "--cores", "1", "-s", str(REPO / "Snakefile"), "--directory", str(root)]
@@ -138,6 +184,9 @@ def measure(root: Path, n: int, repeat: int) -> list[dict]:
     for name, configs, commands in settings:
         (per_shard,) = per_shard_settings(configs)
         jobs = job_count(root, configs)
+        bare = bare_workflow(root, jobs)
+        floor = best_time(repeat, lambda bare=bare: bare_dry_run(bare))
+        print(f"  bare workflow of {jobs} jobs, -n -q: {floor:.1f} s", file=sys.stderr)
         for command in commands:
             seconds = best_time(
                 repeat, lambda configs=configs, command=command: snakemake(root, configs, *command.split())
@@ -151,6 +200,7 @@ def measure(root: Path, n: int, repeat: int) -> list[dict]:
                     "shards": sum(math.ceil(drawn(d, n) / per_shard) for d in datasets.values()),
                     "jobs": jobs,
                     "seconds": seconds,
+                    "floor": floor if command == "-n -q" else None,
                 }
             )
     return rows
@@ -164,12 +214,13 @@ def table(rows: list[dict], n: int, repeat: int) -> str:
         f"{n:,} videos per dataset, wall clock, best of {repeat}: "
         "`snakemake COMMAND --cores 1 -s Snakefile --directory TMP --configfile config/paper.yaml [override.yaml]`",
         "",
-        "| config | command | videos | shards | jobs | seconds |",
-        "|---|---|--:|--:|--:|--:|",
+        "| config | command | videos | shards | jobs | seconds | bare workflow, same jobs, s | ratio |",
+        "|---|---|--:|--:|--:|--:|--:|--:|",
     ]
     for r in rows:
         counts = f"{r['videos']:,} | {r['shards']:,} | {r['jobs']:,}"
-        lines.append(f"| {r['config']} | {r['command']} | {counts} | {r['seconds']:.1f} |")
+        floor = f"{r['floor']:.1f} | {r['seconds'] / r['floor']:.2f}" if r["floor"] else "– | –"
+        lines.append(f"| {r['config']} | {r['command']} | {counts} | {r['seconds']:.1f} | {floor} |")
     return "\n".join(lines)
 
 

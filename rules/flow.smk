@@ -44,7 +44,12 @@ rule estimate_flow:
         weights=pico.plan.flow_weights(config["flow"]),
     output:
         table="results/{dataset}/flow/{shard}.parquet",
-        flow=directory("results/{dataset}/flow/{shard}"),
+        # flow.keep false: removed once the shard's raw tracks are written (raw_tracks reads it)
+        flow=(
+            directory("results/{dataset}/flow/{shard}")
+            if config["flow"]["keep"]
+            else temp(directory("results/{dataset}/flow/{shard}"))
+        ),
         health="results/{dataset}/health/flow/{shard}.json",
     log:
         "logs/estimate_flow/{dataset}/{shard}.log",

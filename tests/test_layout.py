@@ -178,8 +178,8 @@ def test_the_rules_derive_no_state_and_one_rerun_policy_filters_settings():
         for name, value in re.findall(r"^(\w+) = (.+)$", source, re.M):
             assert name == "PLAN" or re.fullmatch(r'"[^"]*"', value), f"{smk.name}: {name} = {value}"
         assert not re.search(r"for k(?:ey)?, v(?:alue)? in config\[", source), f"{smk.name} filters a config block"
-    sources = [*(REPO / "src/pico").rglob("*.py"), *(REPO / "workflow/scripts").glob("*.py"), *(REPO / "rules").glob("*")]
-    naming = [p.name for p in sources if "RUNTIME_KEYS" in p.read_text() and p.name != "rerun.py"]
+    files = [*(REPO / "src/pico").rglob("*.py"), *(REPO / "workflow/scripts").glob("*.py"), *(REPO / "rules").glob("*")]
+    naming = [p.name for p in files if "RUNTIME_KEYS" in p.read_text() and p.name != "rerun.py"]
     assert not naming, naming
 
 

@@ -255,6 +255,31 @@ def test_an_ablation_pair_job_over_a_group_of_shards_writes_their_pairs_in_one_f
     assert both["track_lengths"] == added.tolist()
 
 
+def test_without_kept_flow_the_cuts_and_pairs_are_the_demos_and_the_flow_is_gone(demo, tmp_path):
+    """flow.keep false (config/paper.yaml's): a run to the pair sets makes every cut, pair set
+    and health summary byte for byte as the demo's run did, and leaves no flow folder. A second
+    run has nothing to do; raising max_delta reruns raw_tracks, so it computes the flow again."""
+    shutil.copytree(demo / "config", tmp_path / "config")
+    config = {"flow": {"keep": False}}
+    run_snakemake(tmp_path, "pairs", "figures", config=config)
+    for shard in ("00000", "00001"):
+        assert (tmp_path / f"results/demo/flow/{shard}.parquet").exists()
+        assert not (tmp_path / f"results/demo/flow/{shard}").exists()
+    made = sorted(
+        p.relative_to(tmp_path)
+        for folder in ("results/demo/tracks", "results/demo/pairs", "results/demo/health")
+        for p in (tmp_path / folder).rglob("*")
+        if p.is_file()
+    )
+    assert len(made) > 20
+    for path in made:
+        assert (tmp_path / path).read_bytes() == (demo / path).read_bytes(), path
+    assert scheduled(run_snakemake(tmp_path, "pairs", "-n", config=config).stdout) == {}
+    config["tracking"] = {"max_delta": 32}
+    jobs = scheduled(run_snakemake(tmp_path, "pairs", "-n", config=config).stdout)
+    assert jobs["estimate_flow"] == 2 and jobs["raw_tracks"] == 2
+
+
 def test_figure1_shows_patches_along_long_trajectories(demo):
     image = cv2.imread(str(demo / "results/demo/figures/figure1.png"))
     assert image.shape == (6 * (96 + 4) + 4, 8 * (96 + 4) + 4, 3)

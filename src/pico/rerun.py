@@ -20,7 +20,7 @@ from pico.flow_backends import BACKENDS
 #: settings of one benchmark (``benchmarks.probe``, ``benchmarks.maskrcnn``, ...).
 RUNTIME_KEYS = {
     "shot_detection": ("device", "batch_size"),
-    "flow": ("device", "batch_size", "threads"),
+    "flow": ("device", "batch_size", "threads", "keep"),
     "pretrain": ("workers", "device", "gpus", "nodes", "checkpoint_every", "keep_footers"),
     "encoder": ("workers", "threads", "device", "checkpoint_every"),
     "evaluation": ("device", "checkpoint_every", "workers"),
