@@ -28,7 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.tensorboard import SummaryWriter
 
-from pico import seeding
+from pico import logs, seeding
 from pico.learn.resume import Resumable, ignoring_preemption
 from pico.store import checkpoint
 from pico.store.files import atomic_path
@@ -182,7 +182,8 @@ def global_batch(loss: torch.Tensor, count: int, world: int) -> tuple[float, int
 
 class IterationLog:
     """Each iteration's loss, learning rate and throughput, in ``work_dir``: ``metrics.csv``
-    (rank 0; other ranks ``metrics.rank{r}.csv``), TensorBoard (rank 0) and the job's log.
+    (rank 0; other ranks ``metrics.rank{r}.csv``), TensorBoard (rank 0) and the job's log
+    (throttled progress lines, ``pico.logs.Progress``: every iteration is in the other two).
 
     The rows are part of every checkpoint (``state_dict``; ``pico.learn.resume``): a resumed
     run rewrites its ``metrics.csv`` from the checkpoint's rows, whatever the file holds (a
@@ -196,7 +197,7 @@ class IterationLog:
         self.work_dir, self.rank, self.total, self.count, self.monitors = work_dir, rank, total, count, monitors
         self.header = ["iteration", "loss", "lr", count, "seconds", f"{count}_per_s", *monitors]
         self.rows: list[list[str]] = []  # one per iteration done, as written
-        self.file = self.csv = self.board = None
+        self.file = self.csv = self.board = self.lines = None
 
     def state_dict(self) -> dict[str, list[list[str]]]:
         return {"rows": self.rows}
@@ -217,16 +218,7 @@ class IterationLog:
         self.rows.append(row + monitors)
         self.csv.writerow(self.rows[-1])
         self.file.flush()
-        log.info(
-            "pretrain: %d/%d loss %.4f lr %.4g %d %s (%.2f s)",
-            iteration,
-            self.total,
-            loss,
-            lr,
-            count,
-            self.count,
-            seconds,
-        )
+        self.lines.update(iteration, detail=f"loss {loss:.4f} lr {lr:.4g} {count} {self.count} ({seconds:.2f} s)")
         if self.board:
             scalars = {"loss": loss, "lr": lr, f"{self.count}_per_s": count / seconds, **monitored}
             for key, value in scalars.items():
@@ -237,6 +229,7 @@ class IterationLog:
         self.save(self.path)
         self.file = open(self.path, "a", newline="")
         self.csv = csv.writer(self.file)
+        self.lines = logs.Progress(log, "pretrain", self.total, start=len(self.rows))
         if self.rank == 0:
             self.board = SummaryWriter(str(self.work_dir / "tensorboard"), purge_step=len(self.rows) + 1)
         return self
