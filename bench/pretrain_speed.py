@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from pico.data import pairs
-from pico.learn import pretrain
+from pico.learn import pretrain, training
 from pico.store import zipstore
 
 
@@ -98,7 +98,7 @@ def footers_mb(path: str, copies: int = 20) -> float:
 @contextmanager
 def as_worker():
     """This thread computes as a data-loader worker does (one thread for torch and OpenCV,
-    ``pretrain.iteration_loader``), so that its CPU time (``time.thread_time``) is the worker's
+    ``pico.learn.training.iteration_loader``), so that its CPU time (``time.thread_time``) is the worker's
     whole cost; the pools are restored after. Process CPU time would also count the training
     step's idle pool threads, which spin for a while after each parallel region."""
     threads = torch.get_num_threads(), cv2.getNumThreads()
@@ -159,7 +159,7 @@ def measure(files: list[str], cfg: dict, iterations: int, device: torch.device) 
     seconds."""
     p = cfg["pretrain"]
     data = pretrain.PairData(files, p["crop_size"], p["seed"])
-    sampler = pretrain.IterationSampler(len(data), p["videos_per_batch"], 0, iterations + 1, p["seed"])
+    sampler = training.IterationSampler(len(data), p["videos_per_batch"], 0, iterations + 1, p["seed"])
     loaded_batches, loads = [], []
     with as_worker():
         for keys in sampler:

@@ -30,7 +30,7 @@ rule pretrain_model:
     resources:
         # Several nodes: one task per node with `gpus` GPUs each (--gres counts per node,
         # --gpus for the whole job), and the job runs in its batch step (the SLURM plugin's
-        # `mpi` path: no srun around it), where pico.learn.pretrain starts torchrun on every node
+        # `mpi` path: no srun around it), where pico.learn.launch starts torchrun on every node
         # through srun.
         **(
             {

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pico.data import pairs, sampling, tracks
-from pico.learn import model, pretrain
+from pico.learn import model, pretrain, training
 from pico.store import framestore, zipstore
 from picotest import random_raw_tracks
 
@@ -233,10 +233,10 @@ def test_visits_take_a_videos_draws_in_turn(pair_file):
     data = pretrain.PairData([pair_file], 64, seed=0)
     served = [round(float(data[(0, 0, 0, visit)][2].sum()), 3) for visit in range(12)]
     assert served[:6] == served[6:] and len(set(served)) >= 4  # visit v takes draw v mod 6
-    batches = list(pretrain.IterationSampler(2, 2, 0, 5, seed=0))
+    batches = list(training.IterationSampler(2, 2, 0, 5, seed=0))
     assert [key[3] for batch in batches for key in batch] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
     assert all(sorted(key[2] for key in batch) == [0, 1] for batch in batches)
-    assert [k[3] for k in next(iter(pretrain.IterationSampler(3, 4, 0, 1, seed=0)))] == [0, 0, 0, 1]
+    assert [k[3] for k in next(iter(training.IterationSampler(3, 4, 0, 1, seed=0)))] == [0, 0, 0, 1]
 
 
 def test_the_query_is_the_later_frame_half_of_the_time(tmp_path):

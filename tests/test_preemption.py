@@ -109,12 +109,12 @@ PRETRAIN = pretrain_config(iterations=6, checkpoint_every=2, workers=WORKERS)
 
 
 def pretraining_job(folder: Path, pairs: list[str]) -> list[str]:
-    """The command of a pretraining run (``python -m pico.learn.pretrain``) in ``folder``."""
+    """The command of a pretraining run (``python -m pico.learn.launch``) in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "pairs.txt").write_text("\n".join(pairs))
     (folder / "config.json").write_text(json.dumps(PRETRAIN))
     args = ["pairs.txt", "config.json", "model.pt", "metrics.csv", "work", "pairs.txt"]  # held out: the same pairs
-    return [sys.executable, "-m", "pico.learn.pretrain", *(str(folder / name) for name in args)]
+    return [sys.executable, "-m", "pico.learn.launch", *(str(folder / name) for name in args)]
 
 
 def run_job(cmd: list[str]) -> str:

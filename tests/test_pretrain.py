@@ -18,7 +18,7 @@ import torchvision
 from pico import config as pcfg
 from pico.data import pairs
 from pico.evaluation import probe
-from pico.learn import model, pretrain
+from pico.learn import launch, model, pretrain, training
 from pico.store import zipstore
 from picotest import REPO
 
@@ -107,7 +107,7 @@ def test_loader_workers_run_one_thread_each():
     cv2.setNumThreads(2)
     cv2.GaussianBlur(np.zeros((2000, 2000, 3), np.uint8), (31, 31), 5)  # the pool at work
     try:
-        loader = pretrain.iteration_loader(
+        loader = training.iteration_loader(
             _Pools(), [[0]], collate_fn=lambda items: items[0], workers=1, device=torch.device("cpu")
         )
         assert next(iter(loader)).tolist() == [1, 1]
@@ -215,7 +215,7 @@ def test_two_process_ddp_learns_what_one_process_learns(pair_files, tmp_path):
     shares = [
         [
             sum(len(data[key][2]) for key in keys)
-            for keys in pretrain.IterationSampler(len(data), 2, 0, 3, seed, rank, 2)
+            for keys in training.IterationSampler(len(data), 2, 0, 3, seed, rank, 2)
         ]
         for rank in (0, 1)
     ]
@@ -230,7 +230,7 @@ def test_two_process_ddp_learns_what_one_process_learns(pair_files, tmp_path):
         "--standalone",
         "--nproc_per_node=2",
         "-m",
-        "pico.learn.pretrain",
+        "pico.learn.launch",
         *(str(tmp_path / name) for name in ("pairs.txt", "config.json", "model.pt", "metrics.csv", "work")),
         str(tmp_path / "pairs.txt"),  # the held-out pretext's pairs
     ]
@@ -283,9 +283,9 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(pair_files, tmp_path):
 
 
 def test_a_non_finite_loss_stops_pretraining_naming_the_iteration(pair_files, tmp_path, monkeypatch):
-    real = pretrain.global_batch
+    real = training.global_batch
     monkeypatch.setattr(
-        pretrain, "global_batch", lambda loss, n, world: (float("nan"), n) if n and real(loss, n, world) else (0.0, n)
+        training, "global_batch", lambda loss, n, world: (float("nan"), n) if n and real(loss, n, world) else (0.0, n)
     )
     with pytest.raises(FloatingPointError, match="pretraining loss is nan at iteration 1"):
         train(pair_files, config(iterations=2), tmp_path)
@@ -302,22 +302,22 @@ def test_the_pretrained_backbone_plugs_into_torchvision_mask_rcnn():
 
 def test_torchrun_commands_for_one_and_several_nodes():
     args = ["pairs.txt", "config.json", "model.pt", "work"]
-    single = pretrain.torchrun_command(4, 1, None, args)
+    single = launch.torchrun_command(4, 1, None, args)
     assert single[1:] == [
         "-m",
         "torch.distributed.run",
         "--nproc_per_node=4",
         "--standalone",
         "-m",
-        "pico.learn.pretrain",
+        "pico.learn.launch",
         *args,
     ]
-    multi = pretrain.torchrun_command(8, 2, "gpu-node-07", args)
+    multi = launch.torchrun_command(8, 2, "gpu-node-07", args)
     assert multi[:3] == ["srun", "--nodes=2", "--ntasks-per-node=1"]
     assert {"--nnodes=2", "--nproc_per_node=8", "--rdzv_backend=c10d", "--rdzv_endpoint=gpu-node-07:29500"} <= set(
         multi
     )
-    assert multi[-5:] == ["pico.learn.pretrain", *args]
+    assert multi[-5:] == ["pico.learn.launch", *args]
 
 
 def test_the_queue_holds_real_keys_before_the_first_step(pair_files):

@@ -215,7 +215,7 @@ def test_head_node_inside_a_job_without_its_node_list(cluster, tmp_path):
     import sys
 
     out = tmp_path / "head.txt"
-    code = "from pico.learn.pretrain import head_node; print(head_node())"
+    code = "from pico.learn.launch import head_node; print(head_node())"
     cluster.run(
         "sbatch",
         "--wait",

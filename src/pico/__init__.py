@@ -17,8 +17,9 @@ every ``__init__`` is empty, so parsing the Snakefile (``config``, ``data.source
     cut); ``sampling`` and ``pairs`` (Section 3.3's frame selection and point pairs)
 ``learn``: stage 7, Section 3.4
     ``model`` (the dense network f, pixel MoCo, Eq. 1), ``augment`` (MoCo-v2's views),
-    ``pretrain`` (the one training loop), ``encoder`` (the image-level MoCo-v2 stand-in),
-    ``resume`` (the benchmarks' checkpoints)
+    ``training`` (the one training loop), ``pretrain`` (the pixel method's data, point budget
+    and held-out pretext), ``launch`` (torchrun on several GPUs or nodes), ``encoder`` (the
+    image-level MoCo-v2 stand-in), ``resume`` (every loop's checkpoints)
 ``evaluation``: stage 8, Section 4
     ``registry`` (the benchmarks by name), ``probe`` (linear probes), ``mask_rcnn``,
     ``metrics``, ``readers`` (official dataset layouts), ``panoptic``, ``demo_data`` (the

@@ -2,10 +2,10 @@ from pathlib import Path
 
 from pico import logs
 from pico.config import rule_config
-from pico.learn import pretrain
+from pico.learn import launch
 
 logs.setup(snakemake.log[0], threads=snakemake.threads)
-pretrain.launch(
+launch.launch(
     list(snakemake.input.pairs),
     rule_config(snakemake.config, snakemake.params, "pretrain"),
     out=snakemake.output.model,

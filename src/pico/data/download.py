@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from operator import itemgetter
 from pathlib import Path
 
 from pico import logs
@@ -403,7 +404,7 @@ def run_shard(
     if journal is None or source in ("local", "synthetic"):
         return [
             get(e, source, media, cfg, seed=seed, root=root)
-            for e in logs.progress(entries, len(entries), "download", log)
+            for e in logs.progress(entries, len(entries), "download", log, name=itemgetter("video"))
         ]
     book = Journal(journal)
     done = book.done()
@@ -425,7 +426,7 @@ def run_shard(
 
     pool, fetched = ThreadPoolExecutor(max(1, cfg["parallel"])), 0
     try:
-        for row in logs.progress(pool.map(one, todo), len(todo), "download", log):
+        for row in logs.progress(pool.map(one, todo), len(todo), "download", log, name=itemgetter("video")):
             done[row["video"]], fetched = row, fetched + (row.get("download_bytes") or 0)
     finally:  # on a failure, start no more downloads: those running end and are recorded
         pool.shutdown(wait=True, cancel_futures=True)

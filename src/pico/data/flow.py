@@ -267,7 +267,8 @@ def _compute(rows: list[dict], cfg: dict, wanted: dict, *, out_dir: Path, partia
     codec = cfg["codec"]
     writes = []
     with ThreadPoolExecutor(1) as writer:
-        for row, frames in logs.progress(files.prefetched(_load_frames, rows), len(rows), "flow", log):
+        loaded = files.prefetched(_load_frames, rows)
+        for row, frames in logs.progress(loaded, len(rows), "flow", log, name=lambda item: item[0]["video"]):
             fwd, bwd = estimate(frames)
             if not (np.isfinite(fwd).all() and np.isfinite(bwd).all()):  # e.g. an fp16 overflow
                 done[row["video"]] = manifest.fail(row, "flow_failed", f"{cfg['backend']} gave NaN or infinite flow")

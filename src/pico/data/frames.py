@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import logging
+from operator import itemgetter
 from pathlib import Path
 
 from pico import logs
@@ -29,7 +30,7 @@ def run_shard(
     manifest.check_sources(todo, download_table)
     out_dir.mkdir(parents=True, exist_ok=True)
     done = {}
-    for row in logs.progress(todo, len(todo), "frames", log):
+    for row in logs.progress(todo, len(todo), "frames", log, name=itemgetter("video")):
         done[row["video"]] = extract(row, cfg, out_dir / (sources.file_name(row["video"]) + framestore.SUFFIX))
     return [done.get(r["video"], r) for r in rows]
 

@@ -40,6 +40,7 @@ import itertools
 import logging
 from collections.abc import Iterable
 from contextlib import ExitStack
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -307,10 +308,11 @@ def run_shard(
     of ``methods`` to its (pairs, frames) paths of ``outs``, in the parts' order."""
 
     def videos():
+        desc = f"pairs {'+'.join(methods)}/{strategy}"
         for rows, cut in parts:
             tracks = by_video(cut)
             todo = [r for r in rows if r["status"] == "ok" and r["video"] in tracks]
-            for row in logs.progress(todo, len(todo), f"pairs {'+'.join(methods)}/{strategy}", log):
+            for row in logs.progress(todo, len(todo), desc, log, name=itemgetter("video")):
                 video = tracks[row["video"]]
                 mine = {k: video[k].to_numpy() for k in ("track", "t", "x", "y", "end")}
                 draws = video_draws(strategy, row, mine, cfg)

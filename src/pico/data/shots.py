@@ -7,6 +7,7 @@ import logging
 import random
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from operator import itemgetter
 
 import numpy as np
 
@@ -163,7 +164,7 @@ def run_shard(
     todo = [r for r in rows if r["status"] == "ok"]
     manifest.check_sources(todo, download_table)
     done = {}
-    for row in logs.progress(todo, len(todo), "shots", log):
+    for row in logs.progress(todo, len(todo), "shots", log, name=itemgetter("video")):
         if dataset["shots"] and detector is None:
             detector = ShotDetector(detection["device"], detection["threshold"], detection["batch_size"])
         done[row["video"]] = snippet_row(row, dataset, detection, seed, detector)

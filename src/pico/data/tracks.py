@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple
 
@@ -260,7 +261,7 @@ def run_shard(rows: list[dict], cfg: dict, out: str | Path) -> None:
     """Raw tracks of every ok snippet of a shard into one Parquet file (a row group per video)."""
     todo = [r for r in rows if r["status"] == "ok"]
     with parquet_writer(out, SCHEMA) as writer:
-        for row in logs.progress(todo, len(todo), "tracks", log):
+        for row in logs.progress(todo, len(todo), "tracks", log, name=itemgetter("video")):
             writer.write_table(video_tracks(row, cfg))
         if not todo:
             writer.write_table(SCHEMA.empty_table())

@@ -22,7 +22,7 @@ import torch.nn as nn
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 
-from pico import seeding
+from pico import logs, seeding
 from pico.evaluation import readers
 from pico.evaluation.probe import batches, device_for, learning_rate
 from pico.learn.resume import Resumable
@@ -95,6 +95,7 @@ def train(
 
     detector.train()
     steps = (resume or Resumable()).iterations(cfg["iterations"], detector=detector, optimizer=optimizer)
+    lines = logs.Progress(log, "maskrcnn", cfg["iterations"], start=steps.start)
     for i, (torch_seed, batch) in zip(steps, batches(make, steps, cfg["workers"])):
         torch.manual_seed(torch_seed)
         lr = learning_rate(cfg, i)
@@ -107,9 +108,8 @@ def train(
         optimizer.step()
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"Mask R-CNN loss is {loss.item()} at iteration {i + 1}")
-        if (i + 1) % max(1, cfg["iterations"] // 20) == 0 or i + 1 == cfg["iterations"]:
-            parts = " ".join(f"{k.removeprefix('loss_')} {v.item():.3f}" for k, v in losses.items())
-            log.info("maskrcnn: %d/%d loss %.4f (%s) lr %.4g", i + 1, cfg["iterations"], loss.item(), parts, lr)
+        parts = " ".join(f"{k.removeprefix('loss_')} {v.item():.3f}" for k, v in losses.items())
+        lines.update(i + 1, detail=f"loss {loss.item():.4f} ({parts}) lr {lr:.4g}")
     return detector
 
 
@@ -121,7 +121,7 @@ def detections(detector: FrozenFPNMaskRCNN, dataset: readers.CocoInstances, cfg:
     device = device_for(cfg)
     detector.to(device).eval()
     detector.transform.min_size = (cfg["min_size_test"],)
-    boxes, masks = [], []
+    boxes, masks, lines = [], [], logs.Progress(log, "maskrcnn evaluation", len(dataset))
     for i, image_id in enumerate(dataset.items):
         out = detector([image_tensor(dataset.image(i)).to(device)])[0]
         for box, label, score, mask in zip(
@@ -132,8 +132,7 @@ def detections(detector: FrozenFPNMaskRCNN, dataset: readers.CocoInstances, cfg:
             boxes.append({**common, "bbox": [x0, y0, x1 - x0, y1 - y0]})
             encoded = rle.encode(np.asfortranarray(mask > 0.5, dtype=np.uint8))
             masks.append({**common, "segmentation": {"size": encoded["size"], "counts": encoded["counts"].decode()}})
-        if (i + 1) % max(1, len(dataset) // 10) == 0:
-            log.info("maskrcnn: evaluated %d/%d images", i + 1, len(dataset))
+        lines.update(i + 1, item=f"image {image_id}")
     return boxes, masks
 
 

@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from pico import seeding
+from pico import logs, seeding
 from pico.evaluation import metrics, panoptic, readers
 from pico.learn import augment, model
 from pico.learn.resume import Resumable, Steps, ignoring_preemption
@@ -202,6 +202,7 @@ def train(
 
     probe.train()
     steps = (resume or Resumable()).iterations(cfg["iterations"], classifier=probe.classifier, optimizer=optimizer)
+    lines = logs.Progress(log, "probe", cfg["iterations"], start=steps.start)
     for i, (inputs, targets) in zip(steps, batches(make, steps, cfg["workers"])):
         inputs, targets = inputs.to(device), targets.to(device)
         lr = learning_rate(cfg, i)
@@ -211,8 +212,7 @@ def train(
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        if (i + 1) % max(1, cfg["iterations"] // 20) == 0 or i + 1 == cfg["iterations"]:
-            log.info("probe: %d/%d loss %.4f lr %.4g", i + 1, cfg["iterations"], loss.item(), lr)
+        lines.update(i + 1, detail=f"loss {loss.item():.4f} lr {lr:.4g}")
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"probe loss is {loss.item()} at iteration {i + 1}")
     return probe

@@ -58,7 +58,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from pico import seeding
+from pico import logs, seeding
 from pico.data import synthetic
 from pico.evaluation.correspondence import dense_features
 from pico.evaluation.demo_data import write_image
@@ -400,6 +400,7 @@ def evaluate(
 ) -> dict:
     """A model's scores on the val videos under ``root`` (DAVIS-2017's layout): ``summary``."""
     videos, rows = davis_videos(root), []
+    lines = logs.Progress(log, "propagation", len(videos))
     net = net.eval().to(device)
     for i, video in enumerate(videos, 1):
         frames, truth = load(video)
@@ -418,16 +419,8 @@ def evaluate(
         )
         per_object = score_video(truth, predicted, objects)
         rows.append({"video": video.name, "frames": len(frames), "objects": per_object})
-        log.info(
-            "video %d/%d %s: %d frames, %d objects, J %.3f, F %.3f",
-            i,
-            len(videos),
-            video.name,
-            len(frames),
-            len(objects),
-            np.mean([o["J"] for o in per_object]),
-            np.mean([o["F"] for o in per_object]),
-        )
+        j, f = (np.mean([o[k] for o in per_object]) for k in ("J", "F"))
+        lines.update(i, item=video.name, detail=f"{len(frames)} frames, {len(objects)} objects, J {j:.3f}, F {f:.3f}")
     return summary(rows)
 
 
@@ -495,12 +488,13 @@ def write_demo_videos(
     """``count`` demo videos under ``root`` in DAVIS-2017's layout (JPEG frames, palette PNG
     annotations, ``ImageSets/2017/val.txt``), so that the benchmark reads them as it reads DAVIS."""
     root, (width, height) = Path(root), demo_size(short_side)
+    lines = logs.Progress(log, "demo video", count)
     for i in range(count):
         name = demo_name(i)
         frames, ids = demo_clip(seed, i, width=width, height=height, world=world)
         for t, (rgb, mask) in enumerate(zip(frames, ids)):
             write_image(root / "JPEGImages" / "480p" / name / f"{t:05d}.jpg", rgb)
             write_annotation(root / "Annotations" / "480p" / name / f"{t:05d}.png", mask)
-        log.info("demo video %d/%d %s: %d frames, %d objects", i + 1, count, name, len(frames), int(ids[0].max()))
+        lines.update(i + 1, item=name, detail=f"{len(frames)} frames, {int(ids[0].max())} objects")
     with atomic_path(root / "ImageSets" / "2017" / "val.txt") as tmp:
         tmp.write_text("".join(f"{demo_name(i)}\n" for i in range(count)))

@@ -6,7 +6,7 @@ trained on ImageNet-1K and keep it frozen").
 The stand-in is trained once per dataset (rule ``encoder_moco``) and written in the official
 MoCo checkpoint layout (``state_dict`` of ``module.encoder_q.*``), so it is used exactly as a
 downloaded MoCo-v2 checkpoint is: ``model.encoder_checkpoint: results/encoder/{dataset}/moco_v2.pth``.
-The training loop, its checkpoints and resume are ``pico.learn.pretrain.fit``'s.
+The training loop, its checkpoints and resume are ``pico.learn.training.fit``'s.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from pico import seeding
 from pico.config import ENCODER_RUNTIME_KEYS
-from pico.learn import augment, model, pretrain
+from pico.learn import augment, model, training
 from pico.store import framestore
 
 
@@ -67,36 +67,45 @@ def learning_settings(settings: dict) -> dict:
     return {k: v for k, v in settings.items() if k not in ENCODER_RUNTIME_KEYS}
 
 
-class ImageRecipe(pretrain.Recipe):
-    """``pico.learn.pretrain.fit``'s recipe for image-level MoCo-v2 of ``model.arch`` on the frames of
+class ImageRecipe(training.Recipe):
+    """``pico.learn.training.fit``'s recipe for image-level MoCo-v2 of ``model.arch`` on the frames of
     ``frame_dirs`` with the config's ``encoder`` settings. One process: the stand-in is small,
     and its shuffling BN is emulated by groups (``model.ImageMoCo``), not across GPUs."""
 
     count = "images"
 
-    def __init__(self, frame_dirs: list[str], cfg: dict, device: torch.device):
-        e, arch = cfg["encoder"], cfg["model"]["arch"]
-        self.data = FrameData(frame_dirs, e["crop_size"], e["seed"])
-        torch.manual_seed(e["seed"])
-        moco = model.ImageMoCo(arch, e["dim"], e["queue_size"], e["key_momentum"], e["temperature"], e["bn_groups"])
+    def __init__(self, frame_dirs: list[str], config: dict, device: torch.device):
+        settings, arch = config["encoder"], config["model"]["arch"]
+        self.data = FrameData(frame_dirs, settings["crop_size"], settings["seed"])
+        torch.manual_seed(settings["seed"])
+        moco = model.ImageMoCo(
+            arch,
+            settings["dim"],
+            settings["queue_size"],
+            settings["key_momentum"],
+            settings["temperature"],
+            settings["bn_groups"],
+        )
         fingerprint = json.dumps(
             {
                 "arch": arch,
-                "encoder": learning_settings(e),
-                "frames": pretrain.files_fingerprint(self.data.files),
+                "encoder": learning_settings(settings),
+                "frames": training.files_fingerprint(self.data.files),
             },
             sort_keys=True,
         )
-        super().__init__(moco.to(device), e, fingerprint)
+        super().__init__(moco.to(device), settings, fingerprint)
         self.arch = arch
 
     def batches(self, start, rank, world, device, *, stop=None):
         if world > 1:
             raise ValueError("the image-level MoCo-v2 encoder trains in one process (encoder.gpus is 1)")
-        e = self.settings
-        stop = e["iterations"] if stop is None else stop
-        sampler = pretrain.IterationSampler(len(self.data), e["batch_size"], start, stop, e["seed"])
-        return pretrain.iteration_loader(self.data, sampler, collate_fn=collate, workers=e["workers"], device=device)
+        settings = self.settings
+        stop = settings["iterations"] if stop is None else stop
+        sampler = training.IterationSampler(len(self.data), settings["batch_size"], start, stop, settings["seed"])
+        return training.iteration_loader(
+            self.data, sampler, collate_fn=collate, workers=settings["workers"], device=device
+        )
 
     def loss(self, step, batch, iteration, rank, world, device):
         view_q, view_k = (
@@ -118,10 +127,17 @@ class ImageRecipe(pretrain.Recipe):
 
 
 def train(
-    frame_dirs: list[str], cfg: dict, out: str | Path, metrics_out: str | Path, work_dir: str | Path, on_iteration=None
+    frame_dirs: list[str],
+    config: dict,
+    out: str | Path,
+    metrics_out: str | Path,
+    work_dir: str | Path,
+    on_iteration=None,
 ) -> Path:
-    """Train the stand-in encoder on ``frame_dirs``; the checkpoint at ``out``."""
-    device = torch.device("cuda" if torch.cuda.is_available() and cfg["encoder"]["device"] != "cpu" else "cpu")
-    return pretrain.fit(
-        ImageRecipe(frame_dirs, cfg, device), out, metrics_out, work_dir, device=device, on_iteration=on_iteration
+    """Train the stand-in encoder on ``frame_dirs`` with ``config``'s ``encoder`` block and
+    ``model.arch``; the checkpoint at ``out``."""
+    use_cuda = torch.cuda.is_available() and config["encoder"]["device"] != "cpu"
+    device = torch.device("cuda" if use_cuda else "cpu")
+    return training.fit(
+        ImageRecipe(frame_dirs, config, device), out, metrics_out, work_dir, device=device, on_iteration=on_iteration
     )

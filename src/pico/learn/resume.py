@@ -1,5 +1,5 @@
 """Checkpoint and resume, the one mechanism of every training loop: pretraining (Section 3.4,
-``pico.learn.pretrain.fit``, under DDP too), the stand-in encoder, and the benchmarks' (A.2:
+``pico.learn.training.fit``, under DDP too), the stand-in encoder, and the benchmarks' (A.2:
 linear probes, Mask R-CNN's heads). Every iteration's batch is a pure function of (seed,
 iteration), so a run resumed from the state saved after iteration k goes on exactly as if
 never stopped. A checkpoint is taken every ``every`` iterations, after the last one (a job
