@@ -147,8 +147,7 @@ def rule_params() -> dict[str, tuple[list[str], str | None]]:
 
 def test_rerun_trigger_params_are_named_so_and_every_other_param_is_read():
     """rules/common.smk's convention: a script never reads a rerun_* param, and reads (or its
-    report caption does) every other param of its rule; a script that hands ``snakemake.params``
-    whole to a pico function (``rule_config``) counts as reading them."""
+    report caption does) every other param of its rule."""
     captions = "".join(p.read_text() for p in (REPO / "report").glob("*.rst"))
     checked, rules = 0, rule_params()
     for rule, (names, script) in rules.items():
@@ -156,10 +155,9 @@ def test_rerun_trigger_params_are_named_so_and_every_other_param_is_read():
             continue
         source = (REPO / script).read_text()
         aliases = ["params", *re.findall(r"^(\w+) = snakemake\.params$", source, re.M)]
-        whole = re.search(r"\(snakemake\.config, snakemake\.params|\(snakemake\.params\)", source)
         assert not re.search(rf"\b({'|'.join(aliases)})\.rerun_", source), f"{script} reads a rerun trigger"
         for name in names:
-            read = whole or re.search(rf"\b({'|'.join(aliases)})\.{name}\b", source + captions)
+            read = re.search(rf"\b({'|'.join(aliases)})\.{name}\b", source + captions)
             assert name.startswith("rerun_") or read, (
                 f"rule {rule}: params.{name} is read by nothing: name it rerun_{name}"
             )

@@ -1,11 +1,13 @@
 """pico: Pixel-level Correspondence (PiCO; Sharma, Zhu, Russell, Brox) as a reproducible workflow.
 
 The package is grouped by layer; each layer imports only those above it in this map, and
-every ``__init__`` is empty, so parsing the Snakefile (``config``, ``data.sources``,
-``reporting.ablations``) loads no numpy, pyarrow, matplotlib or torch.
+every ``__init__`` is empty, so parsing the Snakefile (``plan``, which reads ``config``,
+``rerun``, ``flow_backends``, ``data.sources`` and ``data.weights``) loads no numpy, pyarrow,
+matplotlib or torch.
 
-``config``, ``logs``, ``seeding``, ``profiles``
-    the config schema and its checks, rule logs and progress, seeded draws, the SLURM profile link
+``config``, ``logs``, ``seeding``, ``profiles``, ``rerun``, ``flow_backends``
+    the config schema and its checks, rule logs and progress, seeded draws, the SLURM profile
+    link, which settings rerun a job, one record per optical-flow backend
 ``store``: atomic, verified on-disk formats
     ``files`` (atomic outputs, checked Parquet and JSON, read-ahead), ``zipstore``, ``framestore``
     (a snippet's frames), ``flowstore`` (Section 3.2's flow codec), ``manifest`` (per-shard
@@ -28,6 +30,9 @@ every ``__init__`` is empty, so parsing the Snakefile (``config``, ``data.source
 ``reporting``: what the report shows
     ``health``, ``availability`` (a yt8m dataset's), ``figures``, ``tables``, ``plots``,
     ``ablations`` (Figures 3-5), ``reproduction`` (the mini-reproduction)
+``plan``: what the workflow builds
+    everything one config builds, computed at parse time for the rules (rules/common.smk); it
+    reads the layers above and no module imports it
 """
 
 __version__ = "0.1.0"

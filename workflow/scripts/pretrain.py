@@ -1,13 +1,15 @@
 from pathlib import Path
 
-from pico import logs
-from pico.config import rule_config
+from pico import logs, rerun
 from pico.learn import launch
 
 logs.setup(snakemake.log[0], threads=snakemake.threads)
 launch.launch(
     list(snakemake.input.pairs),
-    rule_config(snakemake.config, snakemake.params, "pretrain"),
+    {
+        "model": snakemake.params.model,
+        "pretrain": rerun.job_settings(snakemake.config, "pretrain", snakemake.params.pretrain),
+    },
     out=snakemake.output.model,
     metrics_out=snakemake.output.metrics,
     work_dir=Path(snakemake.params.work) / "work",

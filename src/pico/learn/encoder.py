@@ -18,8 +18,8 @@ import torch
 from torch.utils.data import Dataset
 
 from pico import seeding
-from pico.config import ENCODER_RUNTIME_KEYS
 from pico.learn import augment, model, training
+from pico.rerun import result_settings
 from pico.store import framestore
 
 
@@ -61,10 +61,10 @@ def collate(samples) -> tuple[torch.Tensor, torch.Tensor, augment.Colour, augmen
 
 
 def learning_settings(settings: dict) -> dict:
-    """The ``encoder`` settings that change what it learns (less ``ENCODER_RUNTIME_KEYS``):
+    """The ``encoder`` settings that change what it learns (``pico.rerun``'s result settings):
     what the resume fingerprint and the checkpoint hold, so the checkpoint, whose sha256 every
     model built on it records, has the same bytes however the run was run."""
-    return {k: v for k, v in settings.items() if k not in ENCODER_RUNTIME_KEYS}
+    return result_settings("encoder", settings)
 
 
 class ImageRecipe(training.Recipe):

@@ -23,9 +23,9 @@ import torch.distributed as dist
 from torch.utils.data import Dataset
 
 from pico import seeding
-from pico.config import PRETRAIN_RUNTIME_KEYS
 from pico.data import pairs
 from pico.learn import augment, model, training
+from pico.rerun import result_settings
 from pico.store import checkpoint, zipstore
 
 log = logging.getLogger(__name__)
@@ -212,14 +212,11 @@ def build(config: dict) -> model.PixelMoCo:
     )
 
 
-def learning_settings(cfg: dict) -> dict:
-    """The settings that change what pretraining learns: ``model`` and ``pretrain`` less its
-    runtime keys (``PRETRAIN_RUNTIME_KEYS``: workers, device, ...). The resume fingerprint and
-    model.pt hold these alone, so model.pt has the same bytes however the run was run."""
-    return {
-        "model": cfg["model"],
-        "pretrain": {k: v for k, v in cfg["pretrain"].items() if k not in PRETRAIN_RUNTIME_KEYS},
-    }
+def learning_settings(config: dict) -> dict:
+    """The settings that change what pretraining learns: ``model`` and the result settings of
+    ``pretrain`` (``pico.rerun``: less workers, device, ...). The resume fingerprint and model.pt
+    hold these alone, so model.pt has the same bytes however the run was run."""
+    return {"model": config["model"], "pretrain": result_settings("pretrain", config["pretrain"])}
 
 
 def _fingerprint(config: dict, pair_files: list[str]) -> str:
