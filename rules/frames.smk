@@ -19,7 +19,7 @@ rule extract_frames:
         mem_mb=2000,
         runtime=lambda w: 10 + len(get_entries(w)),
     params:
-        frames=config["frames"],
+        frames=pico.rerun.result_settings("frames", config["frames"]),
     script:
         "../workflow/scripts/extract_frames.py"
 

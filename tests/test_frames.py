@@ -110,3 +110,36 @@ def test_a_truncated_stream_is_corrupt_not_a_short_snippet(make_video, tmp_path)
     row = frames.extract(snippet_row(cut, 0.0, 3.0), CFG, tmp_path / "cut.frames.zip")
     assert row["status"] == "corrupt" and "decoded only" in row["reason"]
     assert not (tmp_path / "cut.frames.zip").exists()
+
+
+def test_motion_is_the_median_luma_change_so_cuts_between_stills_do_not_count():
+    rng = np.random.default_rng(0)
+    stills = [rng.integers(0, 256, (24, 32, 3), dtype=np.uint8) for _ in range(3)]
+    slideshow = [stills[i // 10] for i in range(30)]  # three stills, two hard cuts
+    motion = frames.Motion()
+    assert list(motion.follow(slideshow)) == slideshow  # frames pass through unchanged
+    assert len(motion.changes) == 29 and motion.value == 0.0 and max(motion.changes) > 50
+    moving = [np.roll(stills[0], shift, axis=1) for shift in range(30)]  # a pan of 1 px per frame
+    pan = frames.Motion()
+    list(pan.follow(moving))
+    luma = stills[0] @ frames.Motion.LUMA
+    expected = np.abs(np.roll(luma, 1, axis=1) - luma).mean()  # every step is the same shift
+    assert pan.value == pytest.approx(expected, abs=1e-3) and pan.value > 50
+    single = frames.Motion()
+    list(single.follow(stills[:1]))
+    assert single.value == 0.0
+
+
+def test_a_snippet_below_min_motion_is_static_and_keeps_no_frames(make_video, tmp_path):
+    path, _ = make_video(fps=30, seconds=3.0)
+    moving = frames.extract(snippet_row(path, 0.5, 2.5), CFG, tmp_path / "a.frames.zip")
+    assert moving["status"] == "ok" and moving["motion"] > 0
+    still = tmp_path / "still.mp4"
+    first = next(video.decode(path, (160, 120)))
+    video.encode([first] * 60, still, fps=30)
+    row = frames.extract(snippet_row(still, 0.0, 2.0), {**CFG, "min_motion": 0.5}, tmp_path / "s.frames.zip")
+    assert row["status"] == "static" and row["motion"] < 0.5
+    assert row["reason"] == f"motion {row['motion']:g} grey levels per frame is below frames.min_motion 0.5"
+    assert not (tmp_path / "s.frames.zip").exists()
+    kept = frames.extract(snippet_row(path, 0.5, 2.5), {**CFG, "min_motion": 0.5}, tmp_path / "b.frames.zip")
+    assert kept["status"] == "ok" and kept["motion"] == moving["motion"]

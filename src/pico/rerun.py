@@ -9,7 +9,8 @@ changing it reruns nothing. Rules, scripts and fingerprints all ask ``result_set
 
 Blocks without an entry: ``download`` is never a rerun trigger (tuning retries or timeouts
 must not fetch a finished shard again; the synthetic source's seed is, ``pico.plan``);
-``frames``, ``tracking``, ``sampling`` and ``model`` change what they produce in every key.
+``tracking``, ``sampling`` and ``model`` change what they produce in every key; ``frames`` in
+every key but ``min_motion`` when it is off.
 """
 
 from __future__ import annotations
@@ -28,14 +29,20 @@ RUNTIME_KEYS = {
     "propagation": ("device",),
 }
 
+#: Per block, the keys that are off when null and then change nothing: a run from before the
+#: key existed keeps its jobs.
+OFF_WHEN_NULL = {"frames": ("min_motion",)}
+
 #: The codec key each flow codec scheme alone reads (pico.store.flowstore).
 _SCHEME_KEYS = {"fixed": "bound", "tiled": "step"}
 
 
 def result_settings(block: str, settings: dict) -> dict:
-    """``settings`` of config block ``block`` less its ``RUNTIME_KEYS``; for ``flow``, also less
-    what its backend and codec scheme do not read (``flow_settings``)."""
-    kept = {key: value for key, value in settings.items() if key not in RUNTIME_KEYS[block]}
+    """``settings`` of config block ``block`` less its ``RUNTIME_KEYS`` and its ``OFF_WHEN_NULL``
+    keys that are null; for ``flow``, also less what its backend and codec scheme do not read
+    (``flow_settings``)."""
+    off = {key for key in OFF_WHEN_NULL.get(block, ()) if settings.get(key) is None}
+    kept = {key: value for key, value in settings.items() if key not in RUNTIME_KEYS.get(block, ()) and key not in off}
     return flow_settings(kept) if block == "flow" else kept
 
 

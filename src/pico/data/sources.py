@@ -28,6 +28,8 @@ _YT_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
 #: (``.frames.zip``, ``.flow.zip.json``): well inside the 255 bytes of common file systems
 #: (143 on eCryptfs), with room for ``atomic_path``'s temporary prefix.
 NAME_BYTES = 120
+#: A character that makes a name more than one plain path component.
+_NOT_PLAIN = re.compile(r"[/\\\x00]")
 #: An id that ``file_name`` keeps as it is when short enough: ASCII letters, digits, ``.``, ``_``, ``-``.
 _PLAIN = re.compile(r"[A-Za-z0-9._-]+")
 
@@ -229,7 +231,7 @@ def _clip_problem(row: dict) -> str | None:
 def plain_name(name: str) -> bool:
     """Whether ``name`` joined to a folder names something inside it: not empty, ``.`` or
     ``..``, no ``/``, ``\\`` or NUL."""
-    return name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
+    return name not in ("", ".", "..") and not _NOT_PLAIN.search(name)
 
 
 def drawn(sample: int, reserve: float) -> int:

@@ -20,6 +20,8 @@ from pico.store.files import read_parquet, write_parquet
 #: ``gone``, ``lookup_failed``: a yt8m pseudo id with no YouTube id (``pico.data.yt8m.lookup``); its
 #: row's ``video`` is the pseudo id. ``unsupported``: a video pico cannot store (frames beyond
 #: JPEG's 65,500 pixels a side after resizing, an output name the file system refuses).
+#: ``static``: a snippet that barely moves (``motion`` below ``frames.min_motion``): no flow,
+#: tracks or pairs are computed for it.
 STATUSES = (
     "ok",
     "unavailable",
@@ -31,6 +33,7 @@ STATUSES = (
     "gone",
     "lookup_failed",
     "unsupported",
+    "static",
 )
 
 SCHEMA = pa.schema(
@@ -54,6 +57,7 @@ SCHEMA = pa.schema(
         ("height", pa.int32()),
         ("frames", pa.string()),  # the snippet's frame store, relative to the working directory
         ("bytes", pa.int64()),  # size of that file
+        ("motion", pa.float64()),  # median grey levels per pixel that consecutive frames differ by
         ("flow", pa.string()),  # the snippet's flow store (flow stage)
         ("flow_bytes", pa.int64()),
         ("flow_epe", pa.float64()),  # mean end-point error (px) the flow codec added, both directions
@@ -64,7 +68,7 @@ SCHEMA = pa.schema(
     ]
 )
 #: Columns added since the first tables were written: a table without them reads as null.
-ADDED = ("download_bytes", "download_seconds", "src_bytes", "src_mtime_ns")
+ADDED = ("download_bytes", "download_seconds", "src_bytes", "src_mtime_ns", "motion")
 
 
 def write(rows: list[dict], path: str | Path) -> None:
