@@ -527,6 +527,49 @@ def paper_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+#: The stages a static snippet (``frames.min_motion``) skips, and whose output it does not keep:
+#: its frame store is removed, its flow, tracks and pairs are never made.
+STATIC_SKIPS = ("frames", "flow, RAFT-large (the paper's)", "raw tracks", "cut", "point pairs, 3 methods")
+#: The stage whose output ``flow.keep: false`` removes once the raw tracks are written.
+FLOW = "flow, RAFT-large (the paper's)"
+
+
+def options(rows: list[dict], *, static_percent: float = 1.0) -> list[dict]:
+    """What issue 28's two options change at the paper's scale, from the ledger's ``rows``:
+    ``flow.keep: false`` (the disk left at the end, less the flow) and ``frames.min_motion``
+    per ``static_percent`` % of static snippets (the hours and bytes of the stages they skip;
+    the frames stage still decodes them and measures their motion, so only its bytes count)."""
+    by_stage = {r["stage"]: r for r in rows}
+    total = by_stage["**total**"]
+    share = static_percent / 100
+    skipped = [by_stage[stage] for stage in STATIC_SKIPS]
+    return [
+        {"option": "flow.keep: true (the default)", "cpu_h": 0, "gpu_h": 0, "tb": total["tb"]},
+        {
+            "option": "flow.keep: false (config/paper.yaml)",
+            "cpu_h": 0,
+            "gpu_h": 0,
+            "tb": total["tb"] - by_stage[FLOW]["tb"],
+        },
+        {
+            "option": f"frames.min_motion, per {static_percent:g} % of snippets static",
+            "cpu_h": -share * sum(r["cpu_h"] for r in skipped if r["stage"] != "frames"),
+            "gpu_h": -share * sum(r["gpu_h"] for r in skipped),
+            "tb": -share * sum(r["tb"] for r in skipped),
+        },
+    ]
+
+
+def options_table(rows: list[dict]) -> str:
+    lines = [
+        "| option | CPU-hours | GPU-hours | TB on disk at the end |",
+        "|---|--:|--:|--:|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['option']} | {r['cpu_h']:,.1f} | {r['gpu_h']:,.1f} | {r['tb']:,.2f} |")
+    return "\n".join(lines)
+
+
 def assumed_raft_seconds(args: argparse.Namespace) -> float:
     """The assumed GPU seconds of one RAFT field at 455x256 (``raft_field_seconds``)."""
     width, height = args.raft_ref_size
@@ -690,6 +733,14 @@ def main() -> None:
     )
     print()
     print(paper_table(costs))
+    print()
+    print(
+        "What the options change (issue 28): the disk at the end of the run with and without the flow "
+        "kept (the bytes written are the same), and the hours and bytes saved per 1 % of snippets "
+        "below frames.min_motion (the stages they skip; every snippet is still decoded and measured)."
+    )
+    print()
+    print(options_table(options(costs)))
     print()
     print(assumptions(args, kbps))
 

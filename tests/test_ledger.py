@@ -29,6 +29,22 @@ def test_the_total_counts_every_stage_but_the_alternatives():
     assert (total["cpu_h"], total["gpu_h"], total["tb"]) == pytest.approx((1.0, 1.0, 3.6 + 0.72))
 
 
+def test_the_options_drop_the_flow_at_the_end_and_a_static_snippets_work_after_its_frames():
+    costs = [
+        ledger.Cost("download", "CPU", 100, "video", cpu=36.0, nbytes=1e10),
+        ledger.Cost("frames", "CPU", 100, "video", cpu=36.0, nbytes=1e10),
+        ledger.Cost(ledger.FLOW, "GPU", 100, "video", gpu=72.0, nbytes=2e10),
+        ledger.Cost("raw tracks", "CPU", 100, "video", cpu=3.6, nbytes=1e9),
+        ledger.Cost("cut", "CPU", 100, "video", cpu=3.6, nbytes=1e9),
+        ledger.Cost("point pairs, 3 methods", "CPU", 100, "video", cpu=3.6, nbytes=1e9),
+    ]
+    kept, dropped, static = ledger.options(ledger.ledger(costs), static_percent=10)
+    assert kept["tb"] == pytest.approx(4.3) and dropped["tb"] == pytest.approx(2.3)  # less the flow's 2 TB
+    assert static["gpu_h"] == pytest.approx(-0.2)  # a tenth of the flow's 2 GPU-hours
+    assert static["cpu_h"] == pytest.approx(-0.03)  # tracks, cut, pairs: the frames are still decoded
+    assert static["tb"] == pytest.approx(-0.1 * (1 + 2 + 0.1 + 0.1 + 0.1) * 1e10 * 100 / 1e12)
+
+
 def test_raft_time_scales_linearly_in_pixels_and_updates():
     ref = {"ref_seconds": 0.55, "ref_width": 1920, "ref_height": 1080, "ref_iters": 12}
     assert ledger.raft_field_seconds(1920, 1080, 12, **ref) == pytest.approx(0.55)

@@ -192,6 +192,11 @@ def test_every_benchmarks_runtime_keys_are_its_own():
         assert set(rerun.RUNTIME_KEYS["evaluation"]) <= set(settings), benchmark
 
 
+def test_the_methods_are_the_schemas():
+    schema = yaml.safe_load(SCHEMA.read_text())
+    assert schema["properties"]["methods"]["items"]["enum"] == list(pcfg.METHODS)
+
+
 def test_the_flow_backends_are_the_schemas_and_torchvisions():
     from torchvision.models import optical_flow as of
 
@@ -227,3 +232,24 @@ def test_the_weights_check_names_only_the_files_the_run_fetches(monkeypatch, tmp
     assert raft.unfetchable([]) == []  # `snakemake videos`: no flow, nothing to fetch
     (problem,) = raft.unfetchable([name])
     assert "flow.weights: default needs" in problem and name in problem
+
+
+def test_source_lists_are_cached_until_their_file_or_settings_change(tmp_path, monkeypatch):
+    from pico.data import sources
+
+    csv_file = tmp_path / "k400.csv"
+    csv_file.write_text("label,youtube_id,time_start,time_end,split\nrun,abcdefghijk,0,10,train\n")
+    dataset = {"source": "kinetics", "csv": str(csv_file), "url_template": "https://youtu.be/{id}"}
+    cache = tmp_path / "cache"
+    first = sources.cached_entries(dataset, 0, name="k", cache=cache)
+    assert [e["video"] for e in first] == ["abcdefghijk_000000_000010"] and len(list(cache.iterdir())) == 1
+    read = []
+    monkeypatch.setattr(sources, "entries", lambda *a, **k: read.append(a) or sources.kinetics_entries(csv_file, "x"))
+    assert sources.cached_entries(dataset, 0, name="k", cache=cache) == first and not read  # from the cache
+    csv_file.write_text(csv_file.read_text() + "jump,bcdefghijkl,5,15,train\n")  # a new row: another size
+    assert len(sources.cached_entries(dataset, 0, name="k", cache=cache)) == 2 and len(read) == 1
+    for damaged in cache.iterdir():
+        damaged.write_bytes(b"\x80not a pickle")
+    assert len(sources.cached_entries(dataset, 0, name="k", cache=cache)) == 2 and len(read) == 2  # read afresh
+    sources.cached_entries({**dataset, "limit": 1}, 0, name="k", cache=cache)
+    assert len(read) == 3  # other settings, another key

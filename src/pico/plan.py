@@ -271,7 +271,7 @@ class Plan:
         self.config = config
         #: {dataset: {shard name: its videos (``pico.data.sources.entries``)}}
         self.shards = {
-            name: shards(sources.entries(ds, config["seed"], name=name), ds["videos_per_shard"])
+            name: shards(sources.cached_entries(ds, config["seed"], name=name), ds["videos_per_shard"])
             for name, ds in config["datasets"].items()
         }
         #: {dataset: the shard groups an ablation's pair set is drawn in, a job each}

@@ -11,10 +11,13 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import json
 import logging
 import math
 import os
+import pickle
 import re
+import tempfile
 import unicodedata
 from collections import Counter
 from pathlib import Path
@@ -49,6 +52,42 @@ def entries(dataset: dict, seed: int, *, name: str) -> list[dict]:
         found = synthetic_entries(dataset["synthetic"])
     found = found[: dataset.get("limit")]
     _check_unique(found)
+    return found
+
+
+#: Where the parse-time lists of sources read from a file are cached, under the working
+#: directory, beside Snakemake's own records.
+CACHE = ".snakemake/pico/sources"
+#: The config key of the file each cached source reads (a yt8m sample reads none).
+_LIST_FILE = {"youtube": "ids", "kinetics": "csv", "yt8m": None}
+#: This module's code, part of every cache key: another version of it reads the lists afresh.
+_CODE = hashlib.sha1(Path(__file__).read_bytes()).hexdigest()
+
+
+def cached_entries(dataset: dict, seed: int, *, name: str, cache: str | os.PathLike = CACHE) -> list[dict]:
+    """``entries``, from ``cache`` when neither the dataset's settings, its list file (size,
+    modification time) nor this module changed. Snakemake parses the workflow on every dry run
+    and again in every cluster job, and reading K400's 240,000-row CSV is most of that parse.
+    A local folder is always walked afresh: a file added deep inside changes no time Snakemake
+    could key on cheaply."""
+    if dataset["source"] not in _LIST_FILE:
+        return entries(dataset, seed, name=name)
+    key = [dataset, seed, name, _CODE]
+    if list_file := _LIST_FILE[dataset["source"]]:
+        stat = os.stat(dataset[list_file])
+        key += [os.path.abspath(dataset[list_file]), stat.st_size, stat.st_mtime_ns]
+    path = Path(cache) / f"{digest(json.dumps(key, sort_keys=True).encode())}.pickle"
+    try:
+        return pickle.loads(path.read_bytes())
+    except FileNotFoundError:
+        pass
+    except Exception as e:  # a damaged file fails unpickling in many ways; the list is read afresh
+        log.warning("%s: cached source list not readable (%s); reading the sources again", path, e)
+    found = entries(dataset, seed, name=name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-", delete=False) as tmp:
+        tmp.write(pickle.dumps(found, protocol=pickle.HIGHEST_PROTOCOL))
+    os.replace(tmp.name, path)  # whole or not at all: jobs parsing at once may write the same key
     return found
 
 
