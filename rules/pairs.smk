@@ -17,14 +17,17 @@
 # correspondence maps (pico.data.pairs), so cut_pairs draws them once; it halves the jobs of the
 # paper's DAG. The ruleorder gives a tables' cut to cut_pairs rather than cut_tracks; point_pairs'
 # {method} constraint (PLAN.ablation_pair_method) leaves Table 1's sets out of its paths, so that
-# no pair file has two producers for Snakemake to weigh.
+# no pair file has two producers for Snakemake to weigh. cut_pairs and point_pairs run one
+# script, workflow/scripts/draw_pairs.py: a pair set that passes from one to the other (its cut
+# left tracking.thresholds) keeps its record and is not drawn again. cut_tracks has its own, and
+# a cut that passes to it is made again, a job of seconds that only `tracks` asks for.
 
 
 rule cut_pairs:
     input:
-        tracks="results/{dataset}/tracks/raw/{shard}.parquet",
-        table="results/{dataset}/flow/{shard}.parquet",
-        frames="results/{dataset}/frames/{shard}",
+        tracks=["results/{dataset}/tracks/raw/{shard}.parquet"],
+        table=["results/{dataset}/flow/{shard}.parquet"],
+        frames=["results/{dataset}/frames/{shard}"],
         selection=get_yt8m_selection,
     output:
         cut="results/{dataset}/tracks/{cut}/{shard}.parquet",
@@ -57,7 +60,7 @@ rule cut_pairs:
         motion_boundary=config["tracking"]["motion_boundary"],
         pairs=PLAN.pair_settings,
     script:
-        "../workflow/scripts/cut_pairs.py"
+        "../workflow/scripts/draw_pairs.py"
 
 
 rule point_pairs:
@@ -67,9 +70,15 @@ rule point_pairs:
         frames=get_group_files("results/{dataset}/frames/{shard}"),
         selection=get_yt8m_selection,
     output:
-        pairs="results/{dataset}/pairs/{method}/{sampling}/g{gamma}_d{delta}/{shard}.parquet",
-        frames="results/{dataset}/pairs/{method}/{sampling}/g{gamma}_d{delta}/{shard}.frames.parquet",
-        pair_health="results/{dataset}/health/pairs/{method}/{sampling}/g{gamma}_d{delta}/{shard}.json",
+        pairs=[
+            "results/{dataset}/pairs/{method}/{sampling}/g{gamma}_d{delta}/{shard}.parquet"
+        ],
+        frames=[
+            "results/{dataset}/pairs/{method}/{sampling}/g{gamma}_d{delta}/{shard}.frames.parquet"
+        ],
+        pair_health=[
+            "results/{dataset}/health/pairs/{method}/{sampling}/g{gamma}_d{delta}/{shard}.json"
+        ],
     log:
         "logs/point_pairs/{dataset}/{method}/{sampling}/g{gamma}_d{delta}/{shard}.log",
     benchmark:
@@ -87,7 +96,7 @@ rule point_pairs:
         motion_boundary=config["tracking"]["motion_boundary"],
         pairs=PLAN.pair_settings,
     script:
-        "../workflow/scripts/point_pairs.py"
+        "../workflow/scripts/draw_pairs.py"
 
 
 rule cut_tracks:

@@ -22,7 +22,7 @@ def validate(cfg):
 def test_a_config_naming_only_datasets_gets_every_default():
     cfg = validate({"datasets": {"d": {"source": "synthetic"}}})
     assert cfg["seed"] == 0
-    assert cfg["frames"] == {"fps": 30, "short_side": 256, "jpeg_quality": 95}
+    assert cfg["frames"] == {"fps": 30, "short_side": 256, "jpeg_quality": 95, "min_motion": None}
     d = cfg["datasets"]["d"]
     assert (d["shots"], d["snippet_seconds"], d["min_seconds"], d["videos_per_shard"]) == (True, 10, 1, 50)
     assert d["synthetic"]["fps"] == [30]

@@ -271,21 +271,22 @@ def draw_sets(
     settings: dict,
     outs: list[tuple[str | Path, str | Path]],
     used: set[str] | None = None,
-    cut: pa.Table | None = None,
+    keep_cut: str | Path | None = None,
 ) -> tuple[list[dict], list[np.ndarray]]:
     """Pair sets of ``methods`` drawn from the ok videos of one shard or a group of them
     (``shards``: each one's raw tracks and flow table), each shard's raw tracks cut at
-    ``thresholds`` in turn (``cut``: the one shard's cut, made already), written to ``outs``
-    (``run_shard``). ``used``: the videos to draw from (yt8m's selection), else all. Returns the
-    flow-table rows drawn from and each shard's track-length bincount, for the sets' health."""
+    ``thresholds`` in turn, written to ``outs`` (``run_shard``); ``keep_cut``: where to write the
+    cut too (one shard's). ``used``: the videos to draw from (yt8m's selection), else all.
+    Returns the flow-table rows drawn from and each shard's track-length bincount, for the
+    sets' health."""
     rows, lengths = [], []
 
     def parts():
         for tracks_path, table_path in shards:
             mine = [row for row in manifest.read(table_path) if used is None or row["video"] in used]
-            shard_cut = (
-                cut if cut is not None else tracks.cut_file(tracks_path, *thresholds, motion_boundary=motion_boundary)
-            )
+            shard_cut = tracks.cut_file(tracks_path, *thresholds, motion_boundary=motion_boundary)
+            if keep_cut is not None:
+                tracks.write(shard_cut, keep_cut)
             rows.extend(mine)
             lengths.append(tracks.lengths(shard_cut))
             yield mine, shard_cut
