@@ -284,7 +284,9 @@ def downstream(name: str, rows: list[dict], cfg: dict, folder: Path) -> tuple[li
     files = {m: folder / f"pairs-{m}.parquet" for m in cfg["methods"]}
     outs = [(out, pairs.frames_path(out)) for out in files.values()]
     t = timed(
-        lambda: pairs.run_shard([(rows, cut_table)], methods=list(files), strategy=strategy, cfg=pair_cfg, outs=outs)
+        lambda: pairs.run_shard(
+            [(rows, cut_table)], methods=list(files), strategy=strategy, settings=pair_cfg, outs=outs
+        )
     )
     work = f"{len(files)} methods x {pair_cfg['draws_per_video']} draws, {strategy}"
     found.append(per_video(name, "point pairs", work, n, t, *(Path(p) for out in outs for p in out)))

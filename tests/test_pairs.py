@@ -141,10 +141,10 @@ def test_one_pass_writes_each_methods_set_as_a_pass_for_it_alone(two_videos, tmp
         return path, pairs.frames_path(path)
 
     pairs.run_shard(
-        [(rows, cut)], methods=methods, strategy="anchor", cfg=CFG, outs=[out("together", m) for m in methods]
+        [(rows, cut)], methods=methods, strategy="anchor", settings=CFG, outs=[out("together", m) for m in methods]
     )
     for method in methods:
-        pairs.run_shard([(rows, cut)], methods=[method], strategy="anchor", cfg=CFG, outs=[out("alone", method)])
+        pairs.run_shard([(rows, cut)], methods=[method], strategy="anchor", settings=CFG, outs=[out("alone", method)])
         for together, alone in zip(out("together", method), out("alone", method)):
             assert pq.read_table(together).equals(pq.read_table(alone)), together
     (p, p_frames), (v, _), (f, f_frames) = (pairs.read(out("together", m)[0]) for m in methods)
@@ -160,9 +160,9 @@ def test_a_group_of_shards_gives_the_files_of_one_shard_of_all_their_videos(two_
     rows, cut = two_videos
     by_video = pairs.by_video(cut)
     outs = {name: [(tmp_path / f"{name}.parquet", tmp_path / f"{name}.frames.parquet")] for name in ("one", "group")}
-    pairs.run_shard([(rows, cut)], methods=["pico"], strategy="random", cfg=CFG, outs=outs["one"])
+    pairs.run_shard([(rows, cut)], methods=["pico"], strategy="random", settings=CFG, outs=outs["one"])
     parts = ((rows[i : i + 1], by_video[rows[i]["video"]]) for i in range(2))  # a shard per video, lazily
-    pairs.run_shard(parts, methods=["pico"], strategy="random", cfg=CFG, outs=outs["group"])
+    pairs.run_shard(parts, methods=["pico"], strategy="random", settings=CFG, outs=outs["group"])
     for one, group in zip(outs["one"][0], outs["group"][0]):  # pairs, frames
         assert pq.read_table(one).equals(pq.read_table(group)) and pq.read_table(one).num_rows > 0, group
 

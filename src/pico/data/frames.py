@@ -9,6 +9,7 @@ import logging
 from operator import itemgetter
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from pico import logs
@@ -43,13 +44,11 @@ class Motion:
 
         motion = median over t of mean over pixels x of |Y_t(x) - Y_{t-1}(x)|,
 
-    Y the frames' luma (ITU-R BT.601, grey levels 0-255). The median over consecutive frames
+    Y the frames' luma (ITU-R BT.601, grey levels 0-255, as OpenCV rounds it to 8 bits). The
+    median over consecutive frames
     leaves out the few frames of a cut, so a slideshow of stills measures near 0 however many
     cuts it has, and a moving camera or object measures its typical change per frame. A snippet
     of one frame measures 0."""
-
-    #: BT.601's luma weights of R, G and B.
-    LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
     def __init__(self):
         self.changes: list[float] = []
@@ -58,9 +57,10 @@ class Motion:
     def follow(self, frames):
         """Yield ``frames`` unchanged, measuring each against the one before."""
         for frame in frames:
-            luma = frame @ self.LUMA  # (H, W, 3) uint8 to (H, W) float32 in one matrix product
+            luma = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)  # BT.601 weights, in 8 bits
             if self._previous is not None:
-                self.changes.append(float(np.abs(luma - self._previous).mean()))
+                # the L1 norm of the difference in one pass, without an array for it
+                self.changes.append(cv2.norm(luma, self._previous, cv2.NORM_L1) / luma.size)
             self._previous = luma
             yield frame
 

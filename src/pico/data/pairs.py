@@ -127,19 +127,26 @@ def video_draws(
     strategy: str,
     row: dict,
     tracks: dict[str, np.ndarray],
-    cfg: dict,
+    settings: dict,
 ) -> list[tuple[list[int], dict[str, np.ndarray]]]:
-    """Up to ``cfg['draws_per_video']`` draws of one video: (selected frames, PiCO's pairs) each;
+    """Up to ``settings['draws_per_video']`` draws of one video: (selected frames, PiCO's pairs) each;
     a method's pairs of a draw are ``correspondence(method, pairs, rng)``."""
     start, end = sampling.spans(tracks["track"], tracks["t"])
     ends = sampling.end_reasons(tracks["track"], tracks["end"])
     draws = []
-    for attempt in range(MAX_ATTEMPTS * cfg["draws_per_video"]):
-        if len(draws) == cfg["draws_per_video"]:
+    for attempt in range(MAX_ATTEMPTS * settings["draws_per_video"]):
+        if len(draws) == settings["draws_per_video"]:
             break
-        rng = seeding.rng(cfg["seed"], "pairs", row["video"], attempt)
+        rng = seeding.rng(settings["seed"], "pairs", row["video"], attempt)
         frames = sampling.select(
-            strategy, start, end, ends, row["n_frames"], cfg["frames_per_video"], rng, endpoints=cfg["endpoints"]
+            strategy,
+            start,
+            end,
+            ends,
+            row["n_frames"],
+            settings["frames_per_video"],
+            rng,
+            endpoints=settings["endpoints"],
         )
         pico = tracked(tracks, frames)
         if len(pico["xa"]):
@@ -291,7 +298,7 @@ def draw_sets(
             lengths.append(tracks.lengths(shard_cut))
             yield mine, shard_cut
 
-    run_shard(parts(), methods=methods, strategy=strategy, cfg=settings, outs=outs)
+    run_shard(parts(), methods=methods, strategy=strategy, settings=settings, outs=outs)
     return rows, lengths
 
 
@@ -300,12 +307,12 @@ def run_shard(
     *,
     methods: list[str],
     strategy: str,
-    cfg: dict,
+    settings: dict,
     outs: list[tuple[str | Path, str | Path]],
 ) -> None:
     """The draws of every ok video of a shard, or of a group of shards (``parts``: each one's
     flow-table rows and cut tracks table, taken one at a time, so that a group holds one
-    shard's tracks in memory; ``cfg``: seed and ``sampling``), drawn once and written for each
+    shard's tracks in memory; ``settings``: seed and ``sampling``), drawn once and written for each
     of ``methods`` to its (pairs, frames) paths of ``outs``, in the parts' order."""
 
     def videos():
@@ -316,10 +323,10 @@ def run_shard(
             for row in logs.progress(todo, len(todo), desc, log, name=itemgetter("video")):
                 video = tracks[row["video"]]
                 mine = {k: video[k].to_numpy() for k in ("track", "t", "x", "y", "end")}
-                draws = video_draws(strategy, row, mine, cfg)
+                draws = video_draws(strategy, row, mine, settings)
                 if not draws:
                     continue  # no PiCO pair in any selection: counted by the pair sets' health
-                sets = [method_columns(method, draws, seed=cfg["seed"], video=row["video"]) for method in methods]
+                sets = [method_columns(method, draws, seed=settings["seed"], video=row["video"]) for method in methods]
                 used = [np.union1d(columns["frame_a"], columns["frame_b"]) for columns in sets]
                 with framestore.FrameStore(row["frames"]) as store:  # the frames the pairs use
                     jpegs = {int(f): store.jpeg(int(f)) for f in np.unique(np.concatenate(used))}
