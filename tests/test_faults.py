@@ -39,7 +39,7 @@ STAGES = (
     "extract_frames",
     "estimate_flow",
     "raw_tracks",
-    "cut_pairs",  # Table 1's cut and pair sets
+    "draw_pairs",  # rule cut_pairs: Table 1's cut and pair sets
     "pretrain",
     "probe",
     "probe_table",
