@@ -217,8 +217,8 @@ def tapvid_flow(config: dict, backend: str) -> dict:
 
 
 def local_file(path: str | None) -> list[str]:
-    """A weights file named by the config as an input (replacing it reruns its users), or
-    nothing for torchvision's default weights / no checkpoint."""
+    """A file the config names (weights, a checkpoint, TAP-Vid's root) as an input: replacing
+    it reruns its users. Nothing for torchvision's default weights or an unset key."""
     return [] if path in (None, "default") else [path]
 
 
@@ -358,16 +358,15 @@ class Plan:
             if BACKENDS[f["backend"]].url and f["weights"] == "default"
         }
         self.flow_on_gpu = flow_on_gpu(flow)
-        #: whether each GPU-capable stage's jobs ask for a GPU
-        self.pretrain_on_gpu = self.config["pretrain"]["device"] != "cpu"
-        benchmarks = self.config["benchmarks"]
-        self.correspondence_on_gpu = benchmarks["correspondence"]["device"] != "cpu"
-        self.propagation_on_gpu = benchmarks["propagation"]["device"] != "cpu"
         #: generous minutes per snippet of a flow job
         self.flow_minutes = BACKENDS[flow["backend"]].minutes_per_video(flow["device"])
 
     def _plan_evaluation(self) -> None:
         config, benchmarks = self.config, self.config["benchmarks"]
+        #: whether pretraining and the benchmarks beyond the paper ask for a GPU
+        self.pretrain_on_gpu = config["pretrain"]["device"] != "cpu"
+        self.correspondence_on_gpu = benchmarks["correspondence"]["device"] != "cpu"
+        self.propagation_on_gpu = benchmarks["propagation"]["device"] != "cpu"
         #: {benchmark: its data root or None}, and the benchmarks that run
         self.evaluation_roots = evaluation_roots(config)
         self.evaluations = [name for name, root in self.evaluation_roots.items() if root]
