@@ -4,13 +4,14 @@ Timing lives in bench/dag_scale.py; these tests prove the plan is complete and s
 how many jobs a shard costs (the dry run's time grows with the job count)."""
 
 import math
+import subprocess
 
 import yaml
 
 from dag_scale import ABLATIONS, PAPER, write_inputs, write_sample_size
 from pico import plan
 from pico.config import cut_name
-from picotest import REPO, run_snakemake, scheduled
+from picotest import REPO, run_snakemake, scheduled, snakemake_command
 
 PER_SHARD = {name: d["videos_per_shard"] for name, d in yaml.safe_load(PAPER.read_text())["datasets"].items()}
 PER_PAIR_JOB = {name: d["shards_per_pair_job"] for name, d in yaml.safe_load(PAPER.read_text())["datasets"].items()}
@@ -75,3 +76,29 @@ def test_a_paper_shard_costs_six_jobs_and_an_ablation_pair_set_one_per_group_of_
     assert len([s for s in added if s[0] == "yt8m_s"]) == 13 and len([s for s in added if s[0] == "k400"]) == 5
     assert {rule: with_ablations[rule] for rule in per_shard} == dict.fromkeys(per_shard, sum(shards.values()))
     assert "cut_tracks" not in with_ablations
+
+
+#: Snakemake's command line, run by a Python that says at exit how many objects ``gc.freeze()`` moved out of the
+#: collector's generations.
+FREEZE_REPORTER = (
+    "import atexit, gc, sys\n"
+    "from snakemake.cli import main\n"
+    "atexit.register(lambda: print('frozen objects:', gc.get_freeze_count(), file=sys.stderr))\n"
+    "main()\n"
+)
+
+
+def test_the_parse_takes_the_plans_entries_out_of_the_garbage_collector(tmp_path):
+    """rules/common.smk freezes the plan (bench/dag_scale.py: a third of the paper's dry run was the
+    collector walking it): every entry of both datasets' source lists, 10,000 K400 clips and 11,000
+    YT8M-S ranks, is a dict the collector no longer walks."""
+    write_inputs(tmp_path, 10000)
+    cmd, env = snakemake_command(
+        tmp_path, "--list-rules", "--configfile", str(PAPER), str(write_sample_size(tmp_path, 10000))
+    )
+    assert cmd[1:3] == ["-m", "snakemake"]
+    cmd[1:3] = ["-c", FREEZE_REPORTER]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+    assert "pretrain_model" in out.stdout
+    frozen = int(out.stderr.rsplit("frozen objects:", 1)[1])
+    assert frozen > 10000 + 11000
