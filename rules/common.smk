@@ -26,9 +26,9 @@ except (pico.config.ConfigError, ValueError, OSError) as e:
 for warning in PLAN.warnings:
     logger.warning(warning)
 # The plan lives as long as the process and holds every video's entry: half a million dicts at
-# the paper's scale. Freezing what exists now takes it out of the garbage collector's
-# generations, so that the collector does not walk it again at each full collection while
-# Snakemake builds the DAG, and at exit (docs/measurements.md: paper.yaml's dry run 6.0 -> 5.0 s).
+# the paper's scale. Python's garbage collector walks every tracked object at each full
+# collection and at exit; freezing what exists now leaves the plan out of those walks
+# (docs/measurements.md: paper.yaml's dry run 6.0 -> 5.0 s).
 gc.freeze()
 
 
