@@ -34,9 +34,7 @@ rule tapvid_truth:
 rule tapvid_flow:
     input:
         truth="results/track_quality/{truth}/videos",
-        weights=lambda w: pico.plan.flow_weights(
-            pico.plan.tapvid_flow(config, w.backend)
-        ),
+        weights=lambda w: pico.plan.flow_weights(PLAN.track_quality.flows[w.backend]),
     output:
         directory("results/track_quality/{truth}/{backend}/flow"),
     log:
@@ -47,14 +45,12 @@ rule tapvid_flow:
         "../envs/gpu.yaml"
     threads: config["flow"]["threads"]
     resources:
-        gpu=lambda w: int(
-            pico.plan.flow_on_gpu(pico.plan.tapvid_flow(config, w.backend))
-        ),
+        gpu=lambda w: int(pico.plan.flow_on_gpu(PLAN.track_quality.flows[w.backend])),
         mem_mb=8000,
         runtime=120,
     params:
         rerun_flow=lambda w: pico.rerun.result_settings(
-            "flow", pico.plan.tapvid_flow(config, w.backend)
+            "flow", PLAN.track_quality.flows[w.backend]
         ),
     script:
         "../workflow/scripts/tapvid_flow.py"

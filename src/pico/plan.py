@@ -256,6 +256,8 @@ class TrackQuality:
 
     sets: dict[str, dict]
     backends: list[str]
+    #: {backend: the ``flow`` settings its tapvid_flow jobs estimate with (``tapvid_flow``)}
+    flows: dict[str, dict]
     cuts: dict[str, dict]
     #: every score file of the table
     scores: list[str]
@@ -325,10 +327,10 @@ class Plan:
             "|".join(map(re.escape, self.table_pair_names)), "|".join(METHODS)
         )
         self._plan_health()
+        self.track_quality = self._track_quality()
         self._plan_flow()
         self._plan_evaluation()
         self.reproduction = self._reproduction()
-        self.track_quality = self._track_quality()
 
     def _plan_health(self) -> None:
         models = self.models.values()
@@ -350,7 +352,7 @@ class Plan:
     def _plan_flow(self) -> None:
         flow = self.config["flow"]
         #: the flow settings of every flow job: the flow stage's, and track_quality's per backend
-        self.flow_settings = [flow] + [tapvid_flow(self.config, b) for b in tapvid_backends(self.config)]
+        self.flow_settings = [flow, *self.track_quality.flows.values()]
         #: the default weights the run fetches once (rule flow_weights), {file name: backend}
         self.fetched_weights = {
             BACKENDS[f["backend"]].weights_file: f["backend"]
@@ -444,6 +446,7 @@ class Plan:
         return TrackQuality(
             sets=sets,
             backends=backends,
+            flows={backend: tapvid_flow(config, backend) for backend in backends},
             cuts=cuts,
             scores=[
                 f"results/track_quality/{truth}/{backend}/{cut}.json"
