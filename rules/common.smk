@@ -126,7 +126,7 @@ def on_gpu(wildcards):
 
 def get_evaluation_settings(wildcards):
     """The settings that change the job's benchmark result, as rerun triggers (the job reads the
-    runtime ones, device and checkpoint_every, from the config)."""
+    runtime ones, device, checkpoint_every and workers, from the config)."""
     return pico.rerun.result_settings(
         "evaluation", pico.plan.evaluation_settings(config, wildcards.benchmark)
     )

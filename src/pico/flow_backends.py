@@ -5,7 +5,7 @@ snippet takes, which default weights it fetches and how it is built, as torchvis
 model's weights, URL and metadata in one object beside one builder. The workflow
 (``pico.plan``), the rerun policy (``pico.rerun``), the weights fetch (``pico.data.weights``)
 and the estimators (``pico.data.flow``) all read this table, so adding a backend is one entry
-here and one name in the schema's enum (``tests/test_flow.py`` checks that the two agree).
+here and one name in the schema's enum (``tests/test_plan.py`` checks that the two agree).
 Read at parse time: it imports neither torch nor OpenCV.
 """
 

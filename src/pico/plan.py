@@ -2,9 +2,10 @@
 
 rules/common.smk makes one ``Plan`` at parse time; every rule reads its named fields and the
 input functions beside it (``get_*``), and no rules file derives state of its own. The plan is
-read where Snakemake parses the workflow, once per job on a cluster, so it stays light: the
-standard library, ``pico.config``, ``pico.rerun``, ``pico.flow_backends`` and the source lists
-of ``pico.data.sources`` (``tests/test_ablations.py`` checks that no numpy, pyarrow or torch
+made wherever Snakemake parses the workflow: once for the run, and again in every cluster job.
+So it stays light: it imports the standard library, ``pico.config``, ``pico.rerun``,
+``pico.flow_backends``, the source lists of ``pico.data.sources`` and the weights fetch of
+``pico.data.weights`` (``tests/test_ablations.py`` checks that no numpy, pyarrow or torch
 loads). It sits above every layer of the package and no module of the package imports it.
 
 A model is trained on one (method, dataset, sampling, cut); a cut is one (gamma, delta) of
