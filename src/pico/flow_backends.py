@@ -54,10 +54,6 @@ class FlowBackend:
         """The start of the default weights' SHA-256, from the file name."""
         return Path(self.weights_file).stem.rsplit("-", 1)[1]
 
-    def minutes_per_video(self, device: str) -> float:
-        """Generous minutes per snippet with ``flow.device`` = ``device``."""
-        return self.gpu_minutes if self.on_gpu and device != "cpu" else self.cpu_minutes
-
 
 _RAFT_SETTINGS = ("weights", "iters", "precision")
 

@@ -361,8 +361,9 @@ class Plan:
             if BACKENDS[f["backend"]].url and f["weights"] == "default"
         }
         self.flow_on_gpu = flow_on_gpu(flow)
-        #: generous minutes per snippet of a flow job
-        self.flow_minutes = BACKENDS[flow["backend"]].minutes_per_video(flow["device"])
+        #: generous minutes per snippet of a flow job, on the device it asks for
+        backend = BACKENDS[flow["backend"]]
+        self.flow_minutes = backend.gpu_minutes if self.flow_on_gpu else backend.cpu_minutes
 
     def _plan_evaluation(self) -> None:
         config, benchmarks = self.config, self.config["benchmarks"]
