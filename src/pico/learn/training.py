@@ -218,7 +218,9 @@ class IterationLog:
         self.rows.append(row + monitors)
         self.csv.writerow(self.rows[-1])
         self.file.flush()
-        self.lines.update(iteration, detail=f"loss {loss:.4f} lr {lr:.4g} {count} {self.count} ({seconds:.2f} s)")
+        self.lines.update(
+            iteration, detail=lambda: f"loss {loss:.4f} lr {lr:.4g} {count} {self.count} ({seconds:.2f} s)"
+        )
         if self.board:
             scalars = {"loss": loss, "lr": lr, f"{self.count}_per_s": count / seconds, **monitored}
             for key, value in scalars.items():
