@@ -82,3 +82,17 @@ def test_progress_yields_every_item_and_names_those_it_logs(lines):
     assert [line.split(" (")[0] for line in lines()][:3] == ["frames: 1/300", "frames: 11/300", "frames: 21/300"]
     assert lines()[-1].startswith("frames: 300/300 (v299) (")
     assert len(lines()) == 2 + 299 // 10
+
+
+def test_a_detail_given_as_a_function_is_built_only_for_a_line_logged(lines):
+    clock = Clock()
+    progress = logs.Progress(log, "maskrcnn", 100, clock=clock)
+    built = []
+
+    def detail(i):
+        return lambda: built.append(i) or f"loss {i}"
+
+    for i in range(1, 101):
+        progress.update(i, detail=detail(i))
+    assert built == [1, 100]  # the clock never moved: the first and the last line
+    assert [line.split(" (")[0] for line in lines()] == ["maskrcnn: 1/100 loss 1", "maskrcnn: 100/100 loss 100"]

@@ -51,7 +51,8 @@ class Progress:
     ``seconds`` have passed since the last line and another ``fraction`` of ``total`` is done
     since: by default at most one line every 5 s and about 100 in all. ``start``: the items
     done before this run (a resumed one), which the ETA's rate leaves out. ``clock``: the time
-    source, in seconds (a test passes its own)."""
+    source, in seconds (a test passes its own). A ``detail`` that costs something to build (a
+    value read back from the GPU, say) is passed as a function, called only for a line logged."""
 
     def __init__(
         self,
@@ -75,9 +76,9 @@ class Progress:
             return True
         return now - self.last[1] >= self.seconds and done - self.last[0] >= self.items
 
-    def update(self, done: int, *, item: object = None, detail: str = "") -> bool:
+    def update(self, done: int, *, item: object = None, detail: str | Callable[[], str] = "") -> bool:
         """Item ``done`` (1-based) is finished: log its line, naming ``item`` and adding
-        ``detail``, when it is due; whether it was logged."""
+        ``detail`` (or ``detail()``), when it is due; whether it was logged."""
         now = self.clock()
         if not self.due(done, now):
             return False
@@ -85,6 +86,7 @@ class Progress:
         elapsed = now - self.began
         eta = elapsed / max(done - self.start, 1) * (self.total - done)
         named = f" ({item})" if item is not None else ""
+        detail = detail() if callable(detail) else detail
         detail = f" {detail}" if detail else ""
         self.log.info(
             "%s: %d/%d%s%s (%.1f s elapsed, ETA %.1f s)", self.desc, done, self.total, named, detail, elapsed, eta

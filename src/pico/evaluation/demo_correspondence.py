@@ -88,12 +88,6 @@ def demo_specs(root: str | Path, count: int, gaps: list[int]) -> list[dict]:
     return [demo_spec(root, i, gap) for i in range(count) for gap in gaps]
 
 
-def demo_size(short_side: int) -> tuple[int, int]:
-    """(width, height) a demo pair is rendered at: 4:3 at twice the models' short side, as
-    the demo's 320 x 240 videos are rendered above their 128-pixel frames."""
-    return 2 * round(4 * short_side / 3), 2 * short_side
-
-
 def write_demo_pairs(
     root: str | Path,
     *,
@@ -106,7 +100,7 @@ def write_demo_pairs(
     """``count`` scenes of ``world`` at every gap of ``gaps`` (``demo_pairs``) as files under
     ``root``: PNG images, Middlebury .flo truth and a PNG mask of image a's object pixels."""
     Path(root).mkdir(parents=True, exist_ok=True)  # the folder is the output, even with no pairs
-    width, height = demo_size(short_side)
+    width, height = demo_data.demo_size(short_side)
     for i in range(count):
         for pair in demo_pairs(seed, i, gaps=gaps, width=width, height=height, world=world):
             spec = demo_spec(root, i, pair.gap)

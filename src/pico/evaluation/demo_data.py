@@ -58,6 +58,14 @@ def in_view(
     return best[1]
 
 
+def demo_size(short_side: int) -> tuple[int, int]:
+    """(width, height) a demo correspondence pair or propagation video is rendered at: 4:3 at
+    twice the models' short side, so that it is resized down to what the models see, as the
+    demo's 320 x 240 videos are above their 128-pixel frames and DAVIS's 480p frames above the
+    short side they are resized to."""
+    return 2 * round(4 * short_side / 3), 2 * short_side
+
+
 def object_share(frame: dict) -> float:
     """The share of a rendered frame's pixels that show an object (instance > 0)."""
     return float((frame["instances"] > 0).mean())

@@ -11,6 +11,7 @@ a backbone + FPN to detectron2's checkpoint names for users who run it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import math
@@ -108,9 +109,15 @@ def train(
         optimizer.step()
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"Mask R-CNN loss is {loss.item()} at iteration {i + 1}")
-        parts = " ".join(f"{k.removeprefix('loss_')} {v.item():.3f}" for k, v in losses.items())
-        lines.update(i + 1, detail=f"loss {loss.item():.4f} ({parts}) lr {lr:.4g}")
+        lines.update(i + 1, detail=functools.partial(_loss_line, loss, losses, lr))
     return detector
+
+
+def _loss_line(loss: torch.Tensor, losses: dict[str, torch.Tensor], lr: float) -> str:
+    """A training step's progress detail: the loss, each of its terms and the learning rate
+    (read back from the device only for a line that is logged, ``pico.logs.Progress``)."""
+    parts = " ".join(f"{k.removeprefix('loss_')} {v.item():.3f}" for k, v in losses.items())
+    return f"loss {loss.item():.4f} ({parts}) lr {lr:.4g}"
 
 
 @torch.no_grad()

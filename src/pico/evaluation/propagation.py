@@ -61,7 +61,7 @@ from PIL import Image
 from pico import logs, seeding
 from pico.data import synthetic
 from pico.evaluation.correspondence import dense_features
-from pico.evaluation.demo_data import write_image
+from pico.evaluation.demo_data import demo_size, write_image
 from pico.evaluation.readers import DatasetError, read_image
 from pico.evaluation.registry import ordered
 from pico.learn.model import STRIDE
@@ -436,12 +436,6 @@ def table(results: list[dict], demo: bool) -> dict:
 
 def demo_name(index: int) -> str:
     return f"demo{index:02d}"
-
-
-def demo_size(short_side: int) -> tuple[int, int]:
-    """(width, height) a demo video is rendered at: 4:3 at twice the models' short side, as
-    DAVIS's 480p frames lie above the short side they are resized to."""
-    return 2 * round(4 * short_side / 3), 2 * short_side
 
 
 def demo_clip(

@@ -218,7 +218,9 @@ class IterationLog:
         self.rows.append(row + monitors)
         self.csv.writerow(self.rows[-1])
         self.file.flush()
-        self.lines.update(iteration, detail=f"loss {loss:.4f} lr {lr:.4g} {count} {self.count} ({seconds:.2f} s)")
+        self.lines.update(
+            iteration, detail=lambda: f"loss {loss:.4f} lr {lr:.4g} {count} {self.count} ({seconds:.2f} s)"
+        )
         if self.board:
             scalars = {"loss": loss, "lr": lr, f"{self.count}_per_s": count / seconds, **monitored}
             for key, value in scalars.items():
@@ -283,16 +285,15 @@ def fit(
         recipe.warm_up(rank, world, device)
     loader = recipe.batches(start, rank, world, device)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(settings["precision"])
-    scaler = torch.amp.GradScaler(
-        device.type, enabled=dtype is torch.float16 and device.type == "cuda"
-    )  # fp16 underflow
+    autocast = dtype is not None and device.type == "cuda"  # mixed precision on a GPU only
+    # fp16 gradients underflow without loss scaling; bf16 has float32's range and needs none
+    scaler = torch.amp.GradScaler(device.type, enabled=autocast and dtype is torch.float16)
     with metrics:
         tick = time.perf_counter()
         for i, batch in zip(steps, loader):
             lr = learning_rate(settings, i)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            autocast = dtype is not None and device.type == "cuda"
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=autocast):
                 loss, count = recipe.loss(step, batch, i, rank, world, device)
             optimizer.zero_grad(set_to_none=True)

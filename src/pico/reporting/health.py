@@ -64,8 +64,8 @@ def flow_summary(table: str | Path) -> dict:
 
 
 def track_summary(lengths: list[np.ndarray]) -> dict:
-    """One shard's cut (Eq. 3) or a group's: its track-length bincount (``tracks.lengths``),
-    the shards' added."""
+    """The track-length bincount (``tracks.lengths``) of one shard's cut (Eq. 3), or the sum
+    of the bincounts of a group of shards."""
     total = None
     for counts in lengths:
         total = _add(total, counts)
@@ -83,9 +83,12 @@ def pair_summary(pairs: str | Path, rows: list[dict], cut: dict) -> dict:
     return {**counts, **cut}
 
 
-def write_pair_summaries(pair_sets: list[str], summaries: list[str], rows: list[dict], lengths: list[np.ndarray]):
-    """Each pair set's ``pair_summary`` to its path of ``summaries``, the sets drawn from the
-    flow-table ``rows`` and cuts of the track-length bincounts ``lengths`` (``pairs.draw_sets``)."""
+def write_pair_summaries(
+    pair_sets: list[str], summaries: list[str], rows: list[dict], lengths: list[np.ndarray]
+) -> None:
+    """Write the ``pair_summary`` of each pair set of ``pair_sets`` to the matching path of
+    ``summaries``. The sets were drawn (``pairs.draw_sets``) from the flow-table ``rows`` and
+    from cuts whose track-length bincounts are ``lengths``."""
     cut = track_summary(lengths)
     for pairs, summary in zip(pair_sets, summaries, strict=True):
         write_summary(pair_summary(pairs, rows, cut), summary)

@@ -1,6 +1,6 @@
 """Plots for the report: matplotlib on the Agg backend, PNGs written atomically, the same data
-giving the same bytes. matplotlib is imported on first use (the Snakefile imports modules that
-import this one at parse time)."""
+giving the same bytes. matplotlib is imported on first use (``pyplot``), so that the jobs that
+only tabulate, importing modules that import this one, never load it."""
 
 from __future__ import annotations
 

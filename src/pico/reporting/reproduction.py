@@ -217,7 +217,6 @@ def gated(*, seeds, by_method, probes, correspondences, pretexts, propagations) 
     """The gate, a row per (method, seed) and the scene-bootstrapped paired differences of
     PiCO against every other method: object pck4 at each demo gap, propagation J, probe mIoU.
     A failed gate gives the verdict ``NOT_LEARNED`` and no ranking."""
-
     verdict = gate(pretexts, pico=by_method["pico"], control=by_method[CONTROL], seeds=seeds)
     demo_gaps = gaps(correspondences)
     rows = []
@@ -341,7 +340,6 @@ def plot(data: dict, figure: str, path: str | Path) -> None:
     """One figure of the reproduction: mIoU and fIoU against delta, one line per sampling
     through the means over seeds with ± one standard deviation as error bars and every seed's
     value as a dot; PNG, atomically."""
-
     plt = plots.pyplot()
     spec = data["figures"][figure]
     fig, axes = plt.subplots(1, len(PROBE_METRICS), figsize=(4.5 * len(PROBE_METRICS), 3.6), layout="constrained")
