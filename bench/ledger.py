@@ -48,7 +48,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -56,10 +55,11 @@ import numpy as np
 import pyarrow as pa
 import yaml
 
-from flow_speed import cpu_seconds, machine, save_weights
+from flow_speed import machine, save_weights
 from pico import config
 from pico.data import download, flow, frames, pairs, shots, sources, tracks, video
 from pico.store import framestore
+from timing import cpu_seconds, others_share, timed
 
 REPO = Path(__file__).resolve().parents[1]
 #: The paper's frames: 16:9 video at short side 256; a snippet is 10 s at 30 Hz.
@@ -124,19 +124,6 @@ def raft_field_seconds(
 def moco_visit_seconds(*, hours: float, gpus: int, epochs: int, images: int = IMAGENET_IMAGES) -> float:
     """GPU seconds per image-visit of a MoCo-v2 training run of ``hours`` on ``gpus`` GPUs."""
     return hours * 3600 * gpus / (epochs * images)
-
-
-def timed(run: Callable[[], object]) -> tuple[object, float, float]:
-    """``run()``'s result, its wall seconds and its CPU seconds (every thread of this process
-    and the child processes it waited for)."""
-
-    def cpu() -> float:
-        t = os.times()
-        return t.user + t.system + t.children_user + t.children_system
-
-    start, start_cpu = time.perf_counter(), cpu()
-    result = run()
-    return result, time.perf_counter() - start, cpu() - start_cpu
 
 
 def disk_bytes(*paths: Path) -> int:
@@ -707,14 +694,14 @@ def measure(cfg: dict, folder: Path, args: argparse.Namespace) -> tuple[list[Mea
 
 def main() -> None:
     args = arguments()
-    started, load_before, (busy, own) = time.perf_counter(), os.getloadavg(), cpu_seconds()
+    started, load_before, before = time.perf_counter(), os.getloadavg(), cpu_seconds()
     cfg = settings()
     args.raft_iters = args.raft_iters or cfg["flow"]["iters"]
     cfg["flow"]["iters"] = args.raft_iters
     with tempfile.TemporaryDirectory(prefix="pico-ledger-") as tmp:
         measured, found = measure(cfg, Path(tmp), args)
-    elapsed, load_after, (busy_end, own_end) = time.perf_counter() - started, os.getloadavg(), cpu_seconds()
-    others = max(0.0, (busy_end - busy - (own_end - own)) / (elapsed * os.cpu_count()))
+    elapsed, load_after = time.perf_counter() - started, os.getloadavg()
+    others = others_share(before, cpu_seconds(), elapsed)
     kbps = args.video_kbps or found["kbps"]
     real = {m.stage: m for m in measured if m.input == "real"}
     costs = ledger(paper_costs(real, found["pixels"], kbps, args, transnet_flops=found["transnet_flops"]))
