@@ -266,8 +266,9 @@ def consume(frames_: list[np.ndarray]) -> float:
     return motion.value
 
 
-def measure(item: Input, folder: Path, args: argparse.Namespace) -> tuple[dict, tuple, tuple]:
-    """``extract``'s row and time, the measure's time alone, on ``item``'s snippet."""
+def measure(item: Input, folder: Path, args: argparse.Namespace) -> tuple[dict, dict, tuple, tuple]:
+    """The snippet's row (``snippet_row``), ``extract``'s row and time, and the measure's time
+    alone, on ``item``'s snippet."""
     progress(f"extract: {item.name}")
     row = snippet_row(item, args.seconds)
     path = folder / f"{item.name.replace(' ', '_')}.zip"
@@ -280,7 +281,7 @@ def measure(item: Input, folder: Path, args: argparse.Namespace) -> tuple[dict, 
     value, m_wall, m_cpu = best_timed(args.repeat, lambda: consume(decoded))
     if value != out["motion"]:
         raise RuntimeError(f"{item.name}: the measure alone gives {value}, extract {out['motion']}")
-    return out, (wall, cpu), (m_wall, m_cpu)
+    return row, out, (wall, cpu), (m_wall, m_cpu)
 
 
 def motion_vectors(items: list[Input], rows: list[dict], args: argparse.Namespace) -> dict[str, dict] | None:
@@ -414,14 +415,12 @@ def main() -> None:
         folder = Path(tmp)
         items = real_inputs(found) + make_static(found, folder, args) + make_demo(folder, args.demo_videos)
         measured = [(item, *measure(item, folder, args)) for item in items]
-        rows = [snippet_row(item, args.seconds) for item in items]
-        mvs = motion_vectors(items, rows, args)
+        mvs = motion_vectors(items, [row for _, row, *_ in measured], args)
         codecs = codec_line(codec_copies(found["bikes"], folder), args)
         results = []
-        for item, out, extract_time, measure_time in measured:
-            p = video.probe(item.path)
+        for item, row, out, extract_time, measure_time in measured:
             mv = None if mvs is None else mvs[str(item.path)]
-            scale = FRAMES["short_side"] / min(p.width, p.height)
+            scale = FRAMES["short_side"] / min(row["src_width"], row["src_height"])
             results.append(Result(item, out["n_frames"], out["motion"], measure_time, extract_time, mv, scale))
     elapsed, load_after = time.perf_counter() - started, os.getloadavg()
     others = others_share(before, cpu_seconds(), elapsed)
