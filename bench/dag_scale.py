@@ -136,19 +136,14 @@ def bare_workflow(root: Path, jobs: int, *, frozen: bool = False) -> Path:
     return folder
 
 
-def bare_dry_run(folder: Path) -> subprocess.CompletedProcess:
-    """A quiet dry run of ``bare_workflow``'s Snakefile, as pico's are run."""
-    cmd = [str(SNAKEMAKE), "-n", "-q", "--cores", "1", "-s", str(folder / "Snakefile"), "--directory", str(folder)]
-    out = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    if out.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}{out.stderr[-3000:]}")
-    return out
-
-
-def snakemake(root: Path, configs: list[Path], *flags: str) -> subprocess.CompletedProcess:
-    """Run Snakemake on the repo's Snakefile in ``root``; raise with its output on failure."""
-    cmd = [str(SNAKEMAKE), *flags, "--cores", "1", "-s", str(REPO / "Snakefile"), "--directory", str(root)]
-    cmd += ["--configfile", *map(str, configs)]
+def snakemake(
+    root: Path, configs: list[Path], *flags: str, snakefile: Path = REPO / "Snakefile"
+) -> subprocess.CompletedProcess:
+    """Run Snakemake on ``snakefile`` (the repo's; ``bare_workflow``'s has no config) in ``root``;
+    raise with its output on failure."""
+    cmd = [str(SNAKEMAKE), *flags, "--cores", "1", "-s", str(snakefile), "--directory", str(root)]
+    if configs:
+        cmd += ["--configfile", *map(str, configs)]
     out = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}{out.stderr[-3000:]}")
@@ -194,7 +189,9 @@ def measure(root: Path, n: int, repeat: int) -> list[dict]:
         floors = {}
         for frozen in (False, True):
             bare = bare_workflow(root, jobs, frozen=frozen)
-            floors[frozen] = best_time(repeat, lambda bare=bare: bare_dry_run(bare))
+            floors[frozen] = best_time(
+                repeat, lambda bare=bare: snakemake(bare, [], "-n", "-q", snakefile=bare / "Snakefile")
+            )
             print(f"  bare workflow of {jobs} jobs (frozen: {frozen}), -n -q: {floors[frozen]:.1f} s", file=sys.stderr)
         for command in commands:
             seconds = best_time(

@@ -45,7 +45,7 @@ import numpy as np
 
 from pico.data import flow, synthetic
 from pico.store import framestore
-from timing import best_time
+from timing import best_time, cpu_seconds, others_share
 
 # torch is imported where it is used: the spawned run_shard processes import this module, and
 # torch alone adds ~650 MB of RSS, which the DIS stage's own processes never carry.
@@ -232,15 +232,6 @@ def shard_rows(
     return found
 
 
-def cpu_seconds() -> tuple[float, float]:
-    """CPU seconds used so far by the whole machine (``/proc/stat``) and by this process with its
-    finished children; their difference over a run is other processes' load."""
-    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    busy = sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait
-    own = os.times()
-    return busy / os.sysconf("SC_CLK_TCK"), own.user + own.system + own.children_user + own.children_system
-
-
 def machine() -> str:
     """Cores, CPU model, library versions and the CUDA device, if any."""
     import torch
@@ -318,7 +309,7 @@ def main() -> None:
     parser.add_argument("-r", "--repeat", type=int, default=3, help="timed runs, best kept (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random RAFT weights (default 0)")
     args = parser.parse_args()
-    start, (busy, own) = time.perf_counter(), cpu_seconds()
+    start, before = time.perf_counter(), cpu_seconds()
     cuda = torch.cuda.is_available()
     needed = max(args.dis_frames, args.cpu_frames, args.snippets * args.shard_frames, args.gpu_frames if cuda else 0)
     frames, truth = render(needed)
@@ -329,9 +320,8 @@ def main() -> None:
         rows = dis_rows(clip, truth, args.repeat)
         rows += raft_rows(weights, frames, args, cuda)
         rows += shard_rows(frames, weights, folder, args, cuda)
-    busy_end, own_end = cpu_seconds()
-    other_load = (busy_end - busy - (own_end - own)) / ((time.perf_counter() - start) * os.cpu_count())
-    print(table(rows, end_point_error(np.zeros_like(truth[: len(clip) - 1]), truth), max(other_load, 0.0), args))
+    load = others_share(before, cpu_seconds(), time.perf_counter() - start)
+    print(table(rows, end_point_error(np.zeros_like(truth[: len(clip) - 1]), truth), load, args))
 
 
 if __name__ == "__main__":

@@ -48,7 +48,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -56,16 +55,20 @@ import numpy as np
 import pyarrow as pa
 import yaml
 
-from flow_speed import cpu_seconds, machine, save_weights
+from flow_speed import machine, save_weights
 from pico import config
 from pico.data import download, flow, frames, pairs, shots, sources, tracks, video
 from pico.store import framestore
+from timing import cpu_seconds, others_share, timed
 
 REPO = Path(__file__).resolve().parents[1]
 #: The paper's frames: 16:9 video at short side 256; a snippet is 10 s at 30 Hz.
 PAPER_WIDTH, PAPER_HEIGHT, SNIPPET_FRAMES = 455, 256, 300
 #: ImageNet-1K's training images, for the MoCo-v2 rate.
 IMAGENET_IMAGES = 1_281_167
+#: The paper-scale flow stage (``paper_costs``): the output ``flow.keep: false`` removes once the
+#: raw tracks are written.
+FLOW = "flow, RAFT-large (the paper's)"
 
 
 class Measured(NamedTuple):
@@ -124,19 +127,6 @@ def raft_field_seconds(
 def moco_visit_seconds(*, hours: float, gpus: int, epochs: int, images: int = IMAGENET_IMAGES) -> float:
     """GPU seconds per image-visit of a MoCo-v2 training run of ``hours`` on ``gpus`` GPUs."""
     return hours * 3600 * gpus / (epochs * images)
-
-
-def timed(run: Callable[[], object]) -> tuple[object, float, float]:
-    """``run()``'s result, its wall seconds and its CPU seconds (every thread of this process
-    and the child processes it waited for)."""
-
-    def cpu() -> float:
-        t = os.times()
-        return t.user + t.system + t.children_user + t.children_system
-
-    start, start_cpu = time.perf_counter(), cpu()
-    result = run()
-    return result, time.perf_counter() - start, cpu() - start_cpu
 
 
 def disk_bytes(*paths: Path) -> int:
@@ -434,7 +424,7 @@ def paper_costs(
             basis="measured per frame, x pixels",
         ),
         Cost(
-            "flow, RAFT-large (the paper's)",
+            FLOW,
             "GPU",
             args.snippets * fields,
             "field",
@@ -529,11 +519,10 @@ def paper_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-#: The stages a static snippet (``frames.min_motion``) skips, and whose output it does not keep:
-#: its frame store is removed, its flow, tracks and pairs are never made.
-STATIC_SKIPS = ("frames", "flow, RAFT-large (the paper's)", "raw tracks", "cut", "point pairs, 3 methods")
-#: The stage whose output ``flow.keep: false`` removes once the raw tracks are written.
-FLOW = "flow, RAFT-large (the paper's)"
+#: The stages whose work a static snippet (``frames.min_motion``) skips: its flow, tracks and
+#: pairs are never made. The frames stage still decodes it and measures its motion, then removes
+#: its frame store: of that stage, only the bytes are saved.
+STATIC_SKIPS = (FLOW, "raw tracks", "cut", "point pairs, 3 methods")
 
 
 def options(rows: list[dict], *, static_percent: float = 1.0) -> list[dict]:
@@ -555,9 +544,9 @@ def options(rows: list[dict], *, static_percent: float = 1.0) -> list[dict]:
         },
         {
             "option": f"frames.min_motion, per {static_percent:g} % of snippets static",
-            "cpu_h": -share * sum(r["cpu_h"] for r in skipped if r["stage"] != "frames"),
+            "cpu_h": -share * sum(r["cpu_h"] for r in skipped),
             "gpu_h": -share * sum(r["gpu_h"] for r in skipped),
-            "tb": -share * sum(r["tb"] for r in skipped),
+            "tb": -share * sum(r["tb"] for r in (by_stage["frames"], *skipped)),
         },
     ]
 
@@ -707,14 +696,14 @@ def measure(cfg: dict, folder: Path, args: argparse.Namespace) -> tuple[list[Mea
 
 def main() -> None:
     args = arguments()
-    started, load_before, (busy, own) = time.perf_counter(), os.getloadavg(), cpu_seconds()
+    started, load_before, before = time.perf_counter(), os.getloadavg(), cpu_seconds()
     cfg = settings()
     args.raft_iters = args.raft_iters or cfg["flow"]["iters"]
     cfg["flow"]["iters"] = args.raft_iters
     with tempfile.TemporaryDirectory(prefix="pico-ledger-") as tmp:
         measured, found = measure(cfg, Path(tmp), args)
-    elapsed, load_after, (busy_end, own_end) = time.perf_counter() - started, os.getloadavg(), cpu_seconds()
-    others = max(0.0, (busy_end - busy - (own_end - own)) / (elapsed * os.cpu_count()))
+    elapsed, load_after = time.perf_counter() - started, os.getloadavg()
+    others = others_share(before, cpu_seconds(), elapsed)
     kbps = args.video_kbps or found["kbps"]
     real = {m.stage: m for m in measured if m.input == "real"}
     costs = ledger(paper_costs(real, found["pixels"], kbps, args, transnet_flops=found["transnet_flops"]))

@@ -63,9 +63,9 @@ import cv2
 import numpy as np
 import yaml
 
-from flow_speed import cpu_seconds
 from pico import seeding
 from pico.data import frames, synthetic, video
+from timing import best_timed, cpu_seconds, others_share
 
 REPO = Path(__file__).resolve().parents[1]
 #: The paper's frames (config/paper.yaml): 30 Hz, short side 256, JPEG q95.
@@ -167,24 +167,6 @@ def clips() -> dict[str, Path]:
     return found
 
 
-def timed(repeat: int, run: Callable[[], object]) -> tuple[object, float, float]:
-    """``run()``'s last result and the wall and CPU seconds of its fastest call (CPU: every thread
-    of this process and the child processes it waited for)."""
-
-    def cpu() -> float:
-        t = os.times()
-        return t.user + t.system + t.children_user + t.children_system
-
-    best = None
-    for _ in range(repeat):
-        start, start_cpu = time.perf_counter(), cpu()
-        result = run()
-        wall, used = time.perf_counter() - start, cpu() - start_cpu
-        if best is None or wall < best[0]:
-            best = (wall, used)
-    return result, *best
-
-
 def frame_at(path: Path, second: float) -> np.ndarray:
     """The frame of ``path`` at ``second``, RGB at its own size."""
     p = video.probe(path)
@@ -284,21 +266,22 @@ def consume(frames_: list[np.ndarray]) -> float:
     return motion.value
 
 
-def measure(item: Input, folder: Path, args: argparse.Namespace) -> tuple[dict, tuple, tuple]:
-    """``extract``'s row and time, the measure's time alone, on ``item``'s snippet."""
+def measure(item: Input, folder: Path, args: argparse.Namespace) -> tuple[dict, dict, tuple, tuple]:
+    """The snippet's row (``snippet_row``), ``extract``'s row and time, and the measure's time
+    alone, on ``item``'s snippet."""
     progress(f"extract: {item.name}")
     row = snippet_row(item, args.seconds)
     path = folder / f"{item.name.replace(' ', '_')}.zip"
-    out, wall, cpu = timed(args.repeat, lambda: frames.extract(row, FRAMES, path))
+    out, wall, cpu = best_timed(args.repeat, lambda: frames.extract(row, FRAMES, path))
     if out["status"] != "ok":
         raise RuntimeError(f"{item.name}: extract failed: {out.get('reason')}")
     size = (out["width"], out["height"])
     expected = round((row["end_s"] - row["start_s"]) * FRAMES["fps"])
     decoded = list(video.decode(row["path"], size, start=row["start_s"], n_frames=expected, fps=FRAMES["fps"]))
-    value, m_wall, m_cpu = timed(args.repeat, lambda: consume(decoded))
+    value, m_wall, m_cpu = best_timed(args.repeat, lambda: consume(decoded))
     if value != out["motion"]:
         raise RuntimeError(f"{item.name}: the measure alone gives {value}, extract {out['motion']}")
-    return out, (wall, cpu), (m_wall, m_cpu)
+    return row, out, (wall, cpu), (m_wall, m_cpu)
 
 
 def motion_vectors(items: list[Input], rows: list[dict], args: argparse.Namespace) -> dict[str, dict] | None:
@@ -426,23 +409,21 @@ def arguments() -> argparse.Namespace:
 
 def main() -> None:
     args = arguments()
-    started, load_before, (busy, own) = time.perf_counter(), os.getloadavg(), cpu_seconds()
+    started, load_before, before = time.perf_counter(), os.getloadavg(), cpu_seconds()
     found = clips()
     with tempfile.TemporaryDirectory(prefix="pico-motion-") as tmp:
         folder = Path(tmp)
         items = real_inputs(found) + make_static(found, folder, args) + make_demo(folder, args.demo_videos)
         measured = [(item, *measure(item, folder, args)) for item in items]
-        rows = [snippet_row(item, args.seconds) for item in items]
-        mvs = motion_vectors(items, rows, args)
+        mvs = motion_vectors(items, [row for _, row, *_ in measured], args)
         codecs = codec_line(codec_copies(found["bikes"], folder), args)
         results = []
-        for item, out, extract_time, measure_time in measured:
-            p = video.probe(item.path)
+        for item, row, out, extract_time, measure_time in measured:
             mv = None if mvs is None else mvs[str(item.path)]
-            scale = FRAMES["short_side"] / min(p.width, p.height)
+            scale = FRAMES["short_side"] / min(row["src_width"], row["src_height"])
             results.append(Result(item, out["n_frames"], out["motion"], measure_time, extract_time, mv, scale))
-    elapsed, load_after, (busy_end, own_end) = time.perf_counter() - started, os.getloadavg(), cpu_seconds()
-    others = max(0.0, (busy_end - busy - (own_end - own)) / (elapsed * os.cpu_count()))
+    elapsed, load_after = time.perf_counter() - started, os.getloadavg()
+    others = others_share(before, cpu_seconds(), elapsed)
     av = "PyAV not available: not measured" if mvs is None else f"PyAV {next(iter(mvs.values()))['av']}"
     print(
         f"Motion of snippets, {os.cpu_count()} cores, NumPy {np.__version__}, {av}; frames at "

@@ -45,10 +45,9 @@ class Motion:
         motion = median over t of mean over pixels x of |Y_t(x) - Y_{t-1}(x)|,
 
     Y the frames' luma (ITU-R BT.601, grey levels 0-255, as OpenCV rounds it to 8 bits). The
-    median over consecutive frames
-    leaves out the few frames of a cut, so a slideshow of stills measures near 0 however many
-    cuts it has, and a moving camera or object measures its typical change per frame. A snippet
-    of one frame measures 0."""
+    median over consecutive frames leaves out the few frames of a cut, so a slideshow of stills
+    measures near 0 however many cuts it has, and a moving camera or object measures its typical
+    change per frame. A snippet of one frame measures 0."""
 
     def __init__(self):
         self.changes: list[float] = []

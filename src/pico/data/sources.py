@@ -68,8 +68,8 @@ def cached_entries(dataset: dict, seed: int, *, name: str, cache: str | os.PathL
     """``entries``, from ``cache`` when neither the dataset's settings, its list file (size,
     modification time) nor this module changed. Snakemake parses the workflow on every dry run
     and again in every cluster job, and reading K400's 240,000-row CSV is most of that parse.
-    A local folder is always walked afresh: a file added deep inside changes no time Snakemake
-    could key on cheaply."""
+    A local folder is always walked afresh: a file added deep inside changes no time this could
+    key on cheaply. A synthetic list, made from its settings alone, is made afresh too."""
     if dataset["source"] not in _LIST_FILE:
         return entries(dataset, seed, name=name)
     key = [dataset, seed, name, _CODE]
@@ -84,6 +84,8 @@ def cached_entries(dataset: dict, seed: int, *, name: str, cache: str | os.PathL
     except Exception as e:  # a damaged file fails unpickling in many ways; the list is read afresh
         log.warning("%s: cached source list not readable (%s); reading the sources again", path, e)
     found = entries(dataset, seed, name=name)
+    # Written by hand, not with pico.store.files.atomic_path: that module imports pyarrow, and no
+    # module the rules import at parse time may (tests/test_ablations.py).
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-", delete=False) as tmp:
         tmp.write(pickle.dumps(found, protocol=pickle.HIGHEST_PROTOCOL))

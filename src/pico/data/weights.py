@@ -59,7 +59,7 @@ def check_fetchable(flow: dict, exists=os.path.isfile) -> str | None:
     problem = reachable(url)
     if problem is None:
         return None
-    name = Path(urlparse(url).path).name
+    name = BACKENDS[flow["backend"]].weights_file
     return (
         f"flow.weights: default needs {url}, which cannot be fetched from this machine ({problem}). "
         f"Place the file and set `flow.weights: /path/to/{name}` (or put it at {default_file(flow['backend'])}), "
